@@ -1,0 +1,266 @@
+//! `agent.yml`: every key of the seed's agent example plus node identity.
+//! Defaults live in the `Default` impls and match the README.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use cdn_common::config::{ConfigError, HostPort};
+use serde::{Deserialize, Deserializer};
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub master: MasterLink,
+    pub heartbeat: HeartbeatConfig,
+    pub status: StatusConfig,
+    pub node: NodeConfig,
+}
+
+/// How to reach the master.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MasterLink {
+    /// One `host:port` or a list tried in order.
+    pub addr: MasterAddrs,
+    /// Limit on TCP connect plus the HTTP/2 handshake.
+    #[serde(with = "cdn_common::duration")]
+    pub dial_timeout: Duration,
+    /// Failed tries against one address before moving to the next; unset =
+    /// the master's `reconnect.max_retries`.
+    pub max_retries: Option<NonZeroU32>,
+    pub keepalive: ClientKeepalive,
+}
+
+impl Default for MasterLink {
+    fn default() -> Self {
+        Self {
+            addr: MasterAddrs(vec![HostPort {
+                host: "127.0.0.1".into(),
+                port: 50051,
+            }]),
+            dial_timeout: Duration::from_secs(10),
+            max_retries: None,
+            keepalive: ClientKeepalive::default(),
+        }
+    }
+}
+
+/// One or more master addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterAddrs(pub Vec<HostPort>);
+
+impl<'de> Deserialize<'de> for MasterAddrs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MasterAddrs;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a host:port address or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MasterAddrs, E> {
+                HostPort::parse(s)
+                    .map(|a| MasterAddrs(vec![a]))
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MasterAddrs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(a) = seq.next_element::<HostPort>()? {
+                    out.push(a);
+                }
+                if out.is_empty() {
+                    return Err(serde::de::Error::custom("the address list is empty"));
+                }
+                Ok(MasterAddrs(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// HTTP/2 keepalive of the agent's connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientKeepalive {
+    /// Interval between HTTP/2 PINGs to the master.
+    #[serde(with = "cdn_common::duration")]
+    pub time: Duration,
+    /// A PING unanswered this long drops the connection.
+    #[serde(with = "cdn_common::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ClientKeepalive {
+    fn default() -> Self {
+        Self {
+            time: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Heartbeats to the master.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatConfig {
+    #[serde(with = "cdn_common::duration")]
+    pub interval: Duration,
+    /// A heartbeat unanswered this long drops the connection and reconnects.
+    #[serde(with = "cdn_common::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// System figures: how often they are measured and sent, and when the agent
+/// calls itself degraded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    #[serde(with = "cdn_common::duration")]
+    pub collect_interval: Duration,
+    #[serde(with = "cdn_common::duration")]
+    pub report_interval: Duration,
+    /// Memory use (percent) above which the agent reports `degraded`.
+    pub degraded_mem_percent: Percent,
+    /// Disk use (percent, all disks together) above which it reports `degraded`.
+    pub degraded_disk_percent: Percent,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            collect_interval: Duration::from_secs(10),
+            report_interval: Duration::from_secs(10),
+            degraded_mem_percent: Percent(95.0),
+            degraded_disk_percent: Percent(95.0),
+        }
+    }
+}
+
+/// A percentage in `0..=100`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range (expected 0 to 100)"
+            )));
+        }
+        Ok(Self(v))
+    }
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Node id; the host name when unset.
+    pub id: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Most labels a node may carry (the master enforces the same).
+pub const MAX_LABELS: usize = 64;
+
+impl AgentConfig {
+    /// Loads and validates `file`.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let cfg: Self = cdn_common::config::load(file)?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Checks what no single field can.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            key: Some(key.to_string()),
+            message,
+        };
+        if let Some(id) = &self.node.id {
+            cdn_common::check_node_id(id).map_err(|m| bad("node.id", m))?;
+        }
+        if self.node.labels.len() > MAX_LABELS {
+            return Err(bad(
+                "node.labels",
+                format!("{} labels, at most {MAX_LABELS}", self.node.labels.len()),
+            ));
+        }
+        if self.heartbeat.timeout < self.heartbeat.interval / 2 {
+            // Allowed, but a timeout far below the interval is usually a typo.
+            tracing::warn!("heartbeat.timeout is less than half of heartbeat.interval");
+        }
+        for a in &self.master.addr.0 {
+            if a.host.is_empty() {
+                return Err(bad(
+                    "master.addr",
+                    format!("`{a}` has no host; write for example 127.0.0.1:{}", a.port),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node id in force: `node.id`, else the host name.
+    pub fn node_id(&self) -> Result<String, String> {
+        if let Some(id) = &self.node.id {
+            return Ok(id.clone());
+        }
+        let host = sysinfo::System::host_name()
+            .ok_or("cannot read the host name; set node.id in agent.yml")?;
+        // A FQDN's first label is the conventional short name.
+        let short = host.split('.').next().unwrap_or(&host).to_string();
+        cdn_common::check_node_id(&short)
+            .map_err(|e| format!("host name cannot serve as node id ({e}); set node.id"))?;
+        Ok(short)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_example_parses() {
+        let text = include_str!("../../examples/agent.yml");
+        let cfg: AgentConfig = cdn_common::config::parse(Path::new("agent.yml"), text).unwrap();
+        cfg.validate(Path::new("agent.yml")).unwrap();
+        assert_eq!(cfg.master.addr.0[0].host, "master.ai-cdn.local");
+        assert_eq!(cfg.master.max_retries.map(|n| n.get()), Some(3));
+        assert_eq!(cfg.status.report_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn address_list_is_accepted() {
+        let text = "master:\n  addr: [\"a:1\", \"b:2\"]\n";
+        let cfg: AgentConfig = cdn_common::config::parse(Path::new("a.yml"), text).unwrap();
+        assert_eq!(cfg.master.addr.0.len(), 2);
+    }
+
+    #[test]
+    fn bad_node_id_is_refused() {
+        let text = "node:\n  id: \"bad id\"\n";
+        let cfg: AgentConfig = cdn_common::config::parse(Path::new("a.yml"), text).unwrap();
+        let e = cfg.validate(Path::new("a.yml")).unwrap_err().to_string();
+        assert!(e.contains("node.id"), "{e}");
+    }
+}

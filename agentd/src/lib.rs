@@ -1,0 +1,11 @@
+//! `agentd`: the edge agent. It dials the master, registers, keeps one
+//! connection with its command stream open, heartbeats, reports system
+//! figures, and reconnects by itself whenever the link breaks.
+
+pub mod backoff;
+pub mod config;
+pub mod link;
+pub mod status;
+
+pub use config::AgentConfig;
+pub use link::Link;

@@ -1,0 +1,526 @@
+//! The agent's link to the master: a small state machine
+//! `Connecting → Connected (session) → Backoff → Connecting …` that never
+//! gives up while agentd runs.
+//!
+//! One HTTP/2 connection carries every RPC of a session. A session ends when
+//! a heartbeat goes unanswered for `heartbeat.timeout`, the command stream
+//! closes, or the master no longer knows the session; the agent then backs
+//! off (capped exponential delay with jitter) and registers again.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cdn_common::config::HostPort;
+use cdn_proto::v1::agent_service_client::AgentServiceClient;
+use cdn_proto::v1::{
+    CommandRequest, HeartbeatRequest, LinkStats, Pong, RegisterRequest, StatusRequest, StreamHello,
+    command_request, command_response,
+};
+use rand::SeedableRng;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::AgentConfig;
+use crate::status::Snapshot;
+
+/// Agent version sent to the master.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Heartbeat round trips kept for the percentiles reported to the master.
+const RTT_SAMPLES: usize = 256;
+
+/// Depth of the queue of replies on the command stream.
+const REPLY_QUEUE_DEPTH: usize = 64;
+
+/// How long a clean shutdown waits for the master to take note.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a connection attempt or a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot reach master at {addr}: {message}")]
+    Dial { addr: String, message: String },
+    #[error("master at {addr} did not answer within {}", cdn_common::duration::short(*after))]
+    Timeout { addr: String, after: Duration },
+    #[error("master refused registration: {0}")]
+    Refused(String),
+    #[error("heartbeat unanswered for {}; dropping the connection", cdn_common::duration::short(*.0))]
+    HeartbeatTimeout(Duration),
+    #[error("master no longer knows this session: {0}")]
+    SessionLost(String),
+    #[error("command stream closed: {0}")]
+    StreamClosed(String),
+    #[error("master call failed: {0}")]
+    Rpc(String),
+}
+
+/// Counters and recent heartbeat round trips, shared with status reports.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    rtts: Mutex<VecDeque<Duration>>,
+    reconnects: AtomicU64,
+    heartbeat_failures: AtomicU64,
+}
+
+impl LinkCounters {
+    fn record_rtt(&self, d: Duration) {
+        if let Ok(mut q) = self.rtts.lock() {
+            if q.len() == RTT_SAMPLES {
+                q.pop_front();
+            }
+            q.push_back(d);
+        }
+    }
+
+    /// Percentiles of the kept round trips.
+    pub fn snapshot(&self) -> LinkStats {
+        let mut v: Vec<Duration> = self
+            .rtts
+            .lock()
+            .map(|q| q.iter().copied().collect())
+            .unwrap_or_default();
+        v.sort();
+        let pick = |p: f64| {
+            if v.is_empty() {
+                0
+            } else {
+                let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+                v[i.min(v.len() - 1)].as_micros() as u64
+            }
+        };
+        LinkStats {
+            heartbeat_rtt_p50_us: pick(0.50),
+            heartbeat_rtt_p99_us: pick(0.99),
+            heartbeat_rtt_max_us: v.last().map_or(0, |d| d.as_micros() as u64),
+            heartbeat_samples: v.len() as u32,
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            heartbeat_failures: self.heartbeat_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Settings the master handed over at registration.
+#[derive(Debug, Clone)]
+struct Granted {
+    session_id: u64,
+    stream_open_timeout: Duration,
+}
+
+/// The agent's link to the master.
+pub struct Link {
+    config: Arc<AgentConfig>,
+    node_id: String,
+    instance_id: String,
+    hostname: String,
+    status: watch::Receiver<Snapshot>,
+    counters: Arc<LinkCounters>,
+    backoff: Backoff,
+    permit_without_stream: bool,
+}
+
+impl Link {
+    /// A link for `node_id`, reporting figures from `status`.
+    pub fn new(
+        config: Arc<AgentConfig>,
+        node_id: String,
+        status: watch::Receiver<Snapshot>,
+    ) -> Self {
+        let mut backoff = Backoff::default();
+        if let Some(n) = config.master.max_retries {
+            backoff.max_retries = n.get();
+        }
+        let instance_id = format!("{:032x}", rand::random::<u128>());
+        Self {
+            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            config,
+            node_id,
+            instance_id,
+            status,
+            counters: Arc::new(LinkCounters::default()),
+            backoff,
+            permit_without_stream: true,
+        }
+    }
+
+    /// Counters of this link (for tests and status).
+    pub fn counters(&self) -> Arc<LinkCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Runs until `shutdown`: connect, register, serve the session, back off,
+    /// and again. Never returns because the master is away.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let addrs = self.config.master.addr.0.clone();
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        let mut index = 0usize;
+        let mut failures_here = 0u32;
+        let mut attempt = 0u32;
+        let mut down_since: Option<Instant> = None;
+        let mut ever_connected = false;
+        loop {
+            let addr = &addrs[index];
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.connect_and_register(addr) => r,
+            };
+            match outcome {
+                Ok((client, granted)) => {
+                    if let Some(since) = down_since.take() {
+                        info!(
+                            master = %addr,
+                            session = granted.session_id,
+                            down_for_ms = since.elapsed().as_millis() as u64,
+                            "reconnected to master"
+                        );
+                    } else {
+                        info!(master = %addr, session = granted.session_id, node = %self.node_id, "registered with master");
+                    }
+                    if ever_connected {
+                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ever_connected = true;
+                    failures_here = 0;
+                    attempt = 0;
+                    let end = self.serve_session(client, &granted, &shutdown).await;
+                    match end {
+                        None => return,
+                        Some(e) => {
+                            warn!(master = %addr, error = %e, "session ended; reconnecting");
+                            down_since = Some(Instant::now());
+                        }
+                    }
+                }
+                Err(e) => {
+                    down_since.get_or_insert_with(Instant::now);
+                    match &e {
+                        LinkError::Refused(_) => error!(master = %addr, "{e}"),
+                        _ => warn!(master = %addr, attempt, "{e}"),
+                    }
+                    failures_here += 1;
+                    if failures_here >= self.backoff.max_retries && addrs.len() > 1 {
+                        failures_here = 0;
+                        index = (index + 1) % addrs.len();
+                        info!(next = %addrs[index], "moving to the next master address");
+                    }
+                }
+            }
+            let delay = self.backoff.delay(attempt, &mut rng);
+            attempt = attempt.saturating_add(1);
+            debug!(delay_ms = delay.as_millis() as u64, "backing off");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn endpoint(&self, addr: &HostPort) -> Result<Endpoint, LinkError> {
+        let ka = &self.config.master.keepalive;
+        let endpoint =
+            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| LinkError::Dial {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(endpoint
+            .connect_timeout(self.config.master.dial_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(ka.time)
+            .keep_alive_timeout(ka.timeout)
+            .keep_alive_while_idle(self.permit_without_stream))
+    }
+
+    async fn connect_and_register(
+        &mut self,
+        addr: &HostPort,
+    ) -> Result<(AgentServiceClient<Channel>, Granted), LinkError> {
+        let dial = self.config.master.dial_timeout;
+        let endpoint = self.endpoint(addr)?;
+        let channel = tokio::time::timeout(dial, endpoint.connect())
+            .await
+            .map_err(|_| LinkError::Timeout {
+                addr: addr.to_string(),
+                after: dial,
+            })?
+            .map_err(|e| LinkError::Dial {
+                addr: addr.to_string(),
+                message: root_cause(&e),
+            })?;
+        let mut client = AgentServiceClient::new(channel);
+        let snapshot = self.status.borrow().clone();
+        let request = RegisterRequest {
+            node_id: self.node_id.clone(),
+            labels: self.config.node.labels.clone().into_iter().collect(),
+            addresses: snapshot.addresses,
+            agent_version: AGENT_VERSION.to_string(),
+            config_version: String::new(),
+            instance_id: self.instance_id.clone(),
+            hostname: self.hostname.clone(),
+            heartbeat_interval_ms: self.config.heartbeat.interval.as_millis() as u64,
+        };
+        let timeout = self.config.heartbeat.timeout;
+        let reply = tokio::time::timeout(timeout, client.register(request))
+            .await
+            .map_err(|_| LinkError::Timeout {
+                addr: addr.to_string(),
+                after: timeout,
+            })?
+            .map_err(|s| match s.code() {
+                Code::AlreadyExists | Code::InvalidArgument | Code::PermissionDenied => {
+                    LinkError::Refused(s.message().to_string())
+                }
+                _ => LinkError::Rpc(status_line(&s)),
+            })?
+            .into_inner();
+        if let Some(b) = reply.reconnect.as_ref().and_then(Backoff::from_proto) {
+            let max_retries = self
+                .config
+                .master
+                .max_retries
+                .map_or(b.max_retries, |n| n.get());
+            self.backoff = Backoff { max_retries, ..b };
+        }
+        self.permit_without_stream = reply.keepalive_permit_without_stream;
+        let offline_after = Duration::from_millis(reply.offline_after_ms);
+        if !offline_after.is_zero() && self.config.heartbeat.interval >= offline_after {
+            warn!(
+                "heartbeat.interval ({}) is not shorter than the master's offline window ({}); this node will flap",
+                cdn_common::duration::short(self.config.heartbeat.interval),
+                cdn_common::duration::short(offline_after)
+            );
+        }
+        Ok((
+            client,
+            Granted {
+                session_id: reply.session_id,
+                stream_open_timeout: Duration::from_millis(reply.stream_open_timeout_ms.max(1000)),
+            },
+        ))
+    }
+
+    /// Serves one session; `None` means a clean shutdown.
+    async fn serve_session(
+        &self,
+        client: AgentServiceClient<Channel>,
+        granted: &Granted,
+        shutdown: &CancellationToken,
+    ) -> Option<LinkError> {
+        let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE_DEPTH);
+        let hello = CommandRequest {
+            node_id: self.node_id.clone(),
+            session_id: granted.session_id,
+            command_id: 0,
+            body: Some(command_request::Body::Hello(StreamHello {})),
+        };
+        if reply_tx.try_send(hello).is_err() {
+            return Some(LinkError::StreamClosed("cannot queue hello".into()));
+        }
+        let mut stream_client = client.clone();
+        let opened = tokio::time::timeout(
+            granted.stream_open_timeout,
+            stream_client.execute_command(ReceiverStream::new(reply_rx)),
+        )
+        .await;
+        let inbound = match opened {
+            Err(_) => {
+                return Some(LinkError::StreamClosed(
+                    "master did not accept the command stream in time".into(),
+                ));
+            }
+            Ok(Err(s)) => return Some(classify(&s)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        debug!(session = granted.session_id, "command stream open");
+        let ended = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            e = self.heartbeat_loop(client.clone(), granted.session_id) => Some(e),
+            e = self.report_loop(client.clone(), granted.session_id) => Some(e),
+            e = command_loop(inbound, reply_tx, &self.node_id, granted.session_id) => Some(e),
+        };
+        if ended.is_none() {
+            self.say_goodbye(client, granted.session_id).await;
+        }
+        ended
+    }
+
+    async fn heartbeat_loop(
+        &self,
+        mut client: AgentServiceClient<Channel>,
+        session_id: u64,
+    ) -> LinkError {
+        let hb = &self.config.heartbeat;
+        let mut tick = tokio::time::interval(hb.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (status, reason) = match self.status.borrow().degraded_reason(&self.config.status) {
+                Some(why) => ("degraded", why),
+                None => ("online", String::new()),
+            };
+            let request = HeartbeatRequest {
+                node_id: self.node_id.clone(),
+                timestamp: cdn_common::unix_millis_now(),
+                status: status.to_string(),
+                session_id,
+                config_version: String::new(),
+                reason,
+            };
+            let started = Instant::now();
+            match tokio::time::timeout(hb.timeout, client.heartbeat(request)).await {
+                Err(_) => {
+                    self.counters
+                        .heartbeat_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    return LinkError::HeartbeatTimeout(hb.timeout);
+                }
+                Ok(Err(s)) => {
+                    self.counters
+                        .heartbeat_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    return classify(&s);
+                }
+                Ok(Ok(_)) => self.counters.record_rtt(started.elapsed()),
+            }
+        }
+    }
+
+    async fn report_loop(
+        &self,
+        mut client: AgentServiceClient<Channel>,
+        session_id: u64,
+    ) -> LinkError {
+        let mut tick = tokio::time::interval(self.config.status.report_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let system = self.status.borrow().system;
+            let request = StatusRequest {
+                node_id: self.node_id.clone(),
+                session_id,
+                timestamp: cdn_common::unix_millis_now(),
+                system,
+                config_version: String::new(),
+                agent_version: AGENT_VERSION.to_string(),
+                link: Some(self.counters.snapshot()),
+            };
+            let timeout = self.config.heartbeat.timeout;
+            match tokio::time::timeout(timeout, client.report_status(request)).await {
+                Err(_) => warn!("status report unanswered within {timeout:?}"),
+                Ok(Err(s)) => {
+                    let e = classify(&s);
+                    if matches!(e, LinkError::SessionLost(_)) {
+                        return e;
+                    }
+                    warn!(error = %e, "status report failed");
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Tells the master this node is going away, so it shows offline at once.
+    async fn say_goodbye(&self, mut client: AgentServiceClient<Channel>, session_id: u64) {
+        let request = HeartbeatRequest {
+            node_id: self.node_id.clone(),
+            timestamp: cdn_common::unix_millis_now(),
+            status: "offline".into(),
+            session_id,
+            config_version: String::new(),
+            reason: "agent shut down".into(),
+        };
+        match tokio::time::timeout(GOODBYE_TIMEOUT, client.heartbeat(request)).await {
+            Ok(Ok(_)) => info!("told the master this node is going offline"),
+            _ => debug!("master not told of the shutdown"),
+        }
+    }
+}
+
+async fn command_loop(
+    mut inbound: tonic::Streaming<cdn_proto::v1::CommandResponse>,
+    replies: mpsc::Sender<CommandRequest>,
+    node_id: &str,
+    session_id: u64,
+) -> LinkError {
+    loop {
+        match inbound.message().await {
+            Ok(Some(cmd)) => match cmd.body {
+                Some(command_response::Body::Ping(p)) => {
+                    let pong = CommandRequest {
+                        node_id: node_id.to_string(),
+                        session_id,
+                        command_id: cmd.command_id,
+                        body: Some(command_request::Body::Pong(Pong { nonce: p.nonce })),
+                    };
+                    if replies.send(pong).await.is_err() {
+                        return LinkError::StreamClosed("reply queue closed".into());
+                    }
+                }
+                Some(command_response::Body::Close(c)) => {
+                    return LinkError::StreamClosed(format!("master closed it: {}", c.reason));
+                }
+                None => debug!("empty command ignored"),
+            },
+            Ok(None) => return LinkError::StreamClosed("master ended the stream".into()),
+            Err(s) => return LinkError::StreamClosed(status_line(&s)),
+        }
+    }
+}
+
+fn classify(s: &tonic::Status) -> LinkError {
+    match s.code() {
+        Code::FailedPrecondition | Code::NotFound => LinkError::SessionLost(s.message().into()),
+        _ => LinkError::Rpc(status_line(s)),
+    }
+}
+
+fn status_line(s: &tonic::Status) -> String {
+    let msg = s.message();
+    if msg.is_empty() {
+        format!("{:?}", s.code())
+    } else {
+        format!("{msg} ({:?})", s.code())
+    }
+}
+
+/// The innermost cause of an error, which is what a user can act on
+/// ("Connection refused (os error 111)").
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_round_trips() {
+        let c = LinkCounters::default();
+        for ms in 1..=100 {
+            c.record_rtt(Duration::from_millis(ms));
+        }
+        let s = c.snapshot();
+        assert_eq!(s.heartbeat_samples, 100);
+        assert_eq!(s.heartbeat_rtt_p50_us, 51_000);
+        assert_eq!(s.heartbeat_rtt_p99_us, 99_000);
+        assert_eq!(s.heartbeat_rtt_max_us, 100_000);
+    }
+
+    #[test]
+    fn keeps_only_recent_samples() {
+        let c = LinkCounters::default();
+        for _ in 0..(RTT_SAMPLES + 10) {
+            c.record_rtt(Duration::from_millis(1));
+        }
+        assert_eq!(c.snapshot().heartbeat_samples as usize, RTT_SAMPLES);
+    }
+}

@@ -1,0 +1,108 @@
+//! `agentd` entry point: parse flags, load config, run the link until SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agentd::{AgentConfig, Link, status};
+use cdn_common::logging::{self, LogFormat};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info};
+
+/// The CDN edge agent: registers with masterd, heartbeats, reports status
+/// and reconnects by itself; it never exits because the master is down.
+///
+/// Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error,
+/// 78 configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "agentd", version, about, long_about)]
+struct Args {
+    /// Configuration file (see examples/agent.yml); built-in defaults if omitted.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Node id; overrides `node.id` from the file.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    logging::init(args.log_format, "info");
+    let mut config = match &args.config {
+        Some(path) => match AgentConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => return config_error(&e.to_string()),
+        },
+        None => AgentConfig::default(),
+    };
+    if let Some(id) = args.node_id {
+        if let Err(e) = cdn_common::check_node_id(&id) {
+            return config_error(&format!("--node-id: {e}"));
+        }
+        config.node.id = Some(id);
+    }
+    let node_id = match config.node_id() {
+        Ok(id) => id,
+        Err(e) => return config_error(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(Arc::new(config), node_id));
+    ExitCode::SUCCESS
+}
+
+#[allow(clippy::print_stderr)]
+fn config_error(msg: &str) -> ExitCode {
+    error!("{msg}");
+    eprintln!("agentd: configuration error: {msg}");
+    ExitCode::from(cdn_common::EXIT_CONFIG)
+}
+
+async fn run(config: Arc<AgentConfig>, node_id: String) {
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let status = status::spawn_collector(config.status.collect_interval, shutdown.clone(), &tasks);
+    let masters: Vec<String> = config.master.addr.0.iter().map(|a| a.to_string()).collect();
+    info!(node = %node_id, masters = ?masters, "agentd starting");
+    let link = Link::new(Arc::clone(&config), node_id, status);
+    let link_task = tasks.spawn(link.run(shutdown.clone()));
+    tasks.close();
+    wait_for_signal().await;
+    info!("signal received; shutting down");
+    shutdown.cancel();
+    let _ = link_task.await;
+    tasks.wait().await;
+    info!("agentd stopped");
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per noun; a function per verb.
+
+pub mod nodes;

@@ -1,0 +1,432 @@
+//! `cdnctl nodes list|show`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use cdn_proto::v1::{GetNodeRequest, ListNodesRequest, NodeInfo};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::output::{self, Format};
+use crate::{CliError, Context};
+
+/// Verbs of `cdnctl nodes`.
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// List nodes with their state, address, labels and figures.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show everything the master knows about one node.
+    Show(ShowArgs),
+}
+
+/// Arguments of `nodes list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Only nodes in this state.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusFilter>,
+    /// Only nodes whose labels match, `key=value[,key=value...]`; repeatable.
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = parse_selector)]
+    pub selector: Vec<Vec<(String, String)>>,
+}
+
+/// Arguments of `nodes show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Node name.
+    pub name: String,
+    /// Output format (`table` and `wide` print a key: value list).
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Node states to filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFilter {
+    Online,
+    Degraded,
+    Offline,
+}
+
+impl StatusFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Degraded => "degraded",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+fn parse_selector(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}` is not key=value"))?;
+            let k = k.trim();
+            if k.is_empty() {
+                return Err(format!("`{pair}` has an empty key"));
+            }
+            Ok((k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Runs a `nodes` verb.
+pub async fn run(ctx: &Context, cmd: NodesCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        NodesCommand::List(args) => list(ctx, args).await,
+        NodesCommand::Show(args) => show(ctx, args).await,
+    }
+}
+
+/// One node as scripts see it (`-o json|yaml`).
+#[derive(Debug, Serialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status_reason: String,
+    pub address: String,
+    pub addresses: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339, or null if never seen.
+    pub last_seen: Option<String>,
+    pub config_version: String,
+    pub agent_version: String,
+    pub hostname: String,
+    pub cpu_percent: Option<f64>,
+    pub cpu_count: Option<u32>,
+    pub mem_used_bytes: Option<u64>,
+    pub mem_total_bytes: Option<u64>,
+    pub disk_used_bytes: Option<u64>,
+    pub disk_total_bytes: Option<u64>,
+    pub load: Option<[f64; 3]>,
+    pub uptime_seconds: Option<u64>,
+    pub net_rx_bytes: Option<u64>,
+    pub net_tx_bytes: Option<u64>,
+    pub session_id: u64,
+    pub stream_open: bool,
+    pub connected_since: Option<String>,
+    pub first_seen: Option<String>,
+    pub clock_skew_ms: i64,
+    pub heartbeat_rtt_p50_us: Option<u64>,
+    pub heartbeat_rtt_p99_us: Option<u64>,
+    pub reconnects: Option<u64>,
+    #[serde(skip)]
+    last_seen_ms: i64,
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    (ms > 0).then(|| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    })
+}
+
+impl From<NodeInfo> for NodeRow {
+    fn from(n: NodeInfo) -> Self {
+        let sys = n.system;
+        let link = n.link;
+        Self {
+            address: n.addresses.first().cloned().unwrap_or_default(),
+            addresses: n.addresses,
+            labels: n.labels.into_iter().collect(),
+            last_seen: rfc3339(n.last_seen_ms),
+            last_seen_ms: n.last_seen_ms,
+            config_version: n.config_version,
+            agent_version: n.agent_version,
+            hostname: n.hostname,
+            cpu_percent: sys.map(|s| (s.cpu_percent * 10.0).round() / 10.0),
+            cpu_count: sys.map(|s| s.cpu_count),
+            mem_used_bytes: sys.map(|s| s.mem_used_bytes),
+            mem_total_bytes: sys.map(|s| s.mem_total_bytes),
+            disk_used_bytes: sys.map(|s| s.disk_used_bytes),
+            disk_total_bytes: sys.map(|s| s.disk_total_bytes),
+            load: sys.map(|s| [s.load1, s.load5, s.load15]),
+            uptime_seconds: sys.map(|s| s.uptime_seconds),
+            net_rx_bytes: sys.map(|s| s.net_rx_bytes),
+            net_tx_bytes: sys.map(|s| s.net_tx_bytes),
+            session_id: n.session_id,
+            stream_open: n.stream_open,
+            connected_since: rfc3339(n.connected_since_ms),
+            first_seen: rfc3339(n.first_seen_ms),
+            clock_skew_ms: n.clock_skew_ms,
+            heartbeat_rtt_p50_us: link.map(|l| l.heartbeat_rtt_p50_us),
+            heartbeat_rtt_p99_us: link.map(|l| l.heartbeat_rtt_p99_us),
+            reconnects: link.map(|l| l.reconnects),
+            name: n.name,
+            status: n.status,
+            status_reason: n.status_reason,
+        }
+    }
+}
+
+impl NodeRow {
+    fn last_seen_age(&self, now_ms: i64) -> String {
+        if self.last_seen_ms <= 0 {
+            "never".into()
+        } else {
+            format!("{} ago", output::age(now_ms - self.last_seen_ms))
+        }
+    }
+
+    fn labels_text(&self) -> String {
+        if self.labels.is_empty() {
+            return "-".into();
+        }
+        self.labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn cpu_text(&self) -> String {
+        self.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%"))
+    }
+
+    fn mem_text(&self) -> String {
+        match (self.mem_used_bytes, self.mem_total_bytes) {
+            (Some(u), Some(t)) if t > 0 => {
+                format!("{}/{}", output::bytes(u), output::bytes(t))
+            }
+            _ => "-".into(),
+        }
+    }
+
+    fn disk_text(&self) -> String {
+        match (self.disk_used_bytes, self.disk_total_bytes) {
+            (Some(u), Some(t)) if t > 0 => {
+                format!("{}/{}", output::bytes(u), output::bytes(t))
+            }
+            _ => "-".into(),
+        }
+    }
+
+    fn rtt_text(&self) -> String {
+        match (self.heartbeat_rtt_p50_us, self.heartbeat_rtt_p99_us) {
+            (Some(a), Some(b)) if b > 0 => format!("{:.1}/{:.1}ms", a as f64 / 1e3, b as f64 / 1e3),
+            _ => "-".into(),
+        }
+    }
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
+async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
+    let mut client = ctx.admin().await?;
+    let request = ListNodesRequest {
+        status: args
+            .status
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        selector: args.selector.into_iter().flatten().collect(),
+    };
+    let nodes = client
+        .list_nodes(request)
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner()
+        .nodes;
+    let rows: Vec<NodeRow> = nodes.into_iter().map(NodeRow::from).collect();
+    match args.output {
+        Format::Json | Format::Yaml => output::print_data(&rows, args.output)?,
+        Format::Table | Format::Wide => print_table(&rows, args.output == Format::Wide)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(rows: &[NodeRow], wide: bool) -> Result<(), CliError> {
+    let now = now_ms();
+    let mut header = vec![
+        "NAME",
+        "STATUS",
+        "ADDRESS",
+        "LABELS",
+        "LAST SEEN",
+        "CPU",
+        "MEMORY",
+        "CONFIG",
+        "AGENT",
+    ];
+    if wide {
+        header.extend([
+            "HOSTNAME",
+            "DISK",
+            "LOAD",
+            "SESSION",
+            "STREAM",
+            "HB RTT p50/p99",
+            "REASON",
+        ]);
+    }
+    let mut table = output::table(&header);
+    for r in rows {
+        let mut cells = vec![
+            comfy_table::Cell::new(&r.name),
+            output::state_cell(&r.status),
+            comfy_table::Cell::new(or_dash(&r.address)),
+            comfy_table::Cell::new(r.labels_text()),
+            comfy_table::Cell::new(r.last_seen_age(now)),
+            comfy_table::Cell::new(r.cpu_text()),
+            comfy_table::Cell::new(r.mem_text()),
+            comfy_table::Cell::new(or_dash(&r.config_version)),
+            comfy_table::Cell::new(or_dash(&r.agent_version)),
+        ];
+        if wide {
+            cells.extend([
+                comfy_table::Cell::new(or_dash(&r.hostname)),
+                comfy_table::Cell::new(r.disk_text()),
+                comfy_table::Cell::new(r.load.map_or("-".into(), |l| {
+                    format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+                })),
+                comfy_table::Cell::new(r.session_id),
+                comfy_table::Cell::new(if r.stream_open { "open" } else { "-" }),
+                comfy_table::Cell::new(r.rtt_text()),
+                comfy_table::Cell::new(or_dash(&r.status_reason)),
+            ]);
+        }
+        table.add_row(cells);
+    }
+    if rows.is_empty() {
+        return output::print_text("No nodes found.");
+    }
+    output::print_text(&table.to_string())
+}
+
+async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
+    let mut client = ctx.admin().await?;
+    let node = client
+        .get_node(GetNodeRequest { name: args.name })
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner();
+    let row = NodeRow::from(node);
+    match args.output {
+        Format::Json | Format::Yaml => output::print_data(&row, args.output)?,
+        Format::Table | Format::Wide => output::print_text(&describe(&row))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nodes show` as a key: value list.
+fn describe(r: &NodeRow) -> String {
+    let now = now_ms();
+    let mut lines: Vec<(&str, String)> =
+        vec![("Name", r.name.clone()), ("Status", r.status.clone())];
+    if !r.status_reason.is_empty() {
+        lines.push(("Reason", r.status_reason.clone()));
+    }
+    lines.extend([
+        ("Addresses", or_dash(&r.addresses.join(", "))),
+        ("Hostname", or_dash(&r.hostname)),
+        ("Labels", r.labels_text()),
+        (
+            "Last seen",
+            format!(
+                "{} ({})",
+                r.last_seen.clone().unwrap_or_else(|| "never".into()),
+                r.last_seen_age(now)
+            ),
+        ),
+        (
+            "First seen",
+            r.first_seen.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "Connected since",
+            r.connected_since.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("Session", r.session_id.to_string()),
+        (
+            "Command stream",
+            if r.stream_open {
+                "open".into()
+            } else {
+                "closed".into()
+            },
+        ),
+        ("Agent version", or_dash(&r.agent_version)),
+        ("Config version", or_dash(&r.config_version)),
+        (
+            "CPU",
+            match (r.cpu_percent, r.cpu_count) {
+                (Some(p), Some(n)) => format!("{p:.1}% of {n} cores"),
+                _ => "-".into(),
+            },
+        ),
+        ("Memory", r.mem_text()),
+        ("Disk", r.disk_text()),
+        (
+            "Load",
+            r.load.map_or("-".into(), |l| {
+                format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+            }),
+        ),
+        (
+            "Uptime",
+            r.uptime_seconds.map_or("-".into(), |s| {
+                humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+            }),
+        ),
+        (
+            "Network",
+            match (r.net_rx_bytes, r.net_tx_bytes) {
+                (Some(rx), Some(tx)) => {
+                    format!("rx {} tx {}", output::bytes(rx), output::bytes(tx))
+                }
+                _ => "-".into(),
+            },
+        ),
+        ("Heartbeat RTT", r.rtt_text()),
+        (
+            "Reconnects",
+            r.reconnects.map_or("-".into(), |n| n.to_string()),
+        ),
+        ("Clock skew", format!("{} ms", r.clock_skew_ms)),
+    ]);
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    lines
+        .into_iter()
+        .map(|(k, v)| format!("{:<width$} {v}", format!("{k}:")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_parse() {
+        assert_eq!(
+            parse_selector("region=eu,role=edge").unwrap(),
+            vec![
+                ("region".into(), "eu".into()),
+                ("role".into(), "edge".into())
+            ]
+        );
+        assert!(parse_selector("region").is_err());
+        assert!(parse_selector("=x").is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! Errors of cdnctl, each rendered as one line on stderr.
+
+/// What went wrong, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The master could not be reached at all.
+    #[error("cannot reach master at {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The master answered with an error.
+    #[error("{0}")]
+    Master(String),
+    /// Bad input or local trouble.
+    #[error("{0}")]
+    Local(String),
+    /// stdout was closed by the reader (`| head`): exit quietly.
+    #[error("broken pipe")]
+    BrokenPipe,
+}
+
+impl CliError {
+    /// From a gRPC status returned by the master at `addr`.
+    pub fn from_status(addr: &str, s: &tonic::Status) -> Self {
+        use tonic::Code;
+        match s.code() {
+            Code::Unavailable => Self::Unreachable {
+                addr: addr.to_string(),
+                reason: io_reason(s).unwrap_or_else(|| first_line(s.message())),
+            },
+            Code::DeadlineExceeded | Code::Cancelled if s.message().contains("Timeout") => {
+                Self::Unreachable {
+                    addr: addr.to_string(),
+                    reason: "timed out".into(),
+                }
+            }
+            _ => Self::Master(first_line(s.message())),
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn io_reason(s: &tonic::Status) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    let mut last = None;
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(describe_io(io));
+        }
+        last = Some(e.to_string());
+        cur = e.source();
+    }
+    last
+}
+
+/// A short lowercase description of an I/O error ("connection refused").
+pub fn describe_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "connection refused".into(),
+        K::ConnectionReset => "connection reset".into(),
+        K::TimedOut => "timed out".into(),
+        K::AddrNotAvailable => "address not available".into(),
+        K::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}

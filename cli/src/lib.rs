@@ -1,0 +1,77 @@
+//! `cdnctl`, the operator's CLI. It talks only to `masterd` (AdminService),
+//! over one connection per invocation.
+
+pub mod commands;
+pub mod context;
+pub mod error;
+pub mod output;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+pub use context::Context;
+pub use error::CliError;
+
+/// Default address of the master when nothing else says where it is.
+pub const DEFAULT_MASTER: &str = "127.0.0.1:50051";
+
+const AFTER_HELP: &str = "\
+Where the master is: --master, else $CDNCTL_MASTER, else `master:` in the
+config file ($XDG_CONFIG_HOME/cdnctl/config.yml), else 127.0.0.1:50051.
+
+Exit codes: 0 success, 1 failure (one-line cause on stderr), 2 usage error.";
+
+/// Operate a fleet of CDN edge nodes through masterd.
+#[derive(Debug, Parser)]
+#[command(name = "cdnctl", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Master address (host:port).
+    #[arg(long, global = true, env = "CDNCTL_MASTER", value_name = "ADDR")]
+    pub master: Option<String>,
+    /// Give up on the master after this long (connect and each call).
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level nouns.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List and inspect edge nodes.
+    #[command(subcommand)]
+    Nodes(commands::nodes::NodesCommand),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 10s, 500ms)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// Runs the parsed command line and turns the result into an exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return output::fail(&CliError::Local(format!("cannot start runtime: {e}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e) => output::fail(&e),
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let ctx = Context::resolve(cli.master.as_deref(), cli.timeout)?;
+    match cli.command {
+        Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
+    }
+}

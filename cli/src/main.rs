@@ -1,0 +1,9 @@
+//! `cdnctl` entry point: parse, run, exit with the command's code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    cdnctl::main(cdnctl::Cli::parse())
+}

@@ -1,0 +1,284 @@
+//! Loading a YAML configuration file into a typed struct.
+//!
+//! Structs use `#[serde(deny_unknown_fields)]` and validating field types, so
+//! every problem surfaces during deserialisation where the YAML parser still
+//! knows the position; [`ConfigError`] then names file, line, column and key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML, has an unknown key or a bad value.
+    #[error("{}", display_invalid(file, *line, *column, key.as_deref(), message))]
+    Invalid {
+        file: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        /// Dotted path of the offending key, when known (`grpc.keepalive.time`).
+        key: Option<String>,
+        message: String,
+    },
+}
+
+fn display_invalid(
+    file: &Path,
+    line: Option<usize>,
+    column: Option<usize>,
+    key: Option<&str>,
+    message: &str,
+) -> String {
+    let mut out = file.display().to_string();
+    if let Some(line) = line {
+        out.push_str(&format!(":{line}"));
+        if let Some(column) = column {
+            out.push_str(&format!(":{column}"));
+        }
+    }
+    out.push_str(": ");
+    if let Some(key) = key {
+        out.push_str(&format!("key `{key}`: "));
+    }
+    out.push_str(message);
+    out
+}
+
+/// Reads and parses `file` as `T`.
+///
+/// An empty file (or one holding only comments) yields `T::default()`.
+pub fn load<T: DeserializeOwned + Default>(file: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse(file, &text)
+}
+
+/// Parses YAML `text` that came from `file` (used for messages only).
+pub fn parse<T: DeserializeOwned + Default>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(T::default());
+    }
+    serde_yaml_ng::from_str(text).map_err(|e| invalid(file, text, &e))
+}
+
+fn invalid(file: &Path, text: &str, err: &serde_yaml_ng::Error) -> ConfigError {
+    let location = err.location();
+    let raw = err.to_string();
+    // serde_yaml_ng renders "path.to.key: message at line L column C".
+    let without_pos = match raw.rfind(" at line ") {
+        Some(i) => raw[..i].to_string(),
+        None => raw.clone(),
+    };
+    let (mut key, message) = split_key(&without_pos);
+    // For a bad value the parser's path stops at the enclosing map; the key
+    // itself is the one written on the error's line.
+    if !message.starts_with("unknown field") {
+        let line_key = location
+            .as_ref()
+            .and_then(|l| text.lines().nth(l.line().saturating_sub(1)))
+            .and_then(key_on_line);
+        if let Some(line_key) = line_key {
+            key = match key {
+                Some(p) if p.rsplit('.').next() != Some(line_key.as_str()) => {
+                    Some(format!("{p}.{line_key}"))
+                }
+                Some(p) => Some(p),
+                None => Some(line_key),
+            };
+        }
+    }
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        key,
+        message,
+    }
+}
+
+/// The mapping key written on a YAML line (`  time: 10s` gives `time`).
+fn key_on_line(line: &str) -> Option<String> {
+    let t = line.trim_start().trim_start_matches("- ");
+    let (k, _) = t.split_once(':')?;
+    let k = k.trim().trim_matches(|c| c == '"' || c == '\'');
+    let ok = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    ok.then(|| k.to_string())
+}
+
+/// Splits "grpc.keepalive: unknown field `x`" into the key path and message,
+/// folding an unknown field's own name into the path.
+fn split_key(text: &str) -> (Option<String>, String) {
+    let (path, message) = match text.split_once(": ") {
+        Some((p, m)) if !p.contains(' ') && !p.is_empty() => (Some(p.to_string()), m.to_string()),
+        _ => (None, text.to_string()),
+    };
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
+        let full = match &path {
+            Some(p) if p != "." => format!("{p}.{field}"),
+            _ => field.to_string(),
+        };
+        return (Some(full), message);
+    }
+    (path.filter(|p| p != "."), message)
+}
+
+/// A `host:port` address written as in the seed (`:50051` means every interface).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Host name or IP literal; empty for "every interface".
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `host:port`, `[v6]:port` or `:port`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("address `{s}` has no port (expected host:port)"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("address `{s}` has an invalid port `{port}`"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.contains(char::is_whitespace) {
+            return Err(format!("address `{s}` has an invalid host"));
+        }
+        Ok(Self {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HostPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for HostPort {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A fraction in `0.0..=1.0` (for example reconnect jitter).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, serde::Serialize)]
+pub struct Fraction(pub f64);
+
+impl<'de> serde::Deserialize<'de> for Fraction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(0.0..=1.0).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range (expected 0.0 to 1.0)"
+            )));
+        }
+        Ok(Self(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Outer {
+        grpc: Inner,
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Inner {
+        #[serde(with = "crate::duration")]
+        time: std::time::Duration,
+        jitter: Option<Fraction>,
+    }
+
+    fn err(text: &str) -> String {
+        parse::<Outer>(Path::new("m.yml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_full_key() {
+        let e = err("grpc:\n  time: 1s\n  bogus: 3\n");
+        assert!(e.starts_with("m.yml:3:"), "{e}");
+        assert!(e.contains("key `grpc.bogus`"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_line_and_key() {
+        let e = err("grpc:\n  time: ten\n");
+        assert!(e.starts_with("m.yml:2:"), "{e}");
+        assert!(e.contains("key `grpc.time`"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_fraction_is_refused() {
+        let e = err("grpc:\n  jitter: 1.5\n");
+        assert!(
+            e.contains("grpc.jitter") && e.contains("out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_yaml_names_line() {
+        let e = err("grpc:\n  time: [1s\n");
+        assert!(e.starts_with("m.yml:"), "{e}");
+    }
+
+    #[test]
+    fn empty_file_is_default() {
+        let v: Outer = parse(Path::new("m.yml"), "# nothing\n").unwrap();
+        assert_eq!(v.grpc.time, std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(HostPort::parse(":50051").unwrap().host, "");
+        assert_eq!(HostPort::parse("[::1]:1").unwrap().host, "::1");
+        assert_eq!(
+            HostPort::parse("master.ai-cdn.local:50051")
+                .unwrap()
+                .to_string(),
+            "master.ai-cdn.local:50051"
+        );
+        assert!(HostPort::parse("nohost").is_err());
+        assert!(HostPort::parse("h:99999").is_err());
+    }
+}

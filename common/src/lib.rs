@@ -1,0 +1,53 @@
+//! Code that `masterd` and `agentd` really share: loading a YAML config file
+//! with errors that name file, line and key; duration syntax; logging set-up.
+
+pub mod config;
+pub mod duration;
+pub mod logging;
+
+/// Exit code for a configuration error (`EX_CONFIG` from sysexits.h).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Current time as unix milliseconds (0 if the clock is before 1970).
+pub fn unix_millis_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Longest node id accepted (a DNS label).
+pub const MAX_NODE_ID_BYTES: usize = 63;
+
+/// A node id is 1 to 63 characters of `[A-Za-z0-9._-]`, starting with a
+/// letter or digit; the error says so.
+pub fn check_node_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_NODE_ID_BYTES
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "node id `{}` is invalid: use 1 to {MAX_NODE_ID_BYTES} letters, digits, '.', '_' or '-', starting with a letter or digit",
+            id.escape_default()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn node_ids() {
+        use super::check_node_id as c;
+        assert!(c("agent-1").is_ok());
+        assert!(c("edge.fra_01").is_ok());
+        assert!(c("").is_err());
+        assert!(c("-x").is_err());
+        assert!(c("a b").is_err());
+        assert!(c(&"a".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! The AgentService: thin handlers that validate and hand over to the registry.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdn_proto::v1::agent_service_server::AgentService;
+use cdn_proto::v1::{
+    CommandRequest, CommandResponse, HeartbeatRequest, HeartbeatResponse, PushConfigRequest,
+    PushConfigResponse, ReconnectPolicy, RegisterRequest, RegisterResponse, StatusRequest,
+    StatusResponse, command_request,
+};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info, warn};
+
+use crate::config::MasterConfig;
+use crate::error::MasterError;
+use crate::registry::{Registration, Registry, Reported};
+use crate::validate;
+
+/// Queue depth of one agent's command stream; a full queue is backpressure.
+pub const COMMAND_QUEUE_DEPTH: usize = 64;
+
+/// The AgentService implementation.
+pub struct AgentApi {
+    registry: Arc<Registry>,
+    config: Arc<MasterConfig>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl AgentApi {
+    /// Builds the service over `registry`; stream reader tasks go in `tasks`.
+    pub fn new(
+        registry: Arc<Registry>,
+        config: Arc<MasterConfig>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            registry,
+            config,
+            tasks,
+            shutdown,
+        }
+    }
+}
+
+fn peer_ip(remote: Option<SocketAddr>) -> Option<String> {
+    remote.map(|a| a.ip().to_string())
+}
+
+type CommandStream = Pin<Box<dyn Stream<Item = Result<CommandResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let peer = peer_ip(request.remote_addr());
+        let req = request.into_inner();
+        validate::node_id(&req.node_id)?;
+        let labels = req.labels.into_iter().collect();
+        validate::labels(&labels)?;
+        let mut addresses: Vec<String> = peer.into_iter().collect();
+        for a in req.addresses {
+            if !addresses.contains(&a) && addresses.len() < 16 {
+                addresses.push(a);
+            }
+        }
+        let heartbeat = &self.config.heartbeat;
+        if req.heartbeat_interval_ms > 0
+            && Duration::from_millis(req.heartbeat_interval_ms) >= heartbeat.offline_after()
+        {
+            warn!(
+                node = %req.node_id,
+                agent_interval_ms = req.heartbeat_interval_ms,
+                offline_after_ms = heartbeat.offline_after().as_millis() as u64,
+                "agent heartbeat interval is not shorter than the master's offline window; the node will flap"
+            );
+        }
+        let node_id = req.node_id.clone();
+        let result = self
+            .registry
+            .register(Registration {
+                node_id: req.node_id,
+                instance_id: req.instance_id,
+                labels,
+                addresses: addresses.clone(),
+                hostname: req.hostname,
+                agent_version: req.agent_version,
+                config_version: req.config_version,
+            })
+            .await;
+        let session_id = match result {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(node = %node_id, peer = ?addresses.first(), error = %e, "registration refused");
+                return Err(e.into());
+            }
+        };
+        info!(node = %node_id, session = session_id, peer = ?addresses.first(), "node registered");
+        let rc = &self.config.reconnect;
+        Ok(Response::new(RegisterResponse {
+            success: true,
+            message: String::new(),
+            session_id,
+            heartbeat_interval_ms: heartbeat.interval.as_millis() as u64,
+            offline_after_ms: heartbeat.offline_after().as_millis() as u64,
+            reconnect: Some(ReconnectPolicy {
+                max_retries: rc.max_retries.get(),
+                base_delay_ms: rc.base_delay.as_millis() as u64,
+                max_delay_ms: rc.max_delay.as_millis() as u64,
+                jitter: rc.jitter.0,
+            }),
+            keepalive_permit_without_stream: self.config.grpc.keepalive.permit_without_stream,
+            desired_config_version: String::new(),
+            stream_open_timeout_ms: heartbeat.timeout.as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let req = request.into_inner();
+        let reported = match req.status.as_str() {
+            "" | "online" => Some(Reported::Online),
+            "degraded" => Some(Reported::Degraded(if req.reason.is_empty() {
+                "reported degraded by the agent".into()
+            } else {
+                req.reason.clone()
+            })),
+            "offline" => None,
+            other => {
+                return Err(MasterError::Invalid(format!(
+                    "unknown status `{}` (expected online, degraded or offline)",
+                    other.escape_default()
+                ))
+                .into());
+            }
+        };
+        let going_offline = reported.is_none();
+        self.registry.heartbeat(
+            &req.node_id,
+            req.session_id,
+            reported,
+            req.timestamp,
+            &req.config_version,
+        )?;
+        if going_offline {
+            info!(node = %req.node_id, "node offline: agent shut down");
+        }
+        Ok(Response::new(HeartbeatResponse {
+            success: true,
+            command: String::new(),
+            config_updated: false,
+            config_version: String::new(),
+            server_time_ms: cdn_common::unix_millis_now(),
+        }))
+    }
+
+    async fn push_config(
+        &self,
+        _request: Request<PushConfigRequest>,
+    ) -> Result<Response<PushConfigResponse>, Status> {
+        Err(Status::unimplemented(
+            "config distribution is not available on this master yet",
+        ))
+    }
+
+    type ExecuteCommandStream = CommandStream;
+
+    async fn execute_command(
+        &self,
+        request: Request<Streaming<CommandRequest>>,
+    ) -> Result<Response<Self::ExecuteCommandStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(self.config.heartbeat.timeout, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no hello on the command stream in time"))??
+            .ok_or_else(|| Status::invalid_argument("command stream closed before its hello"))?;
+        if !matches!(first.body, Some(command_request::Body::Hello(_))) {
+            return Err(Status::invalid_argument(
+                "the first message on the command stream must be a hello",
+            ));
+        }
+        let (node_id, session_id) = (first.node_id, first.session_id);
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE_DEPTH);
+        let generation = self
+            .registry
+            .attach_stream(&node_id, session_id, tx.clone())?;
+        debug!(node = %node_id, session = session_id, "command stream open");
+        let registry = Arc::clone(&self.registry);
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    msg = inbound.next() => match msg {
+                        Some(Ok(m)) => handle_agent_message(&node_id, m, &tx).await,
+                        Some(Err(e)) => {
+                            debug!(node = %node_id, error = %e, "command stream failed");
+                            break;
+                        }
+                        None => break,
+                    },
+                }
+            }
+            registry.detach_stream(&node_id, session_id, generation);
+            debug!(node = %node_id, session = session_id, "command stream closed");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn report_status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let req = request.into_inner();
+        self.registry.report_status(
+            &req.node_id,
+            req.session_id,
+            req.system,
+            req.link,
+            &req.config_version,
+            &req.agent_version,
+        )?;
+        Ok(Response::new(StatusResponse { success: true }))
+    }
+}
+
+/// Handles one message an agent sent on its command stream.
+async fn handle_agent_message(
+    node_id: &str,
+    msg: CommandRequest,
+    _tx: &mpsc::Sender<Result<CommandResponse, Status>>,
+) {
+    match msg.body {
+        Some(command_request::Body::Pong(p)) => {
+            debug!(node = %node_id, nonce = p.nonce, "pong");
+        }
+        Some(command_request::Body::Hello(_)) => {
+            debug!(node = %node_id, "repeated hello ignored");
+        }
+        None => debug!(node = %node_id, "empty command-stream message ignored"),
+    }
+}

@@ -1,0 +1,234 @@
+//! `master.yml`: every key of the seed's master example plus `data_dir` and
+//! `admin.addr`. Defaults live in the `Default` impls and match the README.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cdn_common::config::{ConfigError, Fraction, HostPort};
+use serde::{Deserialize, Serialize};
+
+/// Default port of the agent and admin APIs (the seed's `:50051`).
+pub const DEFAULT_GRPC_PORT: u16 = 50051;
+
+/// The whole master configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MasterConfig {
+    pub grpc: GrpcConfig,
+    pub admin: AdminConfig,
+    pub heartbeat: HeartbeatConfig,
+    pub reconnect: ReconnectConfig,
+    /// Where the node registry is stored.
+    pub data_dir: PathBuf,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            grpc: GrpcConfig::default(),
+            admin: AdminConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            reconnect: ReconnectConfig::default(),
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/masterd` (for root: `/root/.local/share/masterd`), or
+/// `./masterd-data` where no home is known.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_local_dir()
+        .map(|d| d.join("masterd"))
+        .unwrap_or_else(|| PathBuf::from("masterd-data"))
+}
+
+/// The gRPC listener agents dial (and cdnctl, unless `admin.addr` is set).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Listen address; `:50051` means every interface.
+    pub addr: HostPort,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection.
+    pub max_concurrent_streams: u32,
+    /// SO_SNDBUF of every accepted socket, bytes.
+    pub send_buffer_size: u32,
+    /// SO_RCVBUF of every accepted socket, bytes.
+    pub recv_buffer_size: u32,
+    pub keepalive: ServerKeepalive,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            addr: HostPort {
+                host: String::new(),
+                port: DEFAULT_GRPC_PORT,
+            },
+            max_concurrent_streams: 1000,
+            send_buffer_size: 32 * 1024,
+            recv_buffer_size: 32 * 1024,
+            keepalive: ServerKeepalive::default(),
+        }
+    }
+}
+
+/// HTTP/2 keepalive of the master's side of each connection.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerKeepalive {
+    /// Interval between the master's HTTP/2 PINGs on an idle connection.
+    #[serde(with = "cdn_common::duration")]
+    pub time: Duration,
+    /// A PING unanswered this long closes the connection.
+    #[serde(with = "cdn_common::duration")]
+    pub timeout: Duration,
+    /// Handed to agents: whether they may ping while no stream is open.
+    pub permit_without_stream: bool,
+}
+
+impl Default for ServerKeepalive {
+    fn default() -> Self {
+        Self {
+            time: Duration::from_secs(60),
+            timeout: Duration::from_secs(20),
+            permit_without_stream: true,
+        }
+    }
+}
+
+/// A separate listener for the AdminService.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// When unset, AdminService shares `grpc.addr` with AgentService.
+    pub addr: Option<HostPort>,
+}
+
+/// How the master judges liveness.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatConfig {
+    /// Expected interval between an agent's heartbeats.
+    #[serde(with = "cdn_common::duration")]
+    pub interval: Duration,
+    /// Time a registered agent has to open its command stream; a session
+    /// without one after this is dropped.
+    #[serde(with = "cdn_common::duration")]
+    pub timeout: Duration,
+    /// Missed intervals after which a node is offline.
+    pub offline_threshold: std::num::NonZeroU32,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            offline_threshold: std::num::NonZeroU32::new(3).expect("3 is not zero"),
+        }
+    }
+}
+
+impl HeartbeatConfig {
+    /// Silence after which a node is offline.
+    pub fn offline_after(&self) -> Duration {
+        self.interval * self.offline_threshold.get()
+    }
+}
+
+/// Reconnect policy handed to every agent at registration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectConfig {
+    /// Failed tries against one master address before an agent moves to the
+    /// next (an agent's own `master.max_retries` wins).
+    pub max_retries: std::num::NonZeroU32,
+    #[serde(with = "cdn_common::duration")]
+    pub base_delay: Duration,
+    #[serde(with = "cdn_common::duration")]
+    pub max_delay: Duration,
+    /// ± fraction of randomisation applied to each delay.
+    pub jitter: Fraction,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: std::num::NonZeroU32::new(3).expect("3 is not zero"),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            jitter: Fraction(0.3),
+        }
+    }
+}
+
+impl MasterConfig {
+    /// Loads and validates `file`.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let cfg: Self = cdn_common::config::load(file)?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Checks relations between keys that no single field can check.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            key: Some(key.to_string()),
+            message,
+        };
+        if self.reconnect.base_delay > self.reconnect.max_delay {
+            return Err(bad(
+                "reconnect.base_delay",
+                format!(
+                    "base_delay ({}) is larger than max_delay ({})",
+                    cdn_common::duration::short(self.reconnect.base_delay),
+                    cdn_common::duration::short(self.reconnect.max_delay)
+                ),
+            ));
+        }
+        if self.grpc.max_concurrent_streams == 0 {
+            return Err(bad(
+                "grpc.max_concurrent_streams",
+                "must be at least 1".into(),
+            ));
+        }
+        for (key, v) in [
+            ("grpc.send_buffer_size", self.grpc.send_buffer_size),
+            ("grpc.recv_buffer_size", self.grpc.recv_buffer_size),
+        ] {
+            if !(1024..=64 * 1024 * 1024).contains(&v) {
+                return Err(bad(
+                    key,
+                    format!("{v} is out of range (1024 to 67108864 bytes)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_example_parses() {
+        let text = include_str!("../../examples/master.yml");
+        let cfg: MasterConfig = cdn_common::config::parse(Path::new("master.yml"), text).unwrap();
+        cfg.validate(Path::new("master.yml")).unwrap();
+        assert_eq!(cfg.grpc.addr.port, 50051);
+        assert_eq!(cfg.heartbeat.offline_after(), Duration::from_secs(30));
+        assert_eq!(cfg.reconnect.jitter, Fraction(0.3));
+    }
+
+    #[test]
+    fn base_above_max_is_refused() {
+        let text = "reconnect:\n  base_delay: 1m\n  max_delay: 1s\n";
+        let cfg: MasterConfig = cdn_common::config::parse(Path::new("m.yml"), text).unwrap();
+        let e = cfg.validate(Path::new("m.yml")).unwrap_err().to_string();
+        assert!(e.contains("reconnect.base_delay"), "{e}");
+    }
+}

@@ -1,0 +1,51 @@
+//! Errors of the master, and their one mapping to gRPC status codes.
+
+use tonic::{Code, Status};
+
+use crate::store::StoreError;
+
+/// What can go wrong while serving agents and operators.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error(
+        "node id {node_id} is already held by a live agent at {holder} (connected since {}); stop that agent or give this one another node.id",
+        fmt_ms(*since_ms)
+    )]
+    DuplicateNode {
+        node_id: String,
+        holder: String,
+        since_ms: i64,
+    },
+    #[error("session {session_id} of node {node_id} is not current; register again")]
+    UnknownSession { node_id: String, session_id: u64 },
+    #[error("node {0} not found")]
+    NodeNotFound(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("master store: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn fmt_ms(ms: i64) -> String {
+    if ms <= 0 {
+        return "an unknown time".into();
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl From<MasterError> for Status {
+    fn from(e: MasterError) -> Self {
+        let code = match &e {
+            MasterError::DuplicateNode { .. } => Code::AlreadyExists,
+            MasterError::UnknownSession { .. } => Code::FailedPrecondition,
+            MasterError::NodeNotFound(_) => Code::NotFound,
+            MasterError::Invalid(_) => Code::InvalidArgument,
+            MasterError::Store(_) => Code::Unavailable,
+            MasterError::Internal(_) => Code::Internal,
+        };
+        Status::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,14 @@
+//! `masterd`: the control daemon. Agents dial in and keep one long-lived
+//! connection; the master tracks them in its registry and serves operators.
+
+pub mod admin_service;
+pub mod agent_service;
+pub mod config;
+pub mod error;
+pub mod registry;
+pub mod server;
+pub mod store;
+pub mod validate;
+
+pub use config::MasterConfig;
+pub use server::Master;

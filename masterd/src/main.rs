@@ -1,0 +1,116 @@
+//! `masterd` entry point: parse flags, load config, bind, serve until SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cdn_common::logging::{self, LogFormat};
+use clap::Parser;
+use masterd::{Master, MasterConfig};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// The CDN control daemon: agents dial in to it; cdnctl talks to it.
+///
+/// Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error,
+/// 78 configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "masterd", version, about, long_about)]
+struct Args {
+    /// Configuration file (see examples/master.yml); built-in defaults if omitted.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the node registry; overrides `data_dir` from the file.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    logging::init(args.log_format, "info");
+    let mut config = match &args.config {
+        Some(path) => match MasterConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("{e}");
+                eprintln_config_error(&e.to_string());
+                return ExitCode::from(cdn_common::EXIT_CONFIG);
+            }
+        },
+        None => MasterConfig::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn eprintln_config_error(msg: &str) {
+    eprintln!("masterd: configuration error: {msg}");
+}
+
+#[allow(clippy::print_stdout)]
+async fn run(config: MasterConfig) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let master = Master::bind(config).await?;
+    let grpc = master.grpc_addr()?;
+    let admin = master.admin_addr()?;
+    info!(
+        agent_api = %grpc,
+        admin_api = %admin,
+        data_dir = %data_dir.display(),
+        known_nodes = master.known_nodes(),
+        "masterd listening"
+    );
+    // One machine-readable line on stdout for scripts and tests.
+    println!("listening grpc={grpc} admin={admin}");
+    let shutdown = CancellationToken::new();
+    let mut runner = tokio::spawn(master.run(shutdown.clone()));
+    tokio::select! {
+        _ = wait_for_signal() => {
+            info!("signal received; shutting down");
+            shutdown.cancel();
+            runner.await??;
+        }
+        r = &mut runner => r??,
+    }
+    info!("masterd stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! Who is connected and in what state.
+//!
+//! One entry per known node in a sharded map; no lock is held across an
+//! `.await`. A node has at most one live *session* (an epoch started by
+//! `Register`); liveness is judged by the master's own clock on receipt of
+//! heartbeats. Durable facts go to the [`NodeStore`]; per-heartbeat times are
+//! flushed in batches by the liveness sweeper.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cdn_proto::v1::{CommandResponse, LinkStats, SystemStatus};
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::error::MasterError;
+use crate::store::{NodeRecord, NodeStore};
+
+/// Messages queued to one agent's command stream.
+pub type CommandTx = mpsc::Sender<Result<CommandResponse, Status>>;
+
+/// Liveness settings derived from `master.yml`.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub interval: Duration,
+    /// Silence after which a heartbeat counts as late: node shown `degraded`.
+    pub degraded_after: Duration,
+    /// Silence after which the node is `offline`.
+    pub offline_after: Duration,
+    /// Time a new session has to open its command stream.
+    pub stream_open_timeout: Duration,
+}
+
+impl Liveness {
+    /// From the heartbeat section of the config.
+    pub fn from_config(hb: &crate::config::HeartbeatConfig) -> Self {
+        let offline_after = hb.offline_after();
+        Self {
+            interval: hb.interval,
+            degraded_after: (hb.interval * 2).min(offline_after),
+            offline_after,
+            stream_open_timeout: hb.timeout,
+        }
+    }
+}
+
+/// A node's state as operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Online,
+    Degraded,
+    Offline,
+}
+
+impl NodeState {
+    /// The wire and CLI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Degraded => "degraded",
+            Self::Offline => "offline",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "online" => Some(Self::Online),
+            "degraded" => Some(Self::Degraded),
+            "offline" => Some(Self::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// What an agent says of itself in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    Online,
+    Degraded(String),
+}
+
+/// The live connection of a node.
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    instance_id: String,
+    registered_at: Instant,
+    last_heartbeat: Instant,
+    reported: Reported,
+    stream: Option<StreamSlot>,
+    clock_skew_ms: i64,
+}
+
+#[derive(Debug)]
+struct StreamSlot {
+    /// Distinguishes successive streams of one session.
+    generation: u64,
+    tx: CommandTx,
+}
+
+#[derive(Debug)]
+struct Node {
+    record: NodeRecord,
+    session: Option<Session>,
+    system: Option<SystemStatus>,
+    link: Option<LinkStats>,
+    /// Why the node last went offline (shown while offline).
+    offline_reason: String,
+    /// `last_seen_ms` changed since the last flush.
+    dirty: bool,
+}
+
+/// A point-in-time view of one node, for the AdminService.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub record: NodeRecord,
+    pub state: NodeState,
+    pub reason: String,
+    pub session_id: u64,
+    pub stream_open: bool,
+    pub system: Option<SystemStatus>,
+    pub link: Option<LinkStats>,
+    pub clock_skew_ms: i64,
+}
+
+/// What `Register` asks for.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub node_id: String,
+    pub instance_id: String,
+    pub labels: BTreeMap<String, String>,
+    pub addresses: Vec<String>,
+    pub hostname: String,
+    pub agent_version: String,
+    pub config_version: String,
+}
+
+/// A transition the sweeper made, for logging.
+#[derive(Debug)]
+pub struct WentOffline {
+    pub node_id: String,
+    pub reason: String,
+}
+
+/// The node registry.
+pub struct Registry {
+    nodes: DashMap<String, Node>,
+    liveness: Liveness,
+    store: Arc<dyn NodeStore>,
+    next_session: AtomicU64,
+    next_stream: AtomicU64,
+}
+
+impl Registry {
+    /// Loads known nodes from `store`; all start offline.
+    pub fn load(store: Arc<dyn NodeStore>, liveness: Liveness) -> Result<Self, MasterError> {
+        let records = store.load_nodes()?;
+        let last_session = records.iter().map(|r| r.last_session_id).max().unwrap_or(0);
+        let nodes = DashMap::new();
+        for record in records {
+            nodes.insert(
+                record.name.clone(),
+                Node {
+                    record,
+                    session: None,
+                    system: None,
+                    link: None,
+                    offline_reason: "master restarted; waiting for the agent to reconnect".into(),
+                    dirty: false,
+                },
+            );
+        }
+        Ok(Self {
+            nodes,
+            liveness,
+            store,
+            next_session: AtomicU64::new(last_session + 1),
+            next_stream: AtomicU64::new(1),
+        })
+    }
+
+    /// Liveness settings in force.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness
+    }
+
+    /// Number of known nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node is known.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    fn session_is_live(&self, s: &Session, now: Instant) -> bool {
+        if now.duration_since(s.last_heartbeat) > self.liveness.offline_after {
+            return false;
+        }
+        match &s.stream {
+            Some(slot) => !slot.tx.is_closed(),
+            None => now.duration_since(s.registered_at) <= self.liveness.stream_open_timeout,
+        }
+    }
+
+    /// Starts a new session for `reg`, replacing a dead session or an older
+    /// session of the same agent process; refuses a second live agent.
+    ///
+    /// Persists the node record before answering, so an acknowledged
+    /// registration survives a crash.
+    pub async fn register(self: &Arc<Self>, reg: Registration) -> Result<u64, MasterError> {
+        let now = Instant::now();
+        let now_ms = cdn_common::unix_millis_now();
+        let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let record = {
+            let mut entry = self
+                .nodes
+                .entry(reg.node_id.clone())
+                .or_insert_with(|| Node {
+                    record: NodeRecord {
+                        name: reg.node_id.clone(),
+                        first_seen_ms: now_ms,
+                        ..Default::default()
+                    },
+                    session: None,
+                    system: None,
+                    link: None,
+                    offline_reason: String::new(),
+                    dirty: false,
+                });
+            if let Some(old) = &entry.session {
+                if old.instance_id != reg.instance_id && self.session_is_live(old, now) {
+                    return Err(MasterError::DuplicateNode {
+                        node_id: reg.node_id,
+                        holder: entry.record.addresses.first().cloned().unwrap_or_default(),
+                        since_ms: entry.record.connected_since_ms,
+                    });
+                }
+                if let Some(slot) = &old.stream {
+                    let _ = slot.tx.try_send(Ok(close_message(
+                        "replaced by a newer session of the same node",
+                    )));
+                }
+            }
+            let node = &mut *entry;
+            node.record.labels = reg.labels;
+            node.record.addresses = reg.addresses;
+            node.record.hostname = reg.hostname;
+            node.record.agent_version = reg.agent_version;
+            node.record.config_version = reg.config_version;
+            node.record.last_seen_ms = now_ms;
+            node.record.connected_since_ms = now_ms;
+            node.record.last_session_id = session_id;
+            node.offline_reason.clear();
+            node.dirty = false;
+            node.session = Some(Session {
+                id: session_id,
+                instance_id: reg.instance_id,
+                registered_at: now,
+                last_heartbeat: now,
+                reported: Reported::Online,
+                stream: None,
+                clock_skew_ms: 0,
+            });
+            node.record.clone()
+        };
+        self.persist(vec![record]).await?;
+        Ok(session_id)
+    }
+
+    async fn persist(&self, records: Vec<NodeRecord>) -> Result<(), MasterError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.put_nodes(&records))
+            .await
+            .map_err(|e| MasterError::Internal(format!("store task failed: {e}")))??;
+        Ok(())
+    }
+
+    /// Runs `f` on the node's current session if `session_id` is current.
+    fn with_session<T>(
+        &self,
+        node_id: &str,
+        session_id: u64,
+        f: impl FnOnce(&mut Node, Instant) -> T,
+    ) -> Result<T, MasterError> {
+        let mut node = self
+            .nodes
+            .get_mut(node_id)
+            .ok_or_else(|| MasterError::UnknownSession {
+                node_id: node_id.to_string(),
+                session_id,
+            })?;
+        match &node.session {
+            Some(s) if s.id == session_id => Ok(f(&mut node, Instant::now())),
+            _ => Err(MasterError::UnknownSession {
+                node_id: node_id.to_string(),
+                session_id,
+            }),
+        }
+    }
+
+    /// Records a heartbeat received now. `reported` is `None` when the agent
+    /// says it is going offline (clean shutdown), which ends the session.
+    pub fn heartbeat(
+        &self,
+        node_id: &str,
+        session_id: u64,
+        reported: Option<Reported>,
+        agent_time_ms: i64,
+        config_version: &str,
+    ) -> Result<(), MasterError> {
+        let now_ms = cdn_common::unix_millis_now();
+        self.with_session(node_id, session_id, |node, now| {
+            node.record.last_seen_ms = now_ms;
+            node.dirty = true;
+            if !config_version.is_empty() {
+                node.record.config_version = config_version.to_string();
+            }
+            match reported {
+                Some(r) => {
+                    if let Some(s) = node.session.as_mut() {
+                        s.last_heartbeat = now;
+                        s.reported = r;
+                        if agent_time_ms > 0 {
+                            s.clock_skew_ms = agent_time_ms - now_ms;
+                        }
+                    }
+                }
+                None => {
+                    node.session = None;
+                    node.offline_reason = "agent shut down".into();
+                }
+            }
+        })
+    }
+
+    /// Stores the latest system figures of a node.
+    pub fn report_status(
+        &self,
+        node_id: &str,
+        session_id: u64,
+        system: Option<SystemStatus>,
+        link: Option<LinkStats>,
+        config_version: &str,
+        agent_version: &str,
+    ) -> Result<(), MasterError> {
+        self.with_session(node_id, session_id, |node, _| {
+            if system.is_some() {
+                node.system = system;
+            }
+            if link.is_some() {
+                node.link = link;
+            }
+            if !config_version.is_empty() {
+                node.record.config_version = config_version.to_string();
+            }
+            if !agent_version.is_empty() {
+                node.record.agent_version = agent_version.to_string();
+            }
+        })
+    }
+
+    /// Attaches a freshly opened command stream to the session; returns the
+    /// stream's generation for [`Registry::detach_stream`].
+    pub fn attach_stream(
+        &self,
+        node_id: &str,
+        session_id: u64,
+        tx: CommandTx,
+    ) -> Result<u64, MasterError> {
+        let generation = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        self.with_session(node_id, session_id, |node, _| {
+            if let Some(s) = node.session.as_mut() {
+                s.stream = Some(StreamSlot { generation, tx });
+            }
+            generation
+        })
+    }
+
+    /// Forgets a closed command stream if it is still the session's current one.
+    pub fn detach_stream(&self, node_id: &str, session_id: u64, generation: u64) {
+        let _ = self.with_session(node_id, session_id, |node, _| {
+            if let Some(s) = node.session.as_mut()
+                && s.stream.as_ref().map(|x| x.generation) == Some(generation)
+            {
+                s.stream = None;
+            }
+        });
+    }
+
+    /// Sender of the node's command stream, if it is open.
+    pub fn command_tx(&self, node_id: &str) -> Option<CommandTx> {
+        let node = self.nodes.get(node_id)?;
+        node.session
+            .as_ref()
+            .and_then(|s| s.stream.as_ref())
+            .map(|slot| slot.tx.clone())
+    }
+
+    fn view(&self, node: &Node, now: Instant) -> NodeView {
+        let (state, reason) = match &node.session {
+            None => (NodeState::Offline, node.offline_reason.clone()),
+            Some(s) => {
+                let silent = now.duration_since(s.last_heartbeat);
+                if silent > self.liveness.offline_after {
+                    (
+                        NodeState::Offline,
+                        format!("no heartbeat for {}", fmt_secs(silent)),
+                    )
+                } else if let Reported::Degraded(why) = &s.reported {
+                    (NodeState::Degraded, why.clone())
+                } else if silent > self.liveness.degraded_after {
+                    (
+                        NodeState::Degraded,
+                        format!("heartbeat late by {}", fmt_secs(silent)),
+                    )
+                } else {
+                    (NodeState::Online, String::new())
+                }
+            }
+        };
+        let session = node.session.as_ref();
+        NodeView {
+            record: node.record.clone(),
+            state,
+            reason,
+            session_id: session.map_or(node.record.last_session_id, |s| s.id),
+            stream_open: session
+                .and_then(|s| s.stream.as_ref())
+                .is_some_and(|slot| !slot.tx.is_closed()),
+            system: node.system,
+            link: node.link,
+            clock_skew_ms: session.map_or(0, |s| s.clock_skew_ms),
+        }
+    }
+
+    /// One node, if known.
+    pub fn get(&self, node_id: &str) -> Option<NodeView> {
+        let now = Instant::now();
+        self.nodes.get(node_id).map(|n| self.view(&n, now))
+    }
+
+    /// Every node for which `keep` is true, sorted by name.
+    pub fn list(&self, keep: impl Fn(&NodeView) -> bool) -> Vec<NodeView> {
+        let now = Instant::now();
+        let mut out: Vec<NodeView> = self
+            .nodes
+            .iter()
+            .map(|n| self.view(&n, now))
+            .filter(|v| keep(v))
+            .collect();
+        out.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        out
+    }
+
+    /// Ends sessions that went silent or never opened their stream, and
+    /// flushes changed `last_seen` times to the store in one transaction.
+    pub async fn sweep(&self) -> Result<Vec<WentOffline>, MasterError> {
+        let now = Instant::now();
+        let mut offline = Vec::new();
+        let mut dirty = Vec::new();
+        for mut node in self.nodes.iter_mut() {
+            let reason = match &node.session {
+                Some(s) if now.duration_since(s.last_heartbeat) > self.liveness.offline_after => {
+                    Some(format!(
+                        "no heartbeat for {} (offline after {} missed intervals)",
+                        fmt_secs(now.duration_since(s.last_heartbeat)),
+                        self.liveness.offline_after.as_millis()
+                            / self.liveness.interval.as_millis().max(1)
+                    ))
+                }
+                Some(s)
+                    if s.stream.is_none()
+                        && now.duration_since(s.registered_at)
+                            > self.liveness.stream_open_timeout =>
+                {
+                    Some("command stream not opened in time after registering".to_string())
+                }
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                node.session = None;
+                node.offline_reason = reason.clone();
+                node.dirty = true;
+                offline.push(WentOffline {
+                    node_id: node.record.name.clone(),
+                    reason,
+                });
+            }
+            if node.dirty {
+                node.dirty = false;
+                dirty.push(node.record.clone());
+            }
+        }
+        self.persist(dirty).await?;
+        Ok(offline)
+    }
+
+    /// Asks every open command stream to close (master shutting down).
+    pub fn close_all_streams(&self, reason: &str) {
+        for mut node in self.nodes.iter_mut() {
+            if let Some(s) = node.session.as_mut()
+                && let Some(slot) = s.stream.take()
+            {
+                let _ = slot.tx.try_send(Ok(close_message(reason)));
+            }
+        }
+    }
+}
+
+fn close_message(reason: &str) -> CommandResponse {
+    CommandResponse {
+        command_id: 0,
+        body: Some(cdn_proto::v1::command_response::Body::Close(
+            cdn_proto::v1::Close {
+                reason: reason.to_string(),
+            },
+        )),
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}

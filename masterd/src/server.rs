@@ -1,0 +1,251 @@
+//! Binding the listeners and running the master until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdn_common::config::HostPort;
+use cdn_proto::v1::admin_service_server::AdminServiceServer;
+use cdn_proto::v1::agent_service_server::AgentServiceServer;
+use futures::Stream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Server;
+use tracing::{error, info, warn};
+
+use crate::admin_service::AdminApi;
+use crate::agent_service::AgentApi;
+use crate::config::MasterConfig;
+use crate::error::MasterError;
+use crate::registry::{Liveness, Registry};
+use crate::store::{EmbeddedStore, NodeStore};
+
+/// How long shutdown waits for in-flight calls before giving up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Smallest pause between liveness sweeps.
+const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(50);
+
+/// Why the master could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Master(#[from] MasterError),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A master with its listeners bound, ready to serve.
+pub struct Master {
+    config: Arc<MasterConfig>,
+    registry: Arc<Registry>,
+    grpc: TcpListener,
+    admin: Option<TcpListener>,
+}
+
+fn listen_addr(hp: &HostPort) -> String {
+    if hp.host.is_empty() {
+        format!("0.0.0.0:{}", hp.port)
+    } else {
+        hp.to_string()
+    }
+}
+
+async fn bind(hp: &HostPort) -> Result<TcpListener, ServeError> {
+    let addr = listen_addr(hp);
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+impl Master {
+    /// Opens the store and binds every listener; nothing is served yet.
+    pub async fn bind(config: MasterConfig) -> Result<Self, ServeError> {
+        let store: Arc<dyn NodeStore> =
+            Arc::new(EmbeddedStore::open(&config.data_dir).map_err(MasterError::from)?);
+        let registry = Arc::new(Registry::load(
+            store,
+            Liveness::from_config(&config.heartbeat),
+        )?);
+        let grpc = bind(&config.grpc.addr).await?;
+        let admin = match &config.admin.addr {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            registry,
+            grpc,
+            admin,
+        })
+    }
+
+    /// Address agents dial.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+
+    /// Address cdnctl dials.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.admin {
+            Some(l) => l.local_addr(),
+            None => self.grpc.local_addr(),
+        }
+    }
+
+    /// Number of nodes loaded from the store.
+    pub fn known_nodes(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains and flushes.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let Self {
+            config,
+            registry,
+            grpc,
+            admin,
+        } = self;
+        let tasks = TaskTracker::new();
+        let agent_api = AgentApi::new(
+            Arc::clone(&registry),
+            Arc::clone(&config),
+            tasks.clone(),
+            shutdown.clone(),
+        );
+        let admin_api = AdminServiceServer::new(AdminApi::new(Arc::clone(&registry)));
+        let mut builder = server_builder(&config);
+        let mut router = builder.add_service(AgentServiceServer::new(agent_api));
+        let mut admin_router = None;
+        match admin {
+            None => router = router.add_service(admin_api),
+            Some(l) => {
+                admin_router = Some((server_builder(&config).add_service(admin_api), l));
+            }
+        }
+
+        let sweeper = tasks.spawn(sweep_loop(Arc::clone(&registry), shutdown.clone()));
+        let stop = {
+            let registry = Arc::clone(&registry);
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                info!("shutting down: closing agent command streams");
+                registry.close_all_streams("master shutting down");
+            }
+        };
+        let agent_server = router.serve_with_incoming_shutdown(incoming(grpc, &config), stop);
+        let result = match admin_router {
+            None => drained(agent_server, &shutdown).await,
+            Some((r, l)) => {
+                let admin_server =
+                    r.serve_with_incoming_shutdown(incoming(l, &config), shutdown.cancelled());
+                let (a, b) = tokio::join!(
+                    drained(agent_server, &shutdown),
+                    drained(admin_server, &shutdown)
+                );
+                a.and(b)
+            }
+        };
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connection tasks did not finish within the shutdown grace");
+        }
+        let _ = sweeper.await;
+        // Last flush so `last_seen` of every node is on disk.
+        if let Err(e) = registry.sweep().await {
+            error!(error = %e, "final flush of the node registry failed");
+        }
+        result
+    }
+}
+
+/// Waits for a server future, but no longer than the grace period once the
+/// shutdown signal asked it to stop (long-lived streams may hold it open).
+async fn drained(
+    server: impl std::future::Future<Output = Result<(), tonic::transport::Error>>,
+    shutdown: &CancellationToken,
+) -> Result<(), ServeError> {
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(ServeError::from),
+        _ = grace => {
+            warn!("connections still open after the shutdown grace; closing them");
+            Ok(())
+        }
+    }
+}
+
+fn server_builder(config: &MasterConfig) -> Server {
+    let ka = &config.grpc.keepalive;
+    Server::builder()
+        .max_concurrent_streams(config.grpc.max_concurrent_streams)
+        .http2_keepalive_interval(Some(ka.time))
+        .http2_keepalive_timeout(Some(ka.timeout))
+        .timeout(Duration::from_secs(60))
+}
+
+/// Accepted connections with the configured socket options applied. Accept
+/// errors (for example too many open files) are logged and retried, never
+/// fatal.
+fn incoming(
+    listener: TcpListener,
+    config: &MasterConfig,
+) -> impl Stream<Item = Result<TcpStream, std::io::Error>> + use<> {
+    let send = config.grpc.send_buffer_size as usize;
+    let recv = config.grpc.recv_buffer_size as usize;
+    futures::stream::unfold(listener, move |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let sock = socket2::SockRef::from(&stream);
+                    if let Err(e) = sock
+                        .set_tcp_nodelay(true)
+                        .and_then(|_| sock.set_send_buffer_size(send))
+                        .and_then(|_| sock.set_recv_buffer_size(recv))
+                    {
+                        warn!(error = %e, "cannot set socket options on an accepted connection");
+                    }
+                    return Some((Ok(stream), listener));
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+async fn sweep_loop(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let period = (registry.liveness().interval / 2).max(MIN_SWEEP_PERIOD);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match registry.sweep().await {
+            Ok(went) => {
+                for w in went {
+                    warn!(node = %w.node_id, reason = %w.reason, "node offline");
+                }
+            }
+            Err(e) => error!(error = %e, "cannot persist node registry"),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The embedded backend: one redb file (`masterd.redb`) in the data directory.
+//! redb commits are atomic and durable (fsync'd), so a crash never leaves a
+//! half-written registry.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+use super::{NodeRecord, NodeStore, StoreError};
+
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "masterd.redb";
+
+/// Node registry in a redb file.
+pub struct EmbeddedStore {
+    db: Database,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        create_private_dir(data_dir).map_err(|e| StoreError::Open {
+            path: data_dir.display().to_string(),
+            message: format!("cannot create data directory: {e}"),
+        })?;
+        let path: PathBuf = data_dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                dir: data_dir.display().to_string(),
+            },
+            other => StoreError::Open {
+                path: path.display().to_string(),
+                message: other.to_string(),
+            },
+        })?;
+        // Make sure the table exists so reads on a fresh store succeed.
+        let txn = db.begin_write().map_err(io)?;
+        txn.open_table(NODES).map_err(io)?;
+        txn.commit().map_err(io)?;
+        Ok(Self { db })
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl NodeStore for EmbeddedStore {
+    fn load_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(NODES).map_err(io)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(io)? {
+            let (k, v) = row.map_err(io)?;
+            let rec: NodeRecord =
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                    key: k.value().to_string(),
+                    message: e.to_string(),
+                })?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
+    fn put_nodes(&self, nodes: &[NodeRecord]) -> Result<(), StoreError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut table = txn.open_table(NODES).map_err(io)?;
+            for n in nodes {
+                let bytes = serde_json::to_vec(n).map_err(io)?;
+                table
+                    .insert(n.name.as_str(), bytes.as_slice())
+                    .map_err(io)?;
+            }
+        }
+        txn.commit().map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = NodeRecord {
+            name: "agent-1".into(),
+            last_session_id: 7,
+            ..Default::default()
+        };
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.put_nodes(std::slice::from_ref(&rec)).unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(s.load_nodes().unwrap(), vec![rec]);
+    }
+
+    #[test]
+    fn second_open_is_refused_while_first_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = EmbeddedStore::open(dir.path()).unwrap();
+        let second = EmbeddedStore::open(dir.path());
+        assert!(matches!(second, Err(StoreError::InUse { .. })));
+    }
+}
