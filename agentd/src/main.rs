@@ -67,7 +67,6 @@ fn main() -> ExitCode {
 
 #[allow(clippy::print_stderr)]
 fn config_error(msg: &str) -> ExitCode {
-    error!("{msg}");
     eprintln!("agentd: configuration error: {msg}");
     ExitCode::from(cdn_common::EXIT_CONFIG)
 }

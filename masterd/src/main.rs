@@ -34,7 +34,6 @@ fn main() -> ExitCode {
         Some(path) => match MasterConfig::load(path) {
             Ok(c) => c,
             Err(e) => {
-                error!("{e}");
                 eprintln_config_error(&e.to_string());
                 return ExitCode::from(cdn_common::EXIT_CONFIG);
             }

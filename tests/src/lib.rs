@@ -1,1 +1,383 @@
+//! Test harness: starts the real `masterd`, `agentd` and `cdnctl` binaries on
+//! ephemeral loopback ports, with short intervals, in a temporary directory.
+//!
+//! `Fleet::start(3)` gives a master and `agent-1..3`, all online;
+//! `fleet.ctl(["nodes", "list", "-o", "json"])` runs cdnctl against it.
+//! Every process is killed when its handle drops.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Longest any test waits for a state to be reached.
+pub const WAIT: Duration = Duration::from_secs(40);
+
+/// Master config used by tests: liveness judged in about a second.
+pub const TEST_MASTER_YML: &str = "\
+heartbeat:
+  interval: 300ms
+  timeout: 3s
+  offline_threshold: 4
+reconnect:
+  max_retries: 3
+  base_delay: 50ms
+  max_delay: 500ms
+  jitter: 0.2
+";
+
+/// Path of a workspace binary built next to the test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built; run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what`.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends a signal by name (`STOP`, `CONT`, `KILL`, `TERM`) to `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A running masterd.
+pub struct Master {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    dir: PathBuf,
+    /// Config body without `grpc.addr` and `data_dir`.
+    yaml: String,
+}
+
+impl Master {
+    /// Starts masterd in `dir` with `yaml` as its master.yml body (grpc.addr
+    /// and data_dir are added) on `port` (0 = ephemeral).
+    pub fn start(dir: &Path, yaml: &str, port: u16) -> Self {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let config = dir.join("master.yml");
+        let body = format!(
+            "grpc:\n  addr: 127.0.0.1:{port}\ndata_dir: {}\n{yaml}",
+            dir.join("data").display()
+        );
+        std::fs::write(&config, body).expect("write master.yml");
+        let log = dir.join("masterd.log");
+        let mut child = Command::new(bin("masterd"))
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn masterd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read masterd stdout");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("grpc="))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "masterd did not start: {line:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        Self {
+            child: Some(child),
+            addr,
+            config,
+            log,
+            dir: dir.to_path_buf(),
+            yaml: yaml.to_string(),
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts masterd again on the same port, config and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Self::start(&self.dir.clone(), &self.yaml.clone(), self.addr.port());
+    }
+
+    /// The master's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running agentd.
+pub struct Agent {
+    child: Option<Child>,
+    pub name: String,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Agent config used by tests, pointed at `master`.
+pub fn agent_yml(name: &str, master: &str) -> String {
+    format!(
+        "master:
+  addr: {master}
+  dial_timeout: 1s
+heartbeat:
+  interval: 300ms
+  timeout: 1s
+status:
+  collect_interval: 300ms
+  report_interval: 300ms
+node:
+  id: {name}
+  labels:
+    role: edge
+    pop: {pop}
+",
+        pop = if name.ends_with('1') { "fra" } else { "ams" }
+    )
+}
+
+impl Agent {
+    /// Starts agentd with `yaml` as agent.yml, logging to `<dir>/<file>.log`.
+    pub fn start(dir: &Path, file: &str, name: &str, yaml: &str) -> Self {
+        let config = dir.join(format!("{file}.yml"));
+        std::fs::write(&config, yaml).expect("write agent.yml");
+        let log = dir.join(format!("{file}.log"));
+        let child = Command::new(bin("agentd"))
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn agentd");
+        Self {
+            child: Some(child),
+            name: name.to_string(),
+            config,
+            log,
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        signal(c.id(), "TERM");
+        c.wait().expect("wait agentd")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The agent's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What one cdnctl run printed.
+#[derive(Debug)]
+pub struct CtlOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for CtlOutput {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs cdnctl against `master` with `args`.
+pub fn ctl_at<I, S>(master: &str, args: I) -> CtlOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(bin("cdnctl"))
+        .arg("--master")
+        .arg(master)
+        .args(args)
+        .env_remove("CDNCTL_MASTER")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cdnctl")
+        .into()
+}
+
+/// A master and its agents in one temporary directory.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub master: Master,
+    pub agents: Vec<Agent>,
+}
+
+impl Fleet {
+    /// A master plus `agent-1..=n`, all online.
+    pub fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = Master::start(&dir.path().join("master"), TEST_MASTER_YML, 0);
+        let mut fleet = Self {
+            dir,
+            master,
+            agents: Vec::new(),
+        };
+        for i in 1..=n {
+            fleet.add_agent(&format!("agent-{i}"));
+        }
+        for i in 1..=n {
+            fleet.wait_status(&format!("agent-{i}"), "online");
+        }
+        fleet
+    }
+
+    /// Address of the master as `host:port`.
+    pub fn master_addr(&self) -> String {
+        self.master.addr.to_string()
+    }
+
+    /// Starts agent `name` with the standard test config.
+    pub fn add_agent(&mut self, name: &str) -> &mut Agent {
+        let yaml = agent_yml(name, &self.master_addr());
+        self.add_agent_with(name, name, &yaml)
+    }
+
+    /// Starts an agent with its own config; `file` names its config and log.
+    pub fn add_agent_with(&mut self, file: &str, name: &str, yaml: &str) -> &mut Agent {
+        let agent = Agent::start(self.dir.path(), file, name, yaml);
+        self.agents.push(agent);
+        self.agents.last_mut().expect("just pushed")
+    }
+
+    /// The agent handle named `name` (first match).
+    pub fn agent(&mut self, name: &str) -> &mut Agent {
+        self.agents
+            .iter_mut()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("no agent {name}"))
+    }
+
+    /// Runs cdnctl against this fleet's master.
+    pub fn ctl<I, S>(&self, args: I) -> CtlOutput
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        ctl_at(&self.master_addr(), args)
+    }
+
+    /// `nodes list -o json`, parsed; panics if cdnctl fails.
+    pub fn nodes(&self) -> Vec<Value> {
+        let out = self.ctl(["nodes", "list", "-o", "json"]);
+        assert_eq!(out.code, Some(0), "nodes list failed: {}", out.stderr);
+        match serde_json::from_str(&out.stdout) {
+            Ok(Value::Array(v)) => v,
+            other => panic!(
+                "nodes list -o json is not an array: {other:?}\n{}",
+                out.stdout
+            ),
+        }
+    }
+
+    /// `nodes list -o json`, or None while the master is unreachable.
+    pub fn try_nodes(&self) -> Option<Vec<Value>> {
+        let out = self.ctl(["nodes", "list", "-o", "json", "--timeout", "2s"]);
+        if out.code != Some(0) {
+            return None;
+        }
+        match serde_json::from_str(&out.stdout) {
+            Ok(Value::Array(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// One node from `nodes list -o json`.
+    pub fn node(&self, name: &str) -> Option<Value> {
+        self.try_nodes()?.into_iter().find(|n| n["name"] == name)
+    }
+
+    /// Waits until node `name` has `status`; returns its JSON.
+    pub fn wait_status(&self, name: &str, status: &str) -> Value {
+        wait_for(&format!("{name} to be {status}"), || {
+            self.node(name).filter(|n| n["status"] == status)
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! cdnctl's interface and its failures when the master is not there.
+
+use std::process::Command;
+
+use clap::CommandFactory;
+
+fn cdnctl(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .args(args)
+        .env_remove("CDNCTL_MASTER")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn clap_definition_is_consistent() {
+    cdnctl::Cli::command().debug_assert();
+}
+
+#[test]
+fn dead_master_fails_with_one_clear_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (code, out, err) = cdnctl(&["--master", &addr, "nodes", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty());
+    assert_eq!(
+        err.trim_end(),
+        format!("cdnctl: cannot reach master at {addr}: connection refused")
+    );
+}
+
+#[test]
+fn master_from_environment_is_used() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .args(["nodes", "list"])
+        .env("CDNCTL_MASTER", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at 127.0.0.1:1:"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, err) = cdnctl(&["nodes", "list", "--status", "sleepy"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = cdnctl(&["frobnicate"]);
+    assert_eq!(code, Some(2));
+    let (code, _, err) = cdnctl(&["nodes", "list", "--selector", "novalue"]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn bad_master_address_is_a_clear_error() {
+    let (code, _, err) = cdnctl(&["--master", "nohostport", "nodes", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("must be host:port"), "{err}");
+}

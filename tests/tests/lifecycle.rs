@@ -1,0 +1,268 @@
+//! The agent lifecycle end to end: register, list, die, return, master
+//! restarts and hangs, duplicate identities.
+
+use cdn_tests::{Fleet, agent_yml, free_port, signal, wait_for};
+use serde_json::Value;
+
+fn session(n: &Value) -> u64 {
+    n["session_id"].as_u64().expect("session_id")
+}
+
+#[test]
+fn three_agents_register_and_are_listed_with_their_figures() {
+    let fleet = Fleet::start(3);
+
+    let table = fleet.ctl(["nodes", "list"]);
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    let header = table.stdout.lines().next().expect("a header line");
+    for col in [
+        "NAME",
+        "STATUS",
+        "ADDRESS",
+        "LABELS",
+        "LAST SEEN",
+        "CPU",
+        "MEMORY",
+        "CONFIG",
+        "AGENT",
+    ] {
+        assert!(header.contains(col), "missing column {col} in {header:?}");
+    }
+    for name in ["agent-1", "agent-2", "agent-3"] {
+        let line = table
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in table:\n{}", table.stdout));
+        assert!(line.contains("online"), "{line}");
+        assert!(line.contains("role=edge"), "{line}");
+    }
+
+    // Wait for a status report so the figures are there.
+    let nodes = wait_for("status figures of all agents", || {
+        let nodes = fleet.try_nodes()?;
+        (nodes.len() == 3
+            && nodes
+                .iter()
+                .all(|n| n["mem_total_bytes"].as_u64() > Some(0)))
+        .then_some(nodes)
+    });
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["agent-1", "agent-2", "agent-3"]);
+    for n in &nodes {
+        assert_eq!(n["status"], "online");
+        assert_eq!(n["address"], "127.0.0.1");
+        assert_eq!(n["labels"]["role"], "edge");
+        assert_eq!(n["agent_version"], env!("CARGO_PKG_VERSION"));
+        assert!(n["config_version"].is_string());
+        let seen = n["last_seen"].as_str().expect("last_seen");
+        humantime::parse_rfc3339(seen).unwrap_or_else(|e| panic!("last_seen {seen:?}: {e}"));
+        let cpu = n["cpu_percent"].as_f64().expect("cpu_percent");
+        assert!((0.0..=100.0).contains(&cpu), "cpu {cpu}");
+        let used = n["mem_used_bytes"].as_u64().expect("mem_used_bytes");
+        let total = n["mem_total_bytes"].as_u64().expect("mem_total_bytes");
+        assert!(used > 0 && used <= total, "memory {used}/{total}");
+        assert!(n["uptime_seconds"].as_u64() > Some(0));
+        assert_eq!(n["stream_open"], true, "master holds the command stream");
+    }
+    assert_eq!(nodes[0]["labels"]["pop"], "fra");
+
+    // YAML carries the same nodes.
+    let yaml = fleet.ctl(["nodes", "list", "-o", "yaml"]);
+    assert_eq!(yaml.code, Some(0));
+    assert_eq!(
+        yaml.stdout.matches("name: agent-").count(),
+        3,
+        "{}",
+        yaml.stdout
+    );
+
+    // Filters run on the master.
+    let fra = fleet.ctl(["nodes", "list", "-o", "json", "--selector", "pop=fra"]);
+    let fra: Vec<Value> = serde_json::from_str(&fra.stdout).unwrap();
+    assert_eq!(fra.len(), 1);
+    assert_eq!(fra[0]["name"], "agent-1");
+    let offline = fleet.ctl(["nodes", "list", "-o", "json", "--status", "offline"]);
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&offline.stdout)
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Show one node.
+    let show = fleet.ctl(["nodes", "show", "agent-2"]);
+    assert_eq!(show.code, Some(0), "{}", show.stderr);
+    assert!(show.stdout.contains("Name:") && show.stdout.contains("agent-2"));
+    assert!(
+        show.stdout.contains("Command stream:  open"),
+        "{}",
+        show.stdout
+    );
+    let missing = fleet.ctl(["nodes", "show", "agent-9"]);
+    assert_eq!(missing.code, Some(1));
+    assert_eq!(missing.stderr.trim(), "cdnctl: node agent-9 not found");
+}
+
+#[test]
+fn killed_agent_goes_offline_and_comes_back_when_restarted() {
+    let mut fleet = Fleet::start(3);
+    let before = fleet.wait_status("agent-2", "online");
+
+    let pid = fleet.agent("agent-2").pid();
+    signal(pid, "KILL");
+    let gone = fleet.wait_status("agent-2", "offline");
+    assert!(
+        gone["last_seen"].is_string(),
+        "offline node keeps its last_seen"
+    );
+    assert_eq!(fleet.wait_status("agent-1", "online")["name"], "agent-1");
+
+    fleet.agent("agent-2").kill();
+    fleet.add_agent("agent-2");
+    let back = fleet.wait_status("agent-2", "online");
+    assert!(
+        session(&back) > session(&before),
+        "a new session replaced the dead one"
+    );
+}
+
+#[test]
+fn master_restart_brings_agents_back_and_keeps_known_nodes() {
+    let mut fleet = Fleet::start(3);
+    let old: Vec<u64> = ["agent-1", "agent-2"]
+        .iter()
+        .map(|n| session(&fleet.wait_status(n, "online")))
+        .collect();
+    // agent-3 stops for good before the restart: the master must still know it.
+    fleet.agent("agent-3").kill();
+
+    fleet.master.restart();
+    for (name, old) in ["agent-1", "agent-2"].iter().zip(old) {
+        let n = fleet.wait_status(name, "online");
+        assert!(session(&n) > old, "{name} registered a new session");
+    }
+    let three = fleet.wait_status("agent-3", "offline");
+    assert_eq!(
+        three["labels"]["role"], "edge",
+        "known node kept its labels"
+    );
+    assert_eq!(fleet.nodes().len(), 3);
+}
+
+#[test]
+fn hung_master_makes_agents_time_out_and_reconnect() {
+    let fleet = Fleet::start(2);
+    let old = session(&fleet.wait_status("agent-1", "online"));
+
+    signal(fleet.master.pid(), "STOP");
+    wait_for("agents to notice the heartbeat timeout", || {
+        fleet
+            .agents
+            .iter()
+            .all(|a| a.log_text().contains("heartbeat unanswered"))
+            .then_some(())
+    });
+    signal(fleet.master.pid(), "CONT");
+
+    let n = wait_for("agent-1 back on a new session", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["status"] == "online" && session(n) > old)
+    });
+    // The reconnect counter reaches the master with the next status report.
+    wait_for("reconnect counted", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["reconnects"].as_u64() >= Some(1))
+    });
+    assert_eq!(n["stream_open"], true);
+    fleet.wait_status("agent-2", "online");
+}
+
+#[test]
+fn duplicate_node_id_is_refused_while_the_first_is_live() {
+    let mut fleet = Fleet::start(1);
+    let original = session(&fleet.wait_status("agent-1", "online"));
+
+    let yaml = agent_yml("agent-1", &fleet.master_addr());
+    fleet.add_agent_with("impostor", "agent-1", &yaml);
+    let impostor_log = wait_for("the impostor to be refused", || {
+        let log = fleet.agents[1].log_text();
+        log.contains("already held by a live agent").then_some(log)
+    });
+    assert!(impostor_log.contains("agent-1"), "{impostor_log}");
+    wait_for("the master to log the refusal", || {
+        fleet
+            .master
+            .log_text()
+            .contains("registration refused")
+            .then_some(())
+    });
+    assert!(
+        fleet.agents[1].is_running(),
+        "a refused agent keeps trying, never exits"
+    );
+    let n = fleet.wait_status("agent-1", "online");
+    assert_eq!(session(&n), original, "the live holder kept its session");
+}
+
+#[test]
+fn agent_waits_for_a_master_that_is_not_there_yet_and_fails_over_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dead = free_port();
+    // First address is dead; after max_retries the agent tries the second.
+    let yaml = agent_yml(
+        "agent-1",
+        &format!("[\"127.0.0.1:{dead}\", \"127.0.0.1:{port}\"]"),
+    )
+    .replace(
+        "  dial_timeout: 1s\n",
+        "  dial_timeout: 1s\n  max_retries: 2\n",
+    );
+    let mut agent = cdn_tests::Agent::start(dir.path(), "agent-1", "agent-1", &yaml);
+    wait_for("agent to report the unreachable master", || {
+        agent
+            .log_text()
+            .contains("cannot reach master")
+            .then_some(())
+    });
+    assert!(
+        agent.is_running(),
+        "agentd must not exit while the master is down"
+    );
+
+    let master = cdn_tests::Master::start(&dir.path().join("m"), cdn_tests::TEST_MASTER_YML, port);
+    let addr = master.addr.to_string();
+    wait_for("agent-1 online on the second address", || {
+        let out = cdn_tests::ctl_at(&addr, ["nodes", "list", "-o", "json"]);
+        (out.code == Some(0) && out.stdout.contains("\"online\"")).then_some(())
+    });
+    assert!(
+        agent
+            .log_text()
+            .contains("moving to the next master address")
+    );
+}
+
+#[test]
+fn agent_reports_degraded_and_a_clean_stop_is_offline_at_once() {
+    let mut fleet = Fleet::start(0);
+    let yaml = agent_yml("agent-1", &fleet.master_addr()) + "  # (labels end)\n";
+    let yaml = yaml.replace(
+        "  report_interval: 300ms\n",
+        "  report_interval: 300ms\n  degraded_mem_percent: 0.001\n",
+    );
+    fleet.add_agent_with("agent-1", "agent-1", &yaml);
+    let n = fleet.wait_status("agent-1", "degraded");
+    assert!(
+        n["status_reason"].as_str().unwrap_or("").contains("memory"),
+        "{n}"
+    );
+
+    let status = fleet.agent("agent-1").terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
+    let n = fleet.wait_status("agent-1", "offline");
+    assert_eq!(n["status_reason"], "agent shut down");
+}
