@@ -66,3 +66,40 @@ fn bad_master_address_is_a_clear_error() {
     assert_eq!(code, Some(1));
     assert!(err.contains("must be host:port"), "{err}");
 }
+
+#[test]
+fn master_from_the_user_config_file_is_used() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("cdnctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.yml"), "master: 127.0.0.1:2\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .args(["nodes", "list"])
+        .env_remove("CDNCTL_MASTER")
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("at 127.0.0.1:2:"), "{err}");
+
+    // A flag beats the file.
+    let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .args(["--master", "127.0.0.1:3", "nodes", "list"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at 127.0.0.1:3:"));
+
+    // A broken file is named.
+    std::fs::write(dir.join("config.yml"), "mastr: x\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .args(["nodes", "list"])
+        .env_remove("CDNCTL_MASTER")
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("config.yml") && err.contains("mastr"), "{err}");
+}

@@ -206,7 +206,7 @@ impl AgentService for AgentApi {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     msg = inbound.next() => match msg {
-                        Some(Ok(m)) => handle_agent_message(&node_id, m, &tx).await,
+                        Some(Ok(m)) => handle_agent_message(&node_id, m),
                         Some(Err(e)) => {
                             debug!(node = %node_id, error = %e, "command stream failed");
                             break;
@@ -239,11 +239,7 @@ impl AgentService for AgentApi {
 }
 
 /// Handles one message an agent sent on its command stream.
-async fn handle_agent_message(
-    node_id: &str,
-    msg: CommandRequest,
-    _tx: &mpsc::Sender<Result<CommandResponse, Status>>,
-) {
+fn handle_agent_message(node_id: &str, msg: CommandRequest) {
     match msg.body {
         Some(command_request::Body::Pong(p)) => {
             debug!(node = %node_id, nonce = p.nonce, "pong");

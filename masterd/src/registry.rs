@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use cdn_proto::v1::{CommandResponse, LinkStats, SystemStatus};
 use dashmap::DashMap;
@@ -295,8 +297,25 @@ impl Registry {
                 node_id: node_id.to_string(),
                 session_id,
             })?;
+        let now = Instant::now();
         match &node.session {
-            Some(s) if s.id == session_id => Ok(f(&mut node, Instant::now())),
+            // Silent past the offline window: the node was shown offline, so
+            // the session is over even if the sweeper has not run yet.
+            Some(s)
+                if s.id == session_id
+                    && now.duration_since(s.last_heartbeat) > self.liveness.offline_after =>
+            {
+                let silent = now.duration_since(s.last_heartbeat);
+                node.session = None;
+                node.offline_reason = format!("no heartbeat for {}", fmt_secs(silent));
+                node.dirty = true;
+                tracing::warn!(node = %node_id, silent = %fmt_secs(silent), "node offline: session expired");
+                Err(MasterError::UnknownSession {
+                    node_id: node_id.to_string(),
+                    session_id,
+                })
+            }
+            Some(s) if s.id == session_id => Ok(f(&mut node, now)),
             _ => Err(MasterError::UnknownSession {
                 node_id: node_id.to_string(),
                 session_id,
@@ -526,4 +545,118 @@ fn close_message(reason: &str) -> CommandResponse {
 
 fn fmt_secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EmbeddedStore;
+
+    fn liveness(ms: u64) -> Liveness {
+        Liveness {
+            interval: Duration::from_millis(ms),
+            degraded_after: Duration::from_millis(2 * ms),
+            offline_after: Duration::from_millis(3 * ms),
+            stream_open_timeout: Duration::from_millis(3 * ms),
+        }
+    }
+
+    fn registry(dir: &std::path::Path, ms: u64) -> Arc<Registry> {
+        let store = Arc::new(EmbeddedStore::open(dir).unwrap());
+        Arc::new(Registry::load(store, liveness(ms)).unwrap())
+    }
+
+    fn reg(node: &str, instance: &str) -> Registration {
+        Registration {
+            node_id: node.into(),
+            instance_id: instance.into(),
+            labels: BTreeMap::from([("role".into(), "edge".into())]),
+            addresses: vec!["127.0.0.1".into()],
+            hostname: "h".into(),
+            agent_version: "0.1.0".into(),
+            config_version: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn second_live_agent_is_refused_and_same_agent_replaces_its_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = registry(dir.path(), 10_000);
+        let first = r.register(reg("n1", "A")).await.unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        r.attach_stream("n1", first, tx).unwrap();
+
+        let dup = r.register(reg("n1", "B")).await;
+        assert!(matches!(dup, Err(MasterError::DuplicateNode { .. })));
+        assert_eq!(r.get("n1").unwrap().session_id, first);
+
+        let again = r.register(reg("n1", "A")).await.unwrap();
+        assert!(again > first);
+        assert!(matches!(
+            r.heartbeat("n1", first, Some(Reported::Online), 0, ""),
+            Err(MasterError::UnknownSession { .. })
+        ));
+        r.heartbeat("n1", again, Some(Reported::Online), 0, "")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn dead_stream_frees_the_node_id_for_another_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = registry(dir.path(), 10_000);
+        let first = r.register(reg("n1", "A")).await.unwrap();
+        let (tx, rx) = mpsc::channel(1);
+        r.attach_stream("n1", first, tx).unwrap();
+        drop(rx); // the agent's connection went away
+        assert!(r.register(reg("n1", "B")).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_node_goes_offline_and_its_session_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = registry(dir.path(), 20);
+        let s = r.register(reg("n1", "A")).await.unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        r.attach_stream("n1", s, tx).unwrap();
+        assert_eq!(r.get("n1").unwrap().state, NodeState::Online);
+        tokio::time::advance(Duration::from_millis(45)).await;
+        assert_eq!(r.get("n1").unwrap().state, NodeState::Degraded);
+        tokio::time::advance(Duration::from_millis(30)).await;
+        assert_eq!(r.get("n1").unwrap().state, NodeState::Offline);
+        assert!(r.heartbeat("n1", s, Some(Reported::Online), 0, "").is_err());
+        assert_eq!(r.get("n1").unwrap().state, NodeState::Offline);
+    }
+
+    #[tokio::test]
+    async fn known_nodes_survive_a_reload_as_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = {
+            let r = registry(dir.path(), 10_000);
+            let s = r.register(reg("n1", "A")).await.unwrap();
+            r.heartbeat("n1", s, Some(Reported::Online), 0, "").unwrap();
+            r.sweep().await.unwrap();
+            s
+        };
+        let r = registry(dir.path(), 10_000);
+        let v = r.get("n1").unwrap();
+        assert_eq!(v.state, NodeState::Offline);
+        assert_eq!(
+            v.record.labels.get("role").map(String::as_str),
+            Some("edge")
+        );
+        let next = r.register(reg("n1", "A")).await.unwrap();
+        assert!(next > s, "session ids keep increasing across restarts");
+    }
+
+    #[tokio::test]
+    async fn degraded_report_is_shown_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = registry(dir.path(), 10_000);
+        let s = r.register(reg("n1", "A")).await.unwrap();
+        r.heartbeat("n1", s, Some(Reported::Degraded("disk full".into())), 0, "")
+            .unwrap();
+        let v = r.get("n1").unwrap();
+        assert_eq!(v.state, NodeState::Degraded);
+        assert_eq!(v.reason, "disk full");
+    }
 }

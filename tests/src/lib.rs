@@ -77,6 +77,8 @@ pub fn free_port() -> u16 {
 pub struct Master {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// Where AdminService listens (same as `addr` unless `admin.addr` is set).
+    pub admin_addr: SocketAddr,
     pub config: PathBuf,
     pub log: PathBuf,
     dir: PathBuf,
@@ -108,19 +110,22 @@ impl Master {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read masterd stdout");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("grpc="))
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "masterd did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+        let field = |name: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "masterd did not start: {line:?}\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })
+        };
+        let (addr, admin_addr) = (field("grpc="), field("admin="));
         Self {
             child: Some(child),
             addr,
+            admin_addr,
             config,
             log,
             dir: dir.to_path_buf(),
@@ -309,7 +314,7 @@ impl Fleet {
         fleet
     }
 
-    /// Address of the master as `host:port`.
+    /// Address agents dial, as `host:port`.
     pub fn master_addr(&self) -> String {
         self.master.addr.to_string()
     }
@@ -341,7 +346,7 @@ impl Fleet {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        ctl_at(&self.master_addr(), args)
+        ctl_at(&self.master.admin_addr.to_string(), args)
     }
 
     /// `nodes list -o json`, parsed; panics if cdnctl fails.
@@ -379,5 +384,28 @@ impl Fleet {
         wait_for(&format!("{name} to be {status}"), || {
             self.node(name).filter(|n| n["status"] == status)
         })
+    }
+}
+
+impl Drop for Fleet {
+    /// On a failing test, show the tail of every log: the cause is usually there.
+    #[allow(clippy::print_stderr)]
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let tail = |text: String| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        };
+        eprintln!("--- masterd log ---\n{}", tail(self.master.log_text()));
+        for a in &self.agents {
+            eprintln!(
+                "--- {} log ({}) ---\n{}",
+                a.name,
+                a.log.display(),
+                tail(a.log_text())
+            );
+        }
     }
 }

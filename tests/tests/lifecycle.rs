@@ -266,3 +266,68 @@ fn agent_reports_degraded_and_a_clean_stop_is_offline_at_once() {
     let n = fleet.wait_status("agent-1", "offline");
     assert_eq!(n["status_reason"], "agent shut down");
 }
+
+#[test]
+fn stopped_agent_goes_offline_and_rejoins_on_a_new_session_when_resumed() {
+    let fleet = Fleet::start(1);
+    let old = session(&fleet.wait_status("agent-1", "online"));
+    let pid = fleet.agents[0].pid();
+    signal(pid, "STOP");
+    fleet.wait_status("agent-1", "offline");
+    signal(pid, "CONT");
+    // Its next heartbeat names a session the master dropped: it registers again.
+    let n = wait_for("agent-1 back on a new session", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["status"] == "online" && session(n) > old)
+    });
+    assert_eq!(n["stream_open"], true);
+}
+
+#[test]
+fn admin_service_can_listen_on_its_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_port = free_port();
+    let yaml = format!(
+        "{}admin:\n  addr: 127.0.0.1:{admin_port}\n",
+        cdn_tests::TEST_MASTER_YML
+    );
+    let master = cdn_tests::Master::start(dir.path(), &yaml, 0);
+    assert_eq!(master.admin_addr.port(), admin_port);
+    assert_ne!(master.addr, master.admin_addr);
+    let _agent = cdn_tests::Agent::start(
+        dir.path(),
+        "agent-1",
+        "agent-1",
+        &agent_yml("agent-1", &master.addr.to_string()),
+    );
+    let admin = master.admin_addr.to_string();
+    wait_for("agent-1 listed through the admin address", || {
+        let out = cdn_tests::ctl_at(&admin, ["nodes", "list", "-o", "json"]);
+        out.stdout.contains("\"agent-1\"").then_some(())
+    });
+}
+
+#[test]
+fn closed_stdout_is_a_quiet_success() {
+    let fleet = Fleet::start(1);
+    let mut child = std::process::Command::new(cdn_tests::bin("cdnctl"))
+        .args([
+            "--master",
+            &fleet.master.admin_addr.to_string(),
+            "nodes",
+            "list",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before cdnctl writes
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
