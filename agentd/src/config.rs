@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use cdn_common::config::{ConfigError, HostPort};
+use cdn_common::config::{ConfigError, HostPort, Invalid, Validate};
 use serde::{Deserialize, Deserializer};
 
 /// The whole agent configuration.
@@ -182,42 +182,7 @@ pub const MAX_LABELS: usize = 64;
 impl AgentConfig {
     /// Loads and validates `file`.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = cdn_common::config::load(file)?;
-        cfg.validate(file)?;
-        Ok(cfg)
-    }
-
-    /// Checks what no single field can.
-    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| ConfigError::Invalid {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            key: Some(key.to_string()),
-            message,
-        };
-        if let Some(id) = &self.node.id {
-            cdn_common::check_node_id(id).map_err(|m| bad("node.id", m))?;
-        }
-        if self.node.labels.len() > MAX_LABELS {
-            return Err(bad(
-                "node.labels",
-                format!("{} labels, at most {MAX_LABELS}", self.node.labels.len()),
-            ));
-        }
-        if self.heartbeat.timeout < self.heartbeat.interval / 2 {
-            // Allowed, but a timeout far below the interval is usually a typo.
-            tracing::warn!("heartbeat.timeout is less than half of heartbeat.interval");
-        }
-        for a in &self.master.addr.0 {
-            if a.host.is_empty() {
-                return Err(bad(
-                    "master.addr",
-                    format!("`{a}` has no host; write for example 127.0.0.1:{}", a.port),
-                ));
-            }
-        }
-        Ok(())
+        cdn_common::config::load(file)
     }
 
     /// The node id in force: `node.id`, else the host name.
@@ -235,6 +200,29 @@ impl AgentConfig {
     }
 }
 
+impl Validate for AgentConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if let Some(id) = &self.node.id {
+            cdn_common::check_node_id(id).map_err(|m| Invalid::new("node.id", m))?;
+        }
+        if self.node.labels.len() > MAX_LABELS {
+            return Err(Invalid::new(
+                "node.labels",
+                format!("{} labels, at most {MAX_LABELS}", self.node.labels.len()),
+            ));
+        }
+        for a in &self.master.addr.0 {
+            if a.host.is_empty() {
+                return Err(Invalid::new(
+                    "master.addr",
+                    format!("`{a}` has no host; write for example 127.0.0.1:{}", a.port),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,8 +230,8 @@ mod tests {
     #[test]
     fn seed_example_parses() {
         let text = include_str!("../../examples/agent.yml");
-        let cfg: AgentConfig = cdn_common::config::parse(Path::new("agent.yml"), text).unwrap();
-        cfg.validate(Path::new("agent.yml")).unwrap();
+        let cfg: AgentConfig =
+            cdn_common::config::parse_and_validate(Path::new("agent.yml"), text).unwrap();
         assert_eq!(cfg.master.addr.0[0].host, "master.ai-cdn.local");
         assert_eq!(cfg.master.max_retries.map(|n| n.get()), Some(3));
         assert_eq!(cfg.status.report_interval, Duration::from_secs(10));
@@ -259,8 +247,9 @@ mod tests {
     #[test]
     fn bad_node_id_is_refused() {
         let text = "node:\n  id: \"bad id\"\n";
-        let cfg: AgentConfig = cdn_common::config::parse(Path::new("a.yml"), text).unwrap();
-        let e = cfg.validate(Path::new("a.yml")).unwrap_err().to_string();
-        assert!(e.contains("node.id"), "{e}");
+        let e = cdn_common::config::parse_and_validate::<AgentConfig>(Path::new("a.yml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("a.yml:2:3: key `node.id`"), "{e}");
     }
 }

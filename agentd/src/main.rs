@@ -80,28 +80,10 @@ async fn run(config: Arc<AgentConfig>, node_id: String) {
     let link = Link::new(Arc::clone(&config), node_id, status);
     let link_task = tasks.spawn(link.run(shutdown.clone()));
     tasks.close();
-    wait_for_signal().await;
+    cdn_common::shutdown_signal().await;
     info!("signal received; shutting down");
     shutdown.cancel();
     let _ = link_task.await;
     tasks.wait().await;
     info!("agentd stopped");
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

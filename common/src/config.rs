@@ -53,15 +53,82 @@ fn display_invalid(
     out
 }
 
-/// Reads and parses `file` as `T`.
+/// A check across keys that no single field's type can make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Dotted path of the key to blame (`reconnect.base_delay`).
+    pub key: String,
+    pub message: String,
+}
+
+impl Invalid {
+    /// Blames `key` with `message`.
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Config structs implement this for the checks done after parsing.
+pub trait Validate {
+    /// Checks relations between keys.
+    fn validate(&self) -> Result<(), Invalid>;
+}
+
+/// Reads, parses and validates `file` as `T`.
 ///
 /// An empty file (or one holding only comments) yields `T::default()`.
-pub fn load<T: DeserializeOwned + Default>(file: &Path) -> Result<T, ConfigError> {
+pub fn load<T: DeserializeOwned + Default + Validate>(file: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_path_buf(),
         source,
     })?;
-    parse(file, &text)
+    parse_and_validate(file, &text)
+}
+
+/// [`parse`], then [`Validate::validate`], locating a failed key in `text`.
+pub fn parse_and_validate<T: DeserializeOwned + Default + Validate>(
+    file: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let value: T = parse(file, text)?;
+    value.validate().map_err(|e| {
+        let at = locate_key(text, &e.key);
+        ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line: at.map(|(l, _)| l),
+            column: at.map(|(_, c)| c),
+            key: Some(e.key),
+            message: e.message,
+        }
+    })?;
+    Ok(value)
+}
+
+/// 1-based line and column of dotted `key` in block-style YAML `text`, if
+/// it is written there (a default value has no line).
+pub fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    let want: Vec<&str> = key.split('.').collect();
+    // (indent, key) of the enclosing mappings of the current line.
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let Some(k) = key_on_line(line) else { continue };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, k));
+        if stack.len() == want.len() && stack.iter().zip(&want).all(|((_, a), b)| a == b) {
+            return Some((n + 1, indent + 1));
+        }
+    }
+    None
 }
 
 /// Parses YAML `text` that came from `file` (used for messages only).
@@ -225,6 +292,32 @@ mod tests {
         #[serde(with = "crate::duration")]
         time: std::time::Duration,
         jitter: Option<Fraction>,
+    }
+
+    impl Validate for Outer {
+        fn validate(&self) -> Result<(), Invalid> {
+            if self.grpc.time > std::time::Duration::from_secs(60) {
+                return Err(Invalid::new("grpc.time", "too long"));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn validation_errors_name_the_line_of_the_key() {
+        let text = "# c\ngrpc:\n  jitter: 0.1\n  time: 2m\n";
+        let e = parse_and_validate::<Outer>(Path::new("m.yml"), text)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "m.yml:4:3: key `grpc.time`: too long");
+    }
+
+    #[test]
+    fn keys_are_located_by_path() {
+        let text = "a:\n  b: 1\nc:\n  b: 2\n  d:\n    e: x\n";
+        assert_eq!(locate_key(text, "c.b"), Some((4, 3)));
+        assert_eq!(locate_key(text, "c.d.e"), Some((6, 5)));
+        assert_eq!(locate_key(text, "a.x"), None);
     }
 
     fn err(text: &str) -> String {

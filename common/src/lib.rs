@@ -8,6 +8,25 @@ pub mod logging;
 /// Exit code for a configuration error (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: u8 = 78;
 
+/// Resolves on the first SIGTERM or SIGINT: how the daemons learn to stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Current time as unix milliseconds (0 if the clock is before 1970).
 pub fn unix_millis_now() -> i64 {
     std::time::SystemTime::now()

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cdn_common::config::{ConfigError, Fraction, HostPort};
+use cdn_common::config::{ConfigError, Fraction, HostPort, Invalid, Validate};
 use serde::{Deserialize, Serialize};
 
 /// Default port of the agent and admin APIs (the seed's `:50051`).
@@ -165,22 +165,14 @@ impl Default for ReconnectConfig {
 impl MasterConfig {
     /// Loads and validates `file`.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = cdn_common::config::load(file)?;
-        cfg.validate(file)?;
-        Ok(cfg)
+        cdn_common::config::load(file)
     }
+}
 
-    /// Checks relations between keys that no single field can check.
-    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| ConfigError::Invalid {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            key: Some(key.to_string()),
-            message,
-        };
+impl Validate for MasterConfig {
+    fn validate(&self) -> Result<(), Invalid> {
         if self.reconnect.base_delay > self.reconnect.max_delay {
-            return Err(bad(
+            return Err(Invalid::new(
                 "reconnect.base_delay",
                 format!(
                     "base_delay ({}) is larger than max_delay ({})",
@@ -190,9 +182,9 @@ impl MasterConfig {
             ));
         }
         if self.grpc.max_concurrent_streams == 0 {
-            return Err(bad(
+            return Err(Invalid::new(
                 "grpc.max_concurrent_streams",
-                "must be at least 1".into(),
+                "must be at least 1",
             ));
         }
         for (key, v) in [
@@ -200,7 +192,7 @@ impl MasterConfig {
             ("grpc.recv_buffer_size", self.grpc.recv_buffer_size),
         ] {
             if !(1024..=64 * 1024 * 1024).contains(&v) {
-                return Err(bad(
+                return Err(Invalid::new(
                     key,
                     format!("{v} is out of range (1024 to 67108864 bytes)"),
                 ));
@@ -217,8 +209,8 @@ mod tests {
     #[test]
     fn seed_example_parses() {
         let text = include_str!("../../examples/master.yml");
-        let cfg: MasterConfig = cdn_common::config::parse(Path::new("master.yml"), text).unwrap();
-        cfg.validate(Path::new("master.yml")).unwrap();
+        let cfg: MasterConfig =
+            cdn_common::config::parse_and_validate(Path::new("master.yml"), text).unwrap();
         assert_eq!(cfg.grpc.addr.port, 50051);
         assert_eq!(cfg.heartbeat.offline_after(), Duration::from_secs(30));
         assert_eq!(cfg.reconnect.jitter, Fraction(0.3));
@@ -227,8 +219,12 @@ mod tests {
     #[test]
     fn base_above_max_is_refused() {
         let text = "reconnect:\n  base_delay: 1m\n  max_delay: 1s\n";
-        let cfg: MasterConfig = cdn_common::config::parse(Path::new("m.yml"), text).unwrap();
-        let e = cfg.validate(Path::new("m.yml")).unwrap_err().to_string();
-        assert!(e.contains("reconnect.base_delay"), "{e}");
+        let e = cdn_common::config::parse_and_validate::<MasterConfig>(Path::new("m.yml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("m.yml:2:3: key `reconnect.base_delay`"),
+            "{e}"
+        );
     }
 }

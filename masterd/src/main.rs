@@ -85,7 +85,7 @@ async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut runner = tokio::spawn(master.run(shutdown.clone()));
     tokio::select! {
-        _ = wait_for_signal() => {
+        _ = cdn_common::shutdown_signal() => {
             info!("signal received; shutting down");
             shutdown.cancel();
             runner.await??;
@@ -94,22 +94,4 @@ async fn run(config: MasterConfig) -> anyhow::Result<()> {
     }
     info!("masterd stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

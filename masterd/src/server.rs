@@ -24,6 +24,10 @@ use crate::store::{EmbeddedStore, NodeStore};
 /// How long shutdown waits for in-flight calls before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Longest a unary call may take to answer (streams are not bounded by it:
+/// it covers producing the response head only).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Smallest pause between liveness sweeps.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(50);
 
@@ -195,7 +199,7 @@ fn server_builder(config: &MasterConfig) -> Server {
         .max_concurrent_streams(config.grpc.max_concurrent_streams)
         .http2_keepalive_interval(Some(ka.time))
         .http2_keepalive_timeout(Some(ka.timeout))
-        .timeout(Duration::from_secs(60))
+        .timeout(CALL_TIMEOUT)
 }
 
 /// Accepted connections with the configured socket options applied. Accept
