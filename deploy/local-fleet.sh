@@ -94,6 +94,9 @@ heartbeat:
 status:
   collect_interval: 2s
   report_interval: 2s
+config:
+  path: $dir/$name/edge.yml
+  reload_command: "true"
 node:
   id: $name
   labels:

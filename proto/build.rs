@@ -6,6 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={f}");
     }
     let fds = protox::compile(files, ["proto"])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Config content is fanned out to many agents: share it, don't copy it.
+    tonic_prost_build::configure()
+        .bytes(".cdn.v1")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdn_common::config::{ConfigError, HostPort, Invalid, Validate};
@@ -18,6 +18,40 @@ pub struct AgentConfig {
     pub heartbeat: HeartbeatConfig,
     pub status: StatusConfig,
     pub node: NodeConfig,
+    pub config: ManagedConfig,
+}
+
+/// The config file this agent manages for the edge software.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagedConfig {
+    /// Where pushed configs are written.
+    pub path: PathBuf,
+    /// Applied versions kept beside it for rollback.
+    pub keep: NonZeroU32,
+    /// Run with `sh -c` after a successful write; a failure restores the
+    /// previous file.
+    pub reload_command: Option<String>,
+    /// Limit on the reload command.
+    #[serde(with = "cdn_common::duration")]
+    pub reload_timeout: Duration,
+    /// An apply is refused unless this many bytes stay free after it.
+    pub min_free_bytes: u64,
+}
+
+/// Default free space kept on the config file's file system.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 10 * 1024 * 1024;
+
+impl Default for ManagedConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("/etc/cdn-agent/edge.yml"),
+            keep: NonZeroU32::new(5).expect("5 is not zero"),
+            reload_command: None,
+            reload_timeout: Duration::from_secs(30),
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+        }
+    }
 }
 
 /// How to reach the master.
@@ -209,6 +243,20 @@ impl Validate for AgentConfig {
             return Err(Invalid::new(
                 "node.labels",
                 format!("{} labels, at most {MAX_LABELS}", self.node.labels.len()),
+            ));
+        }
+        if self.config.path.file_name().is_none() || self.config.path.as_os_str().is_empty() {
+            return Err(Invalid::new("config.path", "must name a file"));
+        }
+        if self
+            .config
+            .reload_command
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err(Invalid::new(
+                "config.reload_command",
+                "is empty; remove the key instead",
             ));
         }
         for a in &self.master.addr.0 {

@@ -2,6 +2,7 @@
 //! connection with its command stream open, heartbeats, reports system
 //! figures, and reconnects by itself whenever the link breaks.
 
+pub mod apply;
 pub mod backoff;
 pub mod config;
 pub mod link;

@@ -10,13 +10,14 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use cdn_common::config::HostPort;
 use cdn_proto::v1::agent_service_client::AgentServiceClient;
 use cdn_proto::v1::{
-    CommandRequest, HeartbeatRequest, LinkStats, Pong, RegisterRequest, StatusRequest, StreamHello,
-    command_request, command_response,
+    CommandRequest, ConfigAck, HeartbeatRequest, LinkStats, Pong, RegisterRequest, StatusRequest,
+    StreamHello, command_request, command_response,
 };
 use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +27,7 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, error, info, warn};
 
+use crate::apply::{self, Applier, Outcome};
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::status::Snapshot;
@@ -35,6 +37,10 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Heartbeat round trips kept for the percentiles reported to the master.
 const RTT_SAMPLES: usize = 256;
+
+/// Largest gRPC message accepted from the master (a full-size config plus
+/// framing).
+const MAX_MESSAGE_BYTES: usize = apply::MAX_CONFIG_BYTES as usize + 64 * 1024;
 
 /// Depth of the queue of replies on the command stream.
 const REPLY_QUEUE_DEPTH: usize = 64;
@@ -123,7 +129,14 @@ pub struct Link {
     counters: Arc<LinkCounters>,
     backoff: Backoff,
     permit_without_stream: bool,
+    applier: Applier,
+    /// Version last fetched because a heartbeat said we are behind, and when.
+    fetched: Mutex<Option<(u64, Instant)>>,
 }
+
+/// A version fetched after a heartbeat is not fetched again for this long
+/// (unless it was applied meanwhile): a failing apply retries at this pace.
+const REFETCH_AFTER: Duration = Duration::from_secs(30);
 
 impl Link {
     /// A link for `node_id`, reporting figures from `status`.
@@ -131,6 +144,7 @@ impl Link {
         config: Arc<AgentConfig>,
         node_id: String,
         status: watch::Receiver<Snapshot>,
+        applier: Applier,
     ) -> Self {
         let mut backoff = Backoff::default();
         if let Some(n) = config.master.max_retries {
@@ -146,6 +160,15 @@ impl Link {
             counters: Arc::new(LinkCounters::default()),
             backoff,
             permit_without_stream: true,
+            applier,
+            fetched: Mutex::new(None),
+        }
+    }
+
+    fn applied_version(&self) -> String {
+        match self.applier.applied().version {
+            0 => String::new(),
+            v => v.to_string(),
         }
     }
 
@@ -252,14 +275,16 @@ impl Link {
                 addr: addr.to_string(),
                 message: root_cause(&e),
             })?;
-        let mut client = AgentServiceClient::new(channel);
+        let mut client = AgentServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let snapshot = self.status.borrow().clone();
         let request = RegisterRequest {
             node_id: self.node_id.clone(),
             labels: self.config.node.labels.clone().into_iter().collect(),
             addresses: snapshot.addresses,
             agent_version: AGENT_VERSION.to_string(),
-            config_version: String::new(),
+            config_version: self.applied_version(),
             instance_id: self.instance_id.clone(),
             hostname: self.hostname.clone(),
             heartbeat_interval_ms: self.config.heartbeat.interval.as_millis() as u64,
@@ -337,11 +362,13 @@ impl Link {
             Ok(Ok(r)) => r.into_inner(),
         };
         debug!(session = granted.session_id, "command stream open");
+        let (outcome_tx, outcome_rx) = mpsc::channel(REPLY_QUEUE_DEPTH);
         let ended = tokio::select! {
             _ = shutdown.cancelled() => None,
-            e = self.heartbeat_loop(client.clone(), granted.session_id) => Some(e),
+            e = self.heartbeat_loop(client.clone(), granted.session_id, &outcome_tx) => Some(e),
             e = self.report_loop(client.clone(), granted.session_id) => Some(e),
-            e = command_loop(inbound, reply_tx, &self.node_id, granted.session_id) => Some(e),
+            e = self.command_loop(inbound, reply_tx.clone(), granted.session_id, &outcome_tx) => Some(e),
+            e = self.ack_loop(outcome_rx, reply_tx, granted.session_id) => Some(e),
         };
         if ended.is_none() {
             self.say_goodbye(client, granted.session_id).await;
@@ -353,6 +380,7 @@ impl Link {
         &self,
         mut client: AgentServiceClient<Channel>,
         session_id: u64,
+        outcomes: &mpsc::Sender<Outcome>,
     ) -> LinkError {
         let hb = &self.config.heartbeat;
         let mut tick = tokio::time::interval(hb.interval);
@@ -368,8 +396,9 @@ impl Link {
                 timestamp: cdn_common::unix_millis_now(),
                 status: status.to_string(),
                 session_id,
-                config_version: String::new(),
+                config_version: self.applied_version(),
                 reason,
+                config_disk_hash: self.applier.disk_hash(),
             };
             let started = Instant::now();
             match tokio::time::timeout(hb.timeout, client.heartbeat(request)).await {
@@ -385,9 +414,146 @@ impl Link {
                         .fetch_add(1, Ordering::Relaxed);
                     return classify(&s);
                 }
-                Ok(Ok(_)) => self.counters.record_rtt(started.elapsed()),
+                Ok(Ok(reply)) => {
+                    self.counters.record_rtt(started.elapsed());
+                    let reply = reply.into_inner();
+                    if reply.config_updated {
+                        self.fetch_if_behind(
+                            &mut client,
+                            session_id,
+                            &reply.config_version,
+                            outcomes,
+                        )
+                        .await;
+                    }
+                }
             }
         }
+    }
+
+    /// The master says our config is behind: fetch the desired version and
+    /// queue it, unless it is already being applied or just failed.
+    async fn fetch_if_behind(
+        &self,
+        client: &mut AgentServiceClient<Channel>,
+        session_id: u64,
+        version: &str,
+        outcomes: &mpsc::Sender<Outcome>,
+    ) {
+        let Ok(v) = version.parse::<u64>() else {
+            return;
+        };
+        if self.applier.applied().version == v {
+            return;
+        }
+        if let Ok(mut f) = self.fetched.lock() {
+            if matches!(*f, Some((fv, at)) if fv == v && at.elapsed() < REFETCH_AFTER) {
+                return;
+            }
+            *f = Some((v, Instant::now()));
+        }
+        let request = cdn_proto::v1::PushConfigRequest {
+            node_id: self.node_id.clone(),
+            session_id,
+            version: version.to_string(),
+        };
+        let timeout = self.config.heartbeat.timeout;
+        match tokio::time::timeout(timeout, client.push_config(request)).await {
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                info!(
+                    version = v,
+                    "fetching desired config the master says we lack"
+                );
+                let req = apply::Request {
+                    version: v,
+                    hash: r.hash,
+                    content: r.content,
+                    encoding: r.encoding,
+                };
+                let _ = self.applier.submit(req, outcomes.clone()).await;
+            }
+            Ok(Err(s)) => {
+                warn!(version = v, error = %status_line(&s), "cannot fetch desired config")
+            }
+            Err(_) => warn!(version = v, "fetching desired config timed out"),
+        }
+    }
+
+    /// Handles what the master sends on the command stream.
+    async fn command_loop(
+        &self,
+        mut inbound: tonic::Streaming<cdn_proto::v1::CommandResponse>,
+        replies: mpsc::Sender<CommandRequest>,
+        session_id: u64,
+        outcomes: &mpsc::Sender<Outcome>,
+    ) -> LinkError {
+        loop {
+            let cmd = match inbound.message().await {
+                Ok(Some(cmd)) => cmd,
+                Ok(None) => return LinkError::StreamClosed("master ended the stream".into()),
+                Err(s) => return LinkError::StreamClosed(status_line(&s)),
+            };
+            match cmd.body {
+                Some(command_response::Body::Ping(p)) => {
+                    let pong = CommandRequest {
+                        node_id: self.node_id.clone(),
+                        session_id,
+                        command_id: cmd.command_id,
+                        body: Some(command_request::Body::Pong(Pong { nonce: p.nonce })),
+                    };
+                    if replies.send(pong).await.is_err() {
+                        return LinkError::StreamClosed("reply queue closed".into());
+                    }
+                }
+                Some(command_response::Body::ApplyConfig(a)) => {
+                    let Ok(version) = a.version.parse::<u64>() else {
+                        warn!(version = %a.version, "config version is not a number; ignored");
+                        continue;
+                    };
+                    let req = apply::Request {
+                        version,
+                        hash: a.hash,
+                        content: a.content,
+                        encoding: a.encoding,
+                    };
+                    if !self.applier.submit(req, outcomes.clone()).await {
+                        return LinkError::StreamClosed("config applier stopped".into());
+                    }
+                }
+                Some(command_response::Body::Close(c)) => {
+                    return LinkError::StreamClosed(format!("master closed it: {}", c.reason));
+                }
+                None => debug!("empty command ignored"),
+            }
+        }
+    }
+
+    /// Turns apply outcomes into acknowledgements on the command stream.
+    async fn ack_loop(
+        &self,
+        mut outcomes: mpsc::Receiver<Outcome>,
+        replies: mpsc::Sender<CommandRequest>,
+        session_id: u64,
+    ) -> LinkError {
+        while let Some(o) = outcomes.recv().await {
+            let ack = CommandRequest {
+                node_id: self.node_id.clone(),
+                session_id,
+                command_id: o.version,
+                body: Some(command_request::Body::ConfigAck(ConfigAck {
+                    version: o.version.to_string(),
+                    hash: o.hash,
+                    success: o.result.is_ok(),
+                    error: o.result.err().map(|e| e.to_string()).unwrap_or_default(),
+                    apply_micros: o.elapsed.as_micros() as u64,
+                })),
+            };
+            if replies.send(ack).await.is_err() {
+                return LinkError::StreamClosed("reply queue closed".into());
+            }
+        }
+        LinkError::StreamClosed("apply outcomes closed".into())
     }
 
     async fn report_loop(
@@ -405,7 +571,7 @@ impl Link {
                 session_id,
                 timestamp: cdn_common::unix_millis_now(),
                 system,
-                config_version: String::new(),
+                config_version: self.applied_version(),
                 agent_version: AGENT_VERSION.to_string(),
                 link: Some(self.counters.snapshot()),
             };
@@ -431,43 +597,13 @@ impl Link {
             timestamp: cdn_common::unix_millis_now(),
             status: "offline".into(),
             session_id,
-            config_version: String::new(),
+            config_version: self.applied_version(),
             reason: "agent shut down".into(),
+            config_disk_hash: self.applier.disk_hash(),
         };
         match tokio::time::timeout(GOODBYE_TIMEOUT, client.heartbeat(request)).await {
             Ok(Ok(_)) => info!("told the master this node is going offline"),
             _ => debug!("master not told of the shutdown"),
-        }
-    }
-}
-
-async fn command_loop(
-    mut inbound: tonic::Streaming<cdn_proto::v1::CommandResponse>,
-    replies: mpsc::Sender<CommandRequest>,
-    node_id: &str,
-    session_id: u64,
-) -> LinkError {
-    loop {
-        match inbound.message().await {
-            Ok(Some(cmd)) => match cmd.body {
-                Some(command_response::Body::Ping(p)) => {
-                    let pong = CommandRequest {
-                        node_id: node_id.to_string(),
-                        session_id,
-                        command_id: cmd.command_id,
-                        body: Some(command_request::Body::Pong(Pong { nonce: p.nonce })),
-                    };
-                    if replies.send(pong).await.is_err() {
-                        return LinkError::StreamClosed("reply queue closed".into());
-                    }
-                }
-                Some(command_response::Body::Close(c)) => {
-                    return LinkError::StreamClosed(format!("master closed it: {}", c.reason));
-                }
-                None => debug!("empty command ignored"),
-            },
-            Ok(None) => return LinkError::StreamClosed("master ended the stream".into()),
-            Err(s) => return LinkError::StreamClosed(status_line(&s)),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use agentd::apply::Applier;
 use agentd::{AgentConfig, Link, status};
 use cdn_common::logging::{self, LogFormat};
 use clap::Parser;
@@ -77,7 +78,8 @@ async fn run(config: Arc<AgentConfig>, node_id: String) {
     let status = status::spawn_collector(config.status.collect_interval, shutdown.clone(), &tasks);
     let masters: Vec<String> = config.master.addr.0.iter().map(|a| a.to_string()).collect();
     info!(node = %node_id, masters = ?masters, "agentd starting");
-    let link = Link::new(Arc::clone(&config), node_id, status);
+    let applier = Applier::start(config.config.clone(), shutdown.clone(), &tasks);
+    let link = Link::new(Arc::clone(&config), node_id, status, applier);
     let link_task = tasks.spawn(link.run(shutdown.clone()));
     tasks.close();
     cdn_common::shutdown_signal().await;

@@ -9,6 +9,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::CliError;
 use crate::error::describe_io;
 
+/// Largest gRPC message cdnctl sends or accepts (a full-size config).
+const MAX_MESSAGE_BYTES: usize = crate::commands::config::MAX_CONFIG_BYTES as usize + 64 * 1024;
+
 /// Per-invocation state: the master's address, the time limit, and the
 /// connection once it is made.
 #[derive(Debug)]
@@ -98,7 +101,9 @@ impl Context {
             }
             Ok(Ok(c)) => c,
         };
-        Ok(AdminServiceClient::new(channel))
+        Ok(AdminServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     /// Maps a failed call to an error naming this master.

@@ -30,7 +30,8 @@ pub struct Cli {
     /// Master address (host:port).
     #[arg(long, global = true, env = "CDNCTL_MASTER", value_name = "ADDR")]
     pub master: Option<String>,
-    /// Give up on the master after this long (connect and each call).
+    /// Give up on the master after this long (connect and each call); for
+    /// `config push` and `rollback`, also how long to wait for nodes.
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(subcommand)]
@@ -43,6 +44,9 @@ pub enum Command {
     /// List and inspect edge nodes.
     #[command(subcommand)]
     Nodes(commands::nodes::NodesCommand),
+    /// Push, roll back and inspect versioned configuration.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -73,5 +77,6 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let ctx = Context::resolve(cli.master.as_deref(), cli.timeout)?;
     match cli.command {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
+        Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
     }
 }

@@ -42,6 +42,12 @@ pub fn table(header: &[&str]) -> Table {
             .set_content_arrangement(ContentArrangement::Disabled);
     }
     t.set_header(header.iter().map(Cell::new));
+    if !std::io::stdout().is_terminal() {
+        // kubectl's plain layout: no leading space, two between columns.
+        for c in t.column_iter_mut() {
+            c.set_padding((0, 2));
+        }
+    }
     t
 }
 
@@ -57,6 +63,49 @@ pub fn state_cell(state: &str) -> Cell {
         "offline" => cell.fg(Color::Red),
         _ => cell,
     }
+}
+
+/// A push result cell, coloured on a terminal.
+pub fn result_cell(result: &str) -> Cell {
+    let cell = Cell::new(result);
+    if !colour() {
+        return cell;
+    }
+    match result {
+        "applied" => cell.fg(Color::Green),
+        "pending" => cell.fg(Color::Yellow),
+        "failed" => cell.fg(Color::Red),
+        _ => cell,
+    }
+}
+
+/// Writes a one-line diagnostic (not data) to stderr.
+pub fn print_diagnostic(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Writes `text` to stdout exactly as it is.
+pub fn print_raw(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(pipe_error)
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 with milliseconds, or None for 0 ("never").
+pub fn rfc3339(ms: i64) -> Option<String> {
+    (ms > 0).then(|| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    })
 }
 
 /// Writes `text` and a newline to stdout.

@@ -22,7 +22,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::MasterConfig;
 use crate::error::MasterError;
-use crate::registry::{Registration, Registry, Reported};
+use crate::push::Configs;
+use crate::registry::{AckEvent, Registration, Registry, Reported};
 use crate::validate;
 
 /// Queue depth of one agent's command stream; a full queue is backpressure.
@@ -31,6 +32,7 @@ pub const COMMAND_QUEUE_DEPTH: usize = 64;
 /// The AgentService implementation.
 pub struct AgentApi {
     registry: Arc<Registry>,
+    configs: Arc<Configs>,
     config: Arc<MasterConfig>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -40,12 +42,14 @@ impl AgentApi {
     /// Builds the service over `registry`; stream reader tasks go in `tasks`.
     pub fn new(
         registry: Arc<Registry>,
+        configs: Arc<Configs>,
         config: Arc<MasterConfig>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             registry,
+            configs,
             config,
             tasks,
             shutdown,
@@ -149,32 +153,52 @@ impl AgentService for AgentApi {
             }
         };
         let going_offline = reported.is_none();
-        self.registry.heartbeat(
+        let desired = self.registry.heartbeat(
             &req.node_id,
             req.session_id,
             reported,
             req.timestamp,
             &req.config_version,
+            &req.config_disk_hash,
         )?;
         if going_offline {
             info!(node = %req.node_id, "node offline: agent shut down");
         }
+        let behind = desired != 0 && req.config_version != desired.to_string();
         Ok(Response::new(HeartbeatResponse {
             success: true,
             command: String::new(),
-            config_updated: false,
-            config_version: String::new(),
+            config_updated: behind,
+            config_version: if desired == 0 {
+                String::new()
+            } else {
+                desired.to_string()
+            },
             server_time_ms: cdn_common::unix_millis_now(),
         }))
     }
 
+    /// An agent fetches a config version (the one its heartbeat said is
+    /// desired); it acknowledges on its command stream as for a push.
     async fn push_config(
         &self,
-        _request: Request<PushConfigRequest>,
+        request: Request<PushConfigRequest>,
     ) -> Result<Response<PushConfigResponse>, Status> {
-        Err(Status::unimplemented(
-            "config distribution is not available on this master yet",
-        ))
+        let req = request.into_inner();
+        let version: u64 = req.version.parse().map_err(|_| {
+            MasterError::Invalid(format!("config version `{}` is not a number", req.version))
+        })?;
+        // Only a live session may fetch, and only versions that exist.
+        self.registry.check_session(&req.node_id, req.session_id)?;
+        let p = self.configs.payload(version).await?;
+        Ok(Response::new(PushConfigResponse {
+            success: true,
+            message: String::new(),
+            version: p.version.to_string(),
+            hash: p.hash,
+            content: p.bytes,
+            encoding: p.encoding.to_string(),
+        }))
     }
 
     type ExecuteCommandStream = CommandStream;
@@ -195,10 +219,15 @@ impl AgentService for AgentApi {
         }
         let (node_id, session_id) = (first.node_id, first.session_id);
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE_DEPTH);
-        let generation = self
-            .registry
-            .attach_stream(&node_id, session_id, tx.clone())?;
+        // The registry holds the only sender: when the session ends, the stream ends.
+        let (generation, behind) = self.registry.attach_stream(&node_id, session_id, tx)?;
         debug!(node = %node_id, session = session_id, "command stream open");
+        if let Some(desired) = behind {
+            let configs = Arc::clone(&self.configs);
+            let node = node_id.clone();
+            self.tasks
+                .spawn(async move { configs.catch_up(&node, desired).await });
+        }
         let registry = Arc::clone(&self.registry);
         let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
@@ -206,7 +235,7 @@ impl AgentService for AgentApi {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     msg = inbound.next() => match msg {
-                        Some(Ok(m)) => handle_agent_message(&node_id, m),
+                        Some(Ok(m)) => handle_agent_message(&registry, &node_id, session_id, m),
                         Some(Err(e)) => {
                             debug!(node = %node_id, error = %e, "command stream failed");
                             break;
@@ -239,8 +268,30 @@ impl AgentService for AgentApi {
 }
 
 /// Handles one message an agent sent on its command stream.
-fn handle_agent_message(node_id: &str, msg: CommandRequest) {
+fn handle_agent_message(registry: &Registry, node_id: &str, session_id: u64, msg: CommandRequest) {
     match msg.body {
+        Some(command_request::Body::ConfigAck(ack)) => {
+            let Ok(version) = ack.version.parse::<u64>() else {
+                debug!(node = %node_id, version = %ack.version, "ack for an unknown version ignored");
+                return;
+            };
+            if ack.success {
+                debug!(node = %node_id, version, apply_us = ack.apply_micros, "config applied");
+            } else {
+                warn!(node = %node_id, version, error = %ack.error, "config apply failed");
+            }
+            registry.config_ack(
+                node_id,
+                session_id,
+                AckEvent {
+                    node_id: node_id.to_string(),
+                    version,
+                    hash: ack.hash,
+                    success: ack.success,
+                    error: ack.error,
+                },
+            );
+        }
         Some(command_request::Body::Pong(p)) => {
             debug!(node = %node_id, nonce = p.nonce, "pong");
         }

@@ -20,6 +20,8 @@ pub enum MasterError {
     UnknownSession { node_id: String, session_id: u64 },
     #[error("node {0} not found")]
     NodeNotFound(String),
+    #[error("config version {0} not found")]
+    VersionNotFound(u64),
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("master store: {0}")]
@@ -41,7 +43,7 @@ impl From<MasterError> for Status {
         let code = match &e {
             MasterError::DuplicateNode { .. } => Code::AlreadyExists,
             MasterError::UnknownSession { .. } => Code::FailedPrecondition,
-            MasterError::NodeNotFound(_) => Code::NotFound,
+            MasterError::NodeNotFound(_) | MasterError::VersionNotFound(_) => Code::NotFound,
             MasterError::Invalid(_) => Code::InvalidArgument,
             MasterError::Store(_) => Code::Unavailable,
             MasterError::Internal(_) => Code::Internal,

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use cdn_proto::v1::{CommandResponse, LinkStats, SystemStatus};
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tonic::Status;
 
 use crate::error::MasterError;
@@ -155,6 +155,24 @@ pub struct Registry {
     store: Arc<dyn NodeStore>,
     next_session: AtomicU64,
     next_stream: AtomicU64,
+    /// Version nodes registering for the first time are given.
+    fleet_desired: AtomicU64,
+    acks: broadcast::Sender<AckEvent>,
+}
+
+/// Depth of the config-acknowledgement broadcast; a waiter that lags
+/// re-reads node state instead.
+pub const ACK_CHANNEL_DEPTH: usize = 4096;
+
+/// An agent's answer to a config version.
+#[derive(Debug, Clone)]
+pub struct AckEvent {
+    pub node_id: String,
+    pub version: u64,
+    /// Hash of the content the agent wrote (on success).
+    pub hash: String,
+    pub success: bool,
+    pub error: String,
 }
 
 impl Registry {
@@ -176,12 +194,15 @@ impl Registry {
                 },
             );
         }
+        let fleet_desired = store.fleet_desired()?;
         Ok(Self {
             nodes,
             liveness,
             store,
             next_session: AtomicU64::new(last_session + 1),
             next_stream: AtomicU64::new(1),
+            fleet_desired: AtomicU64::new(fleet_desired),
+            acks: broadcast::channel(ACK_CHANNEL_DEPTH).0,
         })
     }
 
@@ -227,6 +248,7 @@ impl Registry {
                     record: NodeRecord {
                         name: reg.node_id.clone(),
                         first_seen_ms: now_ms,
+                        desired_version: self.fleet_desired.load(Ordering::Relaxed),
                         ..Default::default()
                     },
                     session: None,
@@ -254,6 +276,9 @@ impl Registry {
             node.record.addresses = reg.addresses;
             node.record.hostname = reg.hostname;
             node.record.agent_version = reg.agent_version;
+            if let Ok(v) = reg.config_version.parse::<u64>() {
+                node.record.applied_version = v;
+            }
             node.record.config_version = reg.config_version;
             node.record.last_seen_ms = now_ms;
             node.record.connected_since_ms = now_ms;
@@ -325,6 +350,7 @@ impl Registry {
 
     /// Records a heartbeat received now. `reported` is `None` when the agent
     /// says it is going offline (clean shutdown), which ends the session.
+    /// Returns the node's desired config version (0 = none).
     pub fn heartbeat(
         &self,
         node_id: &str,
@@ -332,14 +358,19 @@ impl Registry {
         reported: Option<Reported>,
         agent_time_ms: i64,
         config_version: &str,
-    ) -> Result<(), MasterError> {
+        disk_hash: &str,
+    ) -> Result<u64, MasterError> {
         let now_ms = cdn_common::unix_millis_now();
         self.with_session(node_id, session_id, |node, now| {
             node.record.last_seen_ms = now_ms;
             node.dirty = true;
             if !config_version.is_empty() {
                 node.record.config_version = config_version.to_string();
+                if let Ok(v) = config_version.parse::<u64>() {
+                    node.record.applied_version = v;
+                }
             }
+            node.record.disk_hash = disk_hash.to_string();
             match reported {
                 Some(r) => {
                     if let Some(s) = node.session.as_mut() {
@@ -355,7 +386,113 @@ impl Registry {
                     node.offline_reason = "agent shut down".into();
                 }
             }
+            node.record.desired_version
         })
+    }
+
+    /// Fails unless `session_id` is the node's live session.
+    pub fn check_session(&self, node_id: &str, session_id: u64) -> Result<(), MasterError> {
+        self.with_session(node_id, session_id, |_, _| ())
+    }
+
+    /// Records an agent's answer to a config version and tells waiters.
+    pub fn config_ack(&self, node_id: &str, session_id: u64, ack: AckEvent) {
+        let updated = self.with_session(node_id, session_id, |node, _| {
+            if ack.success {
+                node.record.applied_version = ack.version;
+                node.record.config_version = ack.version.to_string();
+                node.record.config_error.clear();
+                // The agent just wrote this content.
+                node.record.disk_hash = ack.hash.clone();
+            } else {
+                node.record.config_error = format!("version {}: {}", ack.version, ack.error);
+            }
+            node.dirty = true;
+        });
+        if updated.is_ok() {
+            let _ = self.acks.send(ack);
+        }
+    }
+
+    /// Subscribes to config acknowledgements.
+    pub fn subscribe_acks(&self) -> broadcast::Receiver<AckEvent> {
+        self.acks.subscribe()
+    }
+
+    /// Names of the nodes a push is for: `names` (each must be known) plus
+    /// nodes matching `selector`; every known node when both are empty.
+    pub fn resolve_targets(
+        &self,
+        names: &[String],
+        selector: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, MasterError> {
+        let mut out = std::collections::BTreeSet::new();
+        for n in names {
+            if !self.nodes.contains_key(n) {
+                return Err(MasterError::NodeNotFound(n.clone()));
+            }
+            out.insert(n.clone());
+        }
+        if names.is_empty() || !selector.is_empty() {
+            for node in self.nodes.iter() {
+                if selector
+                    .iter()
+                    .all(|(k, v)| node.record.labels.get(k) == Some(v))
+                {
+                    out.insert(node.record.name.clone());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Desired versions of `names`, in order (0 for an unknown node).
+    pub fn desired_versions(&self, names: &[String]) -> Vec<u64> {
+        names
+            .iter()
+            .map(|n| self.nodes.get(n).map_or(0, |x| x.record.desired_version))
+            .collect()
+    }
+
+    /// Makes `version` desired for `names` (and for the fleet when
+    /// `fleet_wide`), persisting it together with `new_version` first.
+    pub async fn set_desired(
+        &self,
+        names: &[String],
+        version: u64,
+        new_version: Option<(crate::store::ConfigVersion, Vec<u8>)>,
+        fleet_wide: bool,
+    ) -> Result<(), MasterError> {
+        let records: Vec<NodeRecord> = names
+            .iter()
+            .filter_map(|n| {
+                self.nodes.get(n).map(|x| NodeRecord {
+                    desired_version: version,
+                    ..x.record.clone()
+                })
+            })
+            .collect();
+        let change = crate::store::ConfigChange {
+            version: new_version,
+            nodes: records,
+            fleet_desired: fleet_wide.then_some(version),
+        };
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.put_config(&change))
+            .await
+            .map_err(|e| MasterError::Internal(format!("store task failed: {e}")))??;
+        for n in names {
+            if let Some(mut x) = self.nodes.get_mut(n) {
+                x.record.desired_version = version;
+                if x.record.applied_version != version {
+                    x.record.config_error.clear();
+                }
+            }
+        }
+        if fleet_wide {
+            self.fleet_desired.store(version, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Stores the latest system figures of a node.
@@ -377,6 +514,9 @@ impl Registry {
             }
             if !config_version.is_empty() {
                 node.record.config_version = config_version.to_string();
+                if let Ok(v) = config_version.parse::<u64>() {
+                    node.record.applied_version = v;
+                }
             }
             if !agent_version.is_empty() {
                 node.record.agent_version = agent_version.to_string();
@@ -385,19 +525,22 @@ impl Registry {
     }
 
     /// Attaches a freshly opened command stream to the session; returns the
-    /// stream's generation for [`Registry::detach_stream`].
+    /// stream's generation for [`Registry::detach_stream`] and the desired
+    /// config version if the node is behind it.
     pub fn attach_stream(
         &self,
         node_id: &str,
         session_id: u64,
         tx: CommandTx,
-    ) -> Result<u64, MasterError> {
+    ) -> Result<(u64, Option<u64>), MasterError> {
         let generation = self.next_stream.fetch_add(1, Ordering::Relaxed);
         self.with_session(node_id, session_id, |node, _| {
             if let Some(s) = node.session.as_mut() {
                 s.stream = Some(StreamSlot { generation, tx });
             }
-            generation
+            let r = &node.record;
+            let behind = r.desired_version != 0 && r.desired_version != r.applied_version;
+            (generation, behind.then_some(r.desired_version))
         })
     }
 
@@ -593,10 +736,10 @@ mod tests {
         let again = r.register(reg("n1", "A")).await.unwrap();
         assert!(again > first);
         assert!(matches!(
-            r.heartbeat("n1", first, Some(Reported::Online), 0, ""),
+            r.heartbeat("n1", first, Some(Reported::Online), 0, "", ""),
             Err(MasterError::UnknownSession { .. })
         ));
-        r.heartbeat("n1", again, Some(Reported::Online), 0, "")
+        r.heartbeat("n1", again, Some(Reported::Online), 0, "", "")
             .unwrap();
     }
 
@@ -623,7 +766,10 @@ mod tests {
         assert_eq!(r.get("n1").unwrap().state, NodeState::Degraded);
         tokio::time::advance(Duration::from_millis(30)).await;
         assert_eq!(r.get("n1").unwrap().state, NodeState::Offline);
-        assert!(r.heartbeat("n1", s, Some(Reported::Online), 0, "").is_err());
+        assert!(
+            r.heartbeat("n1", s, Some(Reported::Online), 0, "", "")
+                .is_err()
+        );
         assert_eq!(r.get("n1").unwrap().state, NodeState::Offline);
     }
 
@@ -633,7 +779,8 @@ mod tests {
         let s = {
             let r = registry(dir.path(), 10_000);
             let s = r.register(reg("n1", "A")).await.unwrap();
-            r.heartbeat("n1", s, Some(Reported::Online), 0, "").unwrap();
+            r.heartbeat("n1", s, Some(Reported::Online), 0, "", "")
+                .unwrap();
             r.sweep().await.unwrap();
             s
         };
@@ -653,8 +800,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = registry(dir.path(), 10_000);
         let s = r.register(reg("n1", "A")).await.unwrap();
-        r.heartbeat("n1", s, Some(Reported::Degraded("disk full".into())), 0, "")
-            .unwrap();
+        r.heartbeat(
+            "n1",
+            s,
+            Some(Reported::Degraded("disk full".into())),
+            0,
+            "",
+            "",
+        )
+        .unwrap();
         let v = r.get("n1").unwrap();
         assert_eq!(v.state, NodeState::Degraded);
         assert_eq!(v.reason, "disk full");

@@ -18,6 +18,7 @@ use crate::admin_service::AdminApi;
 use crate::agent_service::AgentApi;
 use crate::config::MasterConfig;
 use crate::error::MasterError;
+use crate::push::Configs;
 use crate::registry::{Liveness, Registry};
 use crate::store::{EmbeddedStore, NodeStore};
 
@@ -27,6 +28,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest a unary call may take to answer (streams are not bounded by it:
 /// it covers producing the response head only).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Largest gRPC message either service accepts or sends (configs up to
+/// [`crate::push::MAX_CONFIG_BYTES`] plus framing).
+pub const MAX_MESSAGE_BYTES: usize = crate::push::MAX_CONFIG_BYTES + 64 * 1024;
 
 /// Smallest pause between liveness sweeps.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(50);
@@ -50,6 +55,7 @@ pub enum ServeError {
 pub struct Master {
     config: Arc<MasterConfig>,
     registry: Arc<Registry>,
+    configs: Arc<Configs>,
     grpc: TcpListener,
     admin: Option<TcpListener>,
 }
@@ -75,9 +81,10 @@ impl Master {
         let store: Arc<dyn NodeStore> =
             Arc::new(EmbeddedStore::open(&config.data_dir).map_err(MasterError::from)?);
         let registry = Arc::new(Registry::load(
-            store,
+            Arc::clone(&store),
             Liveness::from_config(&config.heartbeat),
         )?);
+        let configs = Arc::new(Configs::load(Arc::clone(&registry), store)?);
         let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {
             Some(a) => Some(bind(a).await?),
@@ -86,6 +93,7 @@ impl Master {
         Ok(Self {
             config: Arc::new(config),
             registry,
+            configs,
             grpc,
             admin,
         })
@@ -114,19 +122,28 @@ impl Master {
         let Self {
             config,
             registry,
+            configs,
             grpc,
             admin,
         } = self;
         let tasks = TaskTracker::new();
         let agent_api = AgentApi::new(
             Arc::clone(&registry),
+            Arc::clone(&configs),
             Arc::clone(&config),
             tasks.clone(),
             shutdown.clone(),
         );
-        let admin_api = AdminServiceServer::new(AdminApi::new(Arc::clone(&registry)));
+        let admin_api =
+            AdminServiceServer::new(AdminApi::new(Arc::clone(&registry), configs, tasks.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let mut builder = server_builder(&config);
-        let mut router = builder.add_service(AgentServiceServer::new(agent_api));
+        let mut router = builder.add_service(
+            AgentServiceServer::new(agent_api)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        );
         let mut admin_router = None;
         match admin {
             None => router = router.add_service(admin_api),

@@ -172,10 +172,14 @@ pub struct Agent {
     pub log: PathBuf,
 }
 
-/// Agent config used by tests, pointed at `master`.
-pub fn agent_yml(name: &str, master: &str) -> String {
+/// Agent config used by tests, pointed at `master`; the managed config
+/// file is `<dir>/<name>/edge.yml`.
+pub fn agent_yml(dir: &Path, name: &str, master: &str) -> String {
     format!(
-        "master:
+        "config:
+  path: {path}
+  min_free_bytes: 0
+master:
   addr: {master}
   dial_timeout: 1s
 heartbeat:
@@ -190,8 +194,14 @@ node:
     role: edge
     pop: {pop}
 ",
-        pop = if name.ends_with('1') { "fra" } else { "ams" }
+        pop = if name.ends_with('1') { "fra" } else { "ams" },
+        path = edge_file(dir, name).display()
     )
+}
+
+/// The managed config file of agent `name` under `dir`.
+pub fn edge_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name).join("edge.yml")
 }
 
 impl Agent {
@@ -321,7 +331,7 @@ impl Fleet {
 
     /// Starts agent `name` with the standard test config.
     pub fn add_agent(&mut self, name: &str) -> &mut Agent {
-        let yaml = agent_yml(name, &self.master_addr());
+        let yaml = agent_yml(self.dir.path(), name, &self.master_addr());
         self.add_agent_with(name, name, &yaml)
     }
 

@@ -185,7 +185,7 @@ fn duplicate_node_id_is_refused_while_the_first_is_live() {
     let mut fleet = Fleet::start(1);
     let original = session(&fleet.wait_status("agent-1", "online"));
 
-    let yaml = agent_yml("agent-1", &fleet.master_addr());
+    let yaml = agent_yml(fleet.dir.path(), "agent-1", &fleet.master_addr());
     fleet.add_agent_with("impostor", "agent-1", &yaml);
     let impostor_log = wait_for("the impostor to be refused", || {
         let log = fleet.agents[1].log_text();
@@ -214,6 +214,7 @@ fn agent_waits_for_a_master_that_is_not_there_yet_and_fails_over_addresses() {
     let dead = free_port();
     // First address is dead; after max_retries the agent tries the second.
     let yaml = agent_yml(
+        dir.path(),
         "agent-1",
         &format!("[\"127.0.0.1:{dead}\", \"127.0.0.1:{port}\"]"),
     )
@@ -249,7 +250,7 @@ fn agent_waits_for_a_master_that_is_not_there_yet_and_fails_over_addresses() {
 #[test]
 fn agent_reports_degraded_and_a_clean_stop_is_offline_at_once() {
     let mut fleet = Fleet::start(0);
-    let yaml = agent_yml("agent-1", &fleet.master_addr()) + "  # (labels end)\n";
+    let yaml = agent_yml(fleet.dir.path(), "agent-1", &fleet.master_addr()) + "  # (labels end)\n";
     let yaml = yaml.replace(
         "  report_interval: 300ms\n",
         "  report_interval: 300ms\n  degraded_mem_percent: 0.001\n",
@@ -299,7 +300,7 @@ fn admin_service_can_listen_on_its_own_address() {
         dir.path(),
         "agent-1",
         "agent-1",
-        &agent_yml("agent-1", &master.addr.to_string()),
+        &agent_yml(dir.path(), "agent-1", &master.addr.to_string()),
     );
     let admin = master.admin_addr.to_string();
     wait_for("agent-1 listed through the admin address", || {

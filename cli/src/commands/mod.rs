@@ -1,3 +1,4 @@
 //! One module per noun; a function per verb.
 
+pub mod config;
 pub mod nodes;

@@ -62,7 +62,8 @@ impl StatusFilter {
     }
 }
 
-fn parse_selector(s: &str) -> Result<Vec<(String, String)>, String> {
+/// Parses `key=value[,key=value...]`.
+pub fn parse_selector(s: &str) -> Result<Vec<(String, String)>, String> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|pair| {
@@ -123,13 +124,6 @@ pub struct NodeRow {
     last_seen_ms: i64,
 }
 
-fn rfc3339(ms: i64) -> Option<String> {
-    (ms > 0).then(|| {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-        humantime::format_rfc3339_millis(t).to_string()
-    })
-}
-
 impl From<NodeInfo> for NodeRow {
     fn from(n: NodeInfo) -> Self {
         let sys = n.system;
@@ -138,7 +132,7 @@ impl From<NodeInfo> for NodeRow {
             address: n.addresses.first().cloned().unwrap_or_default(),
             addresses: n.addresses,
             labels: n.labels.into_iter().collect(),
-            last_seen: rfc3339(n.last_seen_ms),
+            last_seen: output::rfc3339(n.last_seen_ms),
             last_seen_ms: n.last_seen_ms,
             config_version: n.config_version,
             agent_version: n.agent_version,
@@ -155,8 +149,8 @@ impl From<NodeInfo> for NodeRow {
             net_tx_bytes: sys.map(|s| s.net_tx_bytes),
             session_id: n.session_id,
             stream_open: n.stream_open,
-            connected_since: rfc3339(n.connected_since_ms),
-            first_seen: rfc3339(n.first_seen_ms),
+            connected_since: output::rfc3339(n.connected_since_ms),
+            first_seen: output::rfc3339(n.first_seen_ms),
             clock_skew_ms: n.clock_skew_ms,
             heartbeat_rtt_p50_us: link.map(|l| l.heartbeat_rtt_p50_us),
             heartbeat_rtt_p99_us: link.map(|l| l.heartbeat_rtt_p99_us),
@@ -250,7 +244,7 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
 }
 
 fn print_table(rows: &[NodeRow], wide: bool) -> Result<(), CliError> {
-    let now = now_ms();
+    let now = output::now_ms();
     let mut header = vec![
         "NAME",
         "STATUS",
@@ -324,7 +318,7 @@ async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
 
 /// `nodes show` as a key: value list.
 fn describe(r: &NodeRow) -> String {
-    let now = now_ms();
+    let now = output::now_ms();
     let mut lines: Vec<(&str, String)> =
         vec![("Name", r.name.clone()), ("Status", r.status.clone())];
     if !r.status_reason.is_empty() {
@@ -404,13 +398,6 @@ fn describe(r: &NodeRow) -> String {
         .map(|(k, v)| format!("{:<width$} {v}", format!("{k}:")))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

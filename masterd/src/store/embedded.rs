@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{NodeRecord, NodeStore, StoreError};
+use super::{ConfigChange, ConfigVersion, NodeRecord, NodeStore, StoreError};
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("config_versions");
+const CONTENT: TableDefinition<u64, &[u8]> = TableDefinition::new("config_content");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const FLEET_DESIRED: &str = "fleet_desired_version";
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "masterd.redb";
@@ -38,6 +42,9 @@ impl EmbeddedStore {
         // Make sure the table exists so reads on a fresh store succeed.
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(NODES).map_err(io)?;
+        txn.open_table(VERSIONS).map_err(io)?;
+        txn.open_table(CONTENT).map_err(io)?;
+        txn.open_table(META).map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(Self { db })
     }
@@ -76,10 +83,63 @@ impl NodeStore for EmbeddedStore {
         if nodes.is_empty() {
             return Ok(());
         }
+        self.put_config(&ConfigChange {
+            nodes: nodes.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    fn fleet_desired(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(META).map_err(io)?;
+        Ok(table
+            .get(FLEET_DESIRED)
+            .map_err(io)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn load_versions(&self) -> Result<Vec<ConfigVersion>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(VERSIONS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(io)? {
+            let (k, v) = row.map_err(io)?;
+            let rec: ConfigVersion =
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                    key: format!("config version {}", k.value()),
+                    message: e.to_string(),
+                })?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
+    fn version_content(&self, version: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(CONTENT).map_err(io)?;
+        Ok(table.get(version).map_err(io)?.map(|v| v.value().to_vec()))
+    }
+
+    fn put_config(&self, change: &ConfigChange) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(io)?;
         {
+            if let Some((meta, content)) = &change.version {
+                let mut versions = txn.open_table(VERSIONS).map_err(io)?;
+                let bytes = serde_json::to_vec(meta).map_err(io)?;
+                versions
+                    .insert(meta.version, bytes.as_slice())
+                    .map_err(io)?;
+                let mut contents = txn.open_table(CONTENT).map_err(io)?;
+                contents
+                    .insert(meta.version, content.as_slice())
+                    .map_err(io)?;
+            }
+            if let Some(v) = change.fleet_desired {
+                let mut meta = txn.open_table(META).map_err(io)?;
+                meta.insert(FLEET_DESIRED, v).map_err(io)?;
+            }
             let mut table = txn.open_table(NODES).map_err(io)?;
-            for n in nodes {
+            for n in &change.nodes {
                 let bytes = serde_json::to_vec(n).map_err(io)?;
                 table
                     .insert(n.name.as_str(), bytes.as_slice())
@@ -108,6 +168,37 @@ mod tests {
         }
         let s = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(s.load_nodes().unwrap(), vec![rec]);
+    }
+
+    #[test]
+    fn a_version_and_its_targets_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = ConfigVersion {
+            version: 1,
+            hash: "h".into(),
+            size: 3,
+            ..Default::default()
+        };
+        let node = NodeRecord {
+            name: "n".into(),
+            desired_version: 1,
+            ..Default::default()
+        };
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.put_config(&ConfigChange {
+                version: Some((meta.clone(), b"a: 1".to_vec())),
+                nodes: vec![node],
+                fleet_desired: Some(1),
+            })
+            .unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(s.load_versions().unwrap(), vec![meta]);
+        assert_eq!(s.version_content(1).unwrap().as_deref(), Some(&b"a: 1"[..]));
+        assert_eq!(s.load_nodes().unwrap()[0].desired_version, 1);
+        assert_eq!(s.version_content(2).unwrap(), None);
+        assert_eq!(s.fleet_desired().unwrap(), 1);
     }
 
     #[test]

@@ -30,6 +30,35 @@ pub struct NodeRecord {
     /// Unix milliseconds when the last session started.
     pub connected_since_ms: i64,
     pub last_session_id: u64,
+    /// Config version this node should run; 0 = none pushed to it yet.
+    #[serde(default)]
+    pub desired_version: u64,
+    /// Config version the agent last acknowledged (or reported) as applied.
+    #[serde(default)]
+    pub applied_version: u64,
+    /// sha256 of the config file on the node's disk, as last reported.
+    #[serde(default)]
+    pub disk_hash: String,
+    /// Why the last apply failed; empty after a success.
+    #[serde(default)]
+    pub config_error: String,
+}
+
+/// One immutable pushed config version (metadata; content stored beside it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigVersion {
+    pub version: u64,
+    /// sha256 of the content, lowercase hex.
+    pub hash: String,
+    pub size: u64,
+    pub author: String,
+    pub message: String,
+    pub created_ms: i64,
+    /// Nodes it was made desired for when pushed.
+    pub targets: Vec<String>,
+    /// Pushed to the whole fleet: nodes that register later get it too.
+    #[serde(default)]
+    pub fleet_wide: bool,
 }
 
 /// Why the store failed.
@@ -51,4 +80,24 @@ pub trait NodeStore: Send + Sync + 'static {
     fn load_nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
     /// Writes these records in one crash-safe transaction.
     fn put_nodes(&self, nodes: &[NodeRecord]) -> Result<(), StoreError>;
+    /// Every stored config version's metadata, oldest first.
+    fn load_versions(&self) -> Result<Vec<ConfigVersion>, StoreError>;
+    /// The content of one version.
+    fn version_content(&self, version: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The version nodes that register for the first time should get.
+    fn fleet_desired(&self) -> Result<u64, StoreError>;
+    /// Records a push or rollback in one transaction, so it is either wholly
+    /// recorded or not at all.
+    fn put_config(&self, change: &ConfigChange) -> Result<(), StoreError>;
+}
+
+/// Everything one push or rollback writes.
+#[derive(Debug, Default)]
+pub struct ConfigChange {
+    /// A new version and its content.
+    pub version: Option<(ConfigVersion, Vec<u8>)>,
+    /// Node records with their new desired version.
+    pub nodes: Vec<NodeRecord>,
+    /// New fleet-wide desired version, when the change targets every node.
+    pub fleet_desired: Option<u64>,
 }

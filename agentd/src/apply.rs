@@ -1,0 +1,624 @@
+//! Applying pushed config versions to the managed file, atomically.
+//!
+//! One owner task applies versions in order. An apply checks the content
+//! (hash, YAML), checks free space, writes a temporary file in the same
+//! directory, fsyncs it, renames it over the file and fsyncs the directory,
+//! so a crash leaves the old file or the new one, never a mix. If the reload
+//! command fails, the previous file is put back the same way. Applied
+//! versions are kept in `.<file>.versions/` and the applied version and hash
+//! in `.<file>.state`, both beside the file.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::ManagedConfig;
+
+/// Largest decompressed config accepted, bytes.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes of the reload command's stderr kept for the error report.
+const STDERR_TAIL_BYTES: usize = 512;
+/// Depth of the queue of versions waiting to be applied.
+const QUEUE_DEPTH: usize = 16;
+
+/// Why an apply failed, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("content does not match its hash (expected {expected}, got {actual})")]
+    HashMismatch { expected: String, actual: String },
+    #[error("cannot decompress ({0})")]
+    Decode(String),
+    #[error("config too large ({0} bytes, at most {MAX_CONFIG_BYTES})")]
+    TooLarge(u64),
+    #[error("YAML parse error{}: {message}", location(*line, *column))]
+    Parse {
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    #[error(
+        "not enough disk space in {dir}: {free} bytes free, {needed} needed (config.min_free_bytes {min_free} + file)"
+    )]
+    NoSpace {
+        dir: String,
+        free: u64,
+        needed: u64,
+        min_free: u64,
+    },
+    #[error("permission denied writing {0}")]
+    PermissionDenied(String),
+    #[error("cannot write {path}: {message}")]
+    Io { path: String, message: String },
+    #[error(
+        "reload command failed with exit code {code}; previous config restored{}",
+        tail(stderr)
+    )]
+    ReloadFailed { code: i32, stderr: String },
+    #[error(
+        "reload command killed by signal {signal}; previous config restored{}",
+        tail(stderr)
+    )]
+    ReloadKilled { signal: i32, stderr: String },
+    #[error("reload command timed out after {}; previous config restored", cdn_common::duration::short(*after))]
+    ReloadTimeout { after: Duration },
+    #[error("cannot run reload command: {0}; previous config restored")]
+    ReloadSpawn(String),
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" at line {l} column {c}"),
+        (Some(l), None) => format!(" at line {l}"),
+        _ => String::new(),
+    }
+}
+
+fn tail(stderr: &str) -> String {
+    let t = stderr.trim();
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", t.replace('\n', " | "))
+    }
+}
+
+/// Lowercase hex sha256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))
+}
+
+/// What is applied now, as recorded in the state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Applied {
+    pub version: u64,
+    pub hash: String,
+}
+
+/// A version to apply.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub version: u64,
+    pub hash: String,
+    pub content: bytes::Bytes,
+    pub encoding: String,
+}
+
+/// The outcome, for the acknowledgement.
+#[derive(Debug)]
+pub struct Outcome {
+    pub version: u64,
+    pub hash: String,
+    pub result: Result<(), ApplyError>,
+    pub elapsed: Duration,
+}
+
+/// Where the managed file and its bookkeeping live.
+#[derive(Debug, Clone)]
+struct Paths {
+    file: PathBuf,
+    dir: PathBuf,
+    versions: PathBuf,
+    state: PathBuf,
+}
+
+impl Paths {
+    fn new(file: &Path) -> Self {
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "config".into());
+        Self {
+            file: file.to_path_buf(),
+            versions: dir.join(format!(".{name}.versions")),
+            state: dir.join(format!(".{name}.state")),
+            dir,
+        }
+    }
+}
+
+/// Cached hash of the file on disk, keyed by its size and mtime.
+#[derive(Debug, Default)]
+struct DiskHash {
+    key: Option<(u64, std::time::SystemTime)>,
+    hash: String,
+}
+
+/// Applies config versions; cheap to clone.
+#[derive(Clone)]
+pub struct Applier {
+    cfg: Arc<ManagedConfig>,
+    paths: Arc<Paths>,
+    applied: Arc<Mutex<Applied>>,
+    disk: Arc<Mutex<DiskHash>>,
+    queue: mpsc::Sender<(Request, mpsc::Sender<Outcome>)>,
+}
+
+impl Applier {
+    /// Starts the owner task; reads the applied version from the state file.
+    pub fn start(
+        cfg: ManagedConfig,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        let paths = Paths::new(&cfg.path);
+        let applied = std::fs::read(&paths.state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Applied>(&b).ok())
+            .unwrap_or_default();
+        let (queue, mut rx) = mpsc::channel::<(Request, mpsc::Sender<Outcome>)>(QUEUE_DEPTH);
+        let me = Self {
+            cfg: Arc::new(cfg),
+            paths: Arc::new(paths),
+            applied: Arc::new(Mutex::new(applied)),
+            disk: Arc::new(Mutex::new(DiskHash::default())),
+            queue,
+        };
+        let worker = me.clone();
+        tasks.spawn(async move {
+            loop {
+                let (req, reply) = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    next = rx.recv() => match next {
+                        Some(x) => x,
+                        None => return,
+                    },
+                };
+                let outcome = worker.apply(req).await;
+                let _ = reply.send(outcome).await;
+            }
+        });
+        me
+    }
+
+    /// The applied version and its hash.
+    pub fn applied(&self) -> Applied {
+        self.applied.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Queues `req`; the outcome arrives on `reply`.
+    pub async fn submit(&self, req: Request, reply: mpsc::Sender<Outcome>) -> bool {
+        self.queue.send((req, reply)).await.is_ok()
+    }
+
+    /// sha256 of the managed file as it is now ("" if absent).
+    pub fn disk_hash(&self) -> String {
+        let path = &self.paths.file;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return String::new();
+        };
+        let key = (meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+        let Ok(mut cache) = self.disk.lock() else {
+            return String::new();
+        };
+        if cache.key != Some(key) {
+            cache.hash = std::fs::read(path)
+                .map(|b| sha256_hex(&b))
+                .unwrap_or_default();
+            cache.key = Some(key);
+        }
+        cache.hash.clone()
+    }
+
+    async fn apply(&self, req: Request) -> Outcome {
+        let started = Instant::now();
+        let (version, hash) = (req.version, req.hash.clone());
+        let result = self.apply_inner(req).await;
+        match &result {
+            Ok(()) => info!(version, "config applied"),
+            Err(e) => warn!(version, error = %e, "config apply failed"),
+        }
+        Outcome {
+            version,
+            hash,
+            result,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    async fn apply_inner(&self, req: Request) -> Result<(), ApplyError> {
+        let paths = Arc::clone(&self.paths);
+        let cfg = Arc::clone(&self.cfg);
+        let current = self.applied();
+        let already = current.version == req.version && current.hash == req.hash;
+        if already && self.disk_hash() == req.hash {
+            return Ok(());
+        }
+        let req2 = req.clone();
+        let previous = blocking(move || write_phase(&paths, &cfg, &req2)).await?;
+        if let Some(cmd) = self.cfg.reload_command.as_deref()
+            && let Err(e) = self.reload(cmd, req.version).await
+        {
+            let paths = Arc::clone(&self.paths);
+            let restored = blocking(move || restore(&paths, previous.as_deref())).await;
+            if let Err(r) = restored {
+                warn!(error = %r, "cannot restore the previous config");
+            }
+            return Err(e);
+        }
+        let paths = Arc::clone(&self.paths);
+        let keep = self.cfg.keep.get() as usize;
+        let applied = Applied {
+            version: req.version,
+            hash: req.hash.clone(),
+        };
+        let state = applied.clone();
+        let content = decode(&req)?;
+        blocking(move || record(&paths, &state, &content, keep)).await?;
+        if let Ok(mut a) = self.applied.lock() {
+            *a = applied;
+        }
+        Ok(())
+    }
+
+    async fn reload(&self, cmd: &str, version: u64) -> Result<(), ApplyError> {
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .env("CDN_CONFIG_PATH", &self.paths.file)
+            .env("CDN_CONFIG_VERSION", version.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| ApplyError::ReloadSpawn(e.to_string()))?;
+        let after = self.cfg.reload_timeout;
+        let out = tokio::time::timeout(after, child.wait_with_output())
+            .await
+            .map_err(|_| ApplyError::ReloadTimeout { after })?
+            .map_err(|e| ApplyError::ReloadSpawn(e.to_string()))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let err = &out.stderr[out.stderr.len().saturating_sub(STDERR_TAIL_BYTES)..];
+        let stderr = String::from_utf8_lossy(err).into_owned();
+        use std::os::unix::process::ExitStatusExt;
+        match (out.status.code(), out.status.signal()) {
+            (Some(code), _) => Err(ApplyError::ReloadFailed { code, stderr }),
+            (None, Some(signal)) => Err(ApplyError::ReloadKilled { signal, stderr }),
+            _ => Err(ApplyError::ReloadFailed { code: -1, stderr }),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApplyError> + Send + 'static,
+) -> Result<T, ApplyError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApplyError::Io {
+            path: String::new(),
+            message: format!("apply task failed: {e}"),
+        })?
+}
+
+/// Decoded content of `req`, size-limited.
+fn decode(req: &Request) -> Result<Vec<u8>, ApplyError> {
+    match req.encoding.as_str() {
+        "" | "identity" => {
+            if req.content.len() as u64 > MAX_CONFIG_BYTES {
+                return Err(ApplyError::TooLarge(req.content.len() as u64));
+            }
+            Ok(req.content.to_vec())
+        }
+        "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&req.content[..])
+                .take(MAX_CONFIG_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApplyError::Decode(e.to_string()))?;
+            if out.len() as u64 > MAX_CONFIG_BYTES {
+                return Err(ApplyError::TooLarge(out.len() as u64));
+            }
+            Ok(out)
+        }
+        other => Err(ApplyError::Decode(format!("unknown encoding `{other}`"))),
+    }
+}
+
+/// Checks and writes the new file; returns the previous content (None if
+/// there was no file) for a restore.
+fn write_phase(
+    paths: &Paths,
+    cfg: &ManagedConfig,
+    req: &Request,
+) -> Result<Option<Vec<u8>>, ApplyError> {
+    let content = decode(req)?;
+    let actual = sha256_hex(&content);
+    if actual != req.hash {
+        return Err(ApplyError::HashMismatch {
+            expected: req.hash.clone(),
+            actual,
+        });
+    }
+    let text = std::str::from_utf8(&content).map_err(|e| ApplyError::Parse {
+        line: None,
+        column: None,
+        message: format!("not UTF-8: {e}"),
+    })?;
+    if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+        let loc = e.location();
+        let msg = e.to_string();
+        let message = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        return Err(ApplyError::Parse {
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            message,
+        });
+    }
+    std::fs::create_dir_all(&paths.dir).map_err(|e| io_error(&paths.dir, &e))?;
+    let free = free_bytes(&paths.dir)?;
+    let needed = cfg.min_free_bytes.saturating_add(content.len() as u64);
+    if free < needed {
+        return Err(ApplyError::NoSpace {
+            dir: paths.dir.display().to_string(),
+            free,
+            needed,
+            min_free: cfg.min_free_bytes,
+        });
+    }
+    let previous = match std::fs::read(&paths.file) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_error(&paths.file, &e)),
+    };
+    atomic_write(&paths.file, &content)?;
+    Ok(previous)
+}
+
+/// Puts the previous content back (or removes the file if there was none).
+fn restore(paths: &Paths, previous: Option<&[u8]>) -> Result<(), ApplyError> {
+    match previous {
+        Some(p) => atomic_write(&paths.file, p),
+        None => {
+            std::fs::remove_file(&paths.file).map_err(|e| io_error(&paths.file, &e))?;
+            sync_dir(&paths.dir)
+        }
+    }
+}
+
+/// Keeps a copy of the applied version, prunes old copies, saves the state.
+fn record(paths: &Paths, state: &Applied, content: &[u8], keep: usize) -> Result<(), ApplyError> {
+    std::fs::create_dir_all(&paths.versions).map_err(|e| io_error(&paths.versions, &e))?;
+    atomic_write(&paths.versions.join(state.version.to_string()), content)?;
+    let mut kept: Vec<u64> = std::fs::read_dir(&paths.versions)
+        .map_err(|e| io_error(&paths.versions, &e))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    kept.sort_unstable();
+    if kept.len() > keep {
+        for v in &kept[..kept.len() - keep] {
+            let _ = std::fs::remove_file(paths.versions.join(v.to_string()));
+        }
+    }
+    let bytes = serde_json::to_vec(state).map_err(|e| ApplyError::Io {
+        path: paths.state.display().to_string(),
+        message: e.to_string(),
+    })?;
+    atomic_write(&paths.state, &bytes)
+}
+
+/// Writes `data` to `path` so that a crash at any moment leaves either the
+/// old file or the new one: temp file in the same directory, fsync, rename,
+/// fsync of the directory.
+pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), ApplyError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path, &e));
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ApplyError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, &e))
+}
+
+fn free_bytes(dir: &Path) -> Result<u64, ApplyError> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| ApplyError::Io {
+        path: dir.display().to_string(),
+        message: format!("cannot read free space: {e}"),
+    })?;
+    Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> ApplyError {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        ApplyError::PermissionDenied(path.display().to_string())
+    } else if e.raw_os_error() == Some(28) {
+        ApplyError::NoSpace {
+            dir: path.display().to_string(),
+            free: 0,
+            needed: 0,
+            min_free: 0,
+        }
+    } else {
+        ApplyError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path) -> ManagedConfig {
+        ManagedConfig {
+            path: dir.join("edge.yml"),
+            min_free_bytes: 0,
+            ..Default::default()
+        }
+    }
+
+    fn req(version: u64, text: &str) -> Request {
+        Request {
+            version,
+            hash: sha256_hex(text.as_bytes()),
+            content: bytes::Bytes::copy_from_slice(text.as_bytes()),
+            encoding: String::new(),
+        }
+    }
+
+    async fn run(a: &Applier, r: Request) -> Outcome {
+        let (tx, mut rx) = mpsc::channel(1);
+        assert!(a.submit(r, tx).await);
+        rx.recv().await.unwrap()
+    }
+
+    fn start(c: ManagedConfig) -> Applier {
+        Applier::start(
+            c,
+            CancellationToken::new(),
+            &tokio_util::task::TaskTracker::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn applies_keeps_versions_and_remembers_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.keep = std::num::NonZeroU32::new(2).unwrap();
+        let a = start(c.clone());
+        for v in 1..=3 {
+            let o = run(&a, req(v, &format!("v: {v}\n"))).await;
+            o.result.unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
+            "v: 3\n"
+        );
+        let kept: Vec<_> = std::fs::read_dir(dir.path().join(".edge.yml.versions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(kept.len(), 2);
+        let again = start(c);
+        assert_eq!(again.applied().version, 3);
+        assert_eq!(again.disk_hash(), sha256_hex(b"v: 3\n"));
+    }
+
+    #[tokio::test]
+    async fn bad_yaml_names_line_and_column_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = start(cfg(dir.path()));
+        run(&a, req(1, "ok: 1\n")).await.result.unwrap();
+        let e = run(&a, req(2, "a: 1\nb: [x\n"))
+            .await
+            .result
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line") && e.contains("column"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
+            "ok: 1\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_reload_restores_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.reload_command = Some("echo broken config >&2; exit 3".into());
+        let a = start(cfg(dir.path()));
+        run(&a, req(1, "ok: 1\n")).await.result.unwrap();
+        let b = start(c);
+        let e = run(&b, req(2, "ok: 2\n"))
+            .await
+            .result
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exit code 3") && e.contains("broken config"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
+            "ok: 1\n"
+        );
+        assert_eq!(b.applied().version, 1);
+    }
+
+    #[tokio::test]
+    async fn not_enough_free_space_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.min_free_bytes = u64::MAX / 2;
+        let a = start(c);
+        let e = run(&a, req(1, "ok: 1\n"))
+            .await
+            .result
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not enough disk space"), "{e}");
+        assert!(!dir.path().join("edge.yml").exists());
+    }
+
+    #[tokio::test]
+    async fn gzip_content_and_hash_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = start(cfg(dir.path()));
+        let text: String = (0..500).map(|i| format!("k{i}: v\n")).collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        let mut r = req(1, &text);
+        r.content = enc.finish().unwrap().into();
+        r.encoding = "gzip".into();
+        run(&a, r.clone()).await.result.unwrap();
+        r.version = 2;
+        r.hash = "0".repeat(64);
+        let e = run(&a, r).await.result.unwrap_err().to_string();
+        assert!(e.contains("does not match its hash"), "{e}");
+    }
+}

@@ -1,0 +1,634 @@
+//! `cdnctl config push|status|history|show|diff|rollback`: versioned desired
+//! configuration for the fleet.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cdn_proto::v1::{
+    ConfigHistoryRequest, ConfigPushEvent, ConfigPushRequest, ConfigRollbackRequest,
+    ConfigStatusRequest, GetConfigVersionRequest, NodeApplyResult, PushStored, Targets,
+    config_push_event,
+};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::output::{self, Format};
+use crate::{CliError, Context};
+
+/// Largest config file cdnctl sends (the master enforces the same).
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Verbs of `cdnctl config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Store FILE as a new version and apply it on the target nodes.
+    ///
+    /// The default target is every node, including nodes that register
+    /// later. Waits (up to --timeout) until every online target acknowledged;
+    /// exits 0 only if every target applied it.
+    Push(PushArgs),
+    /// Make an earlier version desired again and apply it (same progress).
+    Rollback(RollbackArgs),
+    /// Per node: desired and applied version, in sync or not, drift, last error.
+    Status(StatusArgs),
+    /// Stored versions, newest first.
+    History(HistoryArgs),
+    /// Print the content of a version.
+    Show(ShowArgs),
+    /// Unified diff between two versions.
+    Diff(DiffArgs),
+}
+
+/// Which nodes a command is for.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Only this node; repeatable.
+    #[arg(short = 'n', long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Only nodes whose labels match `key=value[,key=value...]`; repeatable.
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]
+    pub selector: Vec<Vec<(String, String)>>,
+    /// Every node (the default when no --node or --selector is given).
+    #[arg(long, conflicts_with_all = ["nodes", "selector"])]
+    pub all: bool,
+}
+
+impl TargetArgs {
+    fn to_proto(&self) -> Targets {
+        Targets {
+            nodes: self.nodes.clone(),
+            selector: self.selector.iter().flatten().cloned().collect(),
+        }
+    }
+}
+
+/// How a push or rollback reports.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Return once the master stored the version; do not wait for nodes.
+    #[arg(long, overrides_with = "wait")]
+    pub no_wait: bool,
+    /// Wait until every online target answered (default; bounded by --timeout).
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// Output format of the final report.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `config push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// YAML file to push.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Note stored with the version.
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+    /// Validate and show what would happen; store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Arguments of `config rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Version to make desired again.
+    pub version: u64,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Arguments of `config status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `config history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most this many versions (0 = all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `config show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Version number.
+    pub version: u64,
+}
+
+/// Arguments of `config diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Older version.
+    pub from: u64,
+    /// Newer version.
+    pub to: u64,
+}
+
+/// Runs a `config` verb.
+pub async fn run(ctx: &Context, cmd: ConfigCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        ConfigCommand::Push(a) => push(ctx, a).await,
+        ConfigCommand::Rollback(a) => rollback(ctx, a).await,
+        ConfigCommand::Status(a) => status(ctx, a).await,
+        ConfigCommand::History(a) => history(ctx, a).await,
+        ConfigCommand::Show(a) => show(ctx, a).await,
+        ConfigCommand::Diff(a) => diff(ctx, a).await,
+    }
+}
+
+/// Reads FILE and checks it is YAML; the error names file, line and column.
+pub fn read_yaml_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        CliError::Local(format!(
+            "{}: cannot read: {}",
+            path.display(),
+            crate::error::describe_io(&e)
+        ))
+    })?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(CliError::Local(format!(
+            "{}: {} bytes, at most {MAX_CONFIG_BYTES} allowed",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let content = std::fs::read(path).map_err(|e| {
+        CliError::Local(format!(
+            "{}: cannot read: {}",
+            path.display(),
+            crate::error::describe_io(&e)
+        ))
+    })?;
+    let text = std::str::from_utf8(&content)
+        .map_err(|e| CliError::Local(format!("{}: not UTF-8 text: {e}", path.display())))?;
+    if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+        let msg = e.to_string();
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        let at = e
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        return Err(CliError::Local(format!(
+            "{}{at}: invalid YAML: {msg}",
+            path.display()
+        )));
+    }
+    Ok(content)
+}
+
+fn author() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn wait_ms(ctx: &Context, w: &WaitArgs) -> u64 {
+    if w.no_wait {
+        0
+    } else {
+        ctx.timeout.as_millis() as u64
+    }
+}
+
+async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
+    let content = read_yaml_file(&a.file)?;
+    let mut client = ctx.admin().await?;
+    let request = ConfigPushRequest {
+        content: content.into(),
+        targets: Some(a.targets.to_proto()),
+        message: a.message,
+        author: author(),
+        dry_run: a.dry_run,
+        wait_ms: wait_ms(ctx, &a.wait),
+    };
+    // The master answers within the wait plus the time to store.
+    let mut req = tonic::Request::new(request);
+    req.set_timeout(ctx.timeout * 2);
+    let stream = client
+        .push_config(req)
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner();
+    follow(ctx, stream, &a.wait).await
+}
+
+async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> {
+    let mut client = ctx.admin().await?;
+    let mut req = tonic::Request::new(ConfigRollbackRequest {
+        version: a.version,
+        targets: Some(a.targets.to_proto()),
+        author: author(),
+        wait_ms: wait_ms(ctx, &a.wait),
+    });
+    req.set_timeout(ctx.timeout * 2);
+    let stream = client
+        .rollback_config(req)
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner();
+    follow(ctx, stream, &a.wait).await
+}
+
+/// The final report of a push or rollback (`-o json|yaml`).
+#[derive(Debug, Default, Serialize)]
+struct PushReport {
+    version: u64,
+    hash: String,
+    size: u64,
+    wire_bytes: u64,
+    unchanged: bool,
+    dry_run: bool,
+    targets: Vec<String>,
+    applied: u32,
+    failed: u32,
+    pending: u32,
+    results: Vec<NodeResultRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeResultRow {
+    node: String,
+    result: String,
+    version: u64,
+    duration_ms: f64,
+    error: String,
+}
+
+impl From<NodeApplyResult> for NodeResultRow {
+    fn from(n: NodeApplyResult) -> Self {
+        Self {
+            node: n.node,
+            result: n.result,
+            version: n.version,
+            duration_ms: n.duration_us as f64 / 1000.0,
+            error: n.error,
+        }
+    }
+}
+
+/// Reads the progress stream, drawing a bar on a terminal, then prints the
+/// report. Exit 0 only if every target applied the version.
+async fn follow(
+    ctx: &Context,
+    mut stream: tonic::Streaming<ConfigPushEvent>,
+    w: &WaitArgs,
+) -> Result<ExitCode, CliError> {
+    let mut report = PushReport::default();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut finished = false;
+    while let Some(ev) = stream.message().await.map_err(|s| ctx.call_error(&s))? {
+        match ev.event {
+            Some(config_push_event::Event::Stored(s)) => {
+                let PushStored {
+                    version,
+                    hash,
+                    size,
+                    targets,
+                    unchanged,
+                    dry_run,
+                    wire_bytes,
+                } = s;
+                report.version = version;
+                report.hash = hash;
+                report.size = size;
+                report.targets = targets;
+                report.unchanged = unchanged;
+                report.dry_run = dry_run;
+                report.wire_bytes = wire_bytes;
+                if w.no_wait {
+                    break;
+                }
+                if !unchanged && !dry_run && std::io::stderr().is_terminal() {
+                    bar = Some(progress_bar(report.targets.len() as u64));
+                }
+            }
+            Some(config_push_event::Event::Node(n)) => {
+                match n.result.as_str() {
+                    "applied" => report.applied += 1,
+                    "failed" => report.failed += 1,
+                    _ => report.pending += 1,
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                    b.set_message(format!(
+                        "applied {} · failed {} · pending {}",
+                        report.applied,
+                        report.failed,
+                        report.targets.len() as u32 - report.applied - report.failed
+                    ));
+                }
+                report.results.push(n.into());
+            }
+            Some(config_push_event::Event::Done(d)) => {
+                report.applied = d.applied;
+                report.failed = d.failed;
+                report.pending = d.pending;
+                finished = true;
+                break;
+            }
+            None => {}
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if !finished && !w.no_wait {
+        return Err(CliError::Master(
+            "master ended the push before reporting every node".into(),
+        ));
+    }
+    report.results.sort_by(|a, b| a.node.cmp(&b.node));
+    print_report(&report, w)?;
+    let ok = report.unchanged
+        || report.dry_run
+        || w.no_wait
+        || (report.failed == 0 && report.pending == 0);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
+fn print_report(r: &PushReport, w: &WaitArgs) -> Result<(), CliError> {
+    match w.output {
+        Format::Json | Format::Yaml => return output::print_data(r, w.output),
+        Format::Table | Format::Wide => {}
+    }
+    let n = r.targets.len();
+    let headline = if r.unchanged {
+        format!(
+            "unchanged: version {} ({}) is already desired by all {n} target(s); nothing stored",
+            r.version,
+            short_hash(&r.hash)
+        )
+    } else if r.dry_run {
+        format!(
+            "dry run: would store version {} ({}, {} bytes, {} on the wire) for {n} target(s): {}",
+            r.version,
+            short_hash(&r.hash),
+            r.size,
+            r.wire_bytes,
+            r.targets.join(", ")
+        )
+    } else if w.no_wait {
+        format!(
+            "stored version {} ({}, {} bytes) for {n} target(s); not waiting for nodes",
+            r.version,
+            short_hash(&r.hash),
+            r.size
+        )
+    } else if n == 0 {
+        format!(
+            "stored version {} ({}); no nodes yet: nodes get it when they register",
+            r.version,
+            short_hash(&r.hash)
+        )
+    } else {
+        format!(
+            "version {} ({}, {} bytes): {} applied, {} failed, {} pending of {n}",
+            r.version,
+            short_hash(&r.hash),
+            r.size,
+            r.applied,
+            r.failed,
+            r.pending
+        )
+    };
+    // The summary is a diagnostic, the table is data.
+    output::print_diagnostic(&headline);
+    if r.results.is_empty() {
+        return Ok(());
+    }
+    let mut table = output::table(&["NODE", "RESULT", "VERSION", "DURATION", "ERROR"]);
+    for row in &r.results {
+        table.add_row(vec![
+            comfy_table::Cell::new(&row.node),
+            output::result_cell(&row.result),
+            comfy_table::Cell::new(row.version),
+            comfy_table::Cell::new(format!("{:.1}ms", row.duration_ms)),
+            comfy_table::Cell::new(if row.error.is_empty() {
+                "-"
+            } else {
+                &row.error
+            }),
+        ]);
+    }
+    output::print_text(&table.to_string())
+}
+
+fn short_hash(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, CliError> {
+    let mut client = ctx.admin().await?;
+    let nodes = client
+        .config_status(ConfigStatusRequest {
+            targets: Some(a.targets.to_proto()),
+        })
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner()
+        .nodes;
+    #[derive(Serialize)]
+    struct Row {
+        node: String,
+        node_status: String,
+        desired_version: u64,
+        applied_version: u64,
+        in_sync: bool,
+        drift: bool,
+        last_error: String,
+    }
+    let rows: Vec<Row> = nodes
+        .into_iter()
+        .map(|n| Row {
+            node: n.node,
+            node_status: n.node_status,
+            desired_version: n.desired_version,
+            applied_version: n.applied_version,
+            in_sync: n.in_sync,
+            drift: n.drift,
+            last_error: n.last_error,
+        })
+        .collect();
+    match a.output {
+        Format::Json | Format::Yaml => output::print_data(&rows, a.output)?,
+        Format::Table | Format::Wide => {
+            if rows.is_empty() {
+                return output::print_text("No nodes found.").map(|_| ExitCode::SUCCESS);
+            }
+            let mut t = output::table(&[
+                "NODE",
+                "STATUS",
+                "DESIRED",
+                "APPLIED",
+                "IN SYNC",
+                "DRIFT",
+                "LAST ERROR",
+            ]);
+            let v = |n: u64| {
+                if n == 0 {
+                    "-".to_string()
+                } else {
+                    n.to_string()
+                }
+            };
+            for r in &rows {
+                t.add_row(vec![
+                    comfy_table::Cell::new(&r.node),
+                    output::state_cell(&r.node_status),
+                    comfy_table::Cell::new(v(r.desired_version)),
+                    comfy_table::Cell::new(v(r.applied_version)),
+                    comfy_table::Cell::new(if r.in_sync { "yes" } else { "no" }),
+                    comfy_table::Cell::new(if r.drift { "changed on disk" } else { "-" }),
+                    comfy_table::Cell::new(if r.last_error.is_empty() {
+                        "-"
+                    } else {
+                        &r.last_error
+                    }),
+                ]);
+            }
+            output::print_text(&t.to_string())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn history(ctx: &Context, a: HistoryArgs) -> Result<ExitCode, CliError> {
+    let mut client = ctx.admin().await?;
+    let versions = client
+        .config_history(ConfigHistoryRequest { limit: a.limit })
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner()
+        .versions;
+    #[derive(Serialize)]
+    struct Row {
+        version: u64,
+        hash: String,
+        size: u64,
+        author: String,
+        created: Option<String>,
+        message: String,
+        targets: Vec<String>,
+        #[serde(skip)]
+        created_ms: i64,
+    }
+    let rows: Vec<Row> = versions
+        .into_iter()
+        .map(|v| Row {
+            version: v.version,
+            hash: v.hash,
+            size: v.size,
+            author: v.author,
+            created: output::rfc3339(v.created_ms),
+            message: v.message,
+            targets: v.targets,
+            created_ms: v.created_ms,
+        })
+        .collect();
+    match a.output {
+        Format::Json | Format::Yaml => output::print_data(&rows, a.output)?,
+        Format::Table | Format::Wide => {
+            if rows.is_empty() {
+                return output::print_text("No config versions yet.").map(|_| ExitCode::SUCCESS);
+            }
+            let now = output::now_ms();
+            let mut t = output::table(&[
+                "VERSION", "HASH", "SIZE", "AUTHOR", "AGE", "TARGETS", "MESSAGE",
+            ]);
+            for r in &rows {
+                let targets = match r.targets.len() {
+                    0..=3 => r.targets.join(","),
+                    n => format!("{n} nodes"),
+                };
+                t.add_row(vec![
+                    comfy_table::Cell::new(r.version),
+                    comfy_table::Cell::new(short_hash(&r.hash)),
+                    comfy_table::Cell::new(output::bytes(r.size)),
+                    comfy_table::Cell::new(&r.author),
+                    comfy_table::Cell::new(output::age(now - r.created_ms)),
+                    comfy_table::Cell::new(if targets.is_empty() {
+                        "-".into()
+                    } else {
+                        targets
+                    }),
+                    comfy_table::Cell::new(if r.message.is_empty() {
+                        "-"
+                    } else {
+                        &r.message
+                    }),
+                ]);
+            }
+            output::print_text(&t.to_string())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch(ctx: &Context, version: u64) -> Result<String, CliError> {
+    let mut client = ctx.admin().await?;
+    let v = client
+        .get_config_version(GetConfigVersionRequest { version })
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner();
+    Ok(String::from_utf8_lossy(&v.content).into_owned())
+}
+
+async fn show(ctx: &Context, a: ShowArgs) -> Result<ExitCode, CliError> {
+    let text = fetch(ctx, a.version).await?;
+    output::print_raw(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn diff(ctx: &Context, a: DiffArgs) -> Result<ExitCode, CliError> {
+    let old = fetch(ctx, a.from).await?;
+    let new = fetch(ctx, a.to).await?;
+    let d = similar::TextDiff::from_lines(&old, &new);
+    let text = d
+        .unified_diff()
+        .header(&format!("version {}", a.from), &format!("version {}", a.to))
+        .to_string();
+    if !text.is_empty() {
+        output::print_raw(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

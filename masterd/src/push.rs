@@ -1,0 +1,534 @@
+//! Config distribution: immutable versions, desired state per node, and the
+//! fan-out of a version over the agents' open command streams.
+//!
+//! A push validates the YAML, stores a new version together with the new
+//! desired version of every target in one store transaction, then sends the
+//! version to every online target in parallel (no new connection: each
+//! agent's command stream is already open) and reports each acknowledgement
+//! as it arrives. Offline targets get it when they come back: on stream
+//! attach, and through the heartbeat reply (`config_updated`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cdn_proto::v1::{
+    ApplyConfig, CommandResponse, ConfigPushEvent, ConfigVersionInfo, NodeApplyResult, PushDone,
+    PushStored, command_response, config_push_event,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, mpsc};
+use tonic::Status;
+use tracing::{debug, info, warn};
+
+use crate::error::MasterError;
+use crate::registry::Registry;
+use crate::store::{ConfigVersion, NodeStore};
+
+/// Largest config accepted, bytes.
+pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+/// Content smaller than this is sent uncompressed.
+pub const COMPRESS_MIN_BYTES: usize = 1024;
+/// Time a fan-out may wait for room in one agent's command queue.
+const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Wire payloads kept ready for re-sending.
+const WIRE_CACHE_ENTRIES: usize = 8;
+
+/// Events streamed back to cdnctl.
+pub type EventTx = mpsc::Sender<Result<ConfigPushEvent, Status>>;
+
+/// A version ready to send: content as it goes on the wire.
+#[derive(Debug, Clone)]
+pub struct WirePayload {
+    pub version: u64,
+    pub hash: String,
+    pub size: u64,
+    pub encoding: &'static str,
+    pub bytes: Bytes,
+}
+
+/// Lowercase hex sha256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))
+}
+
+/// Checks that `content` is one YAML document; the error names line and column.
+pub fn validate_yaml(content: &[u8]) -> Result<(), MasterError> {
+    if content.len() > MAX_CONFIG_BYTES {
+        return Err(MasterError::Invalid(format!(
+            "config is {} bytes, at most {MAX_CONFIG_BYTES} allowed",
+            content.len()
+        )));
+    }
+    let text = std::str::from_utf8(content)
+        .map_err(|e| MasterError::Invalid(format!("config is not UTF-8: {e}")))?;
+    serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+        .map(|_| ())
+        .map_err(|e| MasterError::Invalid(format!("config is not valid YAML: {e}")))
+}
+
+fn encode(version: &ConfigVersion, content: &[u8]) -> WirePayload {
+    let (encoding, bytes) = if content.len() >= COMPRESS_MIN_BYTES {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        match enc.write_all(content).and_then(|_| enc.finish()) {
+            Ok(gz) if gz.len() < content.len() => ("gzip", Bytes::from(gz)),
+            _ => ("", Bytes::copy_from_slice(content)),
+        }
+    } else {
+        ("", Bytes::copy_from_slice(content))
+    };
+    WirePayload {
+        version: version.version,
+        hash: version.hash.clone(),
+        size: version.size,
+        encoding,
+        bytes,
+    }
+}
+
+/// Stored versions and the fan-out machinery.
+pub struct Configs {
+    registry: Arc<Registry>,
+    store: Arc<dyn NodeStore>,
+    versions: RwLock<BTreeMap<u64, ConfigVersion>>,
+    wire: Mutex<HashMap<u64, WirePayload>>,
+    /// Serialises pushes so version numbers and desired state stay ordered.
+    push_lock: tokio::sync::Mutex<()>,
+}
+
+/// What one push or rollback asks for.
+#[derive(Debug)]
+pub struct PushPlan {
+    pub targets: Vec<String>,
+    pub fleet_wide: bool,
+    pub wait: Option<Duration>,
+}
+
+impl Configs {
+    /// Loads version metadata from the store.
+    pub fn load(registry: Arc<Registry>, store: Arc<dyn NodeStore>) -> Result<Self, MasterError> {
+        let versions = store
+            .load_versions()?
+            .into_iter()
+            .map(|v| (v.version, v))
+            .collect();
+        Ok(Self {
+            registry,
+            store,
+            versions: RwLock::new(versions),
+            wire: Mutex::new(HashMap::new()),
+            push_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn version(&self, v: u64) -> Option<ConfigVersion> {
+        self.versions.read().ok()?.get(&v).cloned()
+    }
+
+    /// The hash of version `v`, if stored.
+    pub fn hash_of(&self, v: u64) -> Option<String> {
+        self.versions.read().ok()?.get(&v).map(|x| x.hash.clone())
+    }
+
+    /// Metadata of the newest `limit` versions, newest first (0 = all).
+    pub fn history(&self, limit: usize) -> Vec<ConfigVersionInfo> {
+        let versions = match self.versions.read() {
+            Ok(v) => v,
+            Err(_) => return Vec::new(),
+        };
+        let take = if limit == 0 { usize::MAX } else { limit };
+        versions.values().rev().take(take).map(info).collect()
+    }
+
+    /// Metadata and content of version `v`.
+    pub async fn content(&self, v: u64) -> Result<(ConfigVersionInfo, Vec<u8>), MasterError> {
+        let meta = self.version(v).ok_or(MasterError::VersionNotFound(v))?;
+        let store = Arc::clone(&self.store);
+        let content = tokio::task::spawn_blocking(move || store.version_content(v))
+            .await
+            .map_err(|e| MasterError::Internal(format!("store task failed: {e}")))??
+            .ok_or(MasterError::VersionNotFound(v))?;
+        Ok((info(&meta), content))
+    }
+
+    /// The wire form of version `v`, from the cache or the store.
+    pub async fn payload(&self, v: u64) -> Result<WirePayload, MasterError> {
+        if let Some(p) = self.wire.lock().ok().and_then(|w| w.get(&v).cloned()) {
+            return Ok(p);
+        }
+        let meta = self.version(v).ok_or(MasterError::VersionNotFound(v))?;
+        let (_, content) = self.content(v).await?;
+        let payload = encode(&meta, &content);
+        self.remember(payload.clone());
+        Ok(payload)
+    }
+
+    fn remember(&self, payload: WirePayload) {
+        if let Ok(mut w) = self.wire.lock() {
+            if w.len() >= WIRE_CACHE_ENTRIES
+                && let Some(oldest) = w.keys().min().copied()
+            {
+                w.remove(&oldest);
+            }
+            w.insert(payload.version, payload);
+        }
+    }
+
+    /// Sends version `v` to `node` over its command stream, if it is open.
+    /// Returns false when the node has no open stream.
+    pub async fn send_to(&self, node: &str, payload: &WirePayload) -> bool {
+        let Some(tx) = self.registry.command_tx(node) else {
+            return false;
+        };
+        let msg = CommandResponse {
+            command_id: payload.version,
+            body: Some(command_response::Body::ApplyConfig(ApplyConfig {
+                version: payload.version.to_string(),
+                hash: payload.hash.clone(),
+                content: payload.bytes.clone(),
+                encoding: payload.encoding.to_string(),
+                size: payload.size,
+            })),
+        };
+        match tokio::time::timeout(ENQUEUE_TIMEOUT, tx.send(Ok(msg))).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                warn!(
+                    node,
+                    "command queue full; config not sent, the heartbeat will retry"
+                );
+                false
+            }
+        }
+    }
+
+    /// Brings `node` to its desired version `v` (stream just attached).
+    pub async fn catch_up(&self, node: &str, v: u64) {
+        match self.payload(v).await {
+            Ok(p) => {
+                if self.send_to(node, &p).await {
+                    debug!(node, version = v, "sent desired config on reconnect");
+                }
+            }
+            Err(e) => warn!(node, version = v, error = %e, "cannot load desired config"),
+        }
+    }
+
+    /// Stores `content` as a new version desired by `plan.targets`, fans it
+    /// out, and streams progress on `events`.
+    pub async fn push(
+        &self,
+        content: Vec<u8>,
+        author: String,
+        message: String,
+        plan: PushPlan,
+        dry_run: bool,
+        events: EventTx,
+    ) -> Result<(), MasterError> {
+        validate_yaml(&content)?;
+        let started = Instant::now();
+        let hash = sha256_hex(&content);
+        let guard = self.push_lock.lock().await;
+        let next = self
+            .versions
+            .read()
+            .map_err(|_| MasterError::Internal("version index poisoned".into()))?
+            .keys()
+            .next_back()
+            .map_or(1, |v| v + 1);
+        // Unchanged: every target already desires a version with this content.
+        let desired = self.registry.desired_versions(&plan.targets);
+        let same = desired.first().copied().filter(|d| {
+            *d != 0
+                && desired.iter().all(|x| x == d)
+                && self.hash_of(*d).as_deref() == Some(hash.as_str())
+        });
+        if let Some(v) = same {
+            drop(guard);
+            send(
+                &events,
+                stored(v, &hash, content.len(), &plan.targets, true, dry_run, 0),
+            )
+            .await;
+            send(&events, done(0, 0, 0)).await;
+            return Ok(());
+        }
+        let meta = ConfigVersion {
+            version: next,
+            hash: hash.clone(),
+            size: content.len() as u64,
+            author,
+            message,
+            created_ms: cdn_common::unix_millis_now(),
+            targets: plan.targets.clone(),
+            fleet_wide: plan.fleet_wide,
+        };
+        let payload = encode(&meta, &content);
+        if dry_run {
+            drop(guard);
+            let wire = payload.bytes.len() as u64;
+            send(
+                &events,
+                stored(next, &hash, content.len(), &plan.targets, false, true, wire),
+            )
+            .await;
+            send(&events, done(0, 0, plan.targets.len() as u32)).await;
+            return Ok(());
+        }
+        self.registry
+            .set_desired(
+                &plan.targets,
+                next,
+                Some((meta.clone(), content)),
+                plan.fleet_wide,
+            )
+            .await?;
+        if let Ok(mut v) = self.versions.write() {
+            v.insert(next, meta);
+        }
+        drop(guard);
+        self.remember(payload.clone());
+        info!(
+            version = next,
+            targets = plan.targets.len(),
+            size = payload.size,
+            wire_bytes = payload.bytes.len(),
+            "config version stored"
+        );
+        let wire = payload.bytes.len() as u64;
+        send(
+            &events,
+            stored(
+                next,
+                &hash,
+                payload.size as usize,
+                &plan.targets,
+                false,
+                false,
+                wire,
+            ),
+        )
+        .await;
+        self.fan_out(payload, plan, started, events).await;
+        Ok(())
+    }
+
+    /// Makes stored version `v` desired again for `plan.targets`.
+    pub async fn rollback(
+        &self,
+        v: u64,
+        plan: PushPlan,
+        events: EventTx,
+    ) -> Result<(), MasterError> {
+        let started = Instant::now();
+        let payload = self.payload(v).await?;
+        {
+            let _guard = self.push_lock.lock().await;
+            self.registry
+                .set_desired(&plan.targets, v, None, plan.fleet_wide)
+                .await?;
+        }
+        info!(
+            version = v,
+            targets = plan.targets.len(),
+            "config rolled back"
+        );
+        let wire = payload.bytes.len() as u64;
+        send(
+            &events,
+            stored(
+                v,
+                &payload.hash,
+                payload.size as usize,
+                &plan.targets,
+                false,
+                false,
+                wire,
+            ),
+        )
+        .await;
+        self.fan_out(payload, plan, started, events).await;
+        Ok(())
+    }
+
+    /// Sends `payload` to every online target and reports acknowledgements
+    /// until all answered or the wait ends. Sending continues even when
+    /// nobody waits (`--no-wait`).
+    async fn fan_out(
+        &self,
+        payload: WirePayload,
+        plan: PushPlan,
+        started: Instant,
+        events: EventTx,
+    ) {
+        let mut acks = self.registry.subscribe_acks();
+        let version = payload.version;
+        let mut waiting: HashMap<String, ()> = HashMap::new();
+        let mut pending = 0u32;
+        let sends = plan.targets.iter().map(|node| {
+            let payload = &payload;
+            async move { (node, self.send_to(node, payload).await) }
+        });
+        for (node, sent) in futures::future::join_all(sends).await {
+            if sent {
+                waiting.insert(node.clone(), ());
+            } else if plan.wait.is_some() {
+                pending += 1;
+                send(
+                    &events,
+                    node_result(
+                        node,
+                        "pending",
+                        version,
+                        "node is offline; it gets this version when it reconnects",
+                        started,
+                    ),
+                )
+                .await;
+            }
+        }
+        let Some(wait) = plan.wait else { return };
+        let (mut applied, mut failed) = (0u32, 0u32);
+        let deadline = tokio::time::Instant::now() + wait;
+        while !waiting.is_empty() {
+            let ev = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                ev = acks.recv() => ev,
+            };
+            match ev {
+                Ok(ack) if ack.version == version && waiting.remove(&ack.node_id).is_some() => {
+                    let (result, error) = if ack.success {
+                        applied += 1;
+                        ("applied", String::new())
+                    } else {
+                        failed += 1;
+                        ("failed", ack.error)
+                    };
+                    send(
+                        &events,
+                        node_result(&ack.node_id, result, version, &error, started),
+                    )
+                    .await;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed some acks: read the outcome from node state.
+                    let done: Vec<String> = waiting
+                        .keys()
+                        .filter(|n| {
+                            self.registry
+                                .get(n)
+                                .is_some_and(|v| v.record.applied_version == version)
+                        })
+                        .cloned()
+                        .collect();
+                    for n in done {
+                        waiting.remove(&n);
+                        applied += 1;
+                        send(&events, node_result(&n, "applied", version, "", started)).await;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        let mut late: Vec<&String> = waiting.keys().collect();
+        late.sort();
+        for n in late {
+            pending += 1;
+            let msg = format!("no answer within {}", cdn_common::duration::short(wait));
+            send(&events, node_result(n, "pending", version, &msg, started)).await;
+        }
+        send(&events, done(applied, failed, pending)).await;
+    }
+}
+
+fn info(v: &ConfigVersion) -> ConfigVersionInfo {
+    ConfigVersionInfo {
+        version: v.version,
+        hash: v.hash.clone(),
+        size: v.size,
+        author: v.author.clone(),
+        message: v.message.clone(),
+        created_ms: v.created_ms,
+        targets: v.targets.clone(),
+    }
+}
+
+async fn send(events: &EventTx, ev: config_push_event::Event) {
+    // A client that stopped listening (--no-wait) is not an error.
+    let _ = events.send(Ok(ConfigPushEvent { event: Some(ev) })).await;
+}
+
+fn stored(
+    version: u64,
+    hash: &str,
+    size: usize,
+    targets: &[String],
+    unchanged: bool,
+    dry_run: bool,
+    wire_bytes: u64,
+) -> config_push_event::Event {
+    config_push_event::Event::Stored(PushStored {
+        version,
+        hash: hash.to_string(),
+        size: size as u64,
+        targets: targets.to_vec(),
+        unchanged,
+        dry_run,
+        wire_bytes,
+    })
+}
+
+fn node_result(
+    node: &str,
+    result: &str,
+    version: u64,
+    error: &str,
+    started: Instant,
+) -> config_push_event::Event {
+    let us = started.elapsed().as_micros() as u64;
+    config_push_event::Event::Node(NodeApplyResult {
+        node: node.to_string(),
+        result: result.to_string(),
+        version,
+        error: error.to_string(),
+        duration_ms: us / 1000,
+        duration_us: us,
+    })
+}
+
+fn done(applied: u32, failed: u32, pending: u32) -> config_push_event::Event {
+    config_push_event::Event::Done(PushDone {
+        applied,
+        failed,
+        pending,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_errors_name_line_and_column() {
+        let e = validate_yaml(b"a: 1\nb: [2\n").unwrap_err().to_string();
+        assert!(e.contains("line"), "{e}");
+        assert!(validate_yaml(b"a: 1\n").is_ok());
+    }
+
+    #[test]
+    fn large_content_is_gzipped_and_small_is_not() {
+        let meta = ConfigVersion {
+            version: 1,
+            size: 0,
+            ..Default::default()
+        };
+        let big = "key: value\n".repeat(1000);
+        assert_eq!(encode(&meta, big.as_bytes()).encoding, "gzip");
+        assert!(encode(&meta, big.as_bytes()).bytes.len() < big.len() / 5);
+        assert_eq!(encode(&meta, b"a: 1").encoding, "");
+    }
+}
