@@ -98,7 +98,7 @@ class Fleet:
         self.port = int(m.group(1))
         return spawned
 
-    def start_agent(self, name, logname=None):
+    def start_agent(self, name, logname=None, extra=""):
         cfg = os.path.join(self.root, f"{name}.yml")
         with open(cfg, "w") as f:
             f.write(
@@ -106,6 +106,7 @@ class Fleet:
                 f"heartbeat:\n  interval: {self.hb}\n  timeout: 5s\n"
                 f"status:\n  collect_interval: 1s\n  report_interval: 1s\n"
                 f"node:\n  id: {name}\n"
+                f"{extra}"
             )
         log = os.path.join(self.root, (logname or name) + ".log")
         spawned = time.time()

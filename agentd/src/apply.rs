@@ -354,29 +354,67 @@ fn write_phase(
     req: &Request,
 ) -> Result<Option<Vec<u8>>, ApplyError> {
     let content = decode(req)?;
-    let actual = sha256_hex(&content);
-    if actual != req.hash {
-        return Err(ApplyError::HashMismatch {
-            expected: req.hash.clone(),
-            actual,
+    // The YAML check runs beside the hash, the space check and the write of
+    // the temporary file; the rename happens only if both succeed.
+    std::thread::scope(|scope| {
+        let parsing = scope.spawn(|| check_yaml(&content));
+        let written = stage(paths, cfg, req, &content);
+        let parsed = parsing.join().unwrap_or_else(|_| {
+            Err(ApplyError::Parse {
+                line: None,
+                column: None,
+                message: "YAML check panicked".into(),
+            })
         });
-    }
-    let text = std::str::from_utf8(&content).map_err(|e| ApplyError::Parse {
+        match (parsed, written) {
+            (Ok(()), Ok((previous, tmp))) => {
+                commit(&tmp, &paths.file)?;
+                Ok(previous)
+            }
+            (Err(e), Ok((_, tmp))) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => Err(e),
+        }
+    })
+}
+
+fn check_yaml(content: &[u8]) -> Result<(), ApplyError> {
+    let text = std::str::from_utf8(content).map_err(|e| ApplyError::Parse {
         line: None,
         column: None,
         message: format!("not UTF-8: {e}"),
     })?;
-    if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
-        let loc = e.location();
-        let msg = e.to_string();
-        let message = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        };
-        return Err(ApplyError::Parse {
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
-            message,
+    let Err(e) = serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text) else {
+        return Ok(());
+    };
+    let loc = e.location();
+    let msg = e.to_string();
+    let message = match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    Err(ApplyError::Parse {
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        message,
+    })
+}
+
+/// Checks hash and free space, reads the previous content and writes the
+/// new one to a synced temporary file; returns both.
+fn stage(
+    paths: &Paths,
+    cfg: &ManagedConfig,
+    req: &Request,
+    content: &[u8],
+) -> Result<(Option<Vec<u8>>, PathBuf), ApplyError> {
+    let actual = sha256_hex(content);
+    if actual != req.hash {
+        return Err(ApplyError::HashMismatch {
+            expected: req.hash.clone(),
+            actual,
         });
     }
     std::fs::create_dir_all(&paths.dir).map_err(|e| io_error(&paths.dir, &e))?;
@@ -395,8 +433,8 @@ fn write_phase(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_error(&paths.file, &e)),
     };
-    atomic_write(&paths.file, &content)?;
-    Ok(previous)
+    let tmp = write_temp(&paths.file, content)?;
+    Ok((previous, tmp))
 }
 
 /// Puts the previous content back (or removes the file if there was none).
@@ -435,27 +473,43 @@ fn record(paths: &Paths, state: &Applied, content: &[u8], keep: usize) -> Result
 /// old file or the new one: temp file in the same directory, fsync, rename,
 /// fsync of the directory.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), ApplyError> {
-    let dir = match path.parent() {
+    let tmp = write_temp(path, data)?;
+    commit(&tmp, path)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
+    }
+}
+
+/// Writes `data` to a synced temporary file beside `path`.
+fn write_temp(path: &Path, data: &[u8]) -> Result<PathBuf, ApplyError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = parent_dir(path).join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
+        f.sync_all()
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_error(path, &e));
     }
-    sync_dir(dir)
+    Ok(tmp)
+}
+
+/// Renames the synced `tmp` over `path` and syncs the directory.
+fn commit(tmp: &Path, path: &Path) -> Result<(), ApplyError> {
+    if let Err(e) = std::fs::rename(tmp, path) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(io_error(path, &e));
+    }
+    sync_dir(parent_dir(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ApplyError> {

@@ -140,7 +140,14 @@ impl AdminService for AdminApi {
         request: Request<ConfigPushRequest>,
     ) -> Result<Response<Self::PushConfigStream>, Status> {
         let req = request.into_inner();
-        crate::push::validate_yaml(&req.content)?;
+        if req.content.len() > crate::push::MAX_CONFIG_BYTES {
+            return Err(MasterError::Invalid(format!(
+                "config is {} bytes, at most {} allowed",
+                req.content.len(),
+                crate::push::MAX_CONFIG_BYTES
+            ))
+            .into());
+        }
         let plan = self.plan(req.targets, req.wait_ms)?;
         let configs = Arc::clone(&self.configs);
         let author = if req.author.is_empty() {

@@ -18,8 +18,17 @@ pub struct MasterConfig {
     pub admin: AdminConfig,
     pub heartbeat: HeartbeatConfig,
     pub reconnect: ReconnectConfig,
+    pub metrics: MetricsConfig,
     /// Where the node registry is stored.
     pub data_dir: PathBuf,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (Prometheus text) here; off when unset.
+    pub addr: Option<HostPort>,
 }
 
 impl Default for MasterConfig {
@@ -29,6 +38,7 @@ impl Default for MasterConfig {
             admin: AdminConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             reconnect: ReconnectConfig::default(),
+            metrics: MetricsConfig::default(),
             data_dir: default_data_dir(),
         }
     }

@@ -81,7 +81,10 @@ async fn run(config: MasterConfig) -> anyhow::Result<()> {
         "masterd listening"
     );
     // One machine-readable line on stdout for scripts and tests.
-    println!("listening grpc={grpc} admin={admin}");
+    match master.metrics_addr() {
+        Some(m) => println!("listening grpc={grpc} admin={admin} metrics={m}"),
+        None => println!("listening grpc={grpc} admin={admin}"),
+    }
     let shutdown = CancellationToken::new();
     let mut runner = tokio::spawn(master.run(shutdown.clone()));
     tokio::select! {

@@ -24,6 +24,7 @@ use tonic::Status;
 use tracing::{debug, info, warn};
 
 use crate::error::MasterError;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{ConfigVersion, NodeStore};
 
@@ -33,6 +34,8 @@ pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
 pub const COMPRESS_MIN_BYTES: usize = 1024;
 /// Time a fan-out may wait for room in one agent's command queue.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a push nobody waits for still collects answers (for metrics).
+const UNWATCHED_WAIT: Duration = Duration::from_secs(60);
 /// Wire payloads kept ready for re-sending.
 const WIRE_CACHE_ENTRIES: usize = 8;
 
@@ -64,21 +67,26 @@ pub fn validate_yaml(content: &[u8]) -> Result<(), MasterError> {
     }
     let text = std::str::from_utf8(content)
         .map_err(|e| MasterError::Invalid(format!("config is not UTF-8: {e}")))?;
-    serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+    // Syntax only: building a value tree would double the cost.
+    serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text)
         .map(|_| ())
         .map_err(|e| MasterError::Invalid(format!("config is not valid YAML: {e}")))
 }
 
-fn encode(version: &ConfigVersion, content: &[u8]) -> WirePayload {
-    let (encoding, bytes) = if content.len() >= COMPRESS_MIN_BYTES {
+/// Content as it goes on the wire: gzip when that is worth it.
+fn compress(content: &[u8]) -> (&'static str, Bytes) {
+    if content.len() >= COMPRESS_MIN_BYTES {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        match enc.write_all(content).and_then(|_| enc.finish()) {
-            Ok(gz) if gz.len() < content.len() => ("gzip", Bytes::from(gz)),
-            _ => ("", Bytes::copy_from_slice(content)),
+        if let Ok(gz) = enc.write_all(content).and_then(|_| enc.finish())
+            && gz.len() < content.len()
+        {
+            return ("gzip", Bytes::from(gz));
         }
-    } else {
-        ("", Bytes::copy_from_slice(content))
-    };
+    }
+    ("", Bytes::copy_from_slice(content))
+}
+
+fn payload_of(version: &ConfigVersion, (encoding, bytes): (&'static str, Bytes)) -> WirePayload {
     WirePayload {
         version: version.version,
         hash: version.hash.clone(),
@@ -88,9 +96,37 @@ fn encode(version: &ConfigVersion, content: &[u8]) -> WirePayload {
     }
 }
 
+#[cfg(test)]
+fn encode(version: &ConfigVersion, content: &[u8]) -> WirePayload {
+    payload_of(version, compress(content))
+}
+
+/// Validates, hashes and compresses `content` off the async workers, the
+/// YAML check and the hash + gzip in parallel.
+async fn prepare(
+    content: Vec<u8>,
+) -> Result<(Vec<u8>, String, (&'static str, Bytes)), MasterError> {
+    let content = Arc::new(content);
+    let check = {
+        let c = Arc::clone(&content);
+        tokio::task::spawn_blocking(move || validate_yaml(&c))
+    };
+    let digest = {
+        let c = Arc::clone(&content);
+        tokio::task::spawn_blocking(move || (sha256_hex(&c), compress(&c)))
+    };
+    let joined =
+        |e: tokio::task::JoinError| MasterError::Internal(format!("push task failed: {e}"));
+    check.await.map_err(joined)??;
+    let (hash, wire) = digest.await.map_err(joined)?;
+    let content = Arc::try_unwrap(content).unwrap_or_else(|c| c.as_ref().clone());
+    Ok((content, hash, wire))
+}
+
 /// Stored versions and the fan-out machinery.
 pub struct Configs {
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     store: Arc<dyn NodeStore>,
     versions: RwLock<BTreeMap<u64, ConfigVersion>>,
     wire: Mutex<HashMap<u64, WirePayload>>,
@@ -108,7 +144,11 @@ pub struct PushPlan {
 
 impl Configs {
     /// Loads version metadata from the store.
-    pub fn load(registry: Arc<Registry>, store: Arc<dyn NodeStore>) -> Result<Self, MasterError> {
+    pub fn load(
+        registry: Arc<Registry>,
+        store: Arc<dyn NodeStore>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, MasterError> {
         let versions = store
             .load_versions()?
             .into_iter()
@@ -116,6 +156,7 @@ impl Configs {
             .collect();
         Ok(Self {
             registry,
+            metrics,
             store,
             versions: RwLock::new(versions),
             wire: Mutex::new(HashMap::new()),
@@ -160,7 +201,10 @@ impl Configs {
         }
         let meta = self.version(v).ok_or(MasterError::VersionNotFound(v))?;
         let (_, content) = self.content(v).await?;
-        let payload = encode(&meta, &content);
+        let wire = tokio::task::spawn_blocking(move || compress(&content))
+            .await
+            .map_err(|e| MasterError::Internal(format!("compress task failed: {e}")))?;
+        let payload = payload_of(&meta, wire);
         self.remember(payload.clone());
         Ok(payload)
     }
@@ -228,9 +272,8 @@ impl Configs {
         dry_run: bool,
         events: EventTx,
     ) -> Result<(), MasterError> {
-        validate_yaml(&content)?;
         let started = Instant::now();
-        let hash = sha256_hex(&content);
+        let (content, hash, wire) = prepare(content).await?;
         let guard = self.push_lock.lock().await;
         let next = self
             .versions
@@ -266,7 +309,7 @@ impl Configs {
             targets: plan.targets.clone(),
             fleet_wide: plan.fleet_wide,
         };
-        let payload = encode(&meta, &content);
+        let payload = payload_of(&meta, wire);
         if dry_run {
             drop(guard);
             let wire = payload.bytes.len() as u64;
@@ -355,8 +398,7 @@ impl Configs {
     }
 
     /// Sends `payload` to every online target and reports acknowledgements
-    /// until all answered or the wait ends. Sending continues even when
-    /// nobody waits (`--no-wait`).
+    /// until all answered or the wait ends.
     async fn fan_out(
         &self,
         payload: WirePayload,
@@ -375,7 +417,7 @@ impl Configs {
         for (node, sent) in futures::future::join_all(sends).await {
             if sent {
                 waiting.insert(node.clone(), ());
-            } else if plan.wait.is_some() {
+            } else {
                 pending += 1;
                 send(
                     &events,
@@ -390,7 +432,9 @@ impl Configs {
                 .await;
             }
         }
-        let Some(wait) = plan.wait else { return };
+        // Nobody may be listening (--no-wait): answers are still collected
+        // for the node state and the latency metrics.
+        let wait = plan.wait.unwrap_or(UNWATCHED_WAIT);
         let (mut applied, mut failed) = (0u32, 0u32);
         let deadline = tokio::time::Instant::now() + wait;
         while !waiting.is_empty() {
@@ -400,6 +444,8 @@ impl Configs {
             };
             match ev {
                 Ok(ack) if ack.version == version && waiting.remove(&ack.node_id).is_some() => {
+                    self.metrics
+                        .node_answer(started.elapsed().as_secs_f64(), ack.success);
                     let (result, error) = if ack.success {
                         applied += 1;
                         ("applied", String::new())
@@ -434,6 +480,8 @@ impl Configs {
                 Err(broadcast::error::RecvError::Closed) => break,
             }
         }
+        self.metrics
+            .push_done(started.elapsed().as_secs_f64(), waiting.len() as u64);
         let mut late: Vec<&String> = waiting.keys().collect();
         late.sort();
         for n in late {

@@ -18,8 +18,9 @@ use crate::admin_service::AdminApi;
 use crate::agent_service::AgentApi;
 use crate::config::MasterConfig;
 use crate::error::MasterError;
+use crate::metrics::{Metrics, StateLabel};
 use crate::push::Configs;
-use crate::registry::{Liveness, Registry};
+use crate::registry::{Liveness, NodeState, Registry};
 use crate::store::{EmbeddedStore, NodeStore};
 
 /// How long shutdown waits for in-flight calls before giving up on them.
@@ -58,6 +59,8 @@ pub struct Master {
     configs: Arc<Configs>,
     grpc: TcpListener,
     admin: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+    metrics: Arc<Metrics>,
 }
 
 fn listen_addr(hp: &HostPort) -> String {
@@ -84,9 +87,18 @@ impl Master {
             Arc::clone(&store),
             Liveness::from_config(&config.heartbeat),
         )?);
-        let configs = Arc::new(Configs::load(Arc::clone(&registry), store)?);
+        let metrics = Arc::new(Metrics::default());
+        let configs = Arc::new(Configs::load(
+            Arc::clone(&registry),
+            store,
+            Arc::clone(&metrics),
+        )?);
         let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        let metrics_listener = match &config.metrics.addr {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
@@ -96,7 +108,16 @@ impl Master {
             configs,
             grpc,
             admin,
+            metrics_listener,
+            metrics,
         })
+    }
+
+    /// Address of the metrics endpoint, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Address agents dial.
@@ -125,6 +146,8 @@ impl Master {
             configs,
             grpc,
             admin,
+            metrics_listener,
+            metrics,
         } = self;
         let tasks = TaskTracker::new();
         let agent_api = AgentApi::new(
@@ -153,6 +176,29 @@ impl Master {
         }
 
         let sweeper = tasks.spawn(sweep_loop(Arc::clone(&registry), shutdown.clone()));
+        if let Some(listener) = metrics_listener {
+            let registry = Arc::clone(&registry);
+            let gauges = Arc::clone(&metrics);
+            let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                let (mut on, mut deg, mut off) = (0i64, 0i64, 0i64);
+                for v in registry.list(|_| true) {
+                    match v.state {
+                        NodeState::Online => on += 1,
+                        NodeState::Degraded => deg += 1,
+                        NodeState::Offline => off += 1,
+                    }
+                }
+                for (state, n) in [("online", on), ("degraded", deg), ("offline", off)] {
+                    gauges.nodes.get_or_create(&StateLabel { state }).set(n);
+                }
+            });
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = crate::metrics::serve(listener, metrics, refresh, shutdown).await {
+                    error!(error = %e, "metrics endpoint failed");
+                }
+            });
+        }
         let stop = {
             let registry = Arc::clone(&registry);
             let shutdown = shutdown.clone();

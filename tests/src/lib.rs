@@ -79,6 +79,8 @@ pub struct Master {
     pub addr: SocketAddr,
     /// Where AdminService listens (same as `addr` unless `admin.addr` is set).
     pub admin_addr: SocketAddr,
+    /// The metrics endpoint, when `metrics.addr` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub config: PathBuf,
     pub log: PathBuf,
     dir: PathBuf,
@@ -122,10 +124,15 @@ impl Master {
                 })
         };
         let (addr, admin_addr) = (field("grpc="), field("admin="));
+        let metrics_addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("metrics="))
+            .and_then(|a| a.parse().ok());
         Self {
             child: Some(child),
             addr,
             admin_addr,
+            metrics_addr,
             config,
             log,
             dir: dir.to_path_buf(),

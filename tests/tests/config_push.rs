@@ -323,3 +323,64 @@ fn an_agent_killed_during_apply_leaves_the_old_or_the_new_file_never_a_mix() {
         });
     }
 }
+
+/// Fetches `/metrics` over plain HTTP/1.1.
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+#[test]
+fn push_latency_and_failures_are_exported_as_prometheus_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{}metrics:\n  addr: 127.0.0.1:0\n",
+        cdn_tests::TEST_MASTER_YML
+    );
+    let master = cdn_tests::Master::start(&dir.path().join("m"), &yaml, 0);
+    let metrics = master.metrics_addr.expect("metrics address printed");
+    let addr = master.addr.to_string();
+    let _a1 = cdn_tests::Agent::start(
+        dir.path(),
+        "agent-1",
+        "agent-1",
+        &agent_yml(dir.path(), "agent-1", &addr),
+    );
+    let bad = agent_yml(dir.path(), "agent-2", &addr).replace(
+        "  min_free_bytes: 0\n",
+        "  min_free_bytes: 1000000000000000000\n",
+    );
+    let _a2 = cdn_tests::Agent::start(dir.path(), "agent-2", "agent-2", &bad);
+    wait_for("two nodes online", || {
+        let out = cdn_tests::ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
+        (out.stdout.matches("\"name\"").count() == 2).then_some(())
+    });
+    let file = write(dir.path(), "edge.yml", "m: 1\n");
+    let out = cdn_tests::ctl_at(&addr, ["config", "push", &file]);
+    assert_eq!(out.code, Some(1), "agent-2 refuses: {}", out.stdout);
+
+    let text = scrape(metrics);
+    assert!(
+        text.contains("config_push_latency_seconds_count{scope=\"node\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("config_push_latency_seconds_count{scope=\"push\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("le=\"0.0002\""),
+        "sub-millisecond buckets: {text}"
+    );
+    assert!(
+        text.contains("config_push_failures_total{reason=\"failed\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("cdn_nodes{state=\"online\"} 2"), "{text}");
+}

@@ -154,8 +154,8 @@ pub async fn run(ctx: &Context, cmd: ConfigCommand) -> Result<ExitCode, CliError
     }
 }
 
-/// Reads FILE and checks it is YAML; the error names file, line and column.
-pub fn read_yaml_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+/// Reads FILE, refusing one larger than [`MAX_CONFIG_BYTES`].
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         CliError::Local(format!(
             "{}: cannot read: {}",
@@ -170,16 +170,20 @@ pub fn read_yaml_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
             meta.len()
         )));
     }
-    let content = std::fs::read(path).map_err(|e| {
+    std::fs::read(path).map_err(|e| {
         CliError::Local(format!(
             "{}: cannot read: {}",
             path.display(),
             crate::error::describe_io(&e)
         ))
-    })?;
-    let text = std::str::from_utf8(&content)
+    })
+}
+
+/// Checks `content` is YAML; the error names file, line and column.
+fn check_yaml(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {
+    let text = std::str::from_utf8(content)
         .map_err(|e| CliError::Local(format!("{}: not UTF-8 text: {e}", path.display())))?;
-    if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+    if let Err(e) = serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text) {
         let msg = e.to_string();
         let msg = match msg.rfind(" at line ") {
             Some(i) => msg[..i].to_string(),
@@ -194,7 +198,7 @@ pub fn read_yaml_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
             path.display()
         )));
     }
-    Ok(content)
+    Ok(())
 }
 
 fn author() -> String {
@@ -212,8 +216,18 @@ fn wait_ms(ctx: &Context, w: &WaitArgs) -> u64 {
 }
 
 async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
-    let content = read_yaml_file(&a.file)?;
-    let mut client = ctx.admin().await?;
+    let content = std::sync::Arc::new(read_file(&a.file)?);
+    // Check the YAML while the connection is being made.
+    let checking = {
+        let (path, content) = (a.file.clone(), std::sync::Arc::clone(&content));
+        tokio::task::spawn_blocking(move || check_yaml(&path, &content))
+    };
+    let client = ctx.admin().await;
+    checking
+        .await
+        .map_err(|e| CliError::Local(format!("YAML check failed: {e}")))??;
+    let mut client = client?;
+    let content = std::sync::Arc::try_unwrap(content).unwrap_or_else(|c| c.as_ref().clone());
     let request = ConfigPushRequest {
         content: content.into(),
         targets: Some(a.targets.to_proto()),

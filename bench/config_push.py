@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Config push figures, release build over loopback.
+
+For 1, 3 and 20 agents and a 10 KiB and a 1 MiB YAML file (the same payloads
+as ../shared/peers/ssh/gen_payload.py when it is there), pushes a fresh
+version N times and records:
+  * wall time of the whole `cdnctl config push` process (spawn to exit:
+    connect, send, store, fan-out, every agent's fsynced apply and ack);
+  * the master's own time from storing the version to the last ack;
+  * bytes of the file and bytes sent per agent on the wire (gzip).
+
+Usage: python3 bench/config_push.py [--pushes 20] [--agents 1,3,20] [--out FILE]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lifecycle import BIN, TOP, Fleet, pct, wait  # noqa: E402
+
+PEER_GEN = os.path.join(TOP, "..", "shared", "peers", "ssh", "gen_payload.py")
+
+
+def payloads(root):
+    if os.path.exists(PEER_GEN):
+        subprocess.run([sys.executable, PEER_GEN, root], check=True, capture_output=True)
+        return {
+            "10 KiB": open(os.path.join(root, "cfg-10k.yaml")).read(),
+            "1 MiB": open(os.path.join(root, "cfg-1m.yaml")).read(),
+        }
+    rec = "".join(f"  - name: site-{i:06d}.example.net\n    ttl: {i % 7 * 60}\n" for i in range(40000))
+    return {"10 KiB": "sites:\n" + rec[:10200], "1 MiB": "sites:\n" + rec[: 1 << 20]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pushes", type=int, default=20)
+    ap.add_argument("--agents", default="1,3,20")
+    ap.add_argument("--out", default=os.path.join(TOP, "bench", "results", "config_push.md"))
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
+
+    rows = []
+    for n in [int(x) for x in a.agents.split(",")]:
+        root = tempfile.mkdtemp(prefix="cdn-push-")
+        fleet = Fleet(root, "1s")
+        try:
+            fleet.start_master()
+            for i in range(1, n + 1):
+                name = f"agent-{i}"
+                extra = f"config:\n  path: {root}/{name}/edge.yml\n  min_free_bytes: 0\n"
+                fleet.agents[name], _, _ = fleet.start_agent(name, extra=extra)
+            wait(
+                lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == n,
+                f"{n} agents online",
+            )
+            for label, text in payloads(root).items():
+                wall, master, wire, size = [], [], 0, 0
+                for k in range(a.pushes + 2):
+                    path = os.path.join(root, "push.yaml")
+                    with open(path, "w") as f:
+                        f.write(text.rstrip("\n")[: len(text) - 16] + f"\n# push {k:08d}\n")
+                    t0 = time.perf_counter()
+                    out = subprocess.run(
+                        [os.path.join(BIN, "cdnctl"), "--master", f"127.0.0.1:{fleet.port}",
+                         "config", "push", path, "-o", "json"],
+                        capture_output=True, text=True,
+                    )
+                    dt = (time.perf_counter() - t0) * 1000
+                    if out.returncode != 0:
+                        raise SystemExit(f"push failed: {out.stderr}\n{out.stdout}")
+                    rep = json.loads(out.stdout)
+                    assert rep["applied"] == n, rep
+                    if k < 2:
+                        continue  # warm-up
+                    wall.append(dt)
+                    master.append(max(r["duration_ms"] for r in rep["results"]))
+                    wire, size = rep["wire_bytes"], rep["size"]
+                rows.append((n, label, wall, master, size, wire))
+        finally:
+            fleet.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+    cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        "# Config push figures (release build, loopback)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu} cores; each figure over "
+        f"{a.pushes} pushes of a fresh version (2 warm-up pushes dropped);",
+        f"command: `python3 bench/config_push.py --pushes {a.pushes} --agents {a.agents}`.",
+        "Wall = spawn of `cdnctl config push` to its exit, every agent having written, fsynced and acknowledged.",
+        "Master = the master's time from storing the version to the last acknowledgement.",
+        "",
+        "| agents | file | wall median (ms) | wall p99 | master median (ms) | file bytes | bytes on the wire per agent |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, label, wall, master, size, wire in rows:
+        lines.append(
+            f"| {n} | {label} | {statistics.median(wall):.1f} | {pct(wall, .99):.1f} | "
+            f"{statistics.median(master):.1f} | {size} | {wire} ({100 * (1 - wire / size):.0f}% less) |"
+        )
+    report = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        f.write(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
