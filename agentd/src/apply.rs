@@ -193,8 +193,12 @@ impl Applier {
                         None => return,
                     },
                 };
-                let outcome = worker.apply(req).await;
+                let (outcome, keep) = worker.apply(req).await;
                 let _ = reply.send(outcome).await;
+                // Off the acknowledged path: a copy for local rollback.
+                if let Some((version, content)) = keep {
+                    worker.keep_copy(version, content).await;
+                }
             }
         });
         me
@@ -229,32 +233,49 @@ impl Applier {
         cache.hash.clone()
     }
 
-    async fn apply(&self, req: Request) -> Outcome {
+    /// Applies `req`; on success also returns the content to keep a copy of.
+    async fn apply(&self, req: Request) -> (Outcome, Option<(u64, Vec<u8>)>) {
         let started = Instant::now();
         let (version, hash) = (req.version, req.hash.clone());
         let result = self.apply_inner(req).await;
-        match &result {
-            Ok(()) => info!(version, "config applied"),
-            Err(e) => warn!(version, error = %e, "config apply failed"),
-        }
-        Outcome {
+        let (result, keep) = match result {
+            Ok(content) => {
+                info!(version, "config applied");
+                (Ok(()), content.map(|c| (version, c)))
+            }
+            Err(e) => {
+                warn!(version, error = %e, "config apply failed");
+                (Err(e), None)
+            }
+        };
+        let outcome = Outcome {
             version,
             hash,
             result,
             elapsed: started.elapsed(),
+        };
+        (outcome, keep)
+    }
+
+    async fn keep_copy(&self, version: u64, content: Vec<u8>) {
+        let paths = Arc::clone(&self.paths);
+        let keep = self.cfg.keep.get() as usize;
+        if let Err(e) = blocking(move || keep_version(&paths, version, &content, keep)).await {
+            warn!(version, error = %e, "cannot keep a copy of the applied version");
         }
     }
 
-    async fn apply_inner(&self, req: Request) -> Result<(), ApplyError> {
+    /// Returns the written content (None when it was already in place).
+    async fn apply_inner(&self, req: Request) -> Result<Option<Vec<u8>>, ApplyError> {
         let paths = Arc::clone(&self.paths);
         let cfg = Arc::clone(&self.cfg);
         let current = self.applied();
         let already = current.version == req.version && current.hash == req.hash;
         if already && self.disk_hash() == req.hash {
-            return Ok(());
+            return Ok(None);
         }
         let req2 = req.clone();
-        let previous = blocking(move || write_phase(&paths, &cfg, &req2)).await?;
+        let (previous, content) = blocking(move || write_phase(&paths, &cfg, &req2)).await?;
         if let Some(cmd) = self.cfg.reload_command.as_deref()
             && let Err(e) = self.reload(cmd, req.version).await
         {
@@ -266,18 +287,16 @@ impl Applier {
             return Err(e);
         }
         let paths = Arc::clone(&self.paths);
-        let keep = self.cfg.keep.get() as usize;
         let applied = Applied {
             version: req.version,
             hash: req.hash.clone(),
         };
         let state = applied.clone();
-        let content = decode(&req)?;
-        blocking(move || record(&paths, &state, &content, keep)).await?;
+        blocking(move || save_state(&paths, &state)).await?;
         if let Ok(mut a) = self.applied.lock() {
             *a = applied;
         }
-        Ok(())
+        Ok(Some(content))
     }
 
     async fn reload(&self, cmd: &str, version: u64) -> Result<(), ApplyError> {
@@ -347,12 +366,12 @@ fn decode(req: &Request) -> Result<Vec<u8>, ApplyError> {
 }
 
 /// Checks and writes the new file; returns the previous content (None if
-/// there was no file) for a restore.
+/// there was no file) for a restore, and the new content.
 fn write_phase(
     paths: &Paths,
     cfg: &ManagedConfig,
     req: &Request,
-) -> Result<Option<Vec<u8>>, ApplyError> {
+) -> Result<(Option<Vec<u8>>, Vec<u8>), ApplyError> {
     let content = decode(req)?;
     // The YAML check runs beside the hash, the space check and the write of
     // the temporary file; the rename happens only if both succeed.
@@ -369,7 +388,7 @@ fn write_phase(
         match (parsed, written) {
             (Ok(()), Ok((previous, tmp))) => {
                 commit(&tmp, &paths.file)?;
-                Ok(previous)
+                Ok((previous, content.clone()))
             }
             (Err(e), Ok((_, tmp))) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -448,10 +467,15 @@ fn restore(paths: &Paths, previous: Option<&[u8]>) -> Result<(), ApplyError> {
     }
 }
 
-/// Keeps a copy of the applied version, prunes old copies, saves the state.
-fn record(paths: &Paths, state: &Applied, content: &[u8], keep: usize) -> Result<(), ApplyError> {
+/// Keeps a copy of an applied version and prunes old copies.
+fn keep_version(
+    paths: &Paths,
+    version: u64,
+    content: &[u8],
+    keep: usize,
+) -> Result<(), ApplyError> {
     std::fs::create_dir_all(&paths.versions).map_err(|e| io_error(&paths.versions, &e))?;
-    atomic_write(&paths.versions.join(state.version.to_string()), content)?;
+    atomic_write(&paths.versions.join(version.to_string()), content)?;
     let mut kept: Vec<u64> = std::fs::read_dir(&paths.versions)
         .map_err(|e| io_error(&paths.versions, &e))?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -462,6 +486,11 @@ fn record(paths: &Paths, state: &Applied, content: &[u8], keep: usize) -> Result
             let _ = std::fs::remove_file(paths.versions.join(v.to_string()));
         }
     }
+    Ok(())
+}
+
+/// Records the applied version and hash.
+fn save_state(paths: &Paths, state: &Applied) -> Result<(), ApplyError> {
     let bytes = serde_json::to_vec(state).map_err(|e| ApplyError::Io {
         path: paths.state.display().to_string(),
         message: e.to_string(),
@@ -589,6 +618,9 @@ mod tests {
             let o = run(&a, req(v, &format!("v: {v}\n"))).await;
             o.result.unwrap();
         }
+        // Copies are kept after the acknowledgement: one more (no-op)
+        // request through the same worker waits for the last copy.
+        run(&a, req(3, "v: 3\n")).await.result.unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
             "v: 3\n"

@@ -341,20 +341,6 @@ impl Configs {
             wire_bytes = payload.bytes.len(),
             "config version stored"
         );
-        let wire = payload.bytes.len() as u64;
-        send(
-            &events,
-            stored(
-                next,
-                &hash,
-                payload.size as usize,
-                &plan.targets,
-                false,
-                false,
-                wire,
-            ),
-        )
-        .await;
         self.fan_out(payload, plan, started, events).await;
         Ok(())
     }
@@ -379,26 +365,12 @@ impl Configs {
             targets = plan.targets.len(),
             "config rolled back"
         );
-        let wire = payload.bytes.len() as u64;
-        send(
-            &events,
-            stored(
-                v,
-                &payload.hash,
-                payload.size as usize,
-                &plan.targets,
-                false,
-                false,
-                wire,
-            ),
-        )
-        .await;
         self.fan_out(payload, plan, started, events).await;
         Ok(())
     }
 
-    /// Sends `payload` to every online target and reports acknowledgements
-    /// until all answered or the wait ends.
+    /// Reports the stored version, sends `payload` to every online target
+    /// and reports acknowledgements until all answered or the wait ends.
     async fn fan_out(
         &self,
         payload: WirePayload,
@@ -408,6 +380,21 @@ impl Configs {
     ) {
         let mut acks = self.registry.subscribe_acks();
         let version = payload.version;
+        let wire = payload.bytes.len() as u64;
+        let size = payload.size as usize;
+        send(
+            &events,
+            stored(
+                version,
+                &payload.hash,
+                size,
+                &plan.targets,
+                false,
+                false,
+                wire,
+            ),
+        )
+        .await;
         let mut waiting: HashMap<String, ()> = HashMap::new();
         let mut pending = 0u32;
         let sends = plan.targets.iter().map(|node| {
