@@ -19,6 +19,33 @@ pub struct AgentConfig {
     pub status: StatusConfig,
     pub node: NodeConfig,
     pub config: ManagedConfig,
+    pub exec: ExecPolicy,
+}
+
+/// What `cdnctl exec` may run on this node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecPolicy {
+    /// Whether remote commands run at all.
+    pub enabled: bool,
+    /// Allowed programs: a name (`uptime`), a path (`/usr/bin/uptime`) or a
+    /// pattern with `*` (`/opt/cdn/bin/*`); empty allows every program.
+    pub allow: Vec<String>,
+    /// Run commands as this user when agentd runs as root.
+    pub user: Option<String>,
+    /// Sessions running at once; more are refused.
+    pub max_sessions: NonZeroU32,
+}
+
+impl Default for ExecPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow: Vec::new(),
+            user: None,
+            max_sessions: NonZeroU32::new(100).expect("100 is not zero"),
+        }
+    }
 }
 
 /// The config file this agent manages for the edge software.

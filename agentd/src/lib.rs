@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod config;
+pub mod exec;
 pub mod link;
 pub mod status;
 

@@ -30,6 +30,7 @@ use tracing::{debug, error, info, warn};
 use crate::apply::{self, Applier, Outcome};
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
+use crate::exec::Executor;
 use crate::status::Snapshot;
 
 /// Agent version sent to the master.
@@ -41,6 +42,12 @@ const RTT_SAMPLES: usize = 256;
 /// Largest gRPC message accepted from the master (a full-size config plus
 /// framing).
 const MAX_MESSAGE_BYTES: usize = apply::MAX_CONFIG_BYTES as usize + 64 * 1024;
+
+/// HTTP/2 receive window of one stream (what one stalled session may hold).
+const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+/// HTTP/2 receive window of the connection: far above one stream's, so
+/// stalled sessions never starve heartbeats on the same connection.
+const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
 
 /// Depth of the queue of replies on the command stream.
 const REPLY_QUEUE_DEPTH: usize = 64;
@@ -130,6 +137,7 @@ pub struct Link {
     backoff: Backoff,
     permit_without_stream: bool,
     applier: Applier,
+    executor: Executor,
     /// Version last fetched because a heartbeat said we are behind, and when.
     fetched: Mutex<Option<(u64, Instant)>>,
 }
@@ -145,6 +153,7 @@ impl Link {
         node_id: String,
         status: watch::Receiver<Snapshot>,
         applier: Applier,
+        executor: Executor,
     ) -> Self {
         let mut backoff = Backoff::default();
         if let Some(n) = config.master.max_retries {
@@ -161,6 +170,7 @@ impl Link {
             backoff,
             permit_without_stream: true,
             applier,
+            executor,
             fetched: Mutex::new(None),
         }
     }
@@ -252,6 +262,8 @@ impl Link {
                 message: e.to_string(),
             })?;
         Ok(endpoint
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .connect_timeout(self.config.master.dial_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(ka.time)
@@ -367,7 +379,7 @@ impl Link {
             _ = shutdown.cancelled() => None,
             e = self.heartbeat_loop(client.clone(), granted.session_id, &outcome_tx) => Some(e),
             e = self.report_loop(client.clone(), granted.session_id) => Some(e),
-            e = self.command_loop(inbound, reply_tx.clone(), granted.session_id, &outcome_tx) => Some(e),
+            e = self.command_loop(client.clone(), inbound, reply_tx.clone(), granted.session_id, &outcome_tx) => Some(e),
             e = self.ack_loop(outcome_rx, reply_tx, granted.session_id) => Some(e),
         };
         if ended.is_none() {
@@ -483,16 +495,22 @@ impl Link {
     /// Handles what the master sends on the command stream.
     async fn command_loop(
         &self,
+        client: AgentServiceClient<Channel>,
         mut inbound: tonic::Streaming<cdn_proto::v1::CommandResponse>,
         replies: mpsc::Sender<CommandRequest>,
         session_id: u64,
         outcomes: &mpsc::Sender<Outcome>,
     ) -> LinkError {
+        // Exec sessions of this connection; they end with it.
+        let mut sessions = tokio::task::JoinSet::new();
         loop {
-            let cmd = match inbound.message().await {
-                Ok(Some(cmd)) => cmd,
-                Ok(None) => return LinkError::StreamClosed("master ended the stream".into()),
-                Err(s) => return LinkError::StreamClosed(status_line(&s)),
+            let cmd = tokio::select! {
+                m = inbound.message() => match m {
+                    Ok(Some(cmd)) => cmd,
+                    Ok(None) => return LinkError::StreamClosed("master ended the stream".into()),
+                    Err(s) => return LinkError::StreamClosed(status_line(&s)),
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
             };
             match cmd.body {
                 Some(command_response::Body::Ping(p)) => {
@@ -520,6 +538,17 @@ impl Link {
                     if !self.applier.submit(req, outcomes.clone()).await {
                         return LinkError::StreamClosed("config applier stopped".into());
                     }
+                }
+                Some(command_response::Body::StartExec(start)) => {
+                    if start.argv.is_empty() {
+                        warn!(exec = start.exec_id, "exec without a command ignored");
+                        continue;
+                    }
+                    let executor = self.executor.clone();
+                    let (client, node) = (client.clone(), self.node_id.clone());
+                    sessions.spawn(async move {
+                        executor.serve(client, node, session_id, start).await;
+                    });
                 }
                 Some(command_response::Body::Close(c)) => {
                     return LinkError::StreamClosed(format!("master closed it: {}", c.reason));

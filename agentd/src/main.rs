@@ -79,7 +79,8 @@ async fn run(config: Arc<AgentConfig>, node_id: String) {
     let masters: Vec<String> = config.master.addr.0.iter().map(|a| a.to_string()).collect();
     info!(node = %node_id, masters = ?masters, "agentd starting");
     let applier = Applier::start(config.config.clone(), shutdown.clone(), &tasks);
-    let link = Link::new(Arc::clone(&config), node_id, status, applier);
+    let executor = agentd::exec::Executor::new(config.exec.clone());
+    let link = Link::new(Arc::clone(&config), node_id, status, applier, executor);
     let link_task = tasks.spawn(link.run(shutdown.clone()));
     tasks.close();
     cdn_common::shutdown_signal().await;

@@ -12,6 +12,12 @@ pub enum CliError {
     /// Bad input or local trouble.
     #[error("{0}")]
     Local(String),
+    /// A usage error found after parsing (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// `exec` could not run the command (exit 255, as ssh).
+    #[error("{0}")]
+    Exec(String),
     /// stdout was closed by the reader (`| head`): exit quietly.
     #[error("broken pipe")]
     BrokenPipe,

@@ -30,10 +30,9 @@ pub struct Cli {
     /// Master address (host:port).
     #[arg(long, global = true, env = "CDNCTL_MASTER", value_name = "ADDR")]
     pub master: Option<String>,
-    /// Give up on the master after this long (connect and each call); for
-    /// `config push` and `rollback`, also how long to wait for nodes.
+    /// Give up on the master after this long (connecting and each call).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
-    pub timeout: Duration,
+    pub request_timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,9 +46,12 @@ pub enum Command {
     /// Push, roll back and inspect versioned configuration.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Run a command on one node (like ssh) or many (prefixed output).
+    Exec(commands::exec::ExecArgs),
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// Parses a duration flag (`10s`, `500ms`, `5m`), refusing zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 10s, 500ms)"))?;
     if d.is_zero() {
         return Err("must be greater than zero".into());
@@ -74,9 +76,10 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    let ctx = Context::resolve(cli.master.as_deref(), cli.timeout)?;
+    let ctx = Context::resolve(cli.master.as_deref(), cli.request_timeout)?;
     match cli.command {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
+        Command::Exec(args) => commands::exec::run(&ctx, args).await,
     }
 }

@@ -9,19 +9,24 @@ use cdn_proto::v1::admin_service_server::AdminService;
 use cdn_proto::v1::{
     ConfigHistoryRequest, ConfigHistoryResponse, ConfigPushEvent, ConfigPushRequest,
     ConfigRollbackRequest, ConfigStatusRequest, ConfigStatusResponse, ConfigVersionContent,
-    GetConfigVersionRequest, GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeConfigStatus,
-    NodeInfo, Targets,
+    ExecHistoryRequest, ExecHistoryResponse, ExecRequest, ExecResponse, GetConfigVersionRequest,
+    GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeConfigStatus, NodeInfo, Targets,
+    exec_request,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
 use crate::error::MasterError;
+use crate::exec::{Caller, ExecHub};
 use crate::push::{Configs, PushPlan};
 use crate::registry::{NodeState, NodeView, Registry};
+
+/// Time cdnctl has to send the start of an exec session.
+const EXEC_START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Depth of the progress stream of one push.
 const PUSH_EVENT_DEPTH: usize = 256;
@@ -32,16 +37,23 @@ const MAX_PUSH_WAIT: Duration = Duration::from_secs(3600);
 pub struct AdminApi {
     registry: Arc<Registry>,
     configs: Arc<Configs>,
+    execs: Arc<ExecHub>,
     tasks: TaskTracker,
 }
 
 impl AdminApi {
     /// Serves views of `registry` and config operations on `configs`;
     /// push tasks go in `tasks`.
-    pub fn new(registry: Arc<Registry>, configs: Arc<Configs>, tasks: TaskTracker) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        configs: Arc<Configs>,
+        execs: Arc<ExecHub>,
+        tasks: TaskTracker,
+    ) -> Self {
         Self {
             registry,
             configs,
+            execs,
             tasks,
         }
     }
@@ -234,6 +246,56 @@ impl AdminService for AdminApi {
         Ok(Response::new(ConfigVersionContent {
             info: Some(info),
             content: content.into(),
+        }))
+    }
+
+    type ExecStream = Pin<Box<dyn Stream<Item = Result<ExecResponse, Status>> + Send>>;
+
+    async fn exec(
+        &self,
+        request: Request<Streaming<ExecRequest>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(EXEC_START_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no exec start message in time"))??;
+        let Some(ExecRequest {
+            body: Some(exec_request::Body::Start(start)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument(
+                "the first exec message must say what to start",
+            ));
+        };
+        let caller = Caller {
+            user: if start.user.is_empty() {
+                "unknown".into()
+            } else {
+                start.user.clone()
+            },
+            peer,
+        };
+        let (tx, rx) = mpsc::channel(crate::exec::RELAY_DEPTH);
+        let execs = Arc::clone(&self.execs);
+        self.tasks
+            .spawn(async move { execs.run(start, caller, inbound, tx).await });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn exec_history(
+        &self,
+        request: Request<ExecHistoryRequest>,
+    ) -> Result<Response<ExecHistoryResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        Ok(Response::new(ExecHistoryResponse {
+            sessions: self.execs.history(limit).await?,
         }))
     }
 

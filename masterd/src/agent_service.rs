@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use cdn_proto::v1::agent_service_server::AgentService;
 use cdn_proto::v1::{
-    CommandRequest, CommandResponse, HeartbeatRequest, HeartbeatResponse, PushConfigRequest,
-    PushConfigResponse, ReconnectPolicy, RegisterRequest, RegisterResponse, StatusRequest,
-    StatusResponse, command_request,
+    CommandRequest, CommandResponse, ExecFromAgent, ExecToAgent, HeartbeatRequest,
+    HeartbeatResponse, PushConfigRequest, PushConfigResponse, ReconnectPolicy, RegisterRequest,
+    RegisterResponse, StatusRequest, StatusResponse, command_request, exec_from_agent,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::MasterConfig;
 use crate::error::MasterError;
+use crate::exec::ExecHub;
 use crate::push::Configs;
 use crate::registry::{AckEvent, Registration, Registry, Reported};
 use crate::validate;
@@ -33,6 +34,7 @@ pub const COMMAND_QUEUE_DEPTH: usize = 64;
 pub struct AgentApi {
     registry: Arc<Registry>,
     configs: Arc<Configs>,
+    execs: Arc<ExecHub>,
     config: Arc<MasterConfig>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -43,6 +45,7 @@ impl AgentApi {
     pub fn new(
         registry: Arc<Registry>,
         configs: Arc<Configs>,
+        execs: Arc<ExecHub>,
         config: Arc<MasterConfig>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
@@ -50,6 +53,7 @@ impl AgentApi {
         Self {
             registry,
             configs,
+            execs,
             config,
             tasks,
             shutdown,
@@ -248,6 +252,28 @@ impl AgentService for AgentApi {
             debug!(node = %node_id, session = session_id, "command stream closed");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ExecSessionStream = Pin<Box<dyn Stream<Item = Result<ExecToAgent, Status>> + Send>>;
+
+    async fn exec_session(
+        &self,
+        request: Request<Streaming<ExecFromAgent>>,
+    ) -> Result<Response<Self::ExecSessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(self.config.heartbeat.timeout, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no attach on the exec stream in time"))??;
+        let Some(ExecFromAgent {
+            body: Some(exec_from_agent::Body::Attach(attach)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument(
+                "the first message of an exec stream must attach it",
+            ));
+        };
+        let stream = self.execs.attach(attach, inbound)?;
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn report_status(

@@ -22,6 +22,10 @@ pub enum MasterError {
     NodeNotFound(String),
     #[error("config version {0} not found")]
     VersionNotFound(u64),
+    #[error("node {node} is offline (last seen {last_seen_secs}s ago)")]
+    NodeOffline { node: String, last_seen_secs: i64 },
+    #[error("node {node} refused the command: {reason}")]
+    ExecRefused { node: String, reason: String },
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("master store: {0}")]
@@ -42,7 +46,10 @@ impl From<MasterError> for Status {
     fn from(e: MasterError) -> Self {
         let code = match &e {
             MasterError::DuplicateNode { .. } => Code::AlreadyExists,
-            MasterError::UnknownSession { .. } => Code::FailedPrecondition,
+            MasterError::UnknownSession { .. } | MasterError::NodeOffline { .. } => {
+                Code::FailedPrecondition
+            }
+            MasterError::ExecRefused { .. } => Code::PermissionDenied,
             MasterError::NodeNotFound(_) | MasterError::VersionNotFound(_) => Code::NotFound,
             MasterError::Invalid(_) => Code::InvalidArgument,
             MasterError::Store(_) => Code::Unavailable,

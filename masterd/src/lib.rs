@@ -5,6 +5,7 @@ pub mod admin_service;
 pub mod agent_service;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod metrics;
 pub mod push;
 pub mod registry;

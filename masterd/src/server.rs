@@ -18,6 +18,7 @@ use crate::admin_service::AdminApi;
 use crate::agent_service::AgentApi;
 use crate::config::MasterConfig;
 use crate::error::MasterError;
+use crate::exec::ExecHub;
 use crate::metrics::{Metrics, StateLabel};
 use crate::push::Configs;
 use crate::registry::{Liveness, NodeState, Registry};
@@ -57,6 +58,7 @@ pub struct Master {
     config: Arc<MasterConfig>,
     registry: Arc<Registry>,
     configs: Arc<Configs>,
+    execs: Arc<ExecHub>,
     grpc: TcpListener,
     admin: Option<TcpListener>,
     metrics_listener: Option<TcpListener>,
@@ -90,9 +92,10 @@ impl Master {
         let metrics = Arc::new(Metrics::default());
         let configs = Arc::new(Configs::load(
             Arc::clone(&registry),
-            store,
+            Arc::clone(&store),
             Arc::clone(&metrics),
         )?);
+        let execs = Arc::new(ExecHub::load(Arc::clone(&registry), store)?);
         let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {
             Some(a) => Some(bind(a).await?),
@@ -106,6 +109,7 @@ impl Master {
             config: Arc::new(config),
             registry,
             configs,
+            execs,
             grpc,
             admin,
             metrics_listener,
@@ -144,6 +148,7 @@ impl Master {
             config,
             registry,
             configs,
+            execs,
             grpc,
             admin,
             metrics_listener,
@@ -153,14 +158,19 @@ impl Master {
         let agent_api = AgentApi::new(
             Arc::clone(&registry),
             Arc::clone(&configs),
+            Arc::clone(&execs),
             Arc::clone(&config),
             tasks.clone(),
             shutdown.clone(),
         );
-        let admin_api =
-            AdminServiceServer::new(AdminApi::new(Arc::clone(&registry), configs, tasks.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let admin_api = AdminServiceServer::new(AdminApi::new(
+            Arc::clone(&registry),
+            configs,
+            execs,
+            tasks.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let mut builder = server_builder(&config);
         let mut router = builder.add_service(
             AgentServiceServer::new(agent_api)
@@ -256,9 +266,20 @@ async fn drained(
     }
 }
 
+/// HTTP/2 receive window of one stream: what one stalled session (say an
+/// exec whose reader stopped reading) may hold unread.
+pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+/// HTTP/2 receive window of a whole connection. Far above one stream's, so
+/// stalled sessions (up to this / [`STREAM_WINDOW_BYTES`] = 128 of them)
+/// never starve heartbeats and other calls on the same connection. Credit,
+/// not memory: only unread data takes memory, bounded per stream.
+pub const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
+
 fn server_builder(config: &MasterConfig) -> Server {
     let ka = &config.grpc.keepalive;
     Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .max_concurrent_streams(config.grpc.max_concurrent_streams)
         .http2_keepalive_interval(Some(ka.time))
         .http2_keepalive_timeout(Some(ka.timeout))

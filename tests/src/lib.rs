@@ -326,7 +326,12 @@ impl Fleet {
             fleet.add_agent(&format!("agent-{i}"));
         }
         for i in 1..=n {
-            fleet.wait_status(&format!("agent-{i}"), "online");
+            let name = format!("agent-{i}");
+            wait_for(&format!("{name} online with its command stream"), || {
+                fleet
+                    .node(&name)
+                    .filter(|v| v["status"] == "online" && v["stream_open"] == true)
+            });
         }
         fleet
     }
@@ -381,7 +386,7 @@ impl Fleet {
 
     /// `nodes list -o json`, or None while the master is unreachable.
     pub fn try_nodes(&self) -> Option<Vec<Value>> {
-        let out = self.ctl(["nodes", "list", "-o", "json", "--timeout", "2s"]);
+        let out = self.ctl(["nodes", "list", "-o", "json", "--request-timeout", "2s"]);
         if out.code != Some(0) {
             return None;
         }

@@ -25,8 +25,8 @@ pub enum ConfigCommand {
     /// Store FILE as a new version and apply it on the target nodes.
     ///
     /// The default target is every node, including nodes that register
-    /// later. Waits (up to --timeout) until every online target acknowledged;
-    /// exits 0 only if every target applied it.
+    /// later. Waits (up to --timeout, default 30s) until every online target
+    /// answered; exits 0 only if every target applied it.
     Push(PushArgs),
     /// Make an earlier version desired again and apply it (same progress).
     Rollback(RollbackArgs),
@@ -72,6 +72,9 @@ pub struct WaitArgs {
     /// Wait until every online target answered (default; bounded by --timeout).
     #[arg(long, overrides_with = "no_wait")]
     pub wait: bool,
+    /// How long to wait for the nodes' answers; later ones are `pending`.
+    #[arg(long, default_value = "30s", value_parser = crate::parse_duration, value_name = "DURATION")]
+    pub timeout: std::time::Duration,
     /// Output format of the final report.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -207,11 +210,11 @@ fn author() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn wait_ms(ctx: &Context, w: &WaitArgs) -> u64 {
+fn wait_ms(w: &WaitArgs) -> u64 {
     if w.no_wait {
         0
     } else {
-        ctx.timeout.as_millis() as u64
+        w.timeout.as_millis() as u64
     }
 }
 
@@ -234,11 +237,11 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         message: a.message,
         author: author(),
         dry_run: a.dry_run,
-        wait_ms: wait_ms(ctx, &a.wait),
+        wait_ms: wait_ms(&a.wait),
     };
     // The master answers within the wait plus the time to store.
     let mut req = tonic::Request::new(request);
-    req.set_timeout(ctx.timeout * 2);
+    req.set_timeout(ctx.timeout + a.wait.timeout);
     let stream = client
         .push_config(req)
         .await
@@ -253,9 +256,9 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
         version: a.version,
         targets: Some(a.targets.to_proto()),
         author: author(),
-        wait_ms: wait_ms(ctx, &a.wait),
+        wait_ms: wait_ms(&a.wait),
     });
-    req.set_timeout(ctx.timeout * 2);
+    req.set_timeout(ctx.timeout + a.wait.timeout);
     let stream = client
         .rollback_config(req)
         .await

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{ConfigChange, ConfigVersion, NodeRecord, NodeStore, StoreError};
+use super::{ConfigChange, ConfigVersion, ExecRecord, NodeRecord, NodeStore, StoreError};
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("config_versions");
 const CONTENT: TableDefinition<u64, &[u8]> = TableDefinition::new("config_content");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const EXECS: TableDefinition<u64, &[u8]> = TableDefinition::new("exec_sessions");
 const FLEET_DESIRED: &str = "fleet_desired_version";
 
 /// File name of the database inside the data directory.
@@ -45,6 +46,7 @@ impl EmbeddedStore {
         txn.open_table(VERSIONS).map_err(io)?;
         txn.open_table(CONTENT).map_err(io)?;
         txn.open_table(META).map_err(io)?;
+        txn.open_table(EXECS).map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(Self { db })
     }
@@ -87,6 +89,41 @@ impl NodeStore for EmbeddedStore {
             nodes: nodes.to_vec(),
             ..Default::default()
         })
+    }
+
+    fn put_exec(&self, record: &ExecRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut t = txn.open_table(EXECS).map_err(io)?;
+            let bytes = serde_json::to_vec(record).map_err(io)?;
+            t.insert(record.exec_id, bytes.as_slice()).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    fn load_execs(&self, limit: usize) -> Result<Vec<ExecRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = txn.open_table(EXECS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io)?.rev() {
+            let (k, v) = row.map_err(io)?;
+            out.push(
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                    key: format!("exec session {}", k.value()),
+                    message: e.to_string(),
+                })?,
+            );
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn last_exec_id(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = txn.open_table(EXECS).map_err(io)?;
+        Ok(t.last().map_err(io)?.map_or(0, |(k, _)| k.value()))
     }
 
     fn fleet_desired(&self) -> Result<u64, StoreError> {

@@ -86,9 +86,33 @@ pub trait NodeStore: Send + Sync + 'static {
     fn version_content(&self, version: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The version nodes that register for the first time should get.
     fn fleet_desired(&self) -> Result<u64, StoreError>;
+    /// Appends one finished exec session to the audit log.
+    fn put_exec(&self, record: &ExecRecord) -> Result<(), StoreError>;
+    /// The newest `limit` exec sessions, newest first.
+    fn load_execs(&self, limit: usize) -> Result<Vec<ExecRecord>, StoreError>;
+    /// Highest exec id recorded (0 if none).
+    fn last_exec_id(&self) -> Result<u64, StoreError>;
     /// Records a push or rollback in one transaction, so it is either wholly
     /// recorded or not at all.
     fn put_config(&self, change: &ConfigChange) -> Result<(), StoreError>;
+}
+
+/// One exec session, as audited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecRecord {
+    pub exec_id: u64,
+    pub user: String,
+    /// Address cdnctl connected from.
+    pub peer: String,
+    pub node: String,
+    pub argv: Vec<String>,
+    pub started_ms: i64,
+    pub duration_ms: u64,
+    /// Exit code as cdnctl reports it; -1 when the command never ran.
+    pub exit_code: i32,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub error: String,
 }
 
 /// Everything one push or rollback writes.

@@ -1,0 +1,436 @@
+//! Running commands for `cdnctl exec`.
+//!
+//! The master asks over the command stream (`StartExec`); the agent opens a
+//! dedicated `ExecSession` stream for the session, checks its policy, runs
+//! the program (argv, no shell) in its own process group and relays stdin,
+//! stdout, stderr, signals and the exit status. Output is read in chunks and
+//! sent through a bounded queue, so a slow reader stops the program at its
+//! next write rather than growing memory. When the stream goes away
+//! (cdnctl or the connection died) or the deadline passes, the whole process
+//! group is killed.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cdn_proto::v1::agent_service_client::AgentServiceClient;
+use cdn_proto::v1::{
+    ExecAttach, ExecExit, ExecFromAgent, StartExec, exec_from_agent, exec_to_agent,
+};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tracing::{debug, info, warn};
+
+use crate::config::ExecPolicy;
+
+/// Bytes read from a pipe per message.
+pub const CHUNK_BYTES: usize = 32 * 1024;
+/// Messages queued towards the master per session.
+const OUT_DEPTH: usize = 16;
+/// After the program exits, how long its pipes may stay open (held by
+/// children) before the group is killed.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// How long the agent waits for the master to close a finished session.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Exit code on timeout, as timeout(1).
+pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit code when the program is not executable, as a shell.
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// Exit code when the program is not found, as a shell.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// Whether `program` is allowed by `allow` (empty allows all). Patterns
+/// may use `*`.
+pub fn allowed(allow: &[String], program: &str) -> Result<(), String> {
+    if allow.is_empty() {
+        return Ok(());
+    }
+    // A bare name (found through PATH) matches bare patterns; a path
+    // matches path patterns: `uptime` does not allow `/tmp/uptime`.
+    let is_path = program.contains('/');
+    let hit = allow
+        .iter()
+        .any(|pat| pat.contains('/') == is_path && glob_match(pat, program));
+    if hit {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program}` is not in exec.allow ({})",
+            allow.join(", ")
+        ))
+    }
+}
+
+/// `*` matches any run of characters; everything else is literal.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// Runs exec sessions for one agent; cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    policy: Arc<ExecPolicy>,
+    running: Arc<AtomicUsize>,
+}
+
+impl Executor {
+    /// An executor applying `policy`.
+    pub fn new(policy: ExecPolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            running: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Sessions running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    fn refusal(&self, start: &StartExec) -> Option<String> {
+        if !self.policy.enabled {
+            return Some("exec is disabled on this node (exec.enabled: false)".into());
+        }
+        let program = start.argv.first().map(String::as_str).unwrap_or("");
+        if let Err(e) = allowed(&self.policy.allow, program) {
+            return Some(e);
+        }
+        let limit = self.policy.max_sessions.get() as usize;
+        if self.running() >= limit {
+            return Some(format!(
+                "{limit} sessions already running (exec.max_sessions)"
+            ));
+        }
+        if start.tty {
+            return Some("a terminal (-t) is not supported by this agent yet".into());
+        }
+        None
+    }
+
+    /// Serves session `start.exec_id` on a new stream of `client`.
+    pub async fn serve(
+        &self,
+        mut client: AgentServiceClient<Channel>,
+        node_id: String,
+        session_id: u64,
+        start: StartExec,
+    ) {
+        let refused = self.refusal(&start).unwrap_or_default();
+        let (out_tx, out_rx) = mpsc::channel::<ExecFromAgent>(OUT_DEPTH);
+        let attach = ExecFromAgent {
+            body: Some(exec_from_agent::Body::Attach(ExecAttach {
+                node_id,
+                session_id,
+                exec_id: start.exec_id,
+                refused: refused.clone(),
+            })),
+        };
+        if out_tx.try_send(attach).is_err() {
+            return;
+        }
+        let response = client.exec_session(ReceiverStream::new(out_rx)).await;
+        let mut inbound = match response {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                warn!(exec = start.exec_id, error = %s.message(), "cannot open the exec stream");
+                return;
+            }
+        };
+        if !refused.is_empty() {
+            info!(exec = start.exec_id, reason = %refused, "exec refused");
+            return;
+        }
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let exit = run(&self.policy, start.clone(), &mut inbound, &out_tx).await;
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        info!(exec = start.exec_id, code = exit.code, "exec finished");
+        let _ = out_tx
+            .send(ExecFromAgent {
+                body: Some(exec_from_agent::Body::Exit(exit)),
+            })
+            .await;
+        // Dropping the response stream would reset the HTTP/2 stream and
+        // could discard the exit report: end our side, then wait for the
+        // master to end its side.
+        drop(out_tx);
+        let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, drained).await;
+    }
+}
+
+fn exit_with(code: i32, error: String) -> ExecExit {
+    ExecExit {
+        code,
+        signal: 0,
+        timed_out: false,
+        error,
+    }
+}
+
+/// Spawns and supervises one program; returns its exit report.
+async fn run(
+    policy: &ExecPolicy,
+    start: StartExec,
+    inbound: &mut tonic::Streaming<cdn_proto::v1::ExecToAgent>,
+    out: &mpsc::Sender<ExecFromAgent>,
+) -> ExecExit {
+    let program = start.argv[0].clone();
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&start.argv[1..])
+        .envs(&start.env)
+        .process_group(0)
+        .stdin(if start.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if !start.cwd.is_empty() {
+        cmd.current_dir(&start.cwd);
+    }
+    if let Some(name) = &policy.user
+        && nix::unistd::geteuid().is_root()
+    {
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => {
+                cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+                cmd.env("HOME", &u.dir)
+                    .env("USER", name)
+                    .env("LOGNAME", name);
+            }
+            _ => {
+                return exit_with(
+                    EXIT_NOT_EXECUTABLE,
+                    format!("exec.user `{name}` does not exist on this node"),
+                );
+            }
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let (code, what) = match e.kind() {
+                std::io::ErrorKind::NotFound => (EXIT_NOT_FOUND, "command not found"),
+                std::io::ErrorKind::PermissionDenied => (EXIT_NOT_EXECUTABLE, "permission denied"),
+                _ => (EXIT_NOT_EXECUTABLE, "cannot run"),
+            };
+            let msg = if start.cwd.is_empty() || e.kind() != std::io::ErrorKind::NotFound {
+                format!("{program}: {what}")
+            } else {
+                format!("{program}: {what} (or no directory {})", start.cwd)
+            };
+            let _ = out
+                .send(ExecFromAgent {
+                    body: Some(exec_from_agent::Body::Stderr(Bytes::from(format!(
+                        "{msg}\n"
+                    )))),
+                })
+                .await;
+            return exit_with(code, msg);
+        }
+    };
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    // If this task is dropped (agent shutting down, connection gone), the
+    // whole group goes with it.
+    let _guard = GroupGuard(pgid);
+    let kill_group = |sig: Signal| {
+        if let Some(p) = pgid {
+            let _ = killpg(p, sig);
+        }
+    };
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let pumps = async {
+        tokio::join!(
+            pump(stdout, out, exec_from_agent::Body::Stdout),
+            pump(stderr, out, exec_from_agent::Body::Stderr)
+        )
+    };
+    tokio::pin!(pumps);
+    let deadline = (start.timeout_ms > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_millis(start.timeout_ms));
+    let mut timed_out = false;
+    let mut status = None;
+    let mut pumps_done = false;
+    let mut inbound_open = true;
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        if status.is_some() && pumps_done {
+            break;
+        }
+        tokio::select! {
+            s = child.wait(), if status.is_none() => {
+                status = Some(s);
+                drain_deadline = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+            }
+            _ = &mut pumps, if !pumps_done => pumps_done = true,
+            _ = sleep_until(drain_deadline), if drain_deadline.is_some() && !pumps_done => {
+                // Children still hold the pipes after the program exited.
+                kill_group(Signal::SIGKILL);
+                break;
+            }
+            _ = sleep_until(deadline), if deadline.is_some() && !timed_out && status.is_none() => {
+                timed_out = true;
+                kill_group(Signal::SIGKILL);
+            }
+            msg = inbound.message(), if inbound_open => match msg {
+                Ok(Some(m)) => match m.body {
+                    Some(exec_to_agent::Body::Stdin(b)) => {
+                        if let Some(w) = stdin.as_mut()
+                            && w.write_all(&b).await.is_err()
+                        {
+                            stdin = None;
+                        }
+                    }
+                    Some(exec_to_agent::Body::StdinEof(_)) => stdin = None,
+                    Some(exec_to_agent::Body::Signal(n)) => {
+                        if let Ok(sig) = Signal::try_from(n) {
+                            debug!(signal = %sig, "forwarding signal");
+                            kill_group(sig);
+                        }
+                    }
+                    Some(exec_to_agent::Body::Resize(_)) | None => {}
+                },
+                // cdnctl or the connection went away: no orphans.
+                Ok(None) | Err(_) => {
+                    inbound_open = false;
+                    kill_group(Signal::SIGKILL);
+                    let _ = child.start_kill();
+                }
+            },
+        }
+    }
+    // Whatever is left of the group goes with the session.
+    kill_group(Signal::SIGKILL);
+    let status = match status {
+        Some(s) => s,
+        None => child.wait().await,
+    };
+    match status {
+        _ if timed_out => ExecExit {
+            code: EXIT_TIMEOUT,
+            signal: Signal::SIGKILL as i32,
+            timed_out: true,
+            error: format!(
+                "timed out after {}",
+                cdn_common::duration::short(Duration::from_millis(start.timeout_ms))
+            ),
+        },
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            match (s.code(), s.signal()) {
+                (Some(c), _) => exit_with(c, String::new()),
+                (None, Some(sig)) => ExecExit {
+                    code: 128 + sig,
+                    signal: sig,
+                    timed_out: false,
+                    error: String::new(),
+                },
+                _ => exit_with(-1, "unknown exit status".into()),
+            }
+        }
+        Err(e) => exit_with(-1, format!("cannot wait for the program: {e}")),
+    }
+}
+
+/// Kills a process group when dropped.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            let _ = killpg(p, Signal::SIGKILL);
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Copies a pipe to the master in chunks until EOF or the master is gone.
+async fn pump<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    out: &mpsc::Sender<ExecFromAgent>,
+    wrap: fn(Bytes) -> exec_from_agent::Body,
+) {
+    let Some(mut pipe) = pipe else { return };
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let msg = ExecFromAgent {
+                    body: Some(wrap(Bytes::copy_from_slice(&buf[..n]))),
+                };
+                if out.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_matches_names_paths_and_patterns() {
+        let allow = vec![
+            "uptime".to_string(),
+            "/opt/cdn/bin/*".to_string(),
+            "nginx*".to_string(),
+        ];
+        assert!(allowed(&allow, "uptime").is_ok());
+        assert!(allowed(&allow, "/opt/cdn/bin/purge").is_ok());
+        assert!(allowed(&allow, "nginx-reload").is_ok());
+        let e = allowed(&allow, "rm").unwrap_err();
+        assert!(e.contains("not in exec.allow"), "{e}");
+        assert!(
+            allowed(&allow, "/tmp/uptime").is_err(),
+            "a name does not allow any path"
+        );
+        assert!(allowed(&[], "anything").is_ok());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("a*c", "abbbc"));
+        assert!(glob_match("*", "x"));
+        assert!(!glob_match("a*c", "abd"));
+        assert!(glob_match("/opt/*/bin", "/opt/x/bin"));
+    }
+}

@@ -1,0 +1,520 @@
+//! `cdnctl exec`: run a command on one node like `ssh host cmd`, or on many
+//! with prefixed output; `cdnctl exec history` lists audited sessions.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cdn_proto::v1::admin_service_client::AdminServiceClient;
+use cdn_proto::v1::{
+    ExecExit, ExecHistoryRequest, ExecRequest, ExecResponse, ExecStart, ListNodesRequest,
+    exec_request, exec_response,
+};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::output::{self, Format};
+use crate::{CliError, Context};
+
+/// Exit code when cdnctl itself could not run the command (as ssh's 255).
+pub const EXIT_EXEC_ERROR: u8 = 255;
+/// Bytes of local stdin sent per message.
+const STDIN_CHUNK_BYTES: usize = 32 * 1024;
+/// Messages queued towards the master per session.
+const SEND_DEPTH: usize = 16;
+/// Default number of nodes run at once in a fan-out.
+const DEFAULT_PARALLEL: usize = 64;
+
+const AFTER_HELP: &str = "\
+Examples:
+  cdnctl exec agent-1 -- uptime
+  cdnctl exec agent-1 -- sh -c 'journalctl -u nginx | tail -5'
+  tar c dir | cdnctl exec agent-1 -- tar x -C /srv     (stdin is forwarded when it is not a terminal)
+  cdnctl exec --all -- systemctl is-active nginx
+  cdnctl exec --selector pop=fra --parallel 10 -- nginx -t
+
+Exit code: the remote command's (128 + N when killed by signal N, 124 after
+--timeout, 127 command not found, 126 not executable); 255 when the command
+could not be run (unknown or offline node, refused by the agent's policy).
+A fan-out exits 0 only if every node's command exited 0, else 1.
+Ctrl-C sends SIGINT to the remote process group; a second Ctrl-C sends SIGKILL.";
+
+/// Arguments of `cdnctl exec`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, after_help = AFTER_HELP)]
+pub struct ExecArgs {
+    #[command(subcommand)]
+    pub sub: Option<ExecSub>,
+    /// Run on this node (repeatable; fan-out with prefixed output).
+    #[arg(short = 'n', long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Run on nodes whose labels match `key=value[,key=value...]`.
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]
+    pub selector: Vec<Vec<(String, String)>>,
+    /// Run on every node.
+    #[arg(long)]
+    pub all: bool,
+    /// Forward local stdin (default: when stdin is not a terminal; single node only).
+    #[arg(short = 'i', long = "stdin")]
+    pub stdin: bool,
+    /// Allocate a terminal on the node (not supported by agents yet).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set an environment variable for the command; repeatable.
+    #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Working directory on the node.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Kill the remote command after this long and exit 124.
+    #[arg(long, value_parser = crate::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Nodes run at once in a fan-out.
+    #[arg(long, default_value_t = DEFAULT_PARALLEL, value_name = "K")]
+    pub parallel: usize,
+    /// NODE, then the command and its arguments (after `--` if they start with `-`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "NODE] [--] [CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+/// Subcommands of `cdnctl exec`.
+#[derive(Debug, Subcommand)]
+pub enum ExecSub {
+    /// Sessions run through the master, newest first (the audit log).
+    History(HistoryArgs),
+}
+
+/// Arguments of `cdnctl exec history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most this many sessions (0 = all).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    if k.is_empty() || k.contains(char::is_whitespace) {
+        return Err(format!("`{k}` is not a variable name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Runs `cdnctl exec`. Every failure to run the command exits 255 (as
+/// ssh does), so it cannot be mistaken for the remote command's exit code.
+pub async fn run(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
+    if let Some(ExecSub::History(h)) = a.sub.take() {
+        return history(ctx, h).await;
+    }
+    execute(ctx, a).await.map_err(|e| match e {
+        CliError::Usage(_) | CliError::BrokenPipe | CliError::Exec(_) => e,
+        other => CliError::Exec(other.to_string()),
+    })
+}
+
+async fn execute(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
+    let fan_out = a.all || !a.selector.is_empty() || !a.nodes.is_empty();
+    if !fan_out {
+        if a.command.is_empty() {
+            return Err(usage("name a node: cdnctl exec NODE -- CMD [ARGS...]"));
+        }
+        let node = a.command.remove(0);
+        a.nodes.push(node);
+    }
+    if a.command.first().is_some_and(|c| c == "--") {
+        a.command.remove(0);
+    }
+    if a.command.is_empty() {
+        return Err(usage("no command given: cdnctl exec NODE -- CMD [ARGS...]"));
+    }
+    if a.tty && fan_out && a.nodes.len() != 1 {
+        return Err(usage("-t works with one node only"));
+    }
+    let mut client = ctx.admin().await?;
+    if fan_out && !(a.nodes.len() == 1 && !a.all && a.selector.is_empty()) {
+        return fan_out_run(ctx, client, a).await;
+    }
+    let forward_stdin = a.stdin || !std::io::stdin().is_terminal();
+    let start = start_of(&a, &a.nodes[0], forward_stdin);
+    single(ctx, &mut client, start, forward_stdin).await
+}
+
+fn usage(msg: &str) -> CliError {
+    CliError::Usage(msg.to_string())
+}
+
+fn start_of(a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
+    ExecStart {
+        node: node.to_string(),
+        argv: a.command.clone(),
+        env: a.env.iter().cloned().collect(),
+        cwd: a.workdir.clone().unwrap_or_default(),
+        tty: a.tty,
+        size: None,
+        timeout_ms: a.timeout.map_or(0, |d| d.as_millis() as u64),
+        stdin,
+        term: std::env::var("TERM").unwrap_or_default(),
+        user: user(),
+    }
+}
+
+fn exit_code(x: &ExecExit) -> ExitCode {
+    ExitCode::from((x.code & 0xff) as u8)
+}
+
+/// Starts a session; returns the sender for stdin/signals and the output stream.
+async fn open(
+    ctx: &Context,
+    client: &mut AdminServiceClient<Channel>,
+    start: ExecStart,
+) -> Result<(mpsc::Sender<ExecRequest>, tonic::Streaming<ExecResponse>), CliError> {
+    let (tx, rx) = mpsc::channel(SEND_DEPTH);
+    let first = ExecRequest {
+        body: Some(exec_request::Body::Start(start)),
+    };
+    tx.try_send(first)
+        .map_err(|_| CliError::Local("cannot queue the exec start".into()))?;
+    let stream = client
+        .exec(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| exec_error(ctx, &s))?
+        .into_inner();
+    Ok((tx, stream))
+}
+
+fn exec_error(ctx: &Context, s: &tonic::Status) -> CliError {
+    match ctx.call_error(s) {
+        CliError::Master(m) => CliError::Exec(m),
+        other => other,
+    }
+}
+
+async fn single(
+    ctx: &Context,
+    client: &mut AdminServiceClient<Channel>,
+    start: ExecStart,
+    forward_stdin: bool,
+) -> Result<ExitCode, CliError> {
+    let (tx, mut stream) = open(ctx, client, start).await?;
+    if forward_stdin {
+        let tx = tx.clone();
+        tokio::spawn(async move { pump_stdin(tx).await });
+    }
+    let mut interrupts = 0u32;
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => {
+                interrupts += 1;
+                let sig = if interrupts == 1 { libc_sigint() } else { libc_sigkill() };
+                let _ = tx.send(ExecRequest { body: Some(exec_request::Body::Signal(sig)) }).await;
+                ctrl_c = Box::pin(tokio::signal::ctrl_c());
+            }
+            msg = stream.message() => {
+                let msg = msg.map_err(|s| exec_error(ctx, &s))?;
+                let Some(ExecResponse { body: Some(body) }) = msg else {
+                    if msg.is_none() {
+                        return Err(CliError::Exec("the master ended the session without an exit status".into()));
+                    }
+                    continue;
+                };
+                match body {
+                    exec_response::Body::Started(_) => {}
+                    exec_response::Body::Stdout(b) => {
+                        if stdout.write_all(&b).and_then(|_| stdout.flush()).is_err() {
+                            // Local reader went away: the remote side is killed.
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                    }
+                    exec_response::Body::Stderr(b) => {
+                        let _ = stderr.write_all(&b).and_then(|_| stderr.flush());
+                    }
+                    exec_response::Body::Exit(x) => {
+                        if x.timed_out {
+                            output::print_diagnostic(&format!("cdnctl: {}", x.error));
+                        }
+                        return Ok(exit_code(&x));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn libc_sigint() -> i32 {
+    2
+}
+
+fn libc_sigkill() -> i32 {
+    9
+}
+
+/// Forwards local stdin until EOF, then says so.
+async fn pump_stdin(tx: mpsc::Sender<ExecRequest>) {
+    let mut input = tokio::io::stdin();
+    let mut buf = vec![0u8; STDIN_CHUNK_BYTES];
+    loop {
+        match input.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = tx
+                    .send(ExecRequest {
+                        body: Some(exec_request::Body::StdinEof(true)),
+                    })
+                    .await;
+                return;
+            }
+            Ok(n) => {
+                let msg = ExecRequest {
+                    body: Some(exec_request::Body::Stdin(buf[..n].to_vec().into())),
+                };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One node's outcome in a fan-out.
+#[derive(Debug, Serialize)]
+struct FanRow {
+    node: String,
+    exit_code: Option<i32>,
+    duration_ms: f64,
+    error: String,
+}
+
+async fn fan_out_run(
+    ctx: &Context,
+    mut client: AdminServiceClient<Channel>,
+    a: ExecArgs,
+) -> Result<ExitCode, CliError> {
+    let mut nodes = a.nodes.clone();
+    if a.all || !a.selector.is_empty() {
+        let listed = client
+            .list_nodes(ListNodesRequest {
+                status: String::new(),
+                selector: a.selector.iter().flatten().cloned().collect(),
+            })
+            .await
+            .map_err(|s| ctx.call_error(&s))?
+            .into_inner()
+            .nodes;
+        nodes.extend(listed.into_iter().map(|n| n.name));
+    }
+    nodes.sort();
+    nodes.dedup();
+    if nodes.is_empty() {
+        return Err(CliError::Exec("no nodes match".into()));
+    }
+    let width = nodes.iter().map(|n| n.len()).max().unwrap_or(0);
+    let parallel = a.parallel.max(1);
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut tasks = tokio::task::JoinSet::new();
+    for node in nodes {
+        let start = start_of(&a, &node, false);
+        let mut client = client.clone();
+        let sem = std::sync::Arc::clone(&sem);
+        let master = ctx.master.clone();
+        let timeout = ctx.timeout;
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let ctx = Context { master, timeout };
+            let t0 = Instant::now();
+            let result = one_of_many(&ctx, &mut client, start, &node, width).await;
+            let (exit_code, error) = match result {
+                Ok(x) => (Some(x.code), x.error),
+                Err(e) => (None, e.to_string()),
+            };
+            FanRow {
+                node,
+                exit_code,
+                duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                error,
+            }
+        });
+    }
+    let mut rows = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(row) = r {
+            rows.push(row);
+        }
+    }
+    rows.sort_by(|x, y| x.node.cmp(&y.node));
+    let mut table = output::table(&["NODE", "EXIT", "DURATION", "ERROR"]);
+    for r in &rows {
+        table.add_row(vec![
+            comfy_table::Cell::new(&r.node),
+            comfy_table::Cell::new(r.exit_code.map_or("-".into(), |c| c.to_string())),
+            comfy_table::Cell::new(format!("{:.1}ms", r.duration_ms)),
+            comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
+        ]);
+    }
+    output::print_diagnostic(&table.to_string());
+    let ok = rows.iter().all(|r| r.exit_code == Some(0));
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs on one node of a fan-out, printing its lines prefixed with its name.
+async fn one_of_many(
+    ctx: &Context,
+    client: &mut AdminServiceClient<Channel>,
+    start: ExecStart,
+    node: &str,
+    width: usize,
+) -> Result<ExecExit, CliError> {
+    let (_tx, mut stream) = open(ctx, client, start).await?;
+    let mut out_buf = Vec::new();
+    let mut err_buf = Vec::new();
+    let prefix = format!("{node:<width$} | ");
+    loop {
+        let msg = stream.message().await.map_err(|s| exec_error(ctx, &s))?;
+        let Some(ExecResponse { body: Some(body) }) = msg else {
+            if msg.is_none() {
+                return Err(CliError::Exec(
+                    "session ended without an exit status".into(),
+                ));
+            }
+            continue;
+        };
+        match body {
+            exec_response::Body::Started(_) => {}
+            exec_response::Body::Stdout(b) => {
+                out_buf.extend_from_slice(&b);
+                flush_lines(&mut out_buf, &prefix, false, false);
+            }
+            exec_response::Body::Stderr(b) => {
+                err_buf.extend_from_slice(&b);
+                flush_lines(&mut err_buf, &prefix, true, false);
+            }
+            exec_response::Body::Exit(x) => {
+                flush_lines(&mut out_buf, &prefix, false, true);
+                flush_lines(&mut err_buf, &prefix, true, true);
+                return Ok(x);
+            }
+        }
+    }
+}
+
+/// Prints every complete line of `buf` (all of it when `all`) with `prefix`.
+fn flush_lines(buf: &mut Vec<u8>, prefix: &str, to_stderr: bool, all: bool) {
+    let end = if all {
+        buf.len()
+    } else {
+        match buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None => return,
+        }
+    };
+    if end == 0 {
+        return;
+    }
+    let mut text = Vec::with_capacity(end + prefix.len() * 4);
+    for line in buf[..end].split_inclusive(|&b| b == b'\n') {
+        text.extend_from_slice(prefix.as_bytes());
+        text.extend_from_slice(line);
+        if !line.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+    }
+    buf.drain(..end);
+    if to_stderr {
+        let _ = std::io::stderr().lock().write_all(&text);
+    } else {
+        let _ = std::io::stdout().lock().write_all(&text);
+    }
+}
+
+async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
+    let mut client = ctx.admin().await?;
+    let sessions = client
+        .exec_history(ExecHistoryRequest { limit: h.limit })
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner()
+        .sessions;
+    #[derive(Serialize)]
+    struct Row {
+        exec_id: u64,
+        user: String,
+        peer: String,
+        node: String,
+        argv: Vec<String>,
+        started: Option<String>,
+        duration_ms: u64,
+        exit_code: i32,
+        bytes_in: u64,
+        bytes_out: u64,
+        error: String,
+    }
+    let rows: Vec<Row> = sessions
+        .into_iter()
+        .map(|s| Row {
+            exec_id: s.exec_id,
+            user: s.user,
+            peer: s.peer,
+            node: s.node,
+            argv: s.argv,
+            started: output::rfc3339(s.started_ms),
+            duration_ms: s.duration_ms,
+            exit_code: s.exit_code,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            error: s.error,
+        })
+        .collect();
+    match h.output {
+        Format::Json | Format::Yaml => output::print_data(&rows, h.output)?,
+        Format::Table | Format::Wide => {
+            if rows.is_empty() {
+                output::print_text("No exec sessions yet.")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = output::table(&[
+                "ID", "STARTED", "USER", "NODE", "COMMAND", "EXIT", "DURATION", "IN", "OUT",
+                "ERROR",
+            ]);
+            for r in &rows {
+                t.add_row(vec![
+                    comfy_table::Cell::new(r.exec_id),
+                    comfy_table::Cell::new(r.started.clone().unwrap_or_default()),
+                    comfy_table::Cell::new(&r.user),
+                    comfy_table::Cell::new(&r.node),
+                    comfy_table::Cell::new(r.argv.join(" ")),
+                    comfy_table::Cell::new(r.exit_code),
+                    comfy_table::Cell::new(format!("{}ms", r.duration_ms)),
+                    comfy_table::Cell::new(output::bytes(r.bytes_in)),
+                    comfy_table::Cell::new(output::bytes(r.bytes_out)),
+                    comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
+                ]);
+            }
+            output::print_text(&t.to_string())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

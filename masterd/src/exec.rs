@@ -1,0 +1,353 @@
+//! Exec sessions: the master relays between cdnctl's `Exec` call and the
+//! agent's own `ExecSession` stream.
+//!
+//! The master asks the agent over its command stream to start a session;
+//! the agent answers by opening a new `ExecSession` stream on the same
+//! connection, so every session has its own HTTP/2 flow control and a slow
+//! or huge session never blocks heartbeats, pushes or other sessions. The
+//! relay uses bounded channels both ways: a reader that stops reading stops
+//! the remote process at its next write, and memory stays bounded. When
+//! cdnctl goes away the master drops the agent's stream, and the agent kills
+//! the session's process group. Every session is audited in the store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cdn_proto::v1::{
+    CommandResponse, ExecAttach, ExecFromAgent, ExecRecordInfo, ExecRequest, ExecResponse,
+    ExecStart, ExecStarted, ExecToAgent, StartExec, command_response, exec_from_agent,
+    exec_request, exec_response, exec_to_agent,
+};
+use dashmap::DashMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+use tracing::{info, warn};
+
+use crate::error::MasterError;
+use crate::registry::{NodeState, Registry};
+use crate::store::{ExecRecord, NodeStore};
+
+/// Time an agent has to open the session's stream after being asked.
+pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an exec waits for a just-registered node's command stream.
+const STREAM_WAIT: Duration = Duration::from_secs(3);
+const STREAM_POLL: Duration = Duration::from_millis(20);
+/// Messages buffered per direction of one session (each at most one chunk).
+pub const RELAY_DEPTH: usize = 16;
+/// Longest argv accepted, bytes in total.
+pub const MAX_ARGV_BYTES: usize = 128 * 1024;
+
+/// Output of one session to cdnctl.
+pub type ExecOut = mpsc::Sender<Result<ExecResponse, Status>>;
+type ToAgent = mpsc::Sender<Result<ExecToAgent, Status>>;
+
+/// The agent's end of a session, handed over when its stream arrives.
+struct AgentEnd {
+    inbound: Streaming<ExecFromAgent>,
+    outbound: ToAgent,
+    refused: String,
+}
+
+/// Who asked for a session.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: String,
+    pub peer: String,
+}
+
+/// Pending and running exec sessions.
+pub struct ExecHub {
+    registry: Arc<Registry>,
+    store: Arc<dyn NodeStore>,
+    next_id: AtomicU64,
+    pending: DashMap<u64, (String, oneshot::Sender<AgentEnd>)>,
+}
+
+impl ExecHub {
+    /// A hub whose exec ids continue after the last audited one.
+    pub fn load(registry: Arc<Registry>, store: Arc<dyn NodeStore>) -> Result<Self, MasterError> {
+        let last = store.last_exec_id()?;
+        Ok(Self {
+            registry,
+            store,
+            next_id: AtomicU64::new(last + 1),
+            pending: DashMap::new(),
+        })
+    }
+
+    /// The newest `limit` audited sessions.
+    pub async fn history(&self, limit: usize) -> Result<Vec<ExecRecordInfo>, MasterError> {
+        let store = Arc::clone(&self.store);
+        let records = tokio::task::spawn_blocking(move || store.load_execs(limit))
+            .await
+            .map_err(|e| MasterError::Internal(format!("store task failed: {e}")))??;
+        Ok(records
+            .into_iter()
+            .map(|r| ExecRecordInfo {
+                exec_id: r.exec_id,
+                user: r.user,
+                node: r.node,
+                argv: r.argv,
+                started_ms: r.started_ms,
+                duration_ms: r.duration_ms,
+                exit_code: r.exit_code,
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+                error: r.error,
+                peer: r.peer,
+            })
+            .collect())
+    }
+
+    /// The node's command stream; a node that has just registered gets a
+    /// moment to open it.
+    async fn command_tx_soon(&self, node: &str) -> Option<crate::registry::CommandTx> {
+        let deadline = Instant::now() + STREAM_WAIT;
+        loop {
+            if let Some(tx) = self.registry.command_tx(node) {
+                return Some(tx);
+            }
+            let live = self
+                .registry
+                .get(node)
+                .is_some_and(|v| v.state != NodeState::Offline);
+            if !live || Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(STREAM_POLL).await;
+        }
+    }
+
+    /// The agent opened the stream of session `attach.exec_id`.
+    pub fn attach(
+        &self,
+        attach: ExecAttach,
+        inbound: Streaming<ExecFromAgent>,
+    ) -> Result<ReceiverStream<Result<ExecToAgent, Status>>, MasterError> {
+        self.registry
+            .check_session(&attach.node_id, attach.session_id)?;
+        let (_, (node, tx)) = self.pending.remove(&attach.exec_id).ok_or_else(|| {
+            MasterError::Invalid(format!("no exec session {} is waiting", attach.exec_id))
+        })?;
+        if node != attach.node_id {
+            return Err(MasterError::Invalid(format!(
+                "exec session {} belongs to another node",
+                attach.exec_id
+            )));
+        }
+        let (outbound, rx) = mpsc::channel(RELAY_DEPTH);
+        let _ = tx.send(AgentEnd {
+            inbound,
+            outbound,
+            refused: attach.refused,
+        });
+        Ok(ReceiverStream::new(rx))
+    }
+
+    /// Runs one session for cdnctl: start it on the node, relay both ways,
+    /// audit it. Errors before the start are returned; later ones end the
+    /// stream with their status.
+    pub async fn run(
+        &self,
+        start: ExecStart,
+        caller: Caller,
+        admin_in: Streaming<ExecRequest>,
+        out: ExecOut,
+    ) {
+        let started_ms = cdn_common::unix_millis_now();
+        let t0 = Instant::now();
+        let mut record = ExecRecord {
+            user: caller.user,
+            peer: caller.peer,
+            node: start.node.clone(),
+            argv: start.argv.clone(),
+            started_ms,
+            exit_code: -1,
+            ..Default::default()
+        };
+        let result = self.run_inner(start, admin_in, &out, &mut record).await;
+        if let Err(e) = result {
+            record.error = e.to_string();
+            let _ = out.send(Err(e.into())).await;
+        }
+        record.duration_ms = t0.elapsed().as_millis() as u64;
+        info!(
+            exec = record.exec_id,
+            node = %record.node,
+            user = %record.user,
+            exit = record.exit_code,
+            ms = record.duration_ms,
+            "exec session ended"
+        );
+        let store = Arc::clone(&self.store);
+        let saved = tokio::task::spawn_blocking(move || store.put_exec(&record)).await;
+        if !matches!(saved, Ok(Ok(()))) {
+            warn!("cannot record an exec session in the audit log");
+        }
+    }
+
+    async fn run_inner(
+        &self,
+        start: ExecStart,
+        mut admin_in: Streaming<ExecRequest>,
+        out: &ExecOut,
+        record: &mut ExecRecord,
+    ) -> Result<(), MasterError> {
+        if start.argv.is_empty() || start.argv[0].is_empty() {
+            return Err(MasterError::Invalid("no command given".into()));
+        }
+        if start.argv.iter().map(|a| a.len()).sum::<usize>() > MAX_ARGV_BYTES {
+            return Err(MasterError::Invalid(format!(
+                "command line longer than {MAX_ARGV_BYTES} bytes"
+            )));
+        }
+        let node = start.node.clone();
+        let view = self
+            .registry
+            .get(&node)
+            .ok_or_else(|| MasterError::NodeNotFound(node.clone()))?;
+        let tx = match (view.state, self.command_tx_soon(&node).await) {
+            (NodeState::Online | NodeState::Degraded, Some(tx)) => tx,
+            _ => {
+                let ago = (cdn_common::unix_millis_now() - view.record.last_seen_ms).max(0) / 1000;
+                return Err(MasterError::NodeOffline {
+                    node,
+                    last_seen_secs: ago,
+                });
+            }
+        };
+        let exec_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        record.exec_id = exec_id;
+        let (handoff, arrived) = oneshot::channel();
+        self.pending.insert(exec_id, (node.clone(), handoff));
+        let order = CommandResponse {
+            command_id: exec_id,
+            body: Some(command_response::Body::StartExec(StartExec {
+                exec_id,
+                argv: start.argv,
+                env: start.env,
+                cwd: start.cwd,
+                tty: start.tty,
+                size: start.size,
+                timeout_ms: start.timeout_ms,
+                stdin: start.stdin,
+                term: start.term,
+            })),
+        };
+        let sent = tokio::time::timeout(ATTACH_TIMEOUT, tx.send(Ok(order))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.pending.remove(&exec_id);
+            return Err(MasterError::NodeOffline {
+                node,
+                last_seen_secs: 0,
+            });
+        }
+        let agent = match tokio::time::timeout(ATTACH_TIMEOUT, arrived).await {
+            Ok(Ok(a)) => a,
+            _ => {
+                self.pending.remove(&exec_id);
+                return Err(MasterError::Internal(format!(
+                    "node {node} did not start the session within {}s",
+                    ATTACH_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        if !agent.refused.is_empty() {
+            return Err(MasterError::ExecRefused {
+                node,
+                reason: agent.refused,
+            });
+        }
+        let started = ExecResponse {
+            body: Some(exec_response::Body::Started(ExecStarted { exec_id })),
+        };
+        if out.send(Ok(started)).await.is_err() {
+            return Ok(()); // cdnctl already gone; dropping the agent stream kills it
+        }
+        relay(agent, &mut admin_in, out, record).await
+    }
+}
+
+/// Relays until the process exits or either side goes away.
+async fn relay(
+    agent: AgentEnd,
+    admin_in: &mut Streaming<ExecRequest>,
+    out: &ExecOut,
+    record: &mut ExecRecord,
+) -> Result<(), MasterError> {
+    let AgentEnd {
+        mut inbound,
+        outbound,
+        ..
+    } = agent;
+    let mut outbound = Some(outbound);
+    loop {
+        tokio::select! {
+            msg = admin_in.message(), if outbound.is_some() => {
+                let body = match msg {
+                    Ok(Some(ExecRequest { body: Some(b) })) => b,
+                    Ok(Some(_)) => continue,
+                    // cdnctl went away: dropping our sender ends the agent's
+                    // stream and the agent kills the process group.
+                    Ok(None) | Err(_) => {
+                        outbound = None;
+                        record.error = "client disconnected".into();
+                        continue;
+                    }
+                };
+                let to_agent = match body {
+                    exec_request::Body::Stdin(b) => {
+                        record.bytes_in += b.len() as u64;
+                        exec_to_agent::Body::Stdin(b)
+                    }
+                    exec_request::Body::StdinEof(e) => exec_to_agent::Body::StdinEof(e),
+                    exec_request::Body::Signal(s) => exec_to_agent::Body::Signal(s),
+                    exec_request::Body::Resize(r) => exec_to_agent::Body::Resize(r),
+                    exec_request::Body::Start(_) => continue,
+                };
+                if let Some(o) = &outbound
+                    && o.send(Ok(ExecToAgent { body: Some(to_agent) })).await.is_err()
+                {
+                    outbound = None;
+                }
+            }
+            msg = inbound.message() => {
+                let body = match msg {
+                    Ok(Some(ExecFromAgent { body: Some(b) })) => b,
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => {
+                        return Err(MasterError::Internal(
+                            "the node lost the session before it ended".into(),
+                        ));
+                    }
+                };
+                let resp = match body {
+                    exec_from_agent::Body::Stdout(b) => {
+                        record.bytes_out += b.len() as u64;
+                        exec_response::Body::Stdout(b)
+                    }
+                    exec_from_agent::Body::Stderr(b) => {
+                        record.bytes_out += b.len() as u64;
+                        exec_response::Body::Stderr(b)
+                    }
+                    exec_from_agent::Body::Exit(x) => {
+                        record.exit_code = x.code;
+                        if !x.error.is_empty() {
+                            record.error = x.error.clone();
+                        }
+                        let _ = out.send(Ok(ExecResponse { body: Some(exec_response::Body::Exit(x)) })).await;
+                        return Ok(());
+                    }
+                    exec_from_agent::Body::Attach(_) => continue,
+                };
+                // Waits while cdnctl's window is full: backpressure to the agent.
+                if out.send(Ok(ExecResponse { body: Some(resp) })).await.is_err() {
+                    record.error = "client disconnected".into();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

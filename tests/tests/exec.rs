@@ -1,0 +1,368 @@
+//! `cdnctl exec`: live output, exit codes, stdin, signals, time limits, no
+//! orphans, fan-out, flow control and policy, on real binaries.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use cdn_tests::{Fleet, agent_yml, bin, signal, wait_for};
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> usize {
+    let out = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+fn exec_cmd(fleet: &Fleet, args: &[&str]) -> Command {
+    let mut c = Command::new(bin("cdnctl"));
+    c.arg("--master")
+        .arg(fleet.master.admin_addr.to_string())
+        .arg("exec")
+        .args(args)
+        .env_remove("CDNCTL_MASTER")
+        .env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn output_streams_stay_separate_and_exit_codes_propagate() {
+    let fleet = Fleet::start(1);
+    let out = fleet.ctl([
+        "exec",
+        "agent-1",
+        "--",
+        "sh",
+        "-c",
+        "echo 1; echo a >&2; echo 2; echo b >&2; exit 42",
+    ]);
+    assert_eq!(out.code, Some(42), "{}", out.stderr);
+    assert_eq!(out.stdout, "1\n2\n");
+    assert_eq!(out.stderr, "a\nb\n");
+
+    assert_eq!(fleet.ctl(["exec", "agent-1", "--", "true"]).code, Some(0));
+    assert_eq!(fleet.ctl(["exec", "agent-1", "--", "false"]).code, Some(1));
+    let killed = fleet.ctl(["exec", "agent-1", "--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(killed.code, Some(137), "128 + SIGKILL");
+
+    let missing = fleet.ctl(["exec", "agent-1", "--", "no-such-program-x"]);
+    assert_eq!(missing.code, Some(127));
+    assert!(
+        missing.stderr.contains("command not found"),
+        "{}",
+        missing.stderr
+    );
+    let not_exec = fleet.ctl(["exec", "agent-1", "--", "/etc/hostname"]);
+    assert_eq!(not_exec.code, Some(126), "{}", not_exec.stderr);
+
+    // Environment and working directory.
+    let env = fleet.ctl([
+        "exec",
+        "-e",
+        "GREETING=hej",
+        "-w",
+        "/tmp",
+        "agent-1",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; pwd",
+    ]);
+    assert_eq!(env.stdout, "hej\n/tmp\n", "{}", env.stderr);
+}
+
+#[test]
+fn output_arrives_live_and_stdin_is_forwarded() {
+    let fleet = Fleet::start(1);
+    let mut child = exec_cmd(
+        &fleet,
+        &[
+            "agent-1",
+            "--",
+            "sh",
+            "-c",
+            "echo first; read line; echo got $line",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    if line.is_empty() {
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        panic!("no output; cdnctl said: {err} ({:?})", child.wait());
+    }
+    assert_eq!(
+        line, "first\n",
+        "the first line arrives while the command still runs"
+    );
+    assert!(child.try_wait().unwrap().is_none());
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ping\n").unwrap();
+    } // EOF
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got ping\n");
+    assert!(child.wait().unwrap().success());
+
+    let out = exec_cmd(&fleet, &["agent-1", "--", "wc", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"a\nb\nc\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+}
+
+#[test]
+fn timeout_kills_the_whole_session_and_exits_124() {
+    let fleet = Fleet::start(1);
+    let out = fleet.ctl([
+        "exec",
+        "--timeout",
+        "1s",
+        "agent-1",
+        "--",
+        "sh",
+        "-c",
+        "sleep 31415 & sleep 31415; wait",
+    ]);
+    assert_eq!(out.code, Some(124), "{}", out.stderr);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    wait_for("no process of the session left", || {
+        (processes_with("sleep 31415") == 0).then_some(())
+    });
+}
+
+#[test]
+fn killing_cdnctl_leaves_no_orphan_on_the_agent() {
+    let fleet = Fleet::start(1);
+    let mut child = exec_cmd(
+        &fleet,
+        &[
+            "agent-1",
+            "--",
+            "sh",
+            "-c",
+            "sleep 27182 & sleep 27182; wait",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for("the remote processes to run", || {
+        (processes_with("sleep 27182") >= 2).then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the agent to kill the session's processes", || {
+        (processes_with("sleep 27182") == 0).then_some(())
+    });
+}
+
+#[test]
+fn ctrl_c_interrupts_the_remote_process() {
+    let fleet = Fleet::start(1);
+    let mut child = exec_cmd(&fleet, &["agent-1", "--", "sleep", "16180"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the remote sleep", || {
+        (processes_with("sleep 16180") >= 1).then_some(())
+    });
+    signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    wait_for("sleep gone", || {
+        (processes_with("sleep 16180") == 0).then_some(())
+    });
+}
+
+#[test]
+fn fan_out_prefixes_lines_and_reports_every_exit_code() {
+    let fleet = Fleet::start(3);
+    let out = fleet.ctl([
+        "exec",
+        "--all",
+        "--",
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for n in ["agent-1", "agent-2", "agent-3"] {
+        assert!(
+            out.stdout.contains(&format!("{n} | hello\n")),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stderr.contains(&format!("{n} | oops\n")),
+            "{}",
+            out.stderr
+        );
+        let row = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(n) && !l.contains('|'))
+            .unwrap_or_else(|| panic!("no summary row for {n}:\n{}", out.stderr));
+        assert!(row.split_whitespace().nth(1) == Some("0"), "{row}");
+    }
+    let failing = fleet.ctl([
+        "exec", "-n", "agent-1", "-n", "agent-3", "--", "sh", "-c", "exit 3",
+    ]);
+    assert_eq!(failing.code, Some(1));
+    assert_eq!(
+        failing
+            .stderr
+            .lines()
+            .filter(|l| l.contains("  3  "))
+            .count(),
+        2,
+        "{}",
+        failing.stderr
+    );
+    let fra = fleet.ctl(["exec", "--selector", "pop=fra", "--", "echo", "x"]);
+    assert_eq!(fra.stdout, "agent-1 | x\n");
+}
+
+#[test]
+fn a_gigabyte_streams_through_and_a_stalled_reader_does_not_stall_the_node() {
+    let fleet = Fleet::start(1);
+    // 1 GiB through to a reader that counts it.
+    let mut child = exec_cmd(
+        &fleet,
+        &["agent-1", "--", "head", "-c", "1073741824", "/dev/zero"],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut total = 0u64;
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(total, 1 << 30);
+
+    // A flood nobody reads: flow control holds it, heartbeats go on.
+    let rss = || -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", fleet.master.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = rss();
+    let mut flood = exec_cmd(&fleet, &["agent-1", "--", "yes", "flood-marker-1414"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the flood to run", || {
+        (processes_with("flood-marker-1414") >= 1).then_some(())
+    });
+    // Several offline windows (4 x 300 ms) pass: the node must stay online.
+    for _ in 0..6 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let n = fleet.node("agent-1").expect("node listed");
+        assert_eq!(
+            n["status"], "online",
+            "heartbeats keep flowing during the flood: {n}"
+        );
+    }
+    // Other sessions on the same agent still work.
+    assert_eq!(
+        fleet.ctl(["exec", "agent-1", "--", "echo", "still"]).stdout,
+        "still\n"
+    );
+    let after = rss();
+    assert!(
+        after < before + 64 * 1024,
+        "master RSS grew from {before} KiB to {after} KiB during a stalled flood"
+    );
+    flood.kill().unwrap();
+    flood.wait().unwrap();
+    wait_for("the flood to stop", || {
+        (processes_with("flood-marker-1414") == 0).then_some(())
+    });
+}
+
+#[test]
+fn policy_and_unknown_or_offline_nodes_give_clear_errors() {
+    let mut fleet = Fleet::start(1);
+    let strict = agent_yml(fleet.dir.path(), "agent-2", &fleet.master_addr())
+        + "exec:\n  allow: [\"echo\", \"/usr/bin/true\"]\n";
+    fleet.add_agent_with("agent-2", "agent-2", &strict);
+    fleet.wait_status("agent-2", "online");
+
+    let refused = fleet.ctl(["exec", "agent-2", "--", "ls", "/"]);
+    assert_eq!(refused.code, Some(255));
+    assert!(
+        refused.stderr.contains("not in exec.allow"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        fleet.ctl(["exec", "agent-2", "--", "echo", "ok"]).stdout,
+        "ok\n"
+    );
+
+    let unknown = fleet.ctl(["exec", "agent-9", "--", "true"]);
+    assert_eq!(unknown.code, Some(255));
+    assert_eq!(unknown.stderr.trim(), "cdnctl: node agent-9 not found");
+
+    fleet.agent("agent-1").kill();
+    fleet.wait_status("agent-1", "offline");
+    let offline = fleet.ctl(["exec", "agent-1", "--", "true"]);
+    assert_eq!(offline.code, Some(255));
+    assert!(
+        offline.stderr.contains("node agent-1 is offline"),
+        "{}",
+        offline.stderr
+    );
+
+    let usage = fleet.ctl(["exec", "agent-2"]);
+    assert_eq!(usage.code, Some(2), "{}", usage.stderr);
+
+    // Every session is in the audit log.
+    let h = fleet.ctl(["exec", "history", "-o", "json"]);
+    let h: Vec<serde_json::Value> = serde_json::from_str(&h.stdout).unwrap();
+    assert!(
+        h.iter()
+            .any(|s| s["node"] == "agent-2" && s["argv"][0] == "echo" && s["exit_code"] == 0)
+    );
+    assert!(h.iter().any(|s| {
+        s["node"] == "agent-2"
+            && s["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not in exec.allow")
+    }));
+}
