@@ -21,7 +21,7 @@ use cdn_proto::v1::{
 };
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -36,6 +36,9 @@ const OUT_DEPTH: usize = 16;
 /// After the program exits, how long its pipes may stay open (held by
 /// children) before the group is killed.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// Terminal size when the client gave none.
+const DEFAULT_ROWS: u16 = 24;
+const DEFAULT_COLS: u16 = 80;
 /// How long the agent waits for the master to close a finished session.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Exit code on timeout, as timeout(1).
@@ -127,9 +130,6 @@ impl Executor {
                 "{limit} sessions already running (exec.max_sessions)"
             ));
         }
-        if start.tty {
-            return Some("a terminal (-t) is not supported by this agent yet".into());
-        }
         None
     }
 
@@ -194,24 +194,21 @@ fn exit_with(code: i32, error: String) -> ExecExit {
 }
 
 /// Spawns and supervises one program; returns its exit report.
-async fn run(
-    policy: &ExecPolicy,
-    start: StartExec,
-    inbound: &mut tonic::Streaming<cdn_proto::v1::ExecToAgent>,
-    out: &mpsc::Sender<ExecFromAgent>,
-) -> ExecExit {
-    let program = start.argv[0].clone();
-    let mut cmd = tokio::process::Command::new(&program);
+/// A started program and its I/O ends.
+struct Spawned {
+    child: tokio::process::Child,
+    stdin: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+    stdout: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    stderr: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    /// The terminal's write end, for `-t` sessions (input and resizes).
+    pty: Option<pty_process::OwnedWritePty>,
+}
+
+/// The command as the policy and the request shape it, not yet started.
+fn command(policy: &ExecPolicy, start: &StartExec) -> Result<tokio::process::Command, String> {
+    let mut cmd = tokio::process::Command::new(&start.argv[0]);
     cmd.args(&start.argv[1..])
         .envs(&start.env)
-        .process_group(0)
-        .stdin(if start.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .kill_on_drop(true);
     if !start.cwd.is_empty() {
         cmd.current_dir(&start.cwd);
@@ -226,16 +223,85 @@ async fn run(
                     .env("USER", name)
                     .env("LOGNAME", name);
             }
-            _ => {
-                return exit_with(
-                    EXIT_NOT_EXECUTABLE,
-                    format!("exec.user `{name}` does not exist on this node"),
-                );
-            }
+            _ => return Err(format!("exec.user `{name}` does not exist on this node")),
         }
     }
-    let mut child = match cmd.spawn() {
+    Ok(cmd)
+}
+
+/// Starts the program on pipes, in its own process group.
+fn spawn_pipes(mut cmd: tokio::process::Command, stdin: bool) -> std::io::Result<Spawned> {
+    cmd.process_group(0)
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    Ok(Spawned {
+        stdin: child.stdin.take().map(|w| Box::new(w) as _),
+        stdout: child.stdout.take().map(|r| Box::new(r) as _),
+        stderr: child.stderr.take().map(|r| Box::new(r) as _),
+        child,
+        pty: None,
+    })
+}
+
+/// Starts the program on a new pseudo-terminal, as the leader of a new
+/// session (so its pid is also its process group).
+fn spawn_pty(mut cmd: tokio::process::Command, start: &StartExec) -> std::io::Result<Spawned> {
+    let to_io = |e: pty_process::Error| match e {
+        pty_process::Error::Io(io) => io,
+        other => std::io::Error::other(other.to_string()),
+    };
+    let (pty, pts) = pty_process::open().map_err(to_io)?;
+    let (rows, cols) = start.size.map_or((DEFAULT_ROWS, DEFAULT_COLS), |s| {
+        (s.rows as u16, s.cols as u16)
+    });
+    pty.resize(pty_process::Size::new(rows.max(1), cols.max(1)))
+        .map_err(to_io)?;
+    cmd.env(
+        "TERM",
+        if start.term.is_empty() {
+            "xterm"
+        } else {
+            start.term.as_str()
+        },
+    );
+    let child = pty_process::Command::from(cmd).spawn(pts).map_err(to_io)?;
+    let (reader, writer) = pty.into_split();
+    Ok(Spawned {
+        child,
+        stdin: None,
+        stdout: Some(Box::new(reader)),
+        stderr: None,
+        pty: Some(writer),
+    })
+}
+
+/// Spawns and supervises one program; returns its exit report.
+async fn run(
+    policy: &ExecPolicy,
+    start: StartExec,
+    inbound: &mut tonic::Streaming<cdn_proto::v1::ExecToAgent>,
+    out: &mpsc::Sender<ExecFromAgent>,
+) -> ExecExit {
+    let program = start.argv[0].clone();
+    let cmd = match command(policy, &start) {
         Ok(c) => c,
+        Err(e) => return exit_with(EXIT_NOT_EXECUTABLE, e),
+    };
+    let spawned = if start.tty {
+        spawn_pty(cmd, &start)
+    } else {
+        spawn_pipes(cmd, start.stdin)
+    };
+    let Spawned {
+        mut child,
+        mut stdin,
+        stdout,
+        stderr,
+        mut pty,
+    } = match spawned {
+        Ok(s) => s,
         Err(e) => {
             let (code, what) = match e.kind() {
                 std::io::ErrorKind::NotFound => (EXIT_NOT_FOUND, "command not found"),
@@ -266,9 +332,6 @@ async fn run(
             let _ = killpg(p, sig);
         }
     };
-    let mut stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
     let pumps = async {
         tokio::join!(
             pump(stdout, out, exec_from_agent::Body::Stdout),
@@ -305,7 +368,9 @@ async fn run(
             msg = inbound.message(), if inbound_open => match msg {
                 Ok(Some(m)) => match m.body {
                     Some(exec_to_agent::Body::Stdin(b)) => {
-                        if let Some(w) = stdin.as_mut()
+                        if let Some(w) = pty.as_mut() {
+                            let _ = w.write_all(&b).await;
+                        } else if let Some(w) = stdin.as_mut()
                             && w.write_all(&b).await.is_err()
                         {
                             stdin = None;
@@ -318,7 +383,13 @@ async fn run(
                             kill_group(sig);
                         }
                     }
-                    Some(exec_to_agent::Body::Resize(_)) | None => {}
+                    Some(exec_to_agent::Body::Resize(sz)) => {
+                        if let Some(w) = pty.as_ref() {
+                            let size = pty_process::Size::new(sz.rows.max(1) as u16, sz.cols.max(1) as u16);
+                            let _ = w.resize(size);
+                        }
+                    }
+                    None => {}
                 },
                 // cdnctl or the connection went away: no orphans.
                 Ok(None) | Err(_) => {

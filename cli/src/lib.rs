@@ -68,7 +68,10 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(r) => r,
         Err(e) => return output::fail(&CliError::Local(format!("cannot start runtime: {e}"))),
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A read of an interactive stdin may still be blocked: do not wait for it.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => output::fail(&e),

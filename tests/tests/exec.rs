@@ -366,3 +366,22 @@ fn policy_and_unknown_or_offline_nodes_give_clear_errors() {
                 .contains("not in exec.allow")
     }));
 }
+
+#[test]
+fn tty_sessions_get_a_terminal_under_a_real_pseudo_terminal() {
+    let fleet = Fleet::start(1);
+    // `script` gives cdnctl a real terminal, as a user's shell would.
+    let cmdline = format!(
+        "{} --master {} exec -t agent-1 -- sh -c 'tty; exit 5'",
+        bin("cdnctl").display(),
+        fleet.master.admin_addr
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "remote tty: {text:?}");
+    assert_eq!(out.status.code(), Some(5), "{text:?}");
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cdn_proto::v1::admin_service_client::AdminServiceClient;
 use cdn_proto::v1::{
     ExecExit, ExecHistoryRequest, ExecRequest, ExecResponse, ExecStart, ListNodesRequest,
-    exec_request, exec_response,
+    WindowSize, exec_request, exec_response,
 };
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -61,7 +61,8 @@ pub struct ExecArgs {
     /// Forward local stdin (default: when stdin is not a terminal; single node only).
     #[arg(short = 'i', long = "stdin")]
     pub stdin: bool,
-    /// Allocate a terminal on the node (not supported by agents yet).
+    /// Allocate a terminal on the node (as ssh -t): the local terminal goes
+    /// raw, window size changes are forwarded; stdout and stderr merge.
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Set an environment variable for the command; repeatable.
@@ -153,9 +154,22 @@ async fn execute(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
     if fan_out && !(a.nodes.len() == 1 && !a.all && a.selector.is_empty()) {
         return fan_out_run(ctx, client, a).await;
     }
-    let forward_stdin = a.stdin || !std::io::stdin().is_terminal();
-    let start = start_of(&a, &a.nodes[0], forward_stdin);
-    single(ctx, &mut client, start, forward_stdin).await
+    let forward_stdin = a.tty || a.stdin || !std::io::stdin().is_terminal();
+    let mut start = start_of(&a, &a.nodes[0], forward_stdin);
+    // A local terminal goes raw for the session (as ssh -t), and restores
+    // itself when the guard drops, whatever happens.
+    let _raw = if a.tty && std::io::stdin().is_terminal() {
+        if let Ok((cols, rows)) = crossterm::terminal::size() {
+            start.size = Some(WindowSize {
+                rows: u32::from(rows),
+                cols: u32::from(cols),
+            });
+        }
+        Some(RawMode::enable()?)
+    } else {
+        None
+    };
+    single(ctx, &mut client, start, forward_stdin, a.tty).await
 }
 
 fn usage(msg: &str) -> CliError {
@@ -208,16 +222,38 @@ fn exec_error(ctx: &Context, s: &tonic::Status) -> CliError {
     }
 }
 
+/// The local terminal in raw mode while this lives.
+struct RawMode;
+
+impl RawMode {
+    fn enable() -> Result<Self, CliError> {
+        crossterm::terminal::enable_raw_mode()
+            .map_err(|e| CliError::Local(format!("cannot put the terminal in raw mode: {e}")))?;
+        Ok(Self)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
 async fn single(
     ctx: &Context,
     client: &mut AdminServiceClient<Channel>,
     start: ExecStart,
     forward_stdin: bool,
+    tty: bool,
 ) -> Result<ExitCode, CliError> {
     let (tx, mut stream) = open(ctx, client, start).await?;
     if forward_stdin {
         let tx = tx.clone();
         tokio::spawn(async move { pump_stdin(tx).await });
+    }
+    if tty {
+        let tx = tx.clone();
+        tokio::spawn(async move { forward_resizes(tx).await });
     }
     let mut interrupts = 0u32;
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
@@ -258,6 +294,28 @@ async fn single(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Sends the local window size to the node whenever it changes.
+async fn forward_resizes(tx: mpsc::Sender<ExecRequest>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut winch) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    while winch.recv().await.is_some() {
+        let Ok((cols, rows)) = crossterm::terminal::size() else {
+            continue;
+        };
+        let msg = ExecRequest {
+            body: Some(exec_request::Body::Resize(WindowSize {
+                rows: u32::from(rows),
+                cols: u32::from(cols),
+            })),
+        };
+        if tx.send(msg).await.is_err() {
+            return;
         }
     }
 }
