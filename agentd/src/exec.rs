@@ -9,6 +9,7 @@
 //! (cdnctl or the connection died) or the deadline passes, the whole process
 //! group is killed.
 
+use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,9 +31,12 @@ use tracing::{debug, info, warn};
 use crate::config::ExecPolicy;
 
 /// Bytes read from a pipe per message.
-pub const CHUNK_BYTES: usize = 32 * 1024;
+pub const CHUNK_BYTES: usize = 128 * 1024;
+/// Pipe capacity asked for the program's stdout and stderr, so one read can
+/// fill a whole chunk (the default pipe holds 64 KiB).
+const PIPE_BYTES: i32 = 1024 * 1024;
 /// Messages queued towards the master per session.
-const OUT_DEPTH: usize = 16;
+const OUT_DEPTH: usize = 8;
 /// After the program exits, how long its pipes may stay open (held by
 /// children) before the group is killed.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
@@ -236,6 +240,16 @@ fn spawn_pipes(mut cmd: tokio::process::Command, stdin: bool) -> std::io::Result
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
+    for fd in [
+        child.stdout.as_ref().map(|p| p.as_raw_fd()),
+        child.stderr.as_ref().map(|p| p.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        // Best effort: a smaller pipe only means smaller chunks.
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
+    }
     Ok(Spawned {
         stdin: child.stdin.take().map(|w| Box::new(w) as _),
         stdout: child.stdout.take().map(|r| Box::new(r) as _),

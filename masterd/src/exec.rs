@@ -35,7 +35,7 @@ pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 const STREAM_WAIT: Duration = Duration::from_secs(3);
 const STREAM_POLL: Duration = Duration::from_millis(20);
 /// Messages buffered per direction of one session (each at most one chunk).
-pub const RELAY_DEPTH: usize = 16;
+pub const RELAY_DEPTH: usize = 8;
 /// Longest argv accepted, bytes in total.
 pub const MAX_ARGV_BYTES: usize = 128 * 1024;
 
