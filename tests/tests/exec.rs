@@ -297,11 +297,15 @@ fn a_gigabyte_streams_through_and_a_stalled_reader_does_not_stall_the_node() {
             "heartbeats keep flowing during the flood: {n}"
         );
     }
-    // Other sessions on the same agent still work.
+    // Other sessions and config pushes on the same agent still work.
     assert_eq!(
         fleet.ctl(["exec", "agent-1", "--", "echo", "still"]).stdout,
         "still\n"
     );
+    let cfg = fleet.dir.path().join("during-flood.yml");
+    std::fs::write(&cfg, "during: flood\n").unwrap();
+    let push = fleet.ctl(["config", "push", cfg.to_str().unwrap()]);
+    assert_eq!(push.code, Some(0), "push during the flood: {}", push.stderr);
     let after = rss();
     assert!(
         after < before + 64 * 1024,
@@ -384,4 +388,53 @@ fn tty_sessions_get_a_terminal_under_a_real_pseudo_terminal() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/"), "remote tty: {text:?}");
     assert_eq!(out.status.code(), Some(5), "{text:?}");
+}
+
+#[test]
+fn session_limit_disabled_exec_and_run_as_user_are_enforced() {
+    let mut fleet = Fleet::start(0);
+    let limited = agent_yml(fleet.dir.path(), "agent-1", &fleet.master_addr())
+        + "exec:\n  max_sessions: 1\n  user: nobody\n";
+    fleet.add_agent_with("agent-1", "agent-1", &limited);
+    let off =
+        agent_yml(fleet.dir.path(), "agent-2", &fleet.master_addr()) + "exec:\n  enabled: false\n";
+    fleet.add_agent_with("agent-2", "agent-2", &off);
+    for n in ["agent-1", "agent-2"] {
+        wait_for(&format!("{n} with its stream"), || {
+            fleet
+                .node(n)
+                .filter(|v| v["status"] == "online" && v["stream_open"] == true)
+        });
+    }
+
+    // Runs as the configured user (the tests run as root, as agentd would).
+    let who = fleet.ctl(["exec", "agent-1", "--", "id", "-un"]);
+    assert_eq!(who.stdout.trim(), "nobody", "{}", who.stderr);
+
+    let mut first = exec_cmd(&fleet, &["agent-1", "--", "sleep", "14142"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first session", || {
+        (processes_with("sleep 14142") >= 1).then_some(())
+    });
+    let second = fleet.ctl(["exec", "agent-1", "--", "true"]);
+    assert_eq!(second.code, Some(255));
+    assert!(
+        second.stderr.contains("exec.max_sessions"),
+        "{}",
+        second.stderr
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let disabled = fleet.ctl(["exec", "agent-2", "--", "true"]);
+    assert_eq!(disabled.code, Some(255));
+    assert!(
+        disabled.stderr.contains("exec.enabled: false"),
+        "{}",
+        disabled.stderr
+    );
 }
