@@ -1,38 +1,18 @@
 //! `agentd` entry point: parse flags, load config, run the link until SIGTERM.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use agentd::apply::Applier;
 use agentd::{AgentConfig, Link, status};
-use cdn_common::logging::{self, LogFormat};
+use cdn_common::logging;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
-/// The CDN edge agent: registers with masterd, heartbeats, reports status
-/// and reconnects by itself; it never exits because the master is down.
-///
-/// Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error,
-/// 78 configuration error.
-#[derive(Debug, Parser)]
-#[command(name = "agentd", version, about, long_about)]
-struct Args {
-    /// Configuration file (see examples/agent.yml); built-in defaults if omitted.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Node id; overrides `node.id` from the file.
-    #[arg(long, value_name = "ID")]
-    node_id: Option<String>,
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = agentd::cli::Args::parse();
     logging::init(args.log_format, "info");
     let mut config = match &args.config {
         Some(path) => match AgentConfig::load(path) {

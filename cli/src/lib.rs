@@ -25,7 +25,7 @@ Exit codes: 0 success, 1 failure (one-line cause on stderr), 2 usage error.";
 
 /// Operate a fleet of CDN edge nodes through masterd.
 #[derive(Debug, Parser)]
-#[command(name = "cdnctl", version, about, after_help = AFTER_HELP)]
+#[command(name = "cdnctl", version, long_version = cdn_common::LONG_VERSION, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Master address (host:port).
     #[arg(long, global = true, env = "CDNCTL_MASTER", value_name = "ADDR")]
@@ -48,6 +48,21 @@ pub enum Command {
     Config(commands::config::ConfigCommand),
     /// Run a command on one node (like ssh) or many (prefixed output).
     Exec(commands::exec::ExecArgs),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    ///
+    /// Example: `cdnctl completion bash > /etc/bash_completion.d/cdnctl`
+    Completion {
+        /// Shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The completion script of `shell` for cdnctl.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "cdnctl", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Parses a duration flag (`10s`, `500ms`, `5m`), refusing zero.
@@ -79,10 +94,15 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    if let Command::Completion { shell } = cli.command {
+        output::print_raw(&completion_script(shell))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = Context::resolve(cli.master.as_deref(), cli.request_timeout)?;
     match cli.command {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
+        Command::Completion { .. } => Ok(ExitCode::SUCCESS),
     }
 }

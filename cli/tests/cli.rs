@@ -103,3 +103,26 @@ fn master_from_the_user_config_file_is_used() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("config.yml") && err.contains("mastr"), "{err}");
 }
+
+#[test]
+fn completion_prints_the_checked_in_script_and_version_names_the_commit() {
+    let (code, out, _) = cdnctl(&["completion", "bash"]);
+    assert_eq!(code, Some(0));
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../completions/cdnctl.bash"),
+    )
+    .unwrap();
+    assert_eq!(out, file);
+    let (code, out, _) = cdnctl(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("cdnctl ") && out.contains("commit"),
+        "{out}"
+    );
+    let (code, _, err) = cdnctl(&["nodse"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("similar") || err.contains("tip"),
+        "a suggestion: {err}"
+    );
+}

@@ -5,6 +5,14 @@ pub mod config;
 pub mod duration;
 pub mod logging;
 
+/// `--version` text of the binaries: version and the git commit built from.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CDN_GIT_COMMIT"),
+    ")"
+);
+
 /// Exit code for a configuration error (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: u8 = 78;
 

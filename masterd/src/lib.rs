@@ -3,6 +3,7 @@
 
 pub mod admin_service;
 pub mod agent_service;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;

@@ -1,34 +1,15 @@
 //! `masterd` entry point: parse flags, load config, bind, serve until SIGTERM.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cdn_common::logging::{self, LogFormat};
+use cdn_common::logging;
 use clap::Parser;
 use masterd::{Master, MasterConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-/// The CDN control daemon: agents dial in to it; cdnctl talks to it.
-///
-/// Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error,
-/// 78 configuration error.
-#[derive(Debug, Parser)]
-#[command(name = "masterd", version, about, long_about)]
-struct Args {
-    /// Configuration file (see examples/master.yml); built-in defaults if omitted.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Directory of the node registry; overrides `data_dir` from the file.
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = masterd::cli::Args::parse();
     logging::init(args.log_format, "info");
     let mut config = match &args.config {
         Some(path) => match MasterConfig::load(path) {

@@ -1,0 +1,281 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[cdnctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'cdnctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'cdnctl'= {
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand nodes 'List and inspect edge nodes'
+            cand config 'Push, roll back and inspect versioned configuration'
+            cand exec 'Run a command on one node (like ssh) or many (prefixed output)'
+            cand completion 'Print shell completions (bash, zsh, fish, powershell, elvish)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;nodes'= {
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'List nodes with their state, address, labels and figures'
+            cand ls 'List nodes with their state, address, labels and figures'
+            cand show 'Show everything the master knows about one node'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;nodes;list'= {
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --status 'Only nodes in this state'
+            cand -l 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
+            cand --selector 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;nodes;ls'= {
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --status 'Only nodes in this state'
+            cand -l 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
+            cand --selector 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;nodes;show'= {
+            cand -o 'Output format (`table` and `wide` print a key: value list)'
+            cand --output 'Output format (`table` and `wide` print a key: value list)'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;nodes;help'= {
+            cand list 'List nodes with their state, address, labels and figures'
+            cand show 'Show everything the master knows about one node'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;nodes;help;list'= {
+        }
+        &'cdnctl;nodes;help;show'= {
+        }
+        &'cdnctl;nodes;help;help'= {
+        }
+        &'cdnctl;config'= {
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand push 'Store FILE as a new version and apply it on the target nodes'
+            cand rollback 'Make an earlier version desired again and apply it (same progress)'
+            cand status 'Per node: desired and applied version, in sync or not, drift, last error'
+            cand history 'Stored versions, newest first'
+            cand show 'Print the content of a version'
+            cand diff 'Unified diff between two versions'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;config;push'= {
+            cand -n 'Only this node; repeatable'
+            cand --node 'Only this node; repeatable'
+            cand -l 'Only nodes whose labels match `key=value[,key=value...]`; repeatable'
+            cand --selector 'Only nodes whose labels match `key=value[,key=value...]`; repeatable'
+            cand -m 'Note stored with the version'
+            cand --message 'Note stored with the version'
+            cand --timeout 'How long to wait for the nodes'' answers; later ones are `pending`'
+            cand -o 'Output format of the final report'
+            cand --output 'Output format of the final report'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --all 'Every node (the default when no --node or --selector is given)'
+            cand --dry-run 'Validate and show what would happen; store nothing'
+            cand --no-wait 'Return once the master stored the version; do not wait for nodes'
+            cand --wait 'Wait until every online target answered (default; bounded by --timeout)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;config;rollback'= {
+            cand -n 'Only this node; repeatable'
+            cand --node 'Only this node; repeatable'
+            cand -l 'Only nodes whose labels match `key=value[,key=value...]`; repeatable'
+            cand --selector 'Only nodes whose labels match `key=value[,key=value...]`; repeatable'
+            cand --timeout 'How long to wait for the nodes'' answers; later ones are `pending`'
+            cand -o 'Output format of the final report'
+            cand --output 'Output format of the final report'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --all 'Every node (the default when no --node or --selector is given)'
+            cand --no-wait 'Return once the master stored the version; do not wait for nodes'
+            cand --wait 'Wait until every online target answered (default; bounded by --timeout)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;config;status'= {
+            cand -n 'Only this node; repeatable'
+            cand --node 'Only this node; repeatable'
+            cand -l 'Only nodes whose labels match `key=value[,key=value...]`; repeatable'
+            cand --selector 'Only nodes whose labels match `key=value[,key=value...]`; repeatable'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --all 'Every node (the default when no --node or --selector is given)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;config;history'= {
+            cand --limit 'Show at most this many versions (0 = all)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;config;show'= {
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'cdnctl;config;diff'= {
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'cdnctl;config;help'= {
+            cand push 'Store FILE as a new version and apply it on the target nodes'
+            cand rollback 'Make an earlier version desired again and apply it (same progress)'
+            cand status 'Per node: desired and applied version, in sync or not, drift, last error'
+            cand history 'Stored versions, newest first'
+            cand show 'Print the content of a version'
+            cand diff 'Unified diff between two versions'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;config;help;push'= {
+        }
+        &'cdnctl;config;help;rollback'= {
+        }
+        &'cdnctl;config;help;status'= {
+        }
+        &'cdnctl;config;help;history'= {
+        }
+        &'cdnctl;config;help;show'= {
+        }
+        &'cdnctl;config;help;diff'= {
+        }
+        &'cdnctl;config;help;help'= {
+        }
+        &'cdnctl;exec'= {
+            cand -n 'Run on this node (repeatable; fan-out with prefixed output)'
+            cand --node 'Run on this node (repeatable; fan-out with prefixed output)'
+            cand -l 'Run on nodes whose labels match `key=value[,key=value...]`'
+            cand --selector 'Run on nodes whose labels match `key=value[,key=value...]`'
+            cand -e 'Set an environment variable for the command; repeatable'
+            cand --env 'Set an environment variable for the command; repeatable'
+            cand -w 'Working directory on the node'
+            cand --workdir 'Working directory on the node'
+            cand --timeout 'Kill the remote command after this long and exit 124'
+            cand --parallel 'Nodes run at once in a fan-out'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --all 'Run on every node'
+            cand -i 'Forward local stdin (default: when stdin is not a terminal; single node only)'
+            cand --stdin 'Forward local stdin (default: when stdin is not a terminal; single node only)'
+            cand -t 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge'
+            cand --tty 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand history 'Sessions run through the master, newest first (the audit log)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;exec;history'= {
+            cand --limit 'Show at most this many sessions (0 = all)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;exec;help'= {
+            cand history 'Sessions run through the master, newest first (the audit log)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;exec;help;history'= {
+        }
+        &'cdnctl;exec;help;help'= {
+        }
+        &'cdnctl;completion'= {
+            cand --master 'Master address (host:port)'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cdnctl;help'= {
+            cand nodes 'List and inspect edge nodes'
+            cand config 'Push, roll back and inspect versioned configuration'
+            cand exec 'Run a command on one node (like ssh) or many (prefixed output)'
+            cand completion 'Print shell completions (bash, zsh, fish, powershell, elvish)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cdnctl;help;nodes'= {
+            cand list 'List nodes with their state, address, labels and figures'
+            cand show 'Show everything the master knows about one node'
+        }
+        &'cdnctl;help;nodes;list'= {
+        }
+        &'cdnctl;help;nodes;show'= {
+        }
+        &'cdnctl;help;config'= {
+            cand push 'Store FILE as a new version and apply it on the target nodes'
+            cand rollback 'Make an earlier version desired again and apply it (same progress)'
+            cand status 'Per node: desired and applied version, in sync or not, drift, last error'
+            cand history 'Stored versions, newest first'
+            cand show 'Print the content of a version'
+            cand diff 'Unified diff between two versions'
+        }
+        &'cdnctl;help;config;push'= {
+        }
+        &'cdnctl;help;config;rollback'= {
+        }
+        &'cdnctl;help;config;status'= {
+        }
+        &'cdnctl;help;config;history'= {
+        }
+        &'cdnctl;help;config;show'= {
+        }
+        &'cdnctl;help;config;diff'= {
+        }
+        &'cdnctl;help;exec'= {
+            cand history 'Sessions run through the master, newest first (the audit log)'
+        }
+        &'cdnctl;help;exec;history'= {
+        }
+        &'cdnctl;help;completion'= {
+        }
+        &'cdnctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}
