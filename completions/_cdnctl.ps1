@@ -23,6 +23,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl' {
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -37,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl;nodes' {
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List nodes with their state, address, labels and figures')
@@ -51,8 +53,12 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only nodes in this state')
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
             [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'How often --watch asks the master')
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -63,8 +69,12 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only nodes in this state')
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
             [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'How often --watch asks the master')
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -74,6 +84,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (`table` and `wide` print a key: value list)')
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -96,6 +107,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl;config' {
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Store FILE as a new version and apply it on the target nodes')
@@ -123,6 +135,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Validate and show what would happen; store nothing')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Return once the master stored the version; do not wait for nodes')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until every online target answered (default; bounded by --timeout)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -140,6 +153,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every node (the default when no --node or --selector is given)')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Return once the master stored the version; do not wait for nodes')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until every online target answered (default; bounded by --timeout)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -154,6 +168,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every node (the default when no --node or --selector is given)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -164,6 +179,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -171,6 +187,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl;config;show' {
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -178,6 +195,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl;config;diff' {
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -231,6 +249,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--stdin', '--stdin', [CompletionResultType]::ParameterName, 'Forward local stdin (default: when stdin is not a terminal; single node only)')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge')
             [CompletionResult]::new('--tty', '--tty', [CompletionResultType]::ParameterName, 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Sessions run through the master, newest first (the audit log)')
@@ -243,6 +262,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -261,6 +281,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl;completion' {
             [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -155,7 +155,7 @@ _cdnctl() {
 
     case "${cmd}" in
         cdnctl)
-            opts="-h -V --master --request-timeout --help --version nodes config exec completion help"
+            opts="-h -V --master --request-timeout --no-headers --help --version nodes config exec completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,7 +177,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__completion)
-            opts="-h --master --request-timeout --help bash elvish fish powershell zsh"
+            opts="-h --master --request-timeout --no-headers --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -199,7 +199,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config)
-            opts="-h --master --request-timeout --help push rollback status history show diff help"
+            opts="-h --master --request-timeout --no-headers --help push rollback status history show diff help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,7 +221,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__diff)
-            opts="-h --master --request-timeout --help"
+            opts="-h --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,7 +355,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__history)
-            opts="-o -h --limit --output --master --request-timeout --help"
+            opts="-o -h --limit --output --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -389,7 +389,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__push)
-            opts="-n -l -m -o -h --node --selector --all --message --dry-run --no-wait --wait --timeout --output --master --request-timeout --help"
+            opts="-n -l -m -o -h --node --selector --all --message --dry-run --no-wait --wait --timeout --output --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,7 +447,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__rollback)
-            opts="-n -l -o -h --node --selector --all --no-wait --wait --timeout --output --master --request-timeout --help"
+            opts="-n -l -o -h --node --selector --all --no-wait --wait --timeout --output --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -497,7 +497,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__show)
-            opts="-h --master --request-timeout --help"
+            opts="-h --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -519,7 +519,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__status)
-            opts="-n -l -o -h --node --selector --all --output --master --request-timeout --help"
+            opts="-n -l -o -h --node --selector --all --output --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,7 +565,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__exec)
-            opts="-n -l -i -t -e -w -h --node --selector --all --stdin --tty --env --workdir --timeout --parallel --master --request-timeout --help history help"
+            opts="-n -l -i -t -e -w -h --node --selector --all --stdin --tty --env --workdir --timeout --parallel --master --request-timeout --no-headers --help history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,7 +669,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__exec__subcmd__history)
-            opts="-o -h --limit --output --master --request-timeout --help"
+            opts="-o -h --limit --output --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -913,7 +913,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__nodes)
-            opts="-h --master --request-timeout --help list ls show help"
+            opts="-h --master --request-timeout --no-headers --help list ls show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -991,7 +991,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__nodes__subcmd__list)
-            opts="-o -l -h --output --status --selector --master --request-timeout --help"
+            opts="-o -l -w -h --output --status --selector --watch --interval --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1017,6 +1017,10 @@ _cdnctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --master)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1033,7 +1037,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__nodes__subcmd__show)
-            opts="-o -h --output --master --request-timeout --help"
+            opts="-o -h --output --master --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

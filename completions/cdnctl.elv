@@ -20,6 +20,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
         &'cdnctl'= {
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -33,6 +34,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
         &'cdnctl;nodes'= {
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand list 'List nodes with their state, address, labels and figures'
@@ -46,8 +48,12 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --status 'Only nodes in this state'
             cand -l 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
             cand --selector 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
+            cand --interval 'How often --watch asks the master'
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -w 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted'
+            cand --watch 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -57,8 +63,12 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --status 'Only nodes in this state'
             cand -l 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
             cand --selector 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable'
+            cand --interval 'How often --watch asks the master'
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -w 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted'
+            cand --watch 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -67,6 +77,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --output 'Output format (`table` and `wide` print a key: value list)'
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -84,6 +95,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
         &'cdnctl;config'= {
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand push 'Store FILE as a new version and apply it on the target nodes'
@@ -110,6 +122,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --dry-run 'Validate and show what would happen; store nothing'
             cand --no-wait 'Return once the master stored the version; do not wait for nodes'
             cand --wait 'Wait until every online target answered (default; bounded by --timeout)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -126,6 +139,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --all 'Every node (the default when no --node or --selector is given)'
             cand --no-wait 'Return once the master stored the version; do not wait for nodes'
             cand --wait 'Wait until every online target answered (default; bounded by --timeout)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -139,6 +153,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
             cand --all 'Every node (the default when no --node or --selector is given)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -148,18 +163,21 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --output 'Output format'
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
         &'cdnctl;config;show'= {
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cdnctl;config;diff'= {
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -204,6 +222,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --stdin 'Forward local stdin (default: when stdin is not a terminal; single node only)'
             cand -t 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge'
             cand --tty 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand history 'Sessions run through the master, newest first (the audit log)'
@@ -215,6 +234,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand --output 'Output format'
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -229,6 +249,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
         &'cdnctl;completion'= {
             cand --master 'Master address (host:port)'
             cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cdnctl_global_optspecs
-    string join \n master= request-timeout= h/help V/version
+    string join \n master= request-timeout= no-headers h/help V/version
 end
 
 function __fish_cdnctl_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_needs_command" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -s h -l help -d 'Print help'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -s V -l version -d 'Print version'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "nodes" -d 'List and inspect edge nodes'
@@ -35,6 +36,7 @@ complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "completion" -d 'Print
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and not __fish_seen_subcommand_from list ls show help" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and not __fish_seen_subcommand_from list ls show help" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and not __fish_seen_subcommand_from list ls show help" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and not __fish_seen_subcommand_from list ls show help" -s h -l help -d 'Print help'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and not __fish_seen_subcommand_from list ls show help" -f -a "list" -d 'List nodes with their state, address, labels and figures'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and not __fish_seen_subcommand_from list ls show help" -f -a "ls" -d 'List nodes with their state, address, labels and figures'
@@ -48,8 +50,11 @@ complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_sub
 degraded\t''
 offline\t''"
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from list" -s l -l selector -d 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from list" -l interval -d 'How often --watch asks the master' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from list" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from list" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from list" -s w -l watch -d 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from list" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'A table of the main columns'
 wide\t'A table with every column'
@@ -59,8 +64,11 @@ complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_sub
 degraded\t''
 offline\t''"
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -s l -l selector -d 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -l interval -d 'How often --watch asks the master' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -s w -l watch -d 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format (`table` and `wide` print a key: value list)' -r -f -a "table\t'A table of the main columns'
 wide\t'A table with every column'
@@ -68,12 +76,14 @@ json\t'JSON, for scripts'
 yaml\t'YAML, for scripts'"
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from show" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from show" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from show" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from help" -f -a "list" -d 'List nodes with their state, address, labels and figures'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show everything the master knows about one node'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand nodes; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and not __fish_seen_subcommand_from push rollback status history show diff help" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and not __fish_seen_subcommand_from push rollback status history show diff help" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and not __fish_seen_subcommand_from push rollback status history show diff help" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and not __fish_seen_subcommand_from push rollback status history show diff help" -s h -l help -d 'Print help'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and not __fish_seen_subcommand_from push rollback status history show diff help" -f -a "push" -d 'Store FILE as a new version and apply it on the target nodes'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and not __fish_seen_subcommand_from push rollback status history show diff help" -f -a "rollback" -d 'Make an earlier version desired again and apply it (same progress)'
@@ -96,6 +106,7 @@ complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_su
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from push" -l dry-run -d 'Validate and show what would happen; store nothing'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from push" -l no-wait -d 'Return once the master stored the version; do not wait for nodes'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from push" -l wait -d 'Wait until every online target answered (default; bounded by --timeout)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from push" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from push" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from rollback" -s n -l node -d 'Only this node; repeatable' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from rollback" -s l -l selector -d 'Only nodes whose labels match `key=value[,key=value...]`; repeatable' -r
@@ -109,6 +120,7 @@ complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_su
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from rollback" -l all -d 'Every node (the default when no --node or --selector is given)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from rollback" -l no-wait -d 'Return once the master stored the version; do not wait for nodes'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from rollback" -l wait -d 'Wait until every online target answered (default; bounded by --timeout)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from rollback" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from status" -s n -l node -d 'Only this node; repeatable' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from status" -s l -l selector -d 'Only nodes whose labels match `key=value[,key=value...]`; repeatable' -r
@@ -119,6 +131,7 @@ yaml\t'YAML, for scripts'"
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from status" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from status" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from status" -l all -d 'Every node (the default when no --node or --selector is given)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from status" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from history" -l limit -d 'Show at most this many versions (0 = all)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from history" -s o -l output -d 'Output format' -r -f -a "table\t'A table of the main columns'
@@ -127,12 +140,15 @@ json\t'JSON, for scripts'
 yaml\t'YAML, for scripts'"
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from history" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from history" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from history" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from show" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from show" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from show" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from diff" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from diff" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from diff" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "push" -d 'Store FILE as a new version and apply it on the target nodes'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "rollback" -d 'Make an earlier version desired again and apply it (same progress)'
@@ -152,6 +168,7 @@ complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_subcommand_from history help" -l all -d 'Run on every node'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_subcommand_from history help" -s i -l stdin -d 'Forward local stdin (default: when stdin is not a terminal; single node only)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_subcommand_from history help" -s t -l tty -d 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_subcommand_from history help" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_subcommand_from history help" -s h -l help -d 'Print help'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_subcommand_from history help" -a "history" -d 'Sessions run through the master, newest first (the audit log)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and not __fish_seen_subcommand_from history help" -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -162,11 +179,13 @@ json\t'JSON, for scripts'
 yaml\t'YAML, for scripts'"
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and __fish_seen_subcommand_from history" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and __fish_seen_subcommand_from history" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and __fish_seen_subcommand_from history" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and __fish_seen_subcommand_from help" -f -a "history" -d 'Sessions run through the master, newest first (the audit log)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand exec; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -l master -d 'Master address (host:port)' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec completion help" -f -a "nodes" -d 'List and inspect edge nodes'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec completion help" -f -a "config" -d 'Push, roll back and inspect versioned configuration'

@@ -33,6 +33,9 @@ pub struct Cli {
     /// Give up on the master after this long (connecting and each call).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
+    /// Print table rows without the header line (for scripts).
+    #[arg(long, global = true)]
+    pub no_headers: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -94,6 +97,7 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    output::set_no_headers(cli.no_headers);
     if let Command::Completion { shell } = cli.command {
         output::print_raw(&completion_script(shell))?;
         return Ok(ExitCode::SUCCESS);

@@ -41,14 +41,34 @@ pub fn table(header: &[&str]) -> Table {
         t.load_preset(presets::NOTHING)
             .set_content_arrangement(ContentArrangement::Disabled);
     }
-    t.set_header(header.iter().map(Cell::new));
+    if !NO_HEADERS.load(std::sync::atomic::Ordering::Relaxed) {
+        t.set_header(header.iter().map(Cell::new));
+    }
+    t
+}
+
+/// `--no-headers`: tables print rows only.
+static NO_HEADERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns table headers off for this invocation (`--no-headers`).
+pub fn set_no_headers(on: bool) {
+    NO_HEADERS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Renders a table for where stdout goes: kubectl's plain layout (no
+/// leading space, two spaces between columns) when it is not a terminal.
+pub fn render(mut t: Table) -> String {
     if !std::io::stdout().is_terminal() {
-        // kubectl's plain layout: no leading space, two between columns.
         for c in t.column_iter_mut() {
             c.set_padding((0, 2));
         }
     }
-    t
+    t.to_string()
+}
+
+/// Prints a table to stdout.
+pub fn print_table(t: Table) -> Result<(), CliError> {
+    print_text(&render(t))
 }
 
 /// A state cell, coloured on a terminal.

@@ -331,3 +331,57 @@ fn closed_stdout_is_a_quiet_success() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn watch_prints_a_row_when_a_node_goes_offline() {
+    use std::io::BufRead;
+    let mut fleet = Fleet::start(2);
+    let mut child = std::process::Command::new(cdn_tests::bin("cdnctl"))
+        .args(["--master", &fleet.master.admin_addr.to_string()])
+        .args(["nodes", "list", "--watch", "--interval", "200ms"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    wait_for("the initial table", || {
+        lines.extend(rx.try_iter());
+        (lines.iter().filter(|l| l.contains("online")).count() >= 2).then_some(())
+    });
+    fleet.agent("agent-2").kill();
+    wait_for("a watch row saying agent-2 is offline", || {
+        lines.extend(rx.try_iter());
+        lines
+            .iter()
+            .any(|l| l.starts_with("agent-2") && l.contains("offline"))
+            .then_some(())
+    });
+    assert!(
+        !lines.iter().any(|l| l.contains('\u{1b}')),
+        "no escape codes when stdout is not a terminal"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn no_headers_prints_rows_only() {
+    let fleet = Fleet::start(1);
+    let out = fleet.ctl(["nodes", "list", "--no-headers"]);
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.starts_with("agent-1"), "{}", out.stdout);
+    assert!(!out.stdout.contains("NAME"));
+}

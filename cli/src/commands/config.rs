@@ -466,7 +466,7 @@ fn print_report(r: &PushReport, w: &WaitArgs) -> Result<(), CliError> {
             }),
         ]);
     }
-    output::print_text(&table.to_string())
+    output::print_table(table)
 }
 
 fn short_hash(h: &str) -> &str {
@@ -542,7 +542,7 @@ async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, CliError> {
                     }),
                 ]);
             }
-            output::print_text(&t.to_string())?;
+            output::print_table(t)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -614,7 +614,7 @@ async fn history(ctx: &Context, a: HistoryArgs) -> Result<ExitCode, CliError> {
                     }),
                 ]);
             }
-            output::print_text(&t.to_string())?;
+            output::print_table(t)?;
         }
     }
     Ok(ExitCode::SUCCESS)

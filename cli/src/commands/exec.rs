@@ -429,7 +429,7 @@ async fn fan_out_run(
             comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
         ]);
     }
-    output::print_diagnostic(&table.to_string());
+    output::print_diagnostic(&output::render(table));
     let ok = rows.iter().all(|r| r.exit_code == Some(0));
     Ok(if ok {
         ExitCode::SUCCESS
@@ -571,7 +571,7 @@ async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
                     comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
                 ]);
             }
-            output::print_text(&t.to_string())?;
+            output::print_table(t)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -32,6 +32,13 @@ pub struct ListArgs {
     /// Only nodes whose labels match, `key=value[,key=value...]`; repeatable.
     #[arg(short = 'l', long, value_name = "K=V", value_parser = parse_selector)]
     pub selector: Vec<Vec<(String, String)>>,
+    /// After the list, print a row whenever a node changes state (as
+    /// `kubectl get -w`), until interrupted.
+    #[arg(short, long)]
+    pub watch: bool,
+    /// How often --watch asks the master.
+    #[arg(long, default_value = "1s", value_parser = crate::parse_duration, value_name = "DURATION", requires = "watch")]
+    pub interval: std::time::Duration,
 }
 
 /// Arguments of `nodes show`.
@@ -221,26 +228,69 @@ fn or_dash(s: &str) -> String {
 }
 
 async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
+    let client = ctx.admin().await?;
     let request = ListNodesRequest {
         status: args
             .status
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        selector: args.selector.into_iter().flatten().collect(),
+        selector: args.selector.iter().flatten().cloned().collect(),
     };
-    let nodes = client
-        .list_nodes(request)
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner()
-        .nodes;
-    let rows: Vec<NodeRow> = nodes.into_iter().map(NodeRow::from).collect();
+    let fetch = || {
+        let (mut client, request) = (client.clone(), request.clone());
+        async move {
+            client
+                .list_nodes(request)
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .nodes
+                        .into_iter()
+                        .map(NodeRow::from)
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|s| ctx.call_error(&s))
+        }
+    };
+    let rows = fetch().await?;
+    let wide = args.output == Format::Wide;
     match args.output {
         Format::Json | Format::Yaml => output::print_data(&rows, args.output)?,
-        Format::Table | Format::Wide => print_table(&rows, args.output == Format::Wide)?,
+        Format::Table | Format::Wide => print_table(&rows, wide)?,
     }
-    Ok(ExitCode::SUCCESS)
+    if !args.watch {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Watch: one row per change, as `kubectl get -w` prints them.
+    let key = |r: &NodeRow| (r.status.clone(), r.session_id, r.address.clone());
+    let mut seen: std::collections::BTreeMap<String, _> =
+        rows.iter().map(|r| (r.name.clone(), key(r))).collect();
+    let mut tick = tokio::time::interval(args.interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = tick.tick() => {}
+        }
+        let changed: Vec<NodeRow> = fetch()
+            .await?
+            .into_iter()
+            .filter(|r| seen.get(&r.name) != Some(&key(r)))
+            .collect();
+        if changed.is_empty() {
+            continue;
+        }
+        for r in &changed {
+            seen.insert(r.name.clone(), key(r));
+        }
+        match args.output {
+            Format::Json | Format::Yaml => output::print_data(&changed, args.output)?,
+            Format::Table | Format::Wide => {
+                output::set_no_headers(true);
+                print_table(&changed, wide)?;
+            }
+        }
+    }
 }
 
 fn print_table(rows: &[NodeRow], wide: bool) -> Result<(), CliError> {
@@ -298,7 +348,7 @@ fn print_table(rows: &[NodeRow], wide: bool) -> Result<(), CliError> {
     if rows.is_empty() {
         return output::print_text("No nodes found.");
     }
-    output::print_text(&table.to_string())
+    output::print_table(table)
 }
 
 async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
