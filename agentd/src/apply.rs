@@ -22,6 +22,8 @@ use crate::config::ManagedConfig;
 
 /// Largest decompressed config accepted, bytes.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// How long the stderr of a failed reload command is still read after it exits.
+const STDERR_GRACE: Duration = Duration::from_millis(200);
 /// Bytes of the reload command's stderr kept for the error report.
 const STDERR_TAIL_BYTES: usize = 512;
 /// Depth of the queue of versions waiting to be applied.
@@ -53,6 +55,8 @@ pub enum ApplyError {
     },
     #[error("permission denied writing {0}")]
     PermissionDenied(String),
+    #[error("disk full while writing {0}; the previous file is unchanged")]
+    DiskFull(String),
     #[error("cannot write {path}: {message}")]
     Io { path: String, message: String },
     #[error(
@@ -214,6 +218,11 @@ impl Applier {
         self.queue.send((req, reply)).await.is_ok()
     }
 
+    /// Queues `req` if there is room; false when the queue is full.
+    pub fn try_submit(&self, req: Request, reply: mpsc::Sender<Outcome>) -> bool {
+        self.queue.try_send((req, reply)).is_ok()
+    }
+
     /// sha256 of the managed file as it is now ("" if absent).
     pub fn disk_hash(&self) -> String {
         let path = &self.paths.file;
@@ -275,7 +284,8 @@ impl Applier {
             return Ok(None);
         }
         let req2 = req.clone();
-        let (previous, content) = blocking(move || write_phase(&paths, &cfg, &req2)).await?;
+        let last = current.version;
+        let (previous, content) = blocking(move || write_phase(&paths, &cfg, &req2, last)).await?;
         if let Some(cmd) = self.cfg.reload_command.as_deref()
             && let Err(e) = self.reload(cmd, req.version).await
         {
@@ -299,34 +309,89 @@ impl Applier {
         Ok(Some(content))
     }
 
+    /// Runs the reload command in its own process group. Its exit decides,
+    /// not the closing of its stderr (a daemon it restarts may keep that
+    /// open); past the timeout the whole group is killed.
     async fn reload(&self, cmd: &str, version: u64) -> Result<(), ApplyError> {
-        let child = tokio::process::Command::new("sh")
+        use tokio::io::AsyncReadExt;
+        let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .env("CDN_CONFIG_PATH", &self.paths.file)
             .env("CDN_CONFIG_VERSION", version.to_string())
+            .process_group(0)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| ApplyError::ReloadSpawn(e.to_string()))?;
+        let group = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+        let mut stderr = child.stderr.take();
+        let mut tail: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 4096];
         let after = self.cfg.reload_timeout;
-        let out = tokio::time::timeout(after, child.wait_with_output())
-            .await
-            .map_err(|_| ApplyError::ReloadTimeout { after })?
-            .map_err(|e| ApplyError::ReloadSpawn(e.to_string()))?;
-        if out.status.success() {
+        let deadline = tokio::time::Instant::now() + after;
+        let status = loop {
+            tokio::select! {
+                s = child.wait() => break s.map_err(|e| ApplyError::ReloadSpawn(e.to_string()))?,
+                n = read_some(&mut stderr, &mut buf) => match n {
+                    Some(n) => {
+                        tail.extend_from_slice(&buf[..n]);
+                        let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+                        tail.drain(..excess);
+                    }
+                    None => stderr = None,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if let Some(g) = group {
+                        let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    return Err(ApplyError::ReloadTimeout { after });
+                }
+            }
+        };
+        if status.success() {
             return Ok(());
         }
-        let err = &out.stderr[out.stderr.len().saturating_sub(STDERR_TAIL_BYTES)..];
+        // What the command wrote just before exiting may still be in the pipe.
+        if let Some(mut err) = stderr {
+            let grace = tokio::time::sleep(STDERR_GRACE);
+            tokio::pin!(grace);
+            loop {
+                tokio::select! {
+                    _ = &mut grace => break,
+                    n = err.read(&mut buf) => match n {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => tail.extend_from_slice(&buf[..n]),
+                    },
+                }
+            }
+        }
+        let err = &tail[tail.len().saturating_sub(STDERR_TAIL_BYTES)..];
         let stderr = String::from_utf8_lossy(err).into_owned();
         use std::os::unix::process::ExitStatusExt;
-        match (out.status.code(), out.status.signal()) {
+        match (status.code(), status.signal()) {
             (Some(code), _) => Err(ApplyError::ReloadFailed { code, stderr }),
             (None, Some(signal)) => Err(ApplyError::ReloadKilled { signal, stderr }),
             _ => Err(ApplyError::ReloadFailed { code: -1, stderr }),
         }
+    }
+}
+
+/// One read from `pipe`; None at EOF, on error, or when there is no pipe
+/// (then it never resolves).
+async fn read_some(
+    pipe: &mut Option<tokio::process::ChildStderr>,
+    buf: &mut [u8],
+) -> Option<usize> {
+    use tokio::io::AsyncReadExt;
+    match pipe {
+        Some(p) => match p.read(buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -371,13 +436,14 @@ fn write_phase(
     paths: &Paths,
     cfg: &ManagedConfig,
     req: &Request,
+    last_applied: u64,
 ) -> Result<(Option<Vec<u8>>, Vec<u8>), ApplyError> {
     let content = decode(req)?;
     // The YAML check runs beside the hash, the space check and the write of
     // the temporary file; the rename happens only if both succeed.
     std::thread::scope(|scope| {
         let parsing = scope.spawn(|| check_yaml(&content));
-        let written = stage(paths, cfg, req, &content);
+        let written = stage(paths, cfg, req, &content, last_applied);
         let parsed = parsing.join().unwrap_or_else(|_| {
             Err(ApplyError::Parse {
                 line: None,
@@ -428,6 +494,7 @@ fn stage(
     cfg: &ManagedConfig,
     req: &Request,
     content: &[u8],
+    last_applied: u64,
 ) -> Result<(Option<Vec<u8>>, PathBuf), ApplyError> {
     let actual = sha256_hex(content);
     if actual != req.hash {
@@ -447,19 +514,44 @@ fn stage(
             min_free: cfg.min_free_bytes,
         });
     }
-    let previous = match std::fs::read(&paths.file) {
-        Ok(b) => Some(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_error(&paths.file, &e)),
+    // What a failed reload puts back: the last applied version as kept
+    // beside the file (the file itself may already hold a version whose
+    // apply a crash interrupted), else the file as it is.
+    let kept = (last_applied > 0)
+        .then(|| std::fs::read(paths.versions.join(last_applied.to_string())).ok())
+        .flatten();
+    let previous = match kept {
+        Some(k) => Some(k),
+        None => match std::fs::read(&paths.file) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_error(&paths.file, &e)),
+        },
     };
     let tmp = write_temp(&paths.file, content)?;
+    keep_ownership(&paths.file, &tmp);
     Ok((previous, tmp))
+}
+
+/// Gives the new file the mode and owner of the one it replaces (a 0640
+/// root:nginx file stays so). Best effort: without the right to chown, the
+/// mode is still kept.
+fn keep_ownership(target: &Path, tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(target) {
+        let _ = std::fs::set_permissions(tmp, meta.permissions());
+        let _ = std::os::unix::fs::chown(tmp, Some(meta.uid()), Some(meta.gid()));
+    }
 }
 
 /// Puts the previous content back (or removes the file if there was none).
 fn restore(paths: &Paths, previous: Option<&[u8]>) -> Result<(), ApplyError> {
     match previous {
-        Some(p) => atomic_write(&paths.file, p),
+        Some(p) => {
+            let tmp = write_temp(&paths.file, p)?;
+            keep_ownership(&paths.file, &tmp);
+            commit(&tmp, &paths.file)
+        }
         None => {
             std::fs::remove_file(&paths.file).map_err(|e| io_error(&paths.file, &e))?;
             sync_dir(&paths.dir)
@@ -558,13 +650,8 @@ fn free_bytes(dir: &Path) -> Result<u64, ApplyError> {
 fn io_error(path: &Path, e: &std::io::Error) -> ApplyError {
     if e.kind() == std::io::ErrorKind::PermissionDenied {
         ApplyError::PermissionDenied(path.display().to_string())
-    } else if e.raw_os_error() == Some(28) {
-        ApplyError::NoSpace {
-            dir: path.display().to_string(),
-            free: 0,
-            needed: 0,
-            min_free: 0,
-        }
+    } else if e.kind() == std::io::ErrorKind::StorageFull {
+        ApplyError::DiskFull(path.display().to_string())
     } else {
         ApplyError::Io {
             path: path.display().to_string(),
@@ -633,6 +720,19 @@ mod tests {
         let again = start(c);
         assert_eq!(again.applied().version, 3);
         assert_eq!(again.disk_hash(), sha256_hex(b"v: 3\n"));
+    }
+
+    #[tokio::test]
+    async fn the_replaced_file_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edge.yml");
+        std::fs::write(&file, "old: 1\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let a = start(cfg(dir.path()));
+        run(&a, req(1, "new: 1\n")).await.result.unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 
     #[tokio::test]

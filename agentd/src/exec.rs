@@ -99,6 +99,16 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// A taken session slot, given back on drop (also when the session's task
+/// is aborted because the connection went away).
+struct SlotGuard(Arc<AtomicUsize>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Runs exec sessions for one agent; cheap to clone.
 #[derive(Clone)]
 pub struct Executor {
@@ -120,21 +130,27 @@ impl Executor {
         self.running.load(Ordering::Relaxed)
     }
 
-    fn refusal(&self, start: &StartExec) -> Option<String> {
+    /// Checks the policy and takes a session slot; the slot is given back
+    /// when the returned guard drops, however the session ends.
+    fn admit(&self, start: &StartExec) -> Result<SlotGuard, String> {
         if !self.policy.enabled {
-            return Some("exec is disabled on this node (exec.enabled: false)".into());
+            return Err("exec is disabled on this node (exec.enabled: false)".into());
         }
         let program = start.argv.first().map(String::as_str).unwrap_or("");
-        if let Err(e) = allowed(&self.policy.allow, program) {
-            return Some(e);
+        allowed(&self.policy.allow, program)?;
+        if let Some(name) = &self.policy.user
+            && nix::unistd::geteuid().is_root()
+            && !matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
+        {
+            return Err(format!("exec.user `{name}` does not exist on this node"));
         }
         let limit = self.policy.max_sessions.get() as usize;
-        if self.running() >= limit {
-            return Some(format!(
-                "{limit} sessions already running (exec.max_sessions)"
-            ));
-        }
-        None
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map_err(|_| format!("{limit} sessions already running (exec.max_sessions)"))?;
+        Ok(SlotGuard(Arc::clone(&self.running)))
     }
 
     /// Serves session `start.exec_id` on a new stream of `client`.
@@ -145,7 +161,8 @@ impl Executor {
         session_id: u64,
         start: StartExec,
     ) {
-        let refused = self.refusal(&start).unwrap_or_default();
+        let admitted = self.admit(&start);
+        let refused = admitted.as_ref().err().cloned().unwrap_or_default();
         let (out_tx, out_rx) = mpsc::channel::<ExecFromAgent>(OUT_DEPTH);
         let attach = ExecFromAgent {
             body: Some(exec_from_agent::Body::Attach(ExecAttach {
@@ -170,9 +187,8 @@ impl Executor {
             info!(exec = start.exec_id, reason = %refused, "exec refused");
             return;
         }
-        self.running.fetch_add(1, Ordering::Relaxed);
         let exit = run(&self.policy, start.clone(), &mut inbound, &out_tx).await;
-        self.running.fetch_sub(1, Ordering::Relaxed);
+        drop(admitted);
         info!(exec = start.exec_id, code = exit.code, "exec finished");
         let _ = out_tx
             .send(ExecFromAgent {
@@ -353,12 +369,50 @@ async fn run(
         )
     };
     tokio::pin!(pumps);
+    // Input runs as its own future: a write blocked on a full stdin pipe
+    // must not stop the output pumps, the deadline or the disconnect check.
+    let input = async {
+        loop {
+            let msg = match inbound.message().await {
+                Ok(Some(m)) => m,
+                // cdnctl or the connection went away.
+                Ok(None) | Err(_) => return,
+            };
+            match msg.body {
+                Some(exec_to_agent::Body::Stdin(b)) => {
+                    if let Some(w) = pty.as_mut() {
+                        let _ = w.write_all(&b).await;
+                    } else if let Some(w) = stdin.as_mut()
+                        && w.write_all(&b).await.is_err()
+                    {
+                        stdin = None;
+                    }
+                }
+                Some(exec_to_agent::Body::StdinEof(_)) => stdin = None,
+                Some(exec_to_agent::Body::Signal(n)) => {
+                    if let Ok(sig) = Signal::try_from(n) {
+                        debug!(signal = %sig, "forwarding signal");
+                        kill_group(sig);
+                    }
+                }
+                Some(exec_to_agent::Body::Resize(sz)) => {
+                    if let Some(w) = pty.as_ref() {
+                        let rows = sz.rows.clamp(1, u32::from(u16::MAX)) as u16;
+                        let cols = sz.cols.clamp(1, u32::from(u16::MAX)) as u16;
+                        let _ = w.resize(pty_process::Size::new(rows, cols));
+                    }
+                }
+                None => {}
+            }
+        }
+    };
+    tokio::pin!(input);
     let deadline = (start.timeout_ms > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_millis(start.timeout_ms));
     let mut timed_out = false;
     let mut status = None;
     let mut pumps_done = false;
-    let mut inbound_open = true;
+    let mut input_open = true;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
         if status.is_some() && pumps_done {
@@ -379,39 +433,12 @@ async fn run(
                 timed_out = true;
                 kill_group(Signal::SIGKILL);
             }
-            msg = inbound.message(), if inbound_open => match msg {
-                Ok(Some(m)) => match m.body {
-                    Some(exec_to_agent::Body::Stdin(b)) => {
-                        if let Some(w) = pty.as_mut() {
-                            let _ = w.write_all(&b).await;
-                        } else if let Some(w) = stdin.as_mut()
-                            && w.write_all(&b).await.is_err()
-                        {
-                            stdin = None;
-                        }
-                    }
-                    Some(exec_to_agent::Body::StdinEof(_)) => stdin = None,
-                    Some(exec_to_agent::Body::Signal(n)) => {
-                        if let Ok(sig) = Signal::try_from(n) {
-                            debug!(signal = %sig, "forwarding signal");
-                            kill_group(sig);
-                        }
-                    }
-                    Some(exec_to_agent::Body::Resize(sz)) => {
-                        if let Some(w) = pty.as_ref() {
-                            let size = pty_process::Size::new(sz.rows.max(1) as u16, sz.cols.max(1) as u16);
-                            let _ = w.resize(size);
-                        }
-                    }
-                    None => {}
-                },
-                // cdnctl or the connection went away: no orphans.
-                Ok(None) | Err(_) => {
-                    inbound_open = false;
-                    kill_group(Signal::SIGKILL);
-                    let _ = child.start_kill();
-                }
-            },
+            _ = &mut input, if input_open => {
+                // The session's stream is gone: no orphans.
+                input_open = false;
+                kill_group(Signal::SIGKILL);
+                let _ = child.start_kill();
+            }
         }
     }
     // Whatever is left of the group goes with the session.

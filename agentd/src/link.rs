@@ -142,6 +142,9 @@ pub struct Link {
     fetched: Mutex<Option<(u64, Instant)>>,
 }
 
+/// Shortest session that resets the reconnect backoff.
+const MIN_HEALTHY_SESSION: Duration = Duration::from_secs(1);
+
 /// A version fetched after a heartbeat is not fetched again for this long
 /// (unless it was applied meanwhile): a failing apply retries at this pace.
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
@@ -173,6 +176,11 @@ impl Link {
             executor,
             fetched: Mutex::new(None),
         }
+    }
+
+    /// How long a session must last to count as healthy.
+    fn healthy_after(&self) -> Duration {
+        (self.config.heartbeat.interval * 2).max(MIN_HEALTHY_SESSION)
     }
 
     fn applied_version(&self) -> String {
@@ -220,8 +228,14 @@ impl Link {
                     }
                     ever_connected = true;
                     failures_here = 0;
-                    attempt = 0;
+                    let began = Instant::now();
                     let end = self.serve_session(client, &granted, &shutdown).await;
+                    // Only a session that stayed up resets the backoff: one
+                    // that dies at once must not turn into a tight loop of
+                    // registrations against the master.
+                    if began.elapsed() >= self.healthy_after() {
+                        attempt = 0;
+                    }
                     match end {
                         None => return,
                         Some(e) => {
@@ -375,9 +389,11 @@ impl Link {
         };
         debug!(session = granted.session_id, "command stream open");
         let (outcome_tx, outcome_rx) = mpsc::channel(REPLY_QUEUE_DEPTH);
+        let (behind_tx, behind_rx) = watch::channel(None);
         let ended = tokio::select! {
             _ = shutdown.cancelled() => None,
-            e = self.heartbeat_loop(client.clone(), granted.session_id, &outcome_tx) => Some(e),
+            e = self.heartbeat_loop(client.clone(), granted.session_id, &behind_tx) => Some(e),
+            e = self.fetch_loop(client.clone(), granted.session_id, behind_rx, &outcome_tx) => Some(e),
             e = self.report_loop(client.clone(), granted.session_id) => Some(e),
             e = self.command_loop(client.clone(), inbound, reply_tx.clone(), granted.session_id, &outcome_tx) => Some(e),
             e = self.ack_loop(outcome_rx, reply_tx, granted.session_id) => Some(e),
@@ -392,7 +408,7 @@ impl Link {
         &self,
         mut client: AgentServiceClient<Channel>,
         session_id: u64,
-        outcomes: &mpsc::Sender<Outcome>,
+        behind: &watch::Sender<Option<String>>,
     ) -> LinkError {
         let hb = &self.config.heartbeat;
         let mut tick = tokio::time::interval(hb.interval);
@@ -430,15 +446,31 @@ impl Link {
                     self.counters.record_rtt(started.elapsed());
                     let reply = reply.into_inner();
                     if reply.config_updated {
-                        self.fetch_if_behind(
-                            &mut client,
-                            session_id,
-                            &reply.config_version,
-                            outcomes,
-                        )
-                        .await;
+                        // Fetched beside the heartbeats, never in their way.
+                        behind.send_replace(Some(reply.config_version));
                     }
                 }
+            }
+        }
+    }
+
+    /// Fetches the desired version whenever a heartbeat reply says ours is
+    /// behind.
+    async fn fetch_loop(
+        &self,
+        mut client: AgentServiceClient<Channel>,
+        session_id: u64,
+        mut behind: watch::Receiver<Option<String>>,
+        outcomes: &mpsc::Sender<Outcome>,
+    ) -> LinkError {
+        loop {
+            if behind.changed().await.is_err() {
+                return LinkError::StreamClosed("heartbeats stopped".into());
+            }
+            let version = behind.borrow_and_update().clone();
+            if let Some(v) = version {
+                self.fetch_if_behind(&mut client, session_id, &v, outcomes)
+                    .await;
             }
         }
     }
@@ -535,8 +567,14 @@ impl Link {
                         content: a.content,
                         encoding: a.encoding,
                     };
-                    if !self.applier.submit(req, outcomes.clone()).await {
-                        return LinkError::StreamClosed("config applier stopped".into());
+                    // Never wait here: pings and exec starts must keep flowing.
+                    // A version that finds the queue full arrives again
+                    // through the heartbeat reply.
+                    if !self.applier.try_submit(req, outcomes.clone()) {
+                        warn!(
+                            version,
+                            "config queue full; the version will be fetched again"
+                        );
                     }
                 }
                 Some(command_response::Body::StartExec(start)) => {

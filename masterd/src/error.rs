@@ -26,6 +26,9 @@ pub enum MasterError {
     NodeOffline { node: String, last_seen_secs: i64 },
     #[error("node {node} refused the command: {reason}")]
     ExecRefused { node: String, reason: String },
+    /// The node is connected but did not do what was asked in time.
+    #[error("{0}")]
+    NodeUnresponsive(String),
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("master store: {0}")]
@@ -52,7 +55,10 @@ impl From<MasterError> for Status {
             MasterError::ExecRefused { .. } => Code::PermissionDenied,
             MasterError::NodeNotFound(_) | MasterError::VersionNotFound(_) => Code::NotFound,
             MasterError::Invalid(_) => Code::InvalidArgument,
-            MasterError::Store(_) => Code::Unavailable,
+            // The master answered: not "unavailable", which clients read
+            // as "cannot reach the master".
+            MasterError::Store(_) => Code::Internal,
+            MasterError::NodeUnresponsive(_) => Code::Aborted,
             MasterError::Internal(_) => Code::Internal,
         };
         Status::new(code, e.to_string())

@@ -158,7 +158,10 @@ impl ExecHub {
     ) {
         let started_ms = cdn_common::unix_millis_now();
         let t0 = Instant::now();
+        // Every attempt gets its own id and audit entry, refused ones too.
+        let exec_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut record = ExecRecord {
+            exec_id,
             user: caller.user,
             peer: caller.peer,
             node: start.node.clone(),
@@ -218,8 +221,7 @@ impl ExecHub {
                 });
             }
         };
-        let exec_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        record.exec_id = exec_id;
+        let exec_id = record.exec_id;
         let (handoff, arrived) = oneshot::channel();
         self.pending.insert(exec_id, (node.clone(), handoff));
         let order = CommandResponse {
@@ -239,16 +241,15 @@ impl ExecHub {
         let sent = tokio::time::timeout(ATTACH_TIMEOUT, tx.send(Ok(order))).await;
         if !matches!(sent, Ok(Ok(()))) {
             self.pending.remove(&exec_id);
-            return Err(MasterError::NodeOffline {
-                node,
-                last_seen_secs: 0,
-            });
+            return Err(MasterError::NodeUnresponsive(format!(
+                "node {node} is not taking commands (its command stream is full or closing); try again"
+            )));
         }
         let agent = match tokio::time::timeout(ATTACH_TIMEOUT, arrived).await {
             Ok(Ok(a)) => a,
             _ => {
                 self.pending.remove(&exec_id);
-                return Err(MasterError::Internal(format!(
+                return Err(MasterError::NodeUnresponsive(format!(
                     "node {node} did not start the session within {}s",
                     ATTACH_TIMEOUT.as_secs()
                 )));
@@ -318,8 +319,8 @@ async fn relay(
                     Ok(Some(ExecFromAgent { body: Some(b) })) => b,
                     Ok(Some(_)) => continue,
                     Ok(None) | Err(_) => {
-                        return Err(MasterError::Internal(
-                            "the node lost the session before it ended".into(),
+                        return Err(MasterError::NodeUnresponsive(
+                            "the node lost the session before it ended (agent restarted or connection dropped)".into(),
                         ));
                     }
                 };

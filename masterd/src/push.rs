@@ -34,6 +34,8 @@ pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
 pub const COMPRESS_MIN_BYTES: usize = 1024;
 /// Time a fan-out may wait for room in one agent's command queue.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a push re-reads node state for answers whose ack was lost.
+const STATE_RECHECK: Duration = Duration::from_millis(250);
 /// How long a push nobody waits for still collects answers (for metrics).
 const UNWATCHED_WAIT: Duration = Duration::from_secs(60);
 /// Wire payloads kept ready for re-sending.
@@ -290,13 +292,29 @@ impl Configs {
                 && self.hash_of(*d).as_deref() == Some(hash.as_str())
         });
         if let Some(v) = same {
+            // Already desired everywhere: store nothing. Nodes that join
+            // later get it too when this push was for the whole fleet.
+            if plan.fleet_wide && !dry_run && self.registry.fleet_desired() != v {
+                self.registry.set_desired(&[], v, None, true).await?;
+            }
             drop(guard);
-            send(
-                &events,
-                stored(v, &hash, content.len(), &plan.targets, true, dry_run, 0),
-            )
-            .await;
-            send(&events, done(0, 0, 0)).await;
+            let all_applied = self
+                .registry
+                .applied_versions(&plan.targets)
+                .iter()
+                .all(|a| *a == v);
+            if all_applied || dry_run {
+                send(
+                    &events,
+                    stored(v, &hash, content.len(), &plan.targets, true, dry_run, 0),
+                )
+                .await;
+                send(&events, done(0, 0, 0)).await;
+                return Ok(());
+            }
+            // Some targets are not there yet: send it again and report.
+            let payload = self.payload(v).await?;
+            self.fan_out(payload, plan, started, events).await;
             return Ok(());
         }
         let meta = ConfigVersion {
@@ -369,6 +387,25 @@ impl Configs {
         Ok(())
     }
 
+    /// Outcomes of `version` that node state already shows for `waiting`.
+    fn settled(&self, waiting: &HashMap<String, ()>, version: u64) -> Vec<(String, bool, String)> {
+        let failed_prefix = format!("version {version}: ");
+        waiting
+            .keys()
+            .filter_map(|n| {
+                let v = self.registry.get(n)?;
+                if v.record.applied_version == version {
+                    Some((n.clone(), true, String::new()))
+                } else {
+                    v.record
+                        .config_error
+                        .strip_prefix(&failed_prefix)
+                        .map(|e| (n.clone(), false, e.to_string()))
+                }
+            })
+            .collect()
+    }
+
     /// Reports the stored version, sends `payload` to every online target
     /// and reports acknowledgements until all answered or the wait ends.
     async fn fan_out(
@@ -424,47 +461,42 @@ impl Configs {
         let wait = plan.wait.unwrap_or(UNWATCHED_WAIT);
         let (mut applied, mut failed) = (0u32, 0u32);
         let deadline = tokio::time::Instant::now() + wait;
+        let mut recheck = tokio::time::interval(STATE_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !waiting.is_empty() {
-            let ev = tokio::select! {
+            // Answers come as acks; node state is re-read too, because an
+            // ack can be lost when a node reconnects mid-apply (it then
+            // reports its applied version in the heartbeat instead).
+            let outcomes: Vec<(String, bool, String)> = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
-                ev = acks.recv() => ev,
-            };
-            match ev {
-                Ok(ack) if ack.version == version && waiting.remove(&ack.node_id).is_some() => {
-                    self.metrics
-                        .node_answer(started.elapsed().as_secs_f64(), ack.success);
-                    let (result, error) = if ack.success {
-                        applied += 1;
-                        ("applied", String::new())
-                    } else {
-                        failed += 1;
-                        ("failed", ack.error)
-                    };
-                    send(
-                        &events,
-                        node_result(&ack.node_id, result, version, &error, started),
-                    )
-                    .await;
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // Missed some acks: read the outcome from node state.
-                    let done: Vec<String> = waiting
-                        .keys()
-                        .filter(|n| {
-                            self.registry
-                                .get(n)
-                                .is_some_and(|v| v.record.applied_version == version)
-                        })
-                        .cloned()
-                        .collect();
-                    for n in done {
-                        waiting.remove(&n);
-                        applied += 1;
-                        send(&events, node_result(&n, "applied", version, "", started)).await;
+                _ = recheck.tick() => self.settled(&waiting, version),
+                ev = acks.recv() => match ev {
+                    Ok(ack) if ack.version == version && waiting.contains_key(&ack.node_id) => {
+                        vec![(ack.node_id, ack.success, ack.error)]
                     }
+                    Ok(_) => Vec::new(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.settled(&waiting, version),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            };
+            for (node, success, error) in outcomes {
+                if waiting.remove(&node).is_none() {
+                    continue;
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                self.metrics
+                    .node_answer(started.elapsed().as_secs_f64(), success);
+                let result = if success {
+                    applied += 1;
+                    "applied"
+                } else {
+                    failed += 1;
+                    "failed"
+                };
+                send(
+                    &events,
+                    node_result(&node, result, version, &error, started),
+                )
+                .await;
             }
         }
         self.metrics

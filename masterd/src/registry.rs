@@ -157,6 +157,8 @@ pub struct Registry {
     next_stream: AtomicU64,
     /// Version nodes registering for the first time are given.
     fleet_desired: AtomicU64,
+    /// Store writes take turns (see [`Registry::persist`]).
+    store_turn: tokio::sync::Mutex<()>,
     acks: broadcast::Sender<AckEvent>,
 }
 
@@ -202,6 +204,7 @@ impl Registry {
             next_session: AtomicU64::new(last_session + 1),
             next_stream: AtomicU64::new(1),
             fleet_desired: AtomicU64::new(fleet_desired),
+            store_turn: tokio::sync::Mutex::new(()),
             acks: broadcast::channel(ACK_CHANNEL_DEPTH).0,
         })
     }
@@ -294,13 +297,25 @@ impl Registry {
                 stream: None,
                 clock_skew_ms: 0,
             });
-            node.record.clone()
+            node.record.name.clone()
         };
         self.persist(vec![record]).await?;
         Ok(session_id)
     }
 
-    async fn persist(&self, records: Vec<NodeRecord>) -> Result<(), MasterError> {
+    /// Writes the named nodes' records as they are when the write starts.
+    /// Writers take turns, and each copies the records only once it holds
+    /// the turn, so an older copy can never land after a newer one (a
+    /// desired version set by a push is never overwritten by a stale copy).
+    async fn persist(&self, names: Vec<String>) -> Result<(), MasterError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.store_turn.lock().await;
+        let records: Vec<NodeRecord> = names
+            .iter()
+            .filter_map(|n| self.nodes.get(n).map(|x| x.record.clone()))
+            .collect();
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || store.put_nodes(&records))
             .await
@@ -446,6 +461,19 @@ impl Registry {
         Ok(out.into_iter().collect())
     }
 
+    /// The version nodes registering for the first time are given.
+    pub fn fleet_desired(&self) -> u64 {
+        self.fleet_desired.load(Ordering::Relaxed)
+    }
+
+    /// Applied versions of `names`, in order (0 for an unknown node).
+    pub fn applied_versions(&self, names: &[String]) -> Vec<u64> {
+        names
+            .iter()
+            .map(|n| self.nodes.get(n).map_or(0, |x| x.record.applied_version))
+            .collect()
+    }
+
     /// Desired versions of `names`, in order (0 for an unknown node).
     pub fn desired_versions(&self, names: &[String]) -> Vec<u64> {
         names
@@ -463,6 +491,7 @@ impl Registry {
         new_version: Option<(crate::store::ConfigVersion, Vec<u8>)>,
         fleet_wide: bool,
     ) -> Result<(), MasterError> {
+        let _turn = self.store_turn.lock().await;
         let records: Vec<NodeRecord> = names
             .iter()
             .filter_map(|n| {
@@ -656,7 +685,7 @@ impl Registry {
             }
             if node.dirty {
                 node.dirty = false;
-                dirty.push(node.record.clone());
+                dirty.push(node.record.name.clone());
             }
         }
         self.persist(dirty).await?;

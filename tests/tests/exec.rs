@@ -438,3 +438,43 @@ fn session_limit_disabled_exec_and_run_as_user_are_enforced() {
         disabled.stderr
     );
 }
+
+#[test]
+fn a_full_stdin_pipe_does_not_block_the_timeout() {
+    let fleet = Fleet::start(1);
+    // `cat` echoes stdin to stdout; nobody reads our stdout, so its output
+    // pipe fills, then its stdin pipe: the deadline must still fire.
+    let mut child = exec_cmd(
+        &fleet,
+        &[
+            "--timeout",
+            "2s",
+            "agent-1",
+            "--",
+            "sh",
+            "-c",
+            "cat; true marker-9931",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            if stdin.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let status = wait_for("cdnctl to exit at the deadline", || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(124));
+    drop(child.stdout.take());
+    let _ = writer.join();
+}

@@ -26,6 +26,11 @@ pub const EXIT_EXEC_ERROR: u8 = 255;
 const STDIN_CHUNK_BYTES: usize = 32 * 1024;
 /// Messages queued towards the master per session.
 const SEND_DEPTH: usize = 16;
+/// Longest unterminated line a fan-out holds before printing it anyway.
+const MAX_PARTIAL_LINE_BYTES: usize = 64 * 1024;
+/// How long after --timeout cdnctl gives up by itself if the node's exit
+/// report has not arrived.
+const LOCAL_TIMEOUT_GRACE: Duration = Duration::from_secs(3);
 /// Default number of nodes run at once in a fan-out.
 const DEFAULT_PARALLEL: usize = 64;
 
@@ -246,6 +251,7 @@ async fn single(
     forward_stdin: bool,
     tty: bool,
 ) -> Result<ExitCode, CliError> {
+    let timeout = (start.timeout_ms > 0).then(|| Duration::from_millis(start.timeout_ms));
     let (tx, mut stream) = open(ctx, client, start).await?;
     if forward_stdin {
         let tx = tx.clone();
@@ -257,10 +263,25 @@ async fn single(
     }
     let mut interrupts = 0u32;
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
-    let mut stdout = std::io::stdout();
-    let mut stderr = std::io::stderr();
+    // Async writes: a local reader that stops reading must not freeze the
+    // whole client (its timers included).
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    // With --timeout the agent kills the command at the deadline; should its
+    // exit report be stuck behind output nobody reads, give up locally too.
+    let local_deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t + LOCAL_TIMEOUT_GRACE).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(local_deadline);
     loop {
         tokio::select! {
+            _ = &mut local_deadline => {
+                output::print_diagnostic("cdnctl: timed out (the remote command is killed by the agent)");
+                return Ok(ExitCode::from(124));
+            }
             _ = &mut ctrl_c => {
                 interrupts += 1;
                 let sig = if interrupts == 1 { libc_sigint() } else { libc_sigkill() };
@@ -278,13 +299,19 @@ async fn single(
                 match body {
                     exec_response::Body::Started(_) => {}
                     exec_response::Body::Stdout(b) => {
-                        if stdout.write_all(&b).and_then(|_| stdout.flush()).is_err() {
-                            // Local reader went away: the remote side is killed.
-                            return Ok(ExitCode::SUCCESS);
+                        tokio::select! {
+                            w = write_flush(&mut stdout, &b) => if w.is_err() {
+                                // Local reader went away: the remote side is killed.
+                                return Ok(ExitCode::SUCCESS);
+                            },
+                            _ = &mut local_deadline => {
+                                output::print_diagnostic("cdnctl: timed out (the remote command is killed by the agent)");
+                                return Ok(ExitCode::from(124));
+                            }
                         }
                     }
                     exec_response::Body::Stderr(b) => {
-                        let _ = stderr.write_all(&b).and_then(|_| stderr.flush());
+                        let _ = write_flush(&mut stderr, &b).await;
                     }
                     exec_response::Body::Exit(x) => {
                         if x.timed_out {
@@ -296,6 +323,15 @@ async fn single(
             }
         }
     }
+}
+
+async fn write_flush(
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    b: &[u8],
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    w.write_all(b).await?;
+    w.flush().await
 }
 
 /// Sends the local window size to the node whenever it changes.
@@ -481,6 +517,9 @@ async fn one_of_many(
 
 /// Prints every complete line of `buf` (all of it when `all`) with `prefix`.
 fn flush_lines(buf: &mut Vec<u8>, prefix: &str, to_stderr: bool, all: bool) {
+    // A "line" that never ends (binary data, progress bars) is cut so
+    // memory stays bounded.
+    let all = all || buf.len() > MAX_PARTIAL_LINE_BYTES;
     let end = if all {
         buf.len()
     } else {

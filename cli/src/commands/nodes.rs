@@ -99,7 +99,6 @@ pub async fn run(ctx: &Context, cmd: NodesCommand) -> Result<ExitCode, CliError>
 pub struct NodeRow {
     pub name: String,
     pub status: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub status_reason: String,
     pub address: String,
     pub addresses: Vec<String>,
