@@ -138,12 +138,11 @@ pub struct Link {
     permit_without_stream: bool,
     applier: Applier,
     executor: Executor,
+    /// The current session had a heartbeat answered.
+    healthy: std::sync::atomic::AtomicBool,
     /// Version last fetched because a heartbeat said we are behind, and when.
     fetched: Mutex<Option<(u64, Instant)>>,
 }
-
-/// Shortest session that resets the reconnect backoff.
-const MIN_HEALTHY_SESSION: Duration = Duration::from_secs(1);
 
 /// A version fetched after a heartbeat is not fetched again for this long
 /// (unless it was applied meanwhile): a failing apply retries at this pace.
@@ -174,13 +173,9 @@ impl Link {
             permit_without_stream: true,
             applier,
             executor,
+            healthy: std::sync::atomic::AtomicBool::new(false),
             fetched: Mutex::new(None),
         }
-    }
-
-    /// How long a session must last to count as healthy.
-    fn healthy_after(&self) -> Duration {
-        (self.config.heartbeat.interval * 2).max(MIN_HEALTHY_SESSION)
     }
 
     fn applied_version(&self) -> String {
@@ -228,12 +223,12 @@ impl Link {
                     }
                     ever_connected = true;
                     failures_here = 0;
-                    let began = Instant::now();
+                    self.healthy.store(false, Ordering::Relaxed);
                     let end = self.serve_session(client, &granted, &shutdown).await;
-                    // Only a session that stayed up resets the backoff: one
-                    // that dies at once must not turn into a tight loop of
-                    // registrations against the master.
-                    if began.elapsed() >= self.healthy_after() {
+                    // Only a session that got a heartbeat answered resets the
+                    // backoff: one that dies at once must not turn into a
+                    // tight loop of registrations against the master.
+                    if self.healthy.load(Ordering::Relaxed) {
                         attempt = 0;
                     }
                     match end {
@@ -444,6 +439,7 @@ impl Link {
                 }
                 Ok(Ok(reply)) => {
                     self.counters.record_rtt(started.elapsed());
+                    self.healthy.store(true, Ordering::Relaxed);
                     let reply = reply.into_inner();
                     if reply.config_updated {
                         // Fetched beside the heartbeats, never in their way.
