@@ -70,7 +70,7 @@ reconnect:
 data_dir: $dir/master-data
 YAML
 
-"$bin/masterd" -c "$dir/master.yml" >"$dir/masterd.out" 2>"$dir/masterd.log" &
+"$bin/masterd" -c "$dir/master.yml" </dev/null >"$dir/masterd.out" 2>"$dir/masterd.log" &
 echo $! >"$dir/masterd.pid"
 for _ in $(seq 100); do
   grep -q '^listening' "$dir/masterd.out" 2>/dev/null && break
@@ -103,7 +103,7 @@ node:
     pop: local
     role: edge
 YAML
-  "$bin/agentd" -c "$dir/$name.yml" 2>"$dir/$name.log" &
+  "$bin/agentd" -c "$dir/$name.yml" </dev/null >/dev/null 2>"$dir/$name.log" &
   echo $! >"$dir/$name.pid"
 done
 
