@@ -44,7 +44,7 @@ impl Default for MasterConfig {
     }
 }
 
-/// `$XDG_DATA_HOME/masterd` (for root: `/root/.local/share/masterd`), or
+/// `$XDG_DATA_HOME/masterd` (usually `~/.local/share/masterd`), or
 /// `./masterd-data` where no home is known.
 pub fn default_data_dir() -> PathBuf {
     dirs::data_local_dir()
