@@ -471,19 +471,10 @@ fn check_yaml(content: &[u8]) -> Result<(), ApplyError> {
         column: None,
         message: format!("not UTF-8: {e}"),
     })?;
-    let Err(e) = serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text) else {
-        return Ok(());
-    };
-    let loc = e.location();
-    let msg = e.to_string();
-    let message = match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg,
-    };
-    Err(ApplyError::Parse {
-        line: loc.as_ref().map(|l| l.line()),
-        column: loc.as_ref().map(|l| l.column()),
-        message,
+    cdn_common::config::check_yaml_syntax(text).map_err(|e| ApplyError::Parse {
+        line: e.line,
+        column: e.column,
+        message: e.message,
     })
 }
 

@@ -114,10 +114,7 @@ pub fn print_raw(text: &str) -> Result<(), CliError> {
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    cdn_common::unix_millis_now()
 }
 
 /// RFC 3339 with milliseconds, or None for 0 ("never").

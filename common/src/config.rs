@@ -142,14 +142,51 @@ pub fn parse<T: DeserializeOwned + Default>(file: &Path, text: &str) -> Result<T
     serde_yaml_ng::from_str(text).map_err(|e| invalid(file, text, &e))
 }
 
+/// Why a text is not YAML: where, and what (without the position suffix
+/// the parser appends, so callers can place the position themselves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlSyntaxError {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for YamlSyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{} at line {l} column {c}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Checks that `text` is YAML, syntax only (no value tree is built, which
+/// would double the cost on large configs).
+pub fn check_yaml_syntax(text: &str) -> Result<(), YamlSyntaxError> {
+    serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| {
+            let location = e.location();
+            YamlSyntaxError {
+                line: location.as_ref().map(|l| l.line()),
+                column: location.as_ref().map(|l| l.column()),
+                message: without_position(&e.to_string()),
+            }
+        })
+}
+
+/// serde_yaml_ng renders "message at line L column C"; keeps "message".
+fn without_position(raw: &str) -> String {
+    match raw.rfind(" at line ") {
+        Some(i) => raw[..i].to_string(),
+        None => raw.to_string(),
+    }
+}
+
 fn invalid(file: &Path, text: &str, err: &serde_yaml_ng::Error) -> ConfigError {
     let location = err.location();
-    let raw = err.to_string();
     // serde_yaml_ng renders "path.to.key: message at line L column C".
-    let without_pos = match raw.rfind(" at line ") {
-        Some(i) => raw[..i].to_string(),
-        None => raw.clone(),
-    };
+    let without_pos = without_position(&err.to_string());
     let (mut key, message) = split_key(&without_pos);
     // For a bad value the parser's path stops at the enclosing map; the key
     // itself is the one written on the error's line.
@@ -359,6 +396,19 @@ mod tests {
     fn empty_file_is_default() {
         let v: Outer = parse(Path::new("m.yml"), "# nothing\n").unwrap();
         assert_eq!(v.grpc.time, std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn yaml_syntax_errors_carry_their_position() {
+        let e = check_yaml_syntax("a: 1\nb: [2\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        // The trailing position is taken off; the parser's own wording stays.
+        assert!(
+            e.message.ends_with("while parsing a flow sequence"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("at line 3"), "{e}");
+        assert!(check_yaml_syntax("a: 1\n").is_ok());
     }
 
     #[test]

@@ -69,9 +69,7 @@ pub fn validate_yaml(content: &[u8]) -> Result<(), MasterError> {
     }
     let text = std::str::from_utf8(content)
         .map_err(|e| MasterError::Invalid(format!("config is not UTF-8: {e}")))?;
-    // Syntax only: building a value tree would double the cost.
-    serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text)
-        .map(|_| ())
+    cdn_common::config::check_yaml_syntax(text)
         .map_err(|e| MasterError::Invalid(format!("config is not valid YAML: {e}")))
 }
 

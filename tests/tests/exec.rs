@@ -23,6 +23,16 @@ fn exec_cmd(fleet: &Fleet, args: &[&str]) -> Command {
     c
 }
 
+/// Starts `cdnctl exec ARGS` with no stdin and its output discarded.
+fn spawn_quiet(fleet: &Fleet, args: &[&str]) -> std::process::Child {
+    exec_cmd(fleet, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn output_streams_stay_separate_and_exit_codes_propagate() {
     let fleet = Fleet::start(1);
@@ -151,7 +161,7 @@ fn timeout_kills_the_whole_session_and_exits_124() {
 #[test]
 fn killing_cdnctl_leaves_no_orphan_on_the_agent() {
     let fleet = Fleet::start(1);
-    let mut child = exec_cmd(
+    let mut child = spawn_quiet(
         &fleet,
         &[
             "agent-1",
@@ -160,12 +170,7 @@ fn killing_cdnctl_leaves_no_orphan_on_the_agent() {
             "-c",
             "sleep 27182 & sleep 27182; wait",
         ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    );
     wait_for("the remote processes to run", || {
         (processes_with("sleep 27182") >= 2).then_some(())
     });
@@ -179,12 +184,7 @@ fn killing_cdnctl_leaves_no_orphan_on_the_agent() {
 #[test]
 fn ctrl_c_interrupts_the_remote_process() {
     let fleet = Fleet::start(1);
-    let mut child = exec_cmd(&fleet, &["agent-1", "--", "sleep", "16180"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&fleet, &["agent-1", "--", "sleep", "16180"]);
     wait_for("the remote sleep", || {
         (processes_with("sleep 16180") >= 1).then_some(())
     });
@@ -411,12 +411,7 @@ fn session_limit_disabled_exec_and_run_as_user_are_enforced() {
     let who = fleet.ctl(["exec", "agent-1", "--", "id", "-un"]);
     assert_eq!(who.stdout.trim(), "nobody", "{}", who.stderr);
 
-    let mut first = exec_cmd(&fleet, &["agent-1", "--", "sleep", "14142"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_quiet(&fleet, &["agent-1", "--", "sleep", "14142"]);
     wait_for("the first session", || {
         (processes_with("sleep 14142") >= 1).then_some(())
     });

@@ -186,28 +186,17 @@ fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
 fn check_yaml(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {
     let text = std::str::from_utf8(content)
         .map_err(|e| CliError::Local(format!("{}: not UTF-8 text: {e}", path.display())))?;
-    if let Err(e) = serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text) {
-        let msg = e.to_string();
-        let msg = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
+    cdn_common::config::check_yaml_syntax(text).map_err(|e| {
+        let at = match (e.line, e.column) {
+            (Some(l), Some(c)) => format!(":{l}:{c}"),
+            _ => String::new(),
         };
-        let at = e
-            .location()
-            .map(|l| format!(":{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
-        return Err(CliError::Local(format!(
-            "{}{at}: invalid YAML: {msg}",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-fn author() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+        CliError::Local(format!(
+            "{}{at}: invalid YAML: {}",
+            path.display(),
+            e.message
+        ))
+    })
 }
 
 fn wait_ms(w: &WaitArgs) -> u64 {
@@ -235,7 +224,7 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         content: content.into(),
         targets: Some(a.targets.to_proto()),
         message: a.message,
-        author: author(),
+        author: crate::local_user(),
         dry_run: a.dry_run,
         wait_ms: wait_ms(&a.wait),
     };
@@ -255,7 +244,7 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
     let mut req = tonic::Request::new(ConfigRollbackRequest {
         version: a.version,
         targets: Some(a.targets.to_proto()),
-        author: author(),
+        author: crate::local_user(),
         wait_ms: wait_ms(&a.wait),
     });
     req.set_timeout(ctx.timeout + a.wait.timeout);

@@ -119,12 +119,6 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-fn user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 /// Runs `cdnctl exec`. Every failure to run the command exits 255 (as
 /// ssh does), so it cannot be mistaken for the remote command's exit code.
 pub async fn run(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
@@ -192,7 +186,7 @@ fn start_of(a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
         timeout_ms: a.timeout.map_or(0, |d| d.as_millis() as u64),
         stdin,
         term: std::env::var("TERM").unwrap_or_default(),
-        user: user(),
+        user: crate::local_user(),
     }
 }
 
