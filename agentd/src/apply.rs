@@ -28,9 +28,15 @@ const STDERR_GRACE: Duration = Duration::from_millis(200);
 const STDERR_TAIL_BYTES: usize = 512;
 /// Depth of the queue of versions waiting to be applied.
 const QUEUE_DEPTH: usize = 16;
+/// A version that failed is answered with the same failure, without a second
+/// attempt, when it arrives again this soon: a push and a heartbeat-driven
+/// fetch of one version often cross, and a second reload of a known-bad
+/// config helps nobody. Later arrivals (the periodic refetch, a re-push after
+/// the operator freed disk space) are tried again.
+const REPEAT_FAILURE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Why an apply failed, worded for the operator.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApplyError {
     #[error("content does not match its hash (expected {expected}, got {actual})")]
     HashMismatch { expected: String, actual: String },
@@ -114,7 +120,7 @@ pub struct Request {
 }
 
 /// The outcome, for the acknowledgement.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub version: u64,
     pub hash: String,
@@ -189,6 +195,7 @@ impl Applier {
         };
         let worker = me.clone();
         tasks.spawn(async move {
+            let mut last_failure: Option<(Instant, Outcome)> = None;
             loop {
                 let (req, reply) = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -197,7 +204,19 @@ impl Applier {
                         None => return,
                     },
                 };
+                if let Some((at, failed)) = &last_failure
+                    && at.elapsed() < REPEAT_FAILURE_WINDOW
+                    && failed.version == req.version
+                    && failed.hash == req.hash
+                {
+                    let _ = reply.send(failed.clone()).await;
+                    continue;
+                }
                 let (outcome, keep) = worker.apply(req).await;
+                last_failure = outcome
+                    .result
+                    .is_err()
+                    .then(|| (Instant::now(), outcome.clone()));
                 let _ = reply.send(outcome).await;
                 // Off the acknowledged path: a copy for local rollback.
                 if let Some((version, content)) = keep {
@@ -765,6 +784,22 @@ mod tests {
             "ok: 1\n"
         );
         assert_eq!(b.applied().version, 1);
+    }
+
+    #[tokio::test]
+    async fn a_version_that_just_failed_is_not_reloaded_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        let mut c = cfg(dir.path());
+        c.reload_command = Some(format!("echo x >> '{}'; exit 3", runs.display()));
+        let a = start(c);
+        let first = run(&a, req(1, "ok: 1\n")).await.result.unwrap_err();
+        let second = run(&a, req(1, "ok: 1\n")).await.result.unwrap_err();
+        assert_eq!(first.to_string(), second.to_string());
+        assert_eq!(std::fs::read_to_string(&runs).unwrap(), "x\n");
+        // Other content under the same number is a new attempt.
+        run(&a, req(1, "ok: 2\n")).await.result.unwrap_err();
+        assert_eq!(std::fs::read_to_string(&runs).unwrap(), "x\nx\n");
     }
 
     #[tokio::test]
