@@ -9,8 +9,12 @@ use clap::Parser;
 /// The CDN edge agent: registers with masterd, heartbeats, reports status
 /// and reconnects by itself; it never exits because the master is down.
 ///
+/// On first start it enrols: it checks the master against the CA its join
+/// token names, makes its own key and gets a certificate for its node id,
+/// kept in `data_dir`. Later starts use that certificate (mutual TLS).
+///
 /// Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error,
-/// 78 configuration error.
+/// 78 configuration error or enrolment refused (a person must act).
 #[derive(Debug, Parser)]
 #[command(name = "agentd", version, long_version = cdn_common::LONG_VERSION, about, long_about)]
 pub struct Args {
@@ -20,6 +24,16 @@ pub struct Args {
     /// Node id; overrides `node.id` from the file.
     #[arg(long, value_name = "ID")]
     pub node_id: Option<String>,
+    /// Join token for the first start; overrides `master.join_token`.
+    #[arg(long, env = "AGENTD_JOIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Where the key and certificate live; overrides `data_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Talk plaintext to a master started with --insecure (no TLS, no
+    /// authentication; loudly logged).
+    #[arg(long)]
+    pub insecure: bool,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -11,7 +11,7 @@ use cdn_common::config::{ConfigError, HostPort, Invalid, Validate};
 use serde::{Deserialize, Deserializer};
 
 /// The whole agent configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     pub master: MasterLink,
@@ -20,6 +20,35 @@ pub struct AgentConfig {
     pub node: NodeConfig,
     pub config: ManagedConfig,
     pub exec: ExecPolicy,
+    /// Where the agent keeps its key, certificate and the master's CA.
+    pub data_dir: PathBuf,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            master: MasterLink::default(),
+            heartbeat: HeartbeatConfig::default(),
+            status: StatusConfig::default(),
+            node: NodeConfig::default(),
+            config: ManagedConfig::default(),
+            exec: ExecPolicy::default(),
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+/// `/var/lib/cdn-agentd` for root; `$XDG_DATA_HOME/cdn-agentd` (usually
+/// `~/.local/share/cdn-agentd`) otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/cdn-agentd");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|d| d.join("cdn-agentd"))
+        .unwrap_or_else(|| PathBuf::from("cdn-agentd-data"))
 }
 
 /// What `cdnctl exec` may run on this node.
@@ -94,6 +123,18 @@ pub struct MasterLink {
     /// the master's `reconnect.max_retries`.
     pub max_retries: Option<NonZeroU32>,
     pub keepalive: ClientKeepalive,
+    /// Join token for the first start (`masterd token create` prints it):
+    /// it names the master's CA, so the agent trusts the right master from
+    /// its first connection. Not needed once enrolled.
+    pub join_token: Option<String>,
+    /// File holding the join token instead (keeps it out of this file).
+    pub join_token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for the master's certificate instead of the one
+    /// the token names: for a master serving the operator's own certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Name the master's certificate is checked against; default: the host
+    /// of each `addr`.
+    pub server_name: Option<String>,
 }
 
 impl Default for MasterLink {
@@ -106,6 +147,10 @@ impl Default for MasterLink {
             dial_timeout: Duration::from_secs(10),
             max_retries: None,
             keepalive: ClientKeepalive::default(),
+            join_token: None,
+            join_token_file: None,
+            ca_file: None,
+            server_name: None,
         }
     }
 }
@@ -285,6 +330,16 @@ impl Validate for AgentConfig {
                 "config.reload_command",
                 "is empty; remove the key instead",
             ));
+        }
+        if self.master.join_token.is_some() && self.master.join_token_file.is_some() {
+            return Err(Invalid::new(
+                "master.join_token_file",
+                "give master.join_token or master.join_token_file, not both",
+            ));
+        }
+        if let Some(t) = &self.master.join_token {
+            t.parse::<cdn_common::tls::JoinToken>()
+                .map_err(|e| Invalid::new("master.join_token", e.to_string()))?;
         }
         for a in &self.master.addr.0 {
             if a.host.is_empty() {

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod exec;
+pub mod identity;
 pub mod link;
 pub mod status;
 

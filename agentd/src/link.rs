@@ -138,6 +138,8 @@ pub struct Link {
     permit_without_stream: bool,
     applier: Applier,
     executor: Executor,
+    /// Certificate and CA for mutual TLS; None with `--insecure`.
+    identity: Option<Arc<crate::identity::Identity>>,
     /// The current session had a heartbeat answered.
     healthy: std::sync::atomic::AtomicBool,
     /// Version last fetched because a heartbeat said we are behind, and when.
@@ -156,6 +158,7 @@ impl Link {
         status: watch::Receiver<Snapshot>,
         applier: Applier,
         executor: Executor,
+        identity: Option<Arc<crate::identity::Identity>>,
     ) -> Self {
         let mut backoff = Backoff::default();
         if let Some(n) = config.master.max_retries {
@@ -173,6 +176,7 @@ impl Link {
             permit_without_stream: true,
             applier,
             executor,
+            identity,
             healthy: std::sync::atomic::AtomicBool::new(false),
             fetched: Mutex::new(None),
         }
@@ -265,11 +269,28 @@ impl Link {
 
     fn endpoint(&self, addr: &HostPort) -> Result<Endpoint, LinkError> {
         let ka = &self.config.master.keepalive;
-        let endpoint =
-            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| LinkError::Dial {
+        let scheme = if self.identity.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| {
+            LinkError::Dial {
                 addr: addr.to_string(),
                 message: e.to_string(),
+            }
+        })?;
+        if let Some(id) = &self.identity {
+            let tls = cdn_common::tls::client_tls(
+                &id.ca_pem,
+                Some((&id.cert_pem, &id.key_pem)),
+                &crate::identity::server_name(&self.config, addr),
+            );
+            endpoint = endpoint.tls_config(tls).map_err(|e| LinkError::Dial {
+                addr: addr.to_string(),
+                message: cdn_common::tls::root_cause(&e),
             })?;
+        }
         Ok(endpoint
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
@@ -318,7 +339,10 @@ impl Link {
                 after: timeout,
             })?
             .map_err(|s| match s.code() {
-                Code::AlreadyExists | Code::InvalidArgument | Code::PermissionDenied => {
+                Code::AlreadyExists
+                | Code::InvalidArgument
+                | Code::PermissionDenied
+                | Code::Unauthenticated => {
                     LinkError::Refused(s.message().to_string())
                 }
                 _ => LinkError::Rpc(status_line(&s)),

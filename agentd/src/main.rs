@@ -9,7 +9,9 @@ use cdn_common::logging;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info};
+use agentd::identity::{self, Identity, IdentityError};
+use rand::SeedableRng;
+use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
     let args = agentd::cli::Args::parse();
@@ -27,6 +29,9 @@ fn main() -> ExitCode {
         }
         config.node.id = Some(id);
     }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
     let node_id = match config.node_id() {
         Ok(id) => id,
         Err(e) => return config_error(&e),
@@ -42,8 +47,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(Arc::new(config), node_id));
-    ExitCode::SUCCESS
+    runtime.block_on(run(
+        Arc::new(config),
+        node_id,
+        args.insecure,
+        args.join_token,
+    ))
 }
 
 #[allow(clippy::print_stderr)]
@@ -52,7 +61,77 @@ fn config_error(msg: &str) -> ExitCode {
     ExitCode::from(cdn_common::EXIT_CONFIG)
 }
 
-async fn run(config: Arc<AgentConfig>, node_id: String) {
+/// The agent's certificate: loaded, or enrolled for with the join token
+/// (retrying while the master is unreachable). None when insecure, or when
+/// a signal came first. Err: exit with this code.
+async fn identity(
+    config: &AgentConfig,
+    node_id: &str,
+    insecure: bool,
+    token_flag: Option<&str>,
+) -> Result<Option<Identity>, ExitCode> {
+    if insecure {
+        warn!("*** --insecure: plaintext to the master, no certificate: only for a master started with --insecure on a trusted network ***");
+        return Ok(None);
+    }
+    let fatal = |msg: &str| {
+        error!("{msg}");
+        ExitCode::from(cdn_common::EXIT_CONFIG)
+    };
+    match identity::load(config, node_id) {
+        Ok(Some(id)) => return Ok(Some(id)),
+        Ok(None) => {}
+        Err(e) => return Err(fatal(&e.to_string())),
+    }
+    let token = match identity::join_token(config, token_flag) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return Err(fatal(&format!(
+                "not enrolled yet (no certificate in {}) and no join token: set master.join_token in agent.yml or pass --join-token (`masterd token create` makes one)",
+                config.data_dir.display()
+            )));
+        }
+        Err(e) => return Err(fatal(&e.to_string())),
+    };
+    let addrs = &config.master.addr.0;
+    let backoff = agentd::backoff::Backoff::default();
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let mut attempt = 0u32;
+    loop {
+        let addr = &addrs[attempt as usize % addrs.len()];
+        let enrolled = tokio::select! {
+            _ = cdn_common::shutdown_signal() => return Ok(None),
+            r = identity::enroll(config, node_id, &token, addr) => r,
+        };
+        match enrolled {
+            Ok(id) => {
+                info!(node = %node_id, master = %addr, dir = %config.data_dir.display(), "enrolled: certificate issued and kept");
+                return Ok(Some(id));
+            }
+            Err(IdentityError::Fatal(m)) => return Err(fatal(&m)),
+            Err(IdentityError::Transient(m)) => warn!(attempt, "{m}; retrying"),
+        }
+        let delay = backoff.delay(attempt, &mut rng);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = cdn_common::shutdown_signal() => return Ok(None),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn run(
+    config: Arc<AgentConfig>,
+    node_id: String,
+    insecure: bool,
+    token_flag: Option<String>,
+) -> ExitCode {
+    let identity = match identity(&config, &node_id, insecure, token_flag.as_deref()).await {
+        Ok(Some(id)) => Some(Arc::new(id)),
+        Ok(None) if insecure => None,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(code) => return code,
+    };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let status = status::spawn_collector(config.status.collect_interval, shutdown.clone(), &tasks);
@@ -60,7 +139,14 @@ async fn run(config: Arc<AgentConfig>, node_id: String) {
     info!(node = %node_id, masters = ?masters, "agentd starting");
     let applier = Applier::start(config.config.clone(), shutdown.clone(), &tasks);
     let executor = agentd::exec::Executor::new(config.exec.clone());
-    let link = Link::new(Arc::clone(&config), node_id, status, applier, executor);
+    let link = Link::new(
+        Arc::clone(&config),
+        node_id,
+        status,
+        applier,
+        executor,
+        identity,
+    );
     let link_task = tasks.spawn(link.run(shutdown.clone()));
     tasks.close();
     cdn_common::shutdown_signal().await;
@@ -69,4 +155,5 @@ async fn run(config: Arc<AgentConfig>, node_id: String) {
     let _ = link_task.await;
     tasks.wait().await;
     info!("agentd stopped");
+    ExitCode::SUCCESS
 }

@@ -18,8 +18,11 @@ pub use error::CliError;
 pub const DEFAULT_MASTER: &str = "127.0.0.1:50051";
 
 const AFTER_HELP: &str = "\
-Where the master is: --master, else $CDNCTL_MASTER, else `master:` in the
-config file ($XDG_CONFIG_HOME/cdnctl/config.yml), else 127.0.0.1:50051.
+Which master and credential: --credential FILE, else --context NAME, else
+the current context of the config file ($CDNCTL_CONFIG, or
+$XDG_CONFIG_HOME/cdnctl/config.yml); --master overrides the address.
+First use: `cdnctl context add local --credential <data_dir>/admin.credential`
+with the credential masterd wrote on its first start.
 
 Exit codes: 0 success, 1 failure (one-line cause on stderr), 2 usage error.";
 
@@ -27,9 +30,18 @@ Exit codes: 0 success, 1 failure (one-line cause on stderr), 2 usage error.";
 #[derive(Debug, Parser)]
 #[command(name = "cdnctl", version, long_version = cdn_common::LONG_VERSION, about, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Master address (host:port).
+    /// Master address (host:port); overrides the context's.
     #[arg(long, global = true, env = "CDNCTL_MASTER", value_name = "ADDR")]
     pub master: Option<String>,
+    /// Use this context of the config file instead of the current one.
+    #[arg(long, global = true, env = "CDNCTL_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+    /// Use this credential file (from masterd) instead of a context.
+    #[arg(long, global = true, env = "CDNCTL_CREDENTIAL", value_name = "FILE")]
+    pub credential: Option<std::path::PathBuf>,
+    /// Plaintext, no credential: only for a master started with --insecure.
+    #[arg(long, global = true)]
+    pub insecure: bool,
     /// Give up on the master after this long (connecting and each call).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
@@ -51,6 +63,20 @@ pub enum Command {
     Config(commands::config::ConfigCommand),
     /// Run a command on one node (like ssh) or many (prefixed output).
     Exec(commands::exec::ExecArgs),
+    /// Named masters and credentials (like kubectl config contexts).
+    #[command(subcommand)]
+    Context(commands::context::ContextCommand),
+    /// Show the user and role the master sees for your credential.
+    Whoami {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = output::Format::Table)]
+        output: output::Format,
+    },
+    /// Who pushed, rolled back, ran commands, changed tokens, users and
+    /// certificates, and with what result (admin).
+    ///
+    /// Example: `cdnctl audit --action exec --limit 20`
+    Audit(commands::audit::AuditArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     ///
     /// Example: `cdnctl completion bash > /etc/bash_completion.d/cdnctl`
@@ -68,8 +94,8 @@ pub fn completion_script(shell: clap_complete::Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// The local user name, sent as author of pushes and sessions until
-/// operators have credentials.
+/// The local user name: the author a master started with --insecure
+/// records (a secure master records the credential's user).
 pub fn local_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
@@ -110,11 +136,24 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         output::print_raw(&completion_script(shell))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let ctx = Context::resolve(cli.master.as_deref(), cli.request_timeout)?;
+    if let Command::Context(cmd) = cli.command {
+        return commands::context::run(cmd);
+    }
+    let ctx = Context::resolve(
+        context::Selection {
+            master: cli.master.as_deref(),
+            credential: cli.credential.as_deref(),
+            context: cli.context.as_deref(),
+            insecure: cli.insecure,
+        },
+        cli.request_timeout,
+    )?;
     match cli.command {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
-        Command::Completion { .. } => Ok(ExitCode::SUCCESS),
+        Command::Whoami { output } => commands::context::whoami(&ctx, output).await,
+        Command::Audit(a) => commands::audit::run(&ctx, a).await,
+        Command::Completion { .. } | Command::Context(_) => Ok(ExitCode::SUCCESS),
     }
 }

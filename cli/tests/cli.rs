@@ -8,6 +8,9 @@ fn cdnctl(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
         .args(args)
         .env_remove("CDNCTL_MASTER")
+        .env_remove("CDNCTL_CONTEXT")
+        .env_remove("CDNCTL_CREDENTIAL")
+        .env("CDNCTL_CONFIG", "/nonexistent/cdnctl.yml")
         .output()
         .unwrap();
     (
@@ -30,7 +33,7 @@ fn dead_master_fails_with_one_clear_line() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let (code, out, err) = cdnctl(&["--master", &addr, "nodes", "list"]);
+    let (code, out, err) = cdnctl(&["--insecure", "--master", &addr, "nodes", "list"]);
     assert_eq!(code, Some(1));
     assert!(out.is_empty());
     assert_eq!(
@@ -42,7 +45,7 @@ fn dead_master_fails_with_one_clear_line() {
 #[test]
 fn master_from_environment_is_used() {
     let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
-        .args(["nodes", "list"])
+        .args(["--insecure", "nodes", "list"])
         .env("CDNCTL_MASTER", "127.0.0.1:1")
         .output()
         .unwrap();
@@ -74,8 +77,9 @@ fn master_from_the_user_config_file_is_used() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.yml"), "master: 127.0.0.1:2\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
-        .args(["nodes", "list"])
+        .args(["--insecure", "nodes", "list"])
         .env_remove("CDNCTL_MASTER")
+        .env_remove("CDNCTL_CONFIG")
         .env("XDG_CONFIG_HOME", home.path())
         .output()
         .unwrap();
@@ -85,7 +89,8 @@ fn master_from_the_user_config_file_is_used() {
 
     // A flag beats the file.
     let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
-        .args(["--master", "127.0.0.1:3", "nodes", "list"])
+        .args(["--insecure", "--master", "127.0.0.1:3", "nodes", "list"])
+        .env_remove("CDNCTL_CONFIG")
         .env("XDG_CONFIG_HOME", home.path())
         .output()
         .unwrap();
@@ -94,14 +99,69 @@ fn master_from_the_user_config_file_is_used() {
     // A broken file is named.
     std::fs::write(dir.join("config.yml"), "mastr: x\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
-        .args(["nodes", "list"])
+        .args(["--insecure", "nodes", "list"])
         .env_remove("CDNCTL_MASTER")
+        .env_remove("CDNCTL_CONFIG")
         .env("XDG_CONFIG_HOME", home.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("config.yml") && err.contains("mastr"), "{err}");
+}
+
+#[test]
+fn without_a_credential_the_error_says_how_to_get_one() {
+    let (code, out, err) = cdnctl(&["--master", "127.0.0.1:1", "nodes", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty());
+    assert!(
+        err.contains("no credential") && err.contains("cdnctl context add"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn contexts_are_kept_0600_and_a_missing_one_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("cdnctl.yml");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+            .args(args)
+            .env("CDNCTL_CONFIG", &cfg)
+            .env_remove("CDNCTL_CONTEXT")
+            .env_remove("CDNCTL_CREDENTIAL")
+            .env_remove("CDNCTL_MASTER")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["context", "add", "lab", "--plaintext", "--address", "127.0.0.1:9"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mode = std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (code, out, _) = run(&["context", "list", "-o", "json"]);
+    assert_eq!(code, Some(0));
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["name"], "lab");
+    assert_eq!(rows[0]["current"], true);
+    assert_eq!(rows[0]["insecure"], true);
+    let (code, _, err) = run(&["--context", "nope", "nodes", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no context `nope`"), "{err}");
+    // The current (plaintext) context is used: its master is dead.
+    let (_, _, err) = run(&["nodes", "list"]);
+    assert!(err.contains("cannot reach master at 127.0.0.1:9"), "{err}");
+    let (code, _, _) = run(&["context", "remove", "lab"]);
+    assert_eq!(code, Some(0));
+    let (_, out, _) = run(&["context", "list", "-o", "json"]);
+    assert_eq!(out.trim(), "[]");
 }
 
 #[test]

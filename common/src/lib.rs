@@ -2,8 +2,10 @@
 //! with errors that name file, line and key; duration syntax; logging set-up.
 
 pub mod config;
+pub mod credential;
 pub mod duration;
 pub mod logging;
+pub mod tls;
 
 /// `--version` text of the binaries: version and the git commit built from.
 pub const LONG_VERSION: &str = concat!(

@@ -13,6 +13,13 @@ use cdn_proto::v1::{
     GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeConfigStatus, NodeInfo, Targets,
     exec_request,
 };
+use cdn_proto::v1::{
+    AddUserRequest, AddUserResponse, AuditEntry, CreateTokenRequest, CreateTokenResponse,
+    ListAuditRequest, ListAuditResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
+    ListUsersResponse, RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest,
+    RevokeNodeResponse, RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo,
+    WhoAmIRequest, WhoAmIResponse,
+};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,10 +27,12 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
+use crate::auth::{Auth, Caller as AuthCaller, Role};
 use crate::error::MasterError;
 use crate::exec::{Caller, ExecHub};
 use crate::push::{Configs, PushPlan};
 use crate::registry::{NodeState, NodeView, Registry};
+use crate::store::{CertRecord, TokenRecord};
 
 /// Time cdnctl has to send the start of an exec session.
 const EXEC_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +47,7 @@ pub struct AdminApi {
     registry: Arc<Registry>,
     configs: Arc<Configs>,
     execs: Arc<ExecHub>,
+    auth: Arc<Auth>,
     tasks: TaskTracker,
 }
 
@@ -48,13 +58,25 @@ impl AdminApi {
         registry: Arc<Registry>,
         configs: Arc<Configs>,
         execs: Arc<ExecHub>,
+        auth: Arc<Auth>,
         tasks: TaskTracker,
     ) -> Self {
         Self {
             registry,
             configs,
             execs,
+            auth,
             tasks,
+        }
+    }
+
+    /// The caller's name for records: the credential's user, or what an
+    /// unauthenticated client says when the master runs insecure.
+    fn author(&self, caller: &AuthCaller, claimed: &str) -> String {
+        if self.auth.insecure() && !claimed.is_empty() {
+            claimed.to_string()
+        } else {
+            caller.name.clone()
         }
     }
 
@@ -73,24 +95,110 @@ impl AdminApi {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<ConfigPushEvent, Status>> + Send>>;
 
+/// What one push or rollback did, for the audit log.
+#[derive(Default)]
+struct PushSummary {
+    stored: Option<cdn_proto::v1::PushStored>,
+    done: Option<cdn_proto::v1::PushDone>,
+}
+
+impl PushSummary {
+    fn see(&mut self, event: &ConfigPushEvent) {
+        use cdn_proto::v1::config_push_event::Event;
+        match &event.event {
+            Some(Event::Stored(s)) => self.stored = Some(s.clone()),
+            Some(Event::Done(d)) => self.done = Some(*d),
+            _ => {}
+        }
+    }
+
+    fn detail(&self) -> String {
+        let mut out = match &self.stored {
+            Some(s) => format!(
+                "version {} ({} bytes, sha256 {}) to {} target(s){}{}",
+                s.version,
+                s.size,
+                &s.hash[..12.min(s.hash.len())],
+                s.targets.len(),
+                if s.unchanged { ", unchanged" } else { "" },
+                if s.dry_run { ", dry run" } else { "" }
+            ),
+            None => String::new(),
+        };
+        if let Some(d) = &self.done {
+            out.push_str(&format!(
+                ": {} applied, {} failed, {} pending",
+                d.applied, d.failed, d.pending
+            ));
+        }
+        out
+    }
+
+    fn result(&self) -> Result<(), String> {
+        match &self.done {
+            Some(d) if d.failed > 0 => Err(format!("{} node(s) failed to apply", d.failed)),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Runs `work` in its own task, streaming its events; an error before any
-/// event becomes the stream's status.
+/// event becomes the stream's status. The outcome goes to the audit log as
+/// `action` of `caller` on `target`.
 fn event_stream<F>(
     tasks: &TaskTracker,
+    audit: (Arc<Auth>, AuthCaller, &'static str, String),
     work: impl FnOnce(mpsc::Sender<Result<ConfigPushEvent, Status>>) -> F,
 ) -> EventStream
 where
     F: std::future::Future<Output = Result<(), MasterError>> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(PUSH_EVENT_DEPTH);
-    let fut = work(tx.clone());
+    let (inner_tx, mut inner_rx) = mpsc::channel(PUSH_EVENT_DEPTH);
+    let fut = work(inner_tx);
     tasks.spawn(async move {
-        if let Err(e) = fut.await {
-            warn!(error = %e, "config push failed");
-            let _ = tx.send(Err(e.into())).await;
-        }
+        let (auth, caller, action, target) = audit;
+        let mut summary = PushSummary::default();
+        let forward = async {
+            while let Some(ev) = inner_rx.recv().await {
+                if let Ok(e) = &ev {
+                    summary.see(e);
+                }
+                // cdnctl may stop listening (--no-wait): the push goes on.
+                let _ = tx.send(ev).await;
+            }
+        };
+        // Awaited inside its own block so the work's sender is dropped the
+        // moment it finishes, which ends `forward`.
+        let work = async move { fut.await };
+        let (result, ()) = tokio::join!(work, forward);
+        let outcome = match result {
+            Ok(()) => summary.result(),
+            Err(e) => {
+                warn!(error = %e, "config push failed");
+                let msg = e.to_string();
+                let _ = tx.send(Err(e.into())).await;
+                Err(msg)
+            }
+        };
+        auth.audit_call(&caller, action, &target, summary.detail(), outcome)
+            .await;
     });
     Box::pin(ReceiverStream::new(rx))
+}
+
+/// How targets read in the audit log.
+fn describe_targets(t: &Option<Targets>) -> String {
+    let Some(t) = t else {
+        return "all nodes".into();
+    };
+    let mut parts: Vec<String> = t.nodes.clone();
+    parts.extend(t.selector.iter().map(|(k, v)| format!("{k}={v}")));
+    if parts.is_empty() {
+        "all nodes".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn node_info(v: NodeView) -> NodeInfo {
@@ -120,6 +228,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
+        self.auth.operator(&request, Role::Viewer)?;
         let req = request.into_inner();
         let state = match req.status.as_str() {
             "" => None,
@@ -151,6 +260,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigPushRequest>,
     ) -> Result<Response<Self::PushConfigStream>, Status> {
+        let caller = self.auth.operator(&request, Role::Operator)?;
         let req = request.into_inner();
         if req.content.len() > crate::push::MAX_CONFIG_BYTES {
             return Err(MasterError::Invalid(format!(
@@ -160,17 +270,16 @@ impl AdminService for AdminApi {
             ))
             .into());
         }
+        let target = describe_targets(&req.targets);
         let plan = self.plan(req.targets, req.wait_ms)?;
         let configs = Arc::clone(&self.configs);
-        let author = if req.author.is_empty() {
-            "unknown".to_string()
-        } else {
-            req.author
-        };
+        let author = self.author(&caller, &req.author);
         let content = req.content.to_vec();
         let (message, dry_run) = (req.message, req.dry_run);
+        let action = if dry_run { "push.dry_run" } else { "push" };
         Ok(Response::new(event_stream(
             &self.tasks,
+            (Arc::clone(&self.auth), caller, action, target),
             move |tx| async move {
                 configs
                     .push(content, author, message, plan, dry_run, tx)
@@ -185,15 +294,18 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigRollbackRequest>,
     ) -> Result<Response<Self::RollbackConfigStream>, Status> {
+        let caller = self.auth.operator(&request, Role::Operator)?;
         let req = request.into_inner();
         if self.configs.hash_of(req.version).is_none() {
             return Err(MasterError::VersionNotFound(req.version).into());
         }
+        let target = describe_targets(&req.targets);
         let plan = self.plan(req.targets, req.wait_ms)?;
         let configs = Arc::clone(&self.configs);
         let version = req.version;
         Ok(Response::new(event_stream(
             &self.tasks,
+            (Arc::clone(&self.auth), caller, "rollback", target),
             move |tx| async move { configs.rollback(version, plan, tx).await },
         )))
     }
@@ -202,6 +314,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigStatusRequest>,
     ) -> Result<Response<ConfigStatusResponse>, Status> {
+        self.auth.operator(&request, Role::Viewer)?;
         let t = request.into_inner().targets.unwrap_or_default();
         let selector = t.selector.into_iter().collect();
         let names = self.registry.resolve_targets(&t.nodes, &selector)?;
@@ -231,6 +344,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigHistoryRequest>,
     ) -> Result<Response<ConfigHistoryResponse>, Status> {
+        self.auth.operator(&request, Role::Viewer)?;
         let limit = request.into_inner().limit as usize;
         Ok(Response::new(ConfigHistoryResponse {
             versions: self.configs.history(limit),
@@ -241,6 +355,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetConfigVersionRequest>,
     ) -> Result<Response<ConfigVersionContent>, Status> {
+        self.auth.operator(&request, Role::Viewer)?;
         let v = request.into_inner().version;
         let (info, content) = self.configs.content(v).await?;
         Ok(Response::new(ConfigVersionContent {
@@ -255,10 +370,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<Streaming<ExecRequest>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
+        let who = self.auth.operator(&request, Role::Operator)?;
+        let peer = who.peer.clone();
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(EXEC_START_TIMEOUT, inbound.message())
             .await
@@ -272,13 +385,24 @@ impl AdminService for AdminApi {
             ));
         };
         let caller = Caller {
-            user: if start.user.is_empty() {
-                "unknown".into()
-            } else {
-                start.user.clone()
-            },
+            user: self.author(&who, &start.user),
             peer,
         };
+        // Written beside the start, not before it: an exec's latency is
+        // the product. A crash right now could lose this line; the session
+        // record of `exec history` is written when it ends.
+        {
+            let auth = Arc::clone(&self.auth);
+            let detail = start.argv.join(" ");
+            let node = start.node.clone();
+            let who = AuthCaller {
+                name: caller.user.clone(),
+                ..who
+            };
+            self.tasks.spawn(async move {
+                auth.audit_call(&who, "exec", &node, detail, Ok(())).await;
+            });
+        }
         let (tx, rx) = mpsc::channel(crate::exec::RELAY_DEPTH);
         let execs = Arc::clone(&self.execs);
         self.tasks
@@ -290,6 +414,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExecHistoryRequest>,
     ) -> Result<Response<ExecHistoryResponse>, Status> {
+        self.auth.operator(&request, Role::Viewer)?;
         let limit = match request.into_inner().limit {
             0 => usize::MAX,
             n => n as usize,
@@ -303,11 +428,244 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetNodeRequest>,
     ) -> Result<Response<NodeInfo>, Status> {
+        self.auth.operator(&request, Role::Viewer)?;
         let name = request.into_inner().name;
         let view = self
             .registry
             .get(&name)
             .ok_or(MasterError::NodeNotFound(name))?;
         Ok(Response::new(node_info(view)))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let caller = self.auth.operator(&request, Role::Viewer)?;
+        Ok(Response::new(WhoAmIResponse {
+            name: caller.name,
+            role: caller.role.as_str().into(),
+            insecure: self.auth.insecure(),
+        }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        let caller = self.auth.operator(&request, Role::Admin)?;
+        let req = request.into_inner();
+        if req.description.len() > 256 {
+            return Err(MasterError::Invalid("description longer than 256 bytes".into()).into());
+        }
+        let ttl = (req.ttl_ms > 0).then(|| Duration::from_millis(req.ttl_ms));
+        let result = self
+            .auth
+            .create_token(&caller.name, ttl, req.max_uses, &req.description);
+        let (target, detail) = match &result {
+            Ok((_, rec)) => (rec.id.clone(), token_detail(rec)),
+            Err(_) => (String::new(), String::new()),
+        };
+        self.auth
+            .audit_call(&caller, "token.create", &target, detail, err_text(&result))
+            .await;
+        let (token, rec) = result?;
+        Ok(Response::new(CreateTokenResponse {
+            token,
+            info: Some(token_info(rec)),
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensResponse>, Status> {
+        self.auth.operator(&request, Role::Admin)?;
+        Ok(Response::new(ListTokensResponse {
+            tokens: self.auth.tokens().into_iter().map(token_info).collect(),
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<Response<RevokeTokenResponse>, Status> {
+        let caller = self.auth.operator(&request, Role::Admin)?;
+        let id = request.into_inner().id;
+        let result = self.auth.revoke_token(&id);
+        self.auth
+            .audit_call(&caller, "token.revoke", &id, String::new(), err_text(&result))
+            .await;
+        result?;
+        Ok(Response::new(RevokeTokenResponse {}))
+    }
+
+    async fn add_user(
+        &self,
+        request: Request<AddUserRequest>,
+    ) -> Result<Response<AddUserResponse>, Status> {
+        let caller = self.auth.operator(&request, Role::Admin)?;
+        let req = request.into_inner();
+        let result = Role::parse(&req.role)
+            .and_then(|role| self.auth.add_user(&caller.name, &req.name, role));
+        self.auth
+            .audit_call(
+                &caller,
+                "user.add",
+                &req.name,
+                format!("role {}", req.role),
+                err_text(&result),
+            )
+            .await;
+        let (rec, cert_pem, key_pem) = result?;
+        let ca_pem = self
+            .auth
+            .pki()
+            .map(|p| p.ca_pem().to_string())
+            .unwrap_or_default();
+        Ok(Response::new(AddUserResponse {
+            user: Some(user_info(rec)),
+            cert_pem,
+            key_pem,
+            ca_pem,
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        self.auth.operator(&request, Role::Admin)?;
+        Ok(Response::new(ListUsersResponse {
+            users: self.auth.users().into_iter().map(user_info).collect(),
+        }))
+    }
+
+    async fn remove_user(
+        &self,
+        request: Request<RemoveUserRequest>,
+    ) -> Result<Response<RemoveUserResponse>, Status> {
+        let caller = self.auth.operator(&request, Role::Admin)?;
+        let name = request.into_inner().name;
+        let result = if name == caller.name && !self.auth.insecure() {
+            Err(MasterError::Precondition(
+                "you cannot remove your own user; ask another admin".into(),
+            ))
+        } else {
+            self.auth.revoke("user", &name)
+        };
+        self.auth
+            .audit_call(&caller, "user.remove", &name, String::new(), err_text(&result))
+            .await;
+        Ok(Response::new(RemoveUserResponse {
+            revoked_certs: result?,
+        }))
+    }
+
+    async fn revoke_node(
+        &self,
+        request: Request<RevokeNodeRequest>,
+    ) -> Result<Response<RevokeNodeResponse>, Status> {
+        let caller = self.auth.operator(&request, Role::Admin)?;
+        let node = request.into_inner().node_id;
+        let result = self.auth.revoke("node", &node);
+        let was_connected = result.is_ok()
+            && self
+                .registry
+                .cut(&node, "certificate revoked; the node cannot reconnect until enrolled again");
+        if result.is_ok() {
+            warn!(node = %node, by = %caller.name, was_connected, "node certificate revoked");
+        }
+        self.auth
+            .audit_call(
+                &caller,
+                "node.revoke",
+                &node,
+                if was_connected { "connection cut".into() } else { String::new() },
+                err_text(&result),
+            )
+            .await;
+        Ok(Response::new(RevokeNodeResponse {
+            revoked_certs: result?,
+            was_connected,
+        }))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        self.auth.operator(&request, Role::Admin)?;
+        let req = request.into_inner();
+        let limit = match req.limit {
+            0 => DEFAULT_AUDIT_LIMIT,
+            n => n as usize,
+        };
+        let entries = self
+            .auth
+            .audit_log(limit, req.user, req.action)
+            .await?
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id,
+                time_ms: r.time_ms,
+                user: r.user,
+                role: r.role,
+                peer: r.peer,
+                action: r.action,
+                target: r.target,
+                detail: r.detail,
+                success: r.success,
+                error: r.error,
+            })
+            .collect();
+        Ok(Response::new(ListAuditResponse { entries }))
+    }
+}
+
+/// Entries `cdnctl audit` shows unless asked for another number.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+
+fn err_text<T>(r: &Result<T, MasterError>) -> Result<(), String> {
+    r.as_ref().map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn token_detail(t: &TokenRecord) -> String {
+    format!(
+        "ttl {}, uses {}",
+        if t.expires_ms == 0 {
+            "none".to_string()
+        } else {
+            format!("{}s", (t.expires_ms - t.created_ms) / 1000)
+        },
+        if t.max_uses == 0 {
+            "unlimited".to_string()
+        } else {
+            t.max_uses.to_string()
+        }
+    )
+}
+
+fn token_info(t: TokenRecord) -> TokenInfo {
+    TokenInfo {
+        id: t.id,
+        description: t.description,
+        created_ms: t.created_ms,
+        expires_ms: t.expires_ms,
+        max_uses: t.max_uses,
+        used: t.used,
+        created_by: t.created_by,
+        revoked: t.revoked,
+    }
+}
+
+fn user_info(c: CertRecord) -> UserInfo {
+    UserInfo {
+        name: c.name,
+        role: c.role,
+        created_ms: c.issued_ms,
+        created_by: c.issued_by,
+        expires_ms: c.not_after_ms,
+        fingerprint: c.fingerprint,
     }
 }

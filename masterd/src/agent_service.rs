@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cdn_proto::v1::agent_service_server::AgentService;
 use cdn_proto::v1::{
-    CommandRequest, CommandResponse, ExecFromAgent, ExecToAgent, HeartbeatRequest,
+    CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, ExecFromAgent, ExecToAgent, HeartbeatRequest,
     HeartbeatResponse, PushConfigRequest, PushConfigResponse, ReconnectPolicy, RegisterRequest,
     RegisterResponse, StatusRequest, StatusResponse, command_request, exec_from_agent,
 };
@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
+use crate::auth::Auth;
 use crate::config::MasterConfig;
 use crate::error::MasterError;
 use crate::exec::ExecHub;
@@ -36,6 +37,7 @@ pub struct AgentApi {
     configs: Arc<Configs>,
     execs: Arc<ExecHub>,
     config: Arc<MasterConfig>,
+    auth: Arc<Auth>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -47,6 +49,7 @@ impl AgentApi {
         configs: Arc<Configs>,
         execs: Arc<ExecHub>,
         config: Arc<MasterConfig>,
+        auth: Arc<Auth>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
@@ -55,6 +58,7 @@ impl AgentApi {
             configs,
             execs,
             config,
+            auth,
             tasks,
             shutdown,
         }
@@ -74,10 +78,18 @@ impl AgentService for AgentApi {
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
         let peer = peer_ip(request.remote_addr());
+        self.auth.registration_allowed(&request)?;
+        if let Err(e) = validate::node_id(&request.get_ref().node_id) {
+            self.auth.count_refusal("invalid");
+            return Err(e.into());
+        }
+        self.auth.node(&request, &request.get_ref().node_id)?;
         let req = request.into_inner();
-        validate::node_id(&req.node_id)?;
         let labels = req.labels.into_iter().collect();
-        validate::labels(&labels)?;
+        if let Err(e) = validate::labels(&labels) {
+            self.auth.count_refusal("invalid");
+            return Err(e.into());
+        }
         let mut addresses: Vec<String> = peer.into_iter().collect();
         for a in req.addresses {
             if !addresses.contains(&a) && addresses.len() < 16 {
@@ -139,6 +151,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.auth.node(&request, &request.get_ref().node_id)?;
         let req = request.into_inner();
         let reported = match req.status.as_str() {
             "" | "online" => Some(Reported::Online),
@@ -188,6 +201,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<PushConfigRequest>,
     ) -> Result<Response<PushConfigResponse>, Status> {
+        self.auth.node(&request, &request.get_ref().node_id)?;
         let req = request.into_inner();
         let version: u64 = req.version.parse().map_err(|_| {
             MasterError::Invalid(format!("config version `{}` is not a number", req.version))
@@ -211,6 +225,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<Streaming<CommandRequest>>,
     ) -> Result<Response<Self::ExecuteCommandStream>, Status> {
+        let identity = self.auth.agent_identity(&request)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.config.heartbeat.timeout, inbound.message())
             .await
@@ -222,6 +237,7 @@ impl AgentService for AgentApi {
             ));
         }
         let (node_id, session_id) = (first.node_id, first.session_id);
+        self.auth.check_claim(&identity, &node_id)?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE_DEPTH);
         // The registry holds the only sender: when the session ends, the stream ends.
         let (generation, behind) = self.registry.attach_stream(&node_id, session_id, tx)?;
@@ -260,6 +276,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<Streaming<ExecFromAgent>>,
     ) -> Result<Response<Self::ExecSessionStream>, Status> {
+        let identity = self.auth.agent_identity(&request)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.config.heartbeat.timeout, inbound.message())
             .await
@@ -272,6 +289,7 @@ impl AgentService for AgentApi {
                 "the first message of an exec stream must attach it",
             ));
         };
+        self.auth.check_claim(&identity, &attach.node_id)?;
         let stream = self.execs.attach(attach, inbound)?;
         Ok(Response::new(Box::pin(stream)))
     }
@@ -280,6 +298,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        self.auth.node(&request, &request.get_ref().node_id)?;
         let req = request.into_inner();
         self.registry.report_status(
             &req.node_id,
@@ -290,6 +309,24 @@ impl AgentService for AgentApi {
             &req.agent_version,
         )?;
         Ok(Response::new(StatusResponse { success: true }))
+    }
+
+    async fn enroll(
+        &self,
+        request: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        match self.auth.enroll(&request).await {
+            Ok(r) => Ok(Response::new(r)),
+            Err(e) => {
+                warn!(
+                    node = %request.get_ref().node_id.escape_default(),
+                    peer = %crate::auth::peer_of(&request),
+                    error = %e,
+                    "enrolment refused"
+                );
+                Err(e.into())
+            }
+        }
     }
 }
 

@@ -19,8 +19,69 @@ pub struct MasterConfig {
     pub heartbeat: HeartbeatConfig,
     pub reconnect: ReconnectConfig,
     pub metrics: MetricsConfig,
-    /// Where the node registry is stored.
+    pub tls: TlsConfig,
+    pub limits: LimitsConfig,
+    /// Where the node registry, the CA and the credentials are stored.
     pub data_dir: PathBuf,
+}
+
+/// TLS of both APIs. By default the master makes its own CA and server
+/// certificate in `<data_dir>/pki/`; `cert_file` and `key_file` replace the
+/// server certificate with one of the operator's (clients then need that
+/// certificate's CA: agents through `master.ca_file`, cdnctl through the
+/// credential's `ca`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the master (leaf first).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the generated server
+    /// certificate (loopback, the host name and the local addresses are
+    /// always in it).
+    pub names: Vec<String>,
+    /// Lifetime of the client certificates issued to agents and users.
+    #[serde(with = "cdn_common::duration")]
+    pub client_cert_ttl: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            names: Vec::new(),
+            client_cert_ttl: Duration::from_secs(365 * 24 * 3600),
+        }
+    }
+}
+
+/// Limits on what one source address may ask.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Registrations per second per source address (0 = no limit).
+    pub register_rate: u32,
+    /// Registrations one source may make at once before the rate applies.
+    pub register_burst: u32,
+    /// Failed authentications (bad token, no or unknown certificate) per
+    /// minute per source address; past it, its unauthenticated calls are
+    /// refused without being looked at.
+    pub auth_failures_per_minute: u32,
+    /// Failed authentications allowed at once before the rate applies.
+    pub auth_failure_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            register_rate: 200,
+            register_burst: 2000,
+            auth_failures_per_minute: 30,
+            auth_failure_burst: 20,
+        }
+    }
 }
 
 /// The Prometheus endpoint.
@@ -39,6 +100,8 @@ impl Default for MasterConfig {
             heartbeat: HeartbeatConfig::default(),
             reconnect: ReconnectConfig::default(),
             metrics: MetricsConfig::default(),
+            tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
             data_dir: default_data_dir(),
         }
     }
@@ -70,8 +133,8 @@ pub struct GrpcConfig {
 impl Default for GrpcConfig {
     fn default() -> Self {
         Self {
-            // Loopback until agents and operators authenticate (TLS and
-            // credentials come with the security work): see the README.
+            // Loopback unless the operator opens it (`:50051` = every
+            // interface): a fresh master is reachable only from its host.
             addr: HostPort {
                 host: "127.0.0.1".into(),
                 port: DEFAULT_GRPC_PORT,
@@ -209,6 +272,23 @@ impl Validate for MasterConfig {
                     format!("{v} is out of range (1024 to 67108864 bytes)"),
                 ));
             }
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            let key = if self.tls.cert_file.is_some() {
+                "tls.key_file"
+            } else {
+                "tls.cert_file"
+            };
+            return Err(Invalid::new(
+                key,
+                "tls.cert_file and tls.key_file go together: give both or neither",
+            ));
+        }
+        if self.limits.auth_failures_per_minute == 0 {
+            return Err(Invalid::new(
+                "limits.auth_failures_per_minute",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -31,13 +31,28 @@ pub enum MasterError {
     NodeUnresponsive(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// No credential, or one this master does not accept.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A known caller asking for more than its role allows.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Precondition(String),
     #[error("master store: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-fn fmt_ms(ms: i64) -> String {
+/// A unix-milliseconds time as RFC 3339 (seconds).
+pub fn fmt_ms(ms: i64) -> String {
     if ms <= 0 {
         return "an unknown time".into();
     }
@@ -55,6 +70,12 @@ impl From<MasterError> for Status {
             MasterError::ExecRefused { .. } => Code::PermissionDenied,
             MasterError::NodeNotFound(_) | MasterError::VersionNotFound(_) => Code::NotFound,
             MasterError::Invalid(_) => Code::InvalidArgument,
+            MasterError::Unauthenticated(_) => Code::Unauthenticated,
+            MasterError::PermissionDenied(_) => Code::PermissionDenied,
+            MasterError::RateLimited(_) => Code::ResourceExhausted,
+            MasterError::AlreadyExists(_) => Code::AlreadyExists,
+            MasterError::NotFound(_) => Code::NotFound,
+            MasterError::Precondition(_) => Code::FailedPrecondition,
             // The master answered: not "unavailable", which clients read
             // as "cannot reach the master".
             MasterError::Store(_) => Code::Internal,

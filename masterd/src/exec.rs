@@ -128,15 +128,16 @@ impl ExecHub {
     ) -> Result<ReceiverStream<Result<ExecToAgent, Status>>, MasterError> {
         self.registry
             .check_session(&attach.node_id, attach.session_id)?;
-        let (_, (node, tx)) = self.pending.remove(&attach.exec_id).ok_or_else(|| {
-            MasterError::Invalid(format!("no exec session {} is waiting", attach.exec_id))
-        })?;
-        if node != attach.node_id {
-            return Err(MasterError::Invalid(format!(
-                "exec session {} belongs to another node",
-                attach.exec_id
-            )));
-        }
+        // Only the node the session was started on may take it.
+        let (_, (_, tx)) = self
+            .pending
+            .remove_if(&attach.exec_id, |_, (node, _)| *node == attach.node_id)
+            .ok_or_else(|| {
+                MasterError::Invalid(format!(
+                    "no exec session {} is waiting for node {}",
+                    attach.exec_id, attach.node_id
+                ))
+            })?;
         let (outbound, rx) = mpsc::channel(RELAY_DEPTH);
         let _ = tx.send(AgentEnd {
             inbound,

@@ -1,13 +1,16 @@
 //! `masterd`: the control daemon. Agents dial in and keep one long-lived
 //! connection; the master tracks them in its registry and serves operators.
 
+pub mod admin_client;
 pub mod admin_service;
 pub mod agent_service;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
 pub mod metrics;
+pub mod pki;
 pub mod push;
 pub mod registry;
 pub mod server;

@@ -6,7 +6,7 @@ use cdn_common::logging;
 use clap::Parser;
 use masterd::{Master, MasterConfig};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
     let args = masterd::cli::Args::parse();
@@ -24,6 +24,10 @@ fn main() -> ExitCode {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    let security = masterd::server::Security {
+        insecure: args.insecure,
+        insecure_non_loopback: args.insecure_non_loopback,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,7 +38,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    if let Some(cmd) = args.command {
+        let credential = args
+            .credential
+            .unwrap_or_else(|| config.data_dir.join(masterd::auth::ADMIN_CREDENTIAL));
+        return match runtime.block_on(masterd::admin_client::run(cmd, credential, args.master)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln_error(&e.to_string());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match runtime.block_on(run(config, security)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -44,14 +60,29 @@ fn main() -> ExitCode {
 }
 
 #[allow(clippy::print_stderr)]
+fn eprintln_error(msg: &str) {
+    eprintln!("masterd: {msg}");
+}
+
+#[allow(clippy::print_stderr)]
 fn eprintln_config_error(msg: &str) {
     eprintln!("masterd: configuration error: {msg}");
 }
 
 #[allow(clippy::print_stdout)]
-async fn run(config: MasterConfig) -> anyhow::Result<()> {
+async fn run(config: MasterConfig, security: masterd::server::Security) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    let master = Master::bind(config).await?;
+    let master = Master::bind(config, security).await?;
+    if master.secure() {
+        for f in master.written_files() {
+            info!(file = %f.display(), "written (0600)");
+        }
+        if let Some(fp) = master.ca_fingerprint() {
+            info!(ca_sha256 = %fp, "TLS on; agents need a join token, cdnctl a credential");
+        }
+    } else {
+        warn!("*** --insecure: plaintext gRPC and NO authentication: anyone who can reach this port can register nodes and run commands on them ***");
+    }
     let grpc = master.grpc_addr()?;
     let admin = master.admin_addr()?;
     info!(

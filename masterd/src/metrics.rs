@@ -27,7 +27,8 @@ pub struct ScopeLabel {
 /// `reason` of a push failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `failed` (the agent refused or could not apply) or `timeout`.
+    /// Push failures: `failed` (the agent refused or could not apply) or
+    /// `timeout`. Refusals: see [`Metrics::refused`].
     pub reason: &'static str,
 }
 
@@ -51,6 +52,9 @@ pub struct Metrics {
     pub config_push_latency: Family<ScopeLabel, Histogram>,
     pub config_push_failures: Family<ReasonLabel, Counter>,
     pub nodes: Family<StateLabel, Gauge>,
+    /// Requests refused by authentication, authorisation, rate or input
+    /// limits, by reason.
+    pub refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,7 +76,14 @@ impl Default for Metrics {
         );
         let nodes = Family::<StateLabel, Gauge>::default();
         registry.register("cdn_nodes", "Known nodes by state", nodes.clone());
+        let refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "cdn_refused_requests",
+            "Requests refused: unauthenticated, permission_denied, rate_limited, invalid, duplicate",
+            refused.clone(),
+        );
         Self {
+            refused,
             registry,
             config_push_latency,
             config_push_failures,

@@ -692,6 +692,25 @@ impl Registry {
         Ok(offline)
     }
 
+    /// Ends the node's session at once (its certificate was revoked): the
+    /// command stream is told why and closed, and the node shows offline
+    /// with `reason`. True if it had a session.
+    pub fn cut(&self, node_id: &str, reason: &str) -> bool {
+        let Some(mut node) = self.nodes.get_mut(node_id) else {
+            return false;
+        };
+        let Some(mut session) = node.session.take() else {
+            node.offline_reason = reason.to_string();
+            return false;
+        };
+        if let Some(slot) = session.stream.take() {
+            let _ = slot.tx.try_send(Ok(close_message(reason)));
+        }
+        node.offline_reason = reason.to_string();
+        node.dirty = true;
+        true
+    }
+
     /// Asks every open command stream to close (master shutting down).
     pub fn close_all_streams(&self, reason: &str) {
         for mut node in self.nodes.iter_mut() {

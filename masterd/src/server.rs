@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::admin_service::AdminApi;
 use crate::agent_service::AgentApi;
+use crate::auth::Auth;
 use crate::config::MasterConfig;
 use crate::error::MasterError;
 use crate::exec::ExecHub;
@@ -51,6 +52,21 @@ pub enum ServeError {
     Master(#[from] MasterError),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+    #[error(
+        "--insecure would serve plaintext on {addr}, which is not a loopback address; anyone on the network could run commands on every node. Use TLS (the default), or add --insecure-non-loopback if this network is truly private"
+    )]
+    InsecurePublic { addr: String },
+}
+
+/// How the master protects its listeners.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Security {
+    /// Plaintext, nobody authenticated (`--insecure`).
+    pub insecure: bool,
+    /// Allow `insecure` on a non-loopback address.
+    pub insecure_non_loopback: bool,
 }
 
 /// A master with its listeners bound, ready to serve.
@@ -63,6 +79,9 @@ pub struct Master {
     admin: Option<TcpListener>,
     metrics_listener: Option<TcpListener>,
     metrics: Arc<Metrics>,
+    auth: Arc<Auth>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    written: Vec<std::path::PathBuf>,
 }
 
 fn listen_addr(hp: &HostPort) -> String {
@@ -81,8 +100,19 @@ async fn bind(hp: &HostPort) -> Result<TcpListener, ServeError> {
 }
 
 impl Master {
-    /// Opens the store and binds every listener; nothing is served yet.
-    pub async fn bind(config: MasterConfig) -> Result<Self, ServeError> {
+    /// Opens the store, sets up TLS (making the CA, the admin credential
+    /// and a join token on first start) and binds every listener; nothing
+    /// is served yet.
+    pub async fn bind(config: MasterConfig, security: Security) -> Result<Self, ServeError> {
+        if security.insecure && !security.insecure_non_loopback {
+            for hp in std::iter::once(&config.grpc.addr).chain(config.admin.addr.as_ref()) {
+                if !is_loopback(&hp.host) {
+                    return Err(ServeError::InsecurePublic {
+                        addr: hp.to_string(),
+                    });
+                }
+            }
+        }
         let store: Arc<dyn NodeStore> =
             Arc::new(EmbeddedStore::open(&config.data_dir).map_err(MasterError::from)?);
         let registry = Arc::new(Registry::load(
@@ -90,6 +120,30 @@ impl Master {
             Liveness::from_config(&config.heartbeat),
         )?);
         let metrics = Arc::new(Metrics::default());
+        let (pki, first_start) = if security.insecure {
+            (None, false)
+        } else {
+            let hosts: Vec<String> = std::iter::once(&config.grpc.addr)
+                .chain(config.admin.addr.as_ref())
+                .map(|h| h.host.clone())
+                .collect();
+            let names = crate::pki::server_names(&hosts, &config.tls.names);
+            let (pki, created) =
+                crate::pki::Pki::load_or_create(&crate::pki::dir_in(&config.data_dir), &names)
+                    .map_err(|e| ServeError::Tls(e.to_string()))?;
+            (Some(pki), created)
+        };
+        let tls = match &pki {
+            None => None,
+            Some(p) => Some(server_tls(p, &config.tls)?),
+        };
+        let auth = Arc::new(Auth::load(
+            pki,
+            Arc::clone(&store),
+            &config.limits,
+            config.tls.client_cert_ttl,
+            Arc::clone(&metrics),
+        )?);
         let configs = Arc::new(Configs::load(
             Arc::clone(&registry),
             Arc::clone(&store),
@@ -105,6 +159,15 @@ impl Master {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
+        let admin_addr = dial_addr(match &admin {
+            Some(l) => l.local_addr(),
+            None => grpc.local_addr(),
+        }
+        .map_err(|source| ServeError::Bind {
+            addr: listen_addr(&config.grpc.addr),
+            source,
+        })?);
+        let written = auth.bootstrap(&config.data_dir, &admin_addr, first_start)?;
         Ok(Self {
             config: Arc::new(config),
             registry,
@@ -114,7 +177,25 @@ impl Master {
             admin,
             metrics_listener,
             metrics,
+            auth,
+            tls,
+            written,
         })
+    }
+
+    /// Whether the master serves TLS.
+    pub fn secure(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Files with secrets written at this start (credential, join token).
+    pub fn written_files(&self) -> &[std::path::PathBuf] {
+        &self.written
+    }
+
+    /// sha256 of the CA certificate, when TLS is on.
+    pub fn ca_fingerprint(&self) -> Option<String> {
+        self.auth.pki().map(|p| p.ca_fingerprint().to_string())
     }
 
     /// Address of the metrics endpoint, if enabled.
@@ -153,6 +234,9 @@ impl Master {
             admin,
             metrics_listener,
             metrics,
+            auth,
+            tls,
+            written: _,
         } = self;
         let tasks = TaskTracker::new();
         let agent_api = AgentApi::new(
@@ -160,6 +244,7 @@ impl Master {
             Arc::clone(&configs),
             Arc::clone(&execs),
             Arc::clone(&config),
+            Arc::clone(&auth),
             tasks.clone(),
             shutdown.clone(),
         );
@@ -167,11 +252,12 @@ impl Master {
             Arc::clone(&registry),
             configs,
             execs,
+            auth,
             tasks.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut builder = server_builder(&config);
+        let mut builder = server_builder(&config, tls.clone())?;
         let mut router = builder.add_service(
             AgentServiceServer::new(agent_api)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -181,7 +267,7 @@ impl Master {
         match admin {
             None => router = router.add_service(admin_api),
             Some(l) => {
-                admin_router = Some((server_builder(&config).add_service(admin_api), l));
+                admin_router = Some((server_builder(&config, tls)?.add_service(admin_api), l));
             }
         }
 
@@ -275,15 +361,75 @@ pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
 /// not memory: only unread data takes memory, bounded per stream.
 pub const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
 
-fn server_builder(config: &MasterConfig) -> Server {
+fn server_builder(
+    config: &MasterConfig,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Result<Server, ServeError> {
     let ka = &config.grpc.keepalive;
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    }
+    Ok(builder
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .max_concurrent_streams(config.grpc.max_concurrent_streams)
         .http2_keepalive_interval(Some(ka.time))
         .http2_keepalive_timeout(Some(ka.timeout))
-        .timeout(CALL_TIMEOUT)
+        .timeout(CALL_TIMEOUT))
+}
+
+/// TLS of the listeners: the server certificate (the operator's, or the
+/// one made from the CA), client certificates checked against the CA but
+/// optional at the TLS layer (an enrolling agent has none yet; every call
+/// but `Enroll` then requires one).
+fn server_tls(
+    pki: &crate::pki::Pki,
+    cfg: &crate::config::TlsConfig,
+) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let identity = match (&cfg.cert_file, &cfg.key_file) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())))
+            };
+            let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+            cdn_common::tls::pem_certs(&cert_pem)
+                .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+            Identity::from_pem(cert_pem, key_pem)
+        }
+        _ => {
+            let (chain, key) = pki.server_identity();
+            Identity::from_pem(chain, key)
+        }
+    };
+    Ok(ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(pki.ca_pem()))
+        .client_auth_optional(true)
+        .timeout(cdn_common::tls::HANDSHAKE_TIMEOUT))
+}
+
+/// Whether `host` (as written in a listen address) is loopback only.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The address a local client dials for a listener bound to `addr`.
+fn dial_addr(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => format!("127.0.0.1:{}", addr.port()),
+        ip if ip.is_unspecified() => format!("[::1]:{}", addr.port()),
+        _ => addr.to_string(),
+    }
 }
 
 /// Accepted connections with the configured socket options applied. Accept

@@ -5,10 +5,12 @@
 //! `fleet.ctl(["nodes", "list", "-o", "json"])` runs cdnctl against it.
 //! Every process is killed when its handle drops.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -73,6 +75,40 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Masters this test process started, by address: their data directory,
+/// or None when they run `--insecure`. Lets [`agent_yml`], [`Agent::start`]
+/// and [`ctl_at`] find the join token and the admin credential of the
+/// master an address names, as a user would in the data directory.
+static MASTERS: Mutex<Option<HashMap<String, Option<PathBuf>>>> = Mutex::new(None);
+
+fn remember_master(addrs: &[SocketAddr], data: Option<PathBuf>) {
+    let mut m = MASTERS.lock().expect("masters lock");
+    let map = m.get_or_insert_with(HashMap::new);
+    for a in addrs {
+        map.insert(a.to_string(), data.clone());
+    }
+}
+
+/// The master among those started whose address appears in `text`:
+/// Some(Some(data_dir)) for a TLS master, Some(None) for an insecure one.
+fn master_in(text: &str) -> Option<Option<PathBuf>> {
+    let m = MASTERS.lock().expect("masters lock");
+    m.as_ref()?
+        .iter()
+        .find(|(addr, _)| text.contains(addr.as_str()))
+        .map(|(_, d)| d.clone())
+}
+
+/// The admin credential masterd wrote into `data_dir`.
+pub fn admin_credential(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.credential")
+}
+
+/// The join token file masterd wrote into `data_dir`.
+pub fn join_token_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("join-token")
+}
+
 /// A running masterd.
 pub struct Master {
     child: Option<Child>,
@@ -86,12 +122,19 @@ pub struct Master {
     dir: PathBuf,
     /// Config body without `grpc.addr` and `data_dir`.
     yaml: String,
+    /// Extra command-line flags (`--insecure`).
+    flags: Vec<String>,
 }
 
 impl Master {
     /// Starts masterd in `dir` with `yaml` as its master.yml body (grpc.addr
     /// and data_dir are added) on `port` (0 = ephemeral).
     pub fn start(dir: &Path, yaml: &str, port: u16) -> Self {
+        Self::start_with_flags(dir, yaml, port, &[])
+    }
+
+    /// As [`Master::start`], with extra flags such as `--insecure`.
+    pub fn start_with_flags(dir: &Path, yaml: &str, port: u16, flags: &[&str]) -> Self {
         std::fs::create_dir_all(dir).expect("mkdir");
         let config = dir.join("master.yml");
         let body = format!(
@@ -103,6 +146,7 @@ impl Master {
         let mut child = Command::new(bin("masterd"))
             .arg("-c")
             .arg(&config)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -128,6 +172,9 @@ impl Master {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("metrics="))
             .and_then(|a| a.parse().ok());
+        let insecure = flags.contains(&"--insecure");
+        let data = dir.join("data");
+        remember_master(&[addr, admin_addr], (!insecure).then(|| data.clone()));
         Self {
             child: Some(child),
             addr,
@@ -137,7 +184,26 @@ impl Master {
             log,
             dir: dir.to_path_buf(),
             yaml: yaml.to_string(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
         }
+    }
+
+    /// The data directory (CA, admin credential, join token, store).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The admin credential this master wrote.
+    pub fn credential(&self) -> PathBuf {
+        admin_credential(&self.data_dir())
+    }
+
+    /// The join token this master wrote on its first start.
+    pub fn join_token(&self) -> String {
+        std::fs::read_to_string(join_token_file(&self.data_dir()))
+            .expect("join token file")
+            .trim()
+            .to_string()
     }
 
     /// Process id.
@@ -156,7 +222,14 @@ impl Master {
     /// Starts masterd again on the same port, config and data directory.
     pub fn restart(&mut self) {
         self.kill();
-        *self = Self::start(&self.dir.clone(), &self.yaml.clone(), self.addr.port());
+        let flags: Vec<String> = self.flags.clone();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        *self = Self::start_with_flags(
+            &self.dir.clone(),
+            &self.yaml.clone(),
+            self.addr.port(),
+            &flags,
+        );
     }
 
     /// The master's log so far.
@@ -180,15 +253,22 @@ pub struct Agent {
 }
 
 /// Agent config used by tests, pointed at `master`; the managed config
-/// file is `<dir>/<name>/edge.yml`.
+/// file is `<dir>/<name>/edge.yml`, the key and certificate live in
+/// `<dir>/<name>/agent-data`, and the join token is the file the master
+/// wrote (for a master this process started).
 pub fn agent_yml(dir: &Path, name: &str, master: &str) -> String {
+    let token = match master_in(master) {
+        Some(Some(data)) => format!("  join_token_file: {}\n", join_token_file(&data).display()),
+        _ => String::new(),
+    };
     format!(
         "config:
   path: {path}
   min_free_bytes: 0
+data_dir: {data}
 master:
   addr: {master}
-  dial_timeout: 1s
+{token}  dial_timeout: 1s
 heartbeat:
   interval: 300ms
   timeout: 1s
@@ -202,7 +282,8 @@ node:
     pop: {pop}
 ",
         pop = if name.ends_with('1') { "fra" } else { "ams" },
-        path = edge_file(dir, name).display()
+        path = edge_file(dir, name).display(),
+        data = dir.join(name).join("agent-data").display()
     )
 }
 
@@ -212,14 +293,18 @@ pub fn edge_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 impl Agent {
-    /// Starts agentd with `yaml` as agent.yml, logging to `<dir>/<file>.log`.
+    /// Starts agentd with `yaml` as agent.yml, logging to `<dir>/<file>.log`
+    /// (with `--insecure` when the master it names runs so).
     pub fn start(dir: &Path, file: &str, name: &str, yaml: &str) -> Self {
         let config = dir.join(format!("{file}.yml"));
         std::fs::write(&config, yaml).expect("write agent.yml");
         let log = dir.join(format!("{file}.log"));
+        let insecure = matches!(master_in(yaml), Some(None));
         let child = Command::new(bin("agentd"))
             .arg("-c")
             .arg(&config)
+            .args(insecure.then_some("--insecure"))
+            .env_remove("AGENTD_JOIN_TOKEN")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -287,22 +372,43 @@ impl From<Output> for CtlOutput {
     }
 }
 
-/// Runs cdnctl against `master` with `args`.
+/// Runs cdnctl against `master` with `args`, with that master's admin
+/// credential (or `--insecure` when it runs so), ignoring the user's
+/// cdnctl config.
 pub fn ctl_at<I, S>(master: &str, args: I) -> CtlOutput
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(bin("cdnctl"))
-        .arg("--master")
-        .arg(master)
+    ctl_command(master)
         .args(args)
-        .env_remove("CDNCTL_MASTER")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .expect("run cdnctl")
         .into()
+}
+
+/// A cdnctl command for `master` with its credential (or `--insecure`),
+/// isolated from the user's cdnctl config; add the arguments.
+pub fn ctl_command(master: &str) -> Command {
+    let mut cmd = Command::new(bin("cdnctl"));
+    match master_in(master) {
+        Some(Some(data)) => {
+            cmd.arg("--credential").arg(admin_credential(&data));
+        }
+        Some(None) => {
+            cmd.arg("--insecure");
+        }
+        None => {}
+    }
+    cmd.arg("--master")
+        .arg(master)
+        .env("CDNCTL_CONFIG", "/nonexistent/cdnctl-test-config.yml")
+        .env_remove("CDNCTL_CONTEXT")
+        .env_remove("CDNCTL_CREDENTIAL")
+        .env_remove("CDNCTL_MASTER")
+        .env("NO_COLOR", "1");
+    cmd
 }
 
 /// A master and its agents in one temporary directory.

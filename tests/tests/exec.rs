@@ -13,13 +13,8 @@ fn processes_with(marker: &str) -> usize {
 }
 
 fn exec_cmd(fleet: &Fleet, args: &[&str]) -> Command {
-    let mut c = Command::new(bin("cdnctl"));
-    c.arg("--master")
-        .arg(fleet.master.admin_addr.to_string())
-        .arg("exec")
-        .args(args)
-        .env_remove("CDNCTL_MASTER")
-        .env("NO_COLOR", "1");
+    let mut c = cdn_tests::ctl_command(&fleet.master.admin_addr.to_string());
+    c.arg("exec").args(args);
     c
 }
 
@@ -185,8 +180,9 @@ fn killing_cdnctl_leaves_no_orphan_on_the_agent() {
 fn ctrl_c_interrupts_the_remote_process() {
     let fleet = Fleet::start(1);
     let mut child = spawn_quiet(&fleet, &["agent-1", "--", "sleep", "16180"]);
+    // cdnctl's own command line matches too: wait for it and the sleep.
     wait_for("the remote sleep", || {
-        (processes_with("sleep 16180") >= 1).then_some(())
+        (processes_with("sleep 16180") >= 2).then_some(())
     });
     signal(child.id(), "INT");
     let status = child.wait().unwrap();
@@ -376,8 +372,9 @@ fn tty_sessions_get_a_terminal_under_a_real_pseudo_terminal() {
     let fleet = Fleet::start(1);
     // `script` gives cdnctl a real terminal, as a user's shell would.
     let cmdline = format!(
-        "{} --master {} exec -t agent-1 -- sh -c 'tty; exit 5'",
+        "{} --credential {} --master {} exec -t agent-1 -- sh -c 'tty; exit 5'",
         bin("cdnctl").display(),
+        fleet.master.credential().display(),
         fleet.master.admin_addr
     );
     let out = Command::new("script")

@@ -224,7 +224,7 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         content: content.into(),
         targets: Some(a.targets.to_proto()),
         message: a.message,
-        author: crate::local_user(),
+        author: ctx.author(),
         dry_run: a.dry_run,
         wait_ms: wait_ms(&a.wait),
     };
@@ -244,7 +244,7 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
     let mut req = tonic::Request::new(ConfigRollbackRequest {
         version: a.version,
         targets: Some(a.targets.to_proto()),
-        author: crate::local_user(),
+        author: ctx.author(),
         wait_ms: wait_ms(&a.wait),
     });
     req.set_timeout(ctx.timeout + a.wait.timeout);

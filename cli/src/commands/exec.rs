@@ -154,7 +154,7 @@ async fn execute(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
         return fan_out_run(ctx, client, a).await;
     }
     let forward_stdin = a.tty || a.stdin || !std::io::stdin().is_terminal();
-    let mut start = start_of(&a, &a.nodes[0], forward_stdin);
+    let mut start = start_of(ctx, &a, &a.nodes[0], forward_stdin);
     // A local terminal goes raw for the session (as ssh -t), and restores
     // itself when the guard drops, whatever happens.
     let _raw = if a.tty && std::io::stdin().is_terminal() {
@@ -175,7 +175,7 @@ fn usage(msg: &str) -> CliError {
     CliError::Usage(msg.to_string())
 }
 
-fn start_of(a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
+fn start_of(ctx: &Context, a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
     ExecStart {
         node: node.to_string(),
         argv: a.command.clone(),
@@ -186,7 +186,7 @@ fn start_of(a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
         timeout_ms: a.timeout.map_or(0, |d| d.as_millis() as u64),
         stdin,
         term: std::env::var("TERM").unwrap_or_default(),
-        user: crate::local_user(),
+        user: ctx.author(),
     }
 }
 
@@ -421,14 +421,12 @@ async fn fan_out_run(
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = tokio::task::JoinSet::new();
     for node in nodes {
-        let start = start_of(&a, &node, false);
+        let start = start_of(ctx, &a, &node, false);
         let mut client = client.clone();
         let sem = std::sync::Arc::clone(&sem);
-        let master = ctx.master.clone();
-        let timeout = ctx.timeout;
+        let ctx = ctx.clone();
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let ctx = Context { master, timeout };
             let t0 = Instant::now();
             let result = one_of_many(&ctx, &mut client, start, &node, width).await;
             let (exit_code, error) = match result {

@@ -1,5 +1,7 @@
 //! One module per noun; a function per verb.
 
+pub mod audit;
 pub mod config;
+pub mod context;
 pub mod exec;
 pub mod nodes;

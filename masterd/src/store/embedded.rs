@@ -6,13 +6,21 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{ConfigChange, ConfigVersion, ExecRecord, NodeRecord, NodeStore, StoreError};
+use serde::de::DeserializeOwned;
+
+use super::{
+    AuditRecord, CertRecord, ConfigChange, ConfigVersion, ExecRecord, NodeRecord, NodeStore,
+    StoreError, TokenRecord,
+};
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("config_versions");
 const CONTENT: TableDefinition<u64, &[u8]> = TableDefinition::new("config_content");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const EXECS: TableDefinition<u64, &[u8]> = TableDefinition::new("exec_sessions");
+const CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("join_tokens");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const FLEET_DESIRED: &str = "fleet_desired_version";
 
 /// File name of the database inside the data directory.
@@ -26,7 +34,7 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        create_private_dir(data_dir).map_err(|e| StoreError::Open {
+        cdn_common::tls::create_private_dir(data_dir).map_err(|e| StoreError::Open {
             path: data_dir.display().to_string(),
             message: format!("cannot create data directory: {e}"),
         })?;
@@ -47,24 +55,105 @@ impl EmbeddedStore {
         txn.open_table(CONTENT).map_err(io)?;
         txn.open_table(META).map_err(io)?;
         txn.open_table(EXECS).map_err(io)?;
+        txn.open_table(CERTS).map_err(io)?;
+        txn.open_table(TOKENS).map_err(io)?;
+        txn.open_table(AUDIT).map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(Self { db })
     }
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
+fn decode<T: DeserializeOwned>(what: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("{what} {key}"),
+        message: e.to_string(),
+    })
+}
+
+impl EmbeddedStore {
+    fn load_all<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = txn.open_table(table).map_err(io)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io)? {
+            let (k, v) = row.map_err(io)?;
+            out.push(decode(what, k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+}
+
 impl NodeStore for EmbeddedStore {
+    fn load_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
+        self.load_all(CERTS, "certificate")
+    }
+
+    fn load_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.load_all(TOKENS, "join token")
+    }
+
+    fn put_security(
+        &self,
+        tokens: &[TokenRecord],
+        certs: &[CertRecord],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut t = txn.open_table(TOKENS).map_err(io)?;
+            for r in tokens {
+                let bytes = serde_json::to_vec(r).map_err(io)?;
+                t.insert(r.id.as_str(), bytes.as_slice()).map_err(io)?;
+            }
+            let mut c = txn.open_table(CERTS).map_err(io)?;
+            for r in certs {
+                let bytes = serde_json::to_vec(r).map_err(io)?;
+                c.insert(r.fingerprint.as_str(), bytes.as_slice())
+                    .map_err(io)?;
+            }
+        }
+        txn.commit().map_err(io)
+    }
+
+    fn append_audit(&self, entry: &mut AuditRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut t = txn.open_table(AUDIT).map_err(io)?;
+            entry.id = t.last().map_err(io)?.map_or(0, |(k, _)| k.value()) + 1;
+            let bytes = serde_json::to_vec(entry).map_err(io)?;
+            t.insert(entry.id, bytes.as_slice()).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    fn load_audit(
+        &self,
+        limit: usize,
+        keep: &dyn Fn(&AuditRecord) -> bool,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = txn.open_table(AUDIT).map_err(io)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io)?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row.map_err(io)?;
+            let rec: AuditRecord = decode("audit entry", &k.value().to_string(), v.value())?;
+            if keep(&rec) {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
     fn load_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(io)?;
         let table = txn.open_table(NODES).map_err(io)?;

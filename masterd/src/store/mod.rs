@@ -1,5 +1,6 @@
 //! Durable master state behind one trait, so an etcd backend can sit beside
-//! the embedded one. Only the node registry lives here for now.
+//! the embedded one: nodes, config versions, exec sessions, issued
+//! certificates, join tokens and the audit log.
 
 mod embedded;
 
@@ -95,6 +96,77 @@ pub trait NodeStore: Send + Sync + 'static {
     /// Records a push or rollback in one transaction, so it is either wholly
     /// recorded or not at all.
     fn put_config(&self, change: &ConfigChange) -> Result<(), StoreError>;
+    /// Every certificate the master issued.
+    fn load_certs(&self) -> Result<Vec<CertRecord>, StoreError>;
+    /// Every join token.
+    fn load_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Writes tokens and certificates in one transaction (an enrolment uses
+    /// a token and issues a certificate: both or neither).
+    fn put_security(&self, tokens: &[TokenRecord], certs: &[CertRecord])
+    -> Result<(), StoreError>;
+    /// Appends an audit entry, giving it the next id.
+    fn append_audit(&self, entry: &mut AuditRecord) -> Result<(), StoreError>;
+    /// The newest `limit` audit entries that `keep` accepts, newest first.
+    fn load_audit(
+        &self,
+        limit: usize,
+        keep: &dyn Fn(&AuditRecord) -> bool,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// A client certificate the master issued, known by its fingerprint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CertRecord {
+    /// sha256 of the certificate, lowercase hex.
+    pub fingerprint: String,
+    /// `node` or `user`.
+    pub kind: String,
+    /// Node id or user name.
+    pub name: String,
+    /// Role of a user certificate; empty for nodes.
+    #[serde(default)]
+    pub role: String,
+    pub issued_ms: i64,
+    pub not_after_ms: i64,
+    /// Who asked for it: a user name, or `token:<id>` for an enrolment.
+    pub issued_by: String,
+    /// When it was revoked; 0 while valid.
+    #[serde(default)]
+    pub revoked_ms: i64,
+}
+
+/// A join token; the secret itself is never stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    /// sha256 of the secret, lowercase hex.
+    pub secret_hash: String,
+    #[serde(default)]
+    pub description: String,
+    pub created_ms: i64,
+    pub created_by: String,
+    /// 0 = never expires.
+    pub expires_ms: i64,
+    /// 0 = unlimited.
+    pub max_uses: u32,
+    pub used: u32,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// One audited call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: u64,
+    pub time_ms: i64,
+    pub user: String,
+    pub role: String,
+    pub peer: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub success: bool,
+    pub error: String,
 }
 
 /// One exec session, as audited.

@@ -1,0 +1,230 @@
+//! `cdnctl context list|use|add|remove` and `cdnctl whoami`: the named
+//! masters in the config file, and who the master says you are.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cdn_common::credential::Credential;
+use cdn_proto::v1::WhoAmIRequest;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::context::{ContextEntry, FileConfig};
+use crate::output::{self, Format};
+use crate::{CliError, Context};
+
+/// Verbs of `cdnctl context`.
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List contexts; `*` marks the current one.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Make NAME the current context.
+    ///
+    /// Example: `cdnctl context use prod`
+    Use {
+        name: String,
+    },
+    /// Add a context from a credential file (`masterd` wrote
+    /// `admin.credential` in its data directory; `masterd user add` writes
+    /// others). The credential is copied into the config file.
+    ///
+    /// Example: `cdnctl context add prod --credential alice.credential --master master.example:50051`
+    Add(AddArgs),
+    /// Remove a context.
+    #[command(visible_alias = "rm")]
+    Remove {
+        name: String,
+    },
+}
+
+/// Arguments of `context add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Context name.
+    pub name: String,
+    /// Credential file to take master address, CA, certificate and key from.
+    #[arg(long = "credential", value_name = "FILE", required_unless_present = "plaintext")]
+    pub credential_file: Option<PathBuf>,
+    /// Master address, if not the one in the credential.
+    #[arg(long = "address", value_name = "ADDR")]
+    pub address: Option<String>,
+    /// A context for a master started with --insecure (no credential).
+    #[arg(long = "plaintext", requires = "address", conflicts_with = "credential_file")]
+    pub plaintext: bool,
+    /// Replace a context of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// Make it the current context (the first context always is).
+    #[arg(long = "use")]
+    pub make_current: bool,
+}
+
+#[derive(Serialize)]
+struct ContextRow {
+    name: String,
+    current: bool,
+    master: String,
+    user: String,
+    role: String,
+    insecure: bool,
+}
+
+fn file_path(path: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    path.ok_or_else(|| {
+        CliError::Local("no config directory is known; set CDNCTL_CONFIG to a file path".into())
+    })
+}
+
+/// Runs a `context` verb (no master needed).
+pub fn run(cmd: ContextCommand) -> Result<ExitCode, CliError> {
+    let (mut file, path) = FileConfig::load()?;
+    match cmd {
+        ContextCommand::List { output: format } => {
+            let rows: Vec<ContextRow> = file
+                .contexts
+                .iter()
+                .map(|(name, c)| ContextRow {
+                    name: name.clone(),
+                    current: file.current_context.as_deref() == Some(name),
+                    master: c.master.clone(),
+                    user: c.user.clone(),
+                    role: c.role.clone(),
+                    insecure: c.insecure,
+                })
+                .collect();
+            match format {
+                Format::Json | Format::Yaml => output::print_data(&rows, format)?,
+                _ => {
+                    let mut t = output::table(&["CURRENT", "NAME", "MASTER", "USER", "ROLE"]);
+                    for r in rows {
+                        t.add_row(vec![
+                            if r.current { "*" } else { "" }.to_string(),
+                            r.name,
+                            r.master,
+                            if r.insecure {
+                                "(insecure)".into()
+                            } else {
+                                r.user
+                            },
+                            r.role,
+                        ]);
+                    }
+                    output::print_table(t)?;
+                }
+            }
+        }
+        ContextCommand::Use { name } => {
+            if !file.contexts.contains_key(&name) {
+                return Err(CliError::Local(format!(
+                    "no context `{name}` (`cdnctl context list` shows them)"
+                )));
+            }
+            file.current_context = Some(name.clone());
+            file.save(&file_path(path)?)?;
+            output::print_text(&format!("current context: {name}"))?;
+        }
+        ContextCommand::Add(a) => {
+            if file.contexts.contains_key(&a.name) && !a.force {
+                return Err(CliError::Local(format!(
+                    "context `{}` exists; add --force to replace it",
+                    a.name
+                )));
+            }
+            let mut entry = match &a.credential_file {
+                Some(p) => {
+                    let (cred, warning) =
+                        Credential::load(p).map_err(|e| CliError::Local(e.to_string()))?;
+                    if let Some(w) = warning {
+                        output::print_diagnostic(&format!("cdnctl: warning: {w}"));
+                    }
+                    ContextEntry::from_credential(cred)
+                }
+                None => ContextEntry {
+                    insecure: true,
+                    ..Default::default()
+                },
+            };
+            if let Some(m) = a.address {
+                entry.master = m;
+            }
+            if !entry.master.contains(':') {
+                return Err(CliError::Local(format!(
+                    "master address `{}` must be host:port",
+                    entry.master
+                )));
+            }
+            let first = file.contexts.is_empty();
+            file.contexts.insert(a.name.clone(), entry);
+            if first || a.make_current {
+                file.current_context = Some(a.name.clone());
+            }
+            let path = file_path(path)?;
+            file.save(&path)?;
+            output::print_text(&format!(
+                "context {} added to {}{}",
+                a.name,
+                path.display(),
+                if first || a.make_current {
+                    " and made current"
+                } else {
+                    ""
+                }
+            ))?;
+        }
+        ContextCommand::Remove { name } => {
+            if file.contexts.remove(&name).is_none() {
+                return Err(CliError::Local(format!("no context `{name}`")));
+            }
+            if file.current_context.as_deref() == Some(&name) {
+                file.current_context = None;
+            }
+            file.save(&file_path(path)?)?;
+            output::print_text(&format!("context {name} removed"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct WhoAmI {
+    name: String,
+    role: String,
+    master: String,
+    insecure: bool,
+}
+
+/// `cdnctl whoami`: the user and role the master sees.
+pub async fn whoami(ctx: &Context, format: Format) -> Result<ExitCode, CliError> {
+    let mut client = ctx.admin().await?;
+    let r = client
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .map_err(|s| ctx.call_error(&s))?
+        .into_inner();
+    let me = WhoAmI {
+        name: r.name,
+        role: r.role,
+        master: ctx.master.clone(),
+        insecure: r.insecure,
+    };
+    match format {
+        Format::Json | Format::Yaml => output::print_data(&me, format)?,
+        _ => output::print_text(&format!(
+            "{} ({}) at {}{}",
+            me.name,
+            me.role,
+            me.master,
+            if me.insecure {
+                " (insecure master: nobody is authenticated)"
+            } else {
+                ""
+            }
+        ))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

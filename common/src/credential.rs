@@ -1,0 +1,67 @@
+//! An operator credential: the file `masterd` writes for `cdnctl` (its own
+//! `admin.credential` on first start, one per `masterd user add`). It holds
+//! where the master is, the CA to check it with, and the user's certificate
+//! and private key, so it is written with mode 0600.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tls::{TlsError, exposure_warning, write_private};
+
+/// A cdnctl credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// User name the certificate was issued to.
+    pub user: String,
+    /// Role at issue time (the master's record decides).
+    pub role: String,
+    /// `host:port` of the master's operator API.
+    pub master: String,
+    /// Name the master's certificate is checked against (default: the host
+    /// of `master`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM of the master's CA.
+    pub ca: String,
+    /// PEM of the user's certificate.
+    pub cert: String,
+    /// PEM of the user's private key.
+    pub key: String,
+}
+
+impl Credential {
+    /// Reads a credential file; the second value is a warning when the file
+    /// is readable by others.
+    pub fn load(path: &Path) -> Result<(Self, Option<String>), TlsError> {
+        let file_err = |message: String| TlsError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let cred: Credential = serde_yaml_ng::from_str(&text)
+            .map_err(|e| file_err(format!("not a cdnctl credential: {e}")))?;
+        Ok((cred, exposure_warning(path)))
+    }
+
+    /// Writes the credential with mode 0600.
+    pub fn save(&self, path: &Path) -> Result<(), TlsError> {
+        let body = serde_yaml_ng::to_string(self).map_err(|e| TlsError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let text = format!(
+            "# cdnctl credential of user `{}` (role {}) for the master at {}.\n# It holds a private key: keep it 0600 and never share it.\n{body}",
+            self.user, self.role, self.master
+        );
+        write_private(path, text.as_bytes())
+    }
+
+    /// The name to check the master's certificate against.
+    pub fn server_name(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(|| crate::tls::host_of(&self.master))
+    }
+}
