@@ -9,6 +9,9 @@ version N times and records:
   * the master's own time from storing the version to the last ack;
   * bytes of the file and bytes sent per agent on the wire (gzip).
 
+TLS on (the default): agents enrolled with the master's join token, cdnctl
+with --credential (see Fleet in lifecycle.py).
+
 Usage: python3 bench/config_push.py [--pushes 20] [--agents 1,3,20] [--out FILE]
 """
 
@@ -23,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecycle import BIN, TOP, Fleet, pct, wait  # noqa: E402
+from lifecycle import TOP, Fleet, pct, wait  # noqa: E402
 
 PEER_GEN = os.path.join(TOP, "..", "shared", "peers", "ssh", "gen_payload.py")
 
@@ -69,8 +72,7 @@ def main():
                         f.write(text.rstrip("\n")[: len(text) - 16] + f"\n# push {k:08d}\n")
                     t0 = time.perf_counter()
                     out = subprocess.run(
-                        [os.path.join(BIN, "cdnctl"), "--master", f"127.0.0.1:{fleet.port}",
-                         "config", "push", path, "-o", "json"],
+                        [*fleet.ctl(), "config", "push", path, "-o", "json"],
                         capture_output=True, text=True,
                     )
                     dt = (time.perf_counter() - t0) * 1000
@@ -95,6 +97,7 @@ def main():
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu} cores; each figure over "
         f"{a.pushes} pushes of a fresh version (2 warm-up pushes dropped);",
         f"command: `python3 bench/config_push.py --pushes {a.pushes} --agents {a.agents}`.",
+        "TLS on (the default): agents on mutual TLS, cdnctl with `--credential` (the admin credential).",
         "Wall = spawn of `cdnctl config push` to its exit, every agent having written, fsynced and acknowledged.",
         "Master = the master's time from storing the version to the last acknowledgement.",
         "",

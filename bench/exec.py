@@ -7,6 +7,9 @@
     here, MB/s, checked byte for byte (seq) and by count (zeros);
   * floor: spawning `sh -c true` locally, for scale.
 
+TLS on (the default): agents enrolled with the master's join token, cdnctl
+with --credential (see Fleet in lifecycle.py; TLS vs plaintext: tls.py).
+
 Usage: python3 bench/exec.py [--runs 100] [--out FILE]
 """
 
@@ -21,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecycle import BIN, TOP, Fleet, pct, wait  # noqa: E402
+from lifecycle import TOP, Fleet, pct, wait  # noqa: E402
 
 
 def timed(cmd, runs):
@@ -76,7 +79,7 @@ def main():
             fleet.agents[f"agent-{i}"], _, _ = fleet.start_agent(f"agent-{i}")
         wait(lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == 20, "20 agents")
         time.sleep(1)
-        ctl = [os.path.join(BIN, "cdnctl"), "--master", f"127.0.0.1:{fleet.port}"]
+        ctl = fleet.ctl()  # cdnctl --credential <data>/admin.credential --master 127.0.0.1:PORT
 
         floor = timed(["sh", "-c", "true"], a.runs)
         one = timed(ctl + ["exec", "agent-1", "--", "true"], a.runs)
@@ -104,6 +107,7 @@ def main():
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, 20 agents "
         f"connected; command: `python3 bench/exec.py --runs {a.runs}`.",
+        "TLS on (the default): agents on mutual TLS, cdnctl with `--credential` (the admin credential).",
         "Latency = spawn of the command here to its exit (cdnctl process start, connect, run, output, exit).",
         "",
         "| what | median (ms) | p99 (ms) | min (ms) | runs |",

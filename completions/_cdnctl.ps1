@@ -21,8 +21,11 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'cdnctl' {
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -31,13 +34,19 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('nodes', 'nodes', [CompletionResultType]::ParameterValue, 'List and inspect edge nodes')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Push, roll back and inspect versioned configuration')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command on one node (like ssh) or many (prefixed output)')
+            [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Named masters and credentials (like kubectl config contexts)')
+            [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show the user and role the master sees for your credential')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'cdnctl;nodes' {
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -54,10 +63,13 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
             [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'How often --watch asks the master')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
             [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -70,10 +82,13 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
             [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Only nodes whose labels match, `key=value[,key=value...]`; repeatable')
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'How often --watch asks the master')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
             [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'After the list, print a row whenever a node changes state (as `kubectl get -w`), until interrupted')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -82,8 +97,11 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl;nodes;show' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (`table` and `wide` print a key: value list)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (`table` and `wide` print a key: value list)')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -105,8 +123,11 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             break
         }
         'cdnctl;config' {
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -129,12 +150,15 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the nodes'' answers; later ones are `pending`')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of the final report')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of the final report')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every node (the default when no --node or --selector is given)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Validate and show what would happen; store nothing')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Return once the master stored the version; do not wait for nodes')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until every online target answered (default; bounded by --timeout)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -148,11 +172,14 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the nodes'' answers; later ones are `pending`')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of the final report')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of the final report')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every node (the default when no --node or --selector is given)')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Return once the master stored the version; do not wait for nodes')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until every online target answered (default; bounded by --timeout)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -165,9 +192,12 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Only nodes whose labels match `key=value[,key=value...]`; repeatable')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every node (the default when no --node or --selector is given)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -177,24 +207,33 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most this many versions (0 = all)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'cdnctl;config;show' {
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'cdnctl;config;diff' {
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -242,13 +281,16 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'Working directory on the node')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Kill the remote command after this long and exit 124')
             [CompletionResult]::new('--parallel', '--parallel', [CompletionResultType]::ParameterName, 'Nodes run at once in a fan-out')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Run on every node')
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Forward local stdin (default: when stdin is not a terminal; single node only)')
             [CompletionResult]::new('--stdin', '--stdin', [CompletionResultType]::ParameterName, 'Forward local stdin (default: when stdin is not a terminal; single node only)')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge')
             [CompletionResult]::new('--tty', '--tty', [CompletionResultType]::ParameterName, 'Allocate a terminal on the node (as ssh -t): the local terminal goes raw, window size changes are forwarded; stdout and stderr merge')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -260,8 +302,11 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most this many sessions (0 = all)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -278,9 +323,154 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
         'cdnctl;exec;help;help' {
             break
         }
-        'cdnctl;completion' {
-            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port)')
+        'cdnctl;context' {
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List contexts; `*` marks the current one')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List contexts; `*` marks the current one')
+            [CompletionResult]::new('use', 'use', [CompletionResultType]::ParameterValue, 'Make NAME the current context')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a context from the credential file given with --credential (`masterd` wrote `admin.credential` in its data directory; `masterd user add` writes others); --master replaces the address in it. The credential is copied into the config file. With --insecure and --master instead: a context for a master started --insecure')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove a context')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Remove a context')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'cdnctl;context;list' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'cdnctl;context;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'cdnctl;context;use' {
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'cdnctl;context;add' {
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace a context of the same name')
+            [CompletionResult]::new('--use', '--use', [CompletionResultType]::ParameterName, 'Make it the current context (the first context always is)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'cdnctl;context;remove' {
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'cdnctl;context;rm' {
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'cdnctl;context;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List contexts; `*` marks the current one')
+            [CompletionResult]::new('use', 'use', [CompletionResultType]::ParameterValue, 'Make NAME the current context')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a context from the credential file given with --credential (`masterd` wrote `admin.credential` in its data directory; `masterd user add` writes others); --master replaces the address in it. The credential is copied into the config file. With --insecure and --master instead: a context for a master started --insecure')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove a context')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'cdnctl;context;help;list' {
+            break
+        }
+        'cdnctl;context;help;use' {
+            break
+        }
+        'cdnctl;context;help;add' {
+            break
+        }
+        'cdnctl;context;help;remove' {
+            break
+        }
+        'cdnctl;context;help;help' {
+            break
+        }
+        'cdnctl;whoami' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'cdnctl;audit' {
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Newest entries to show')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only entries of this user')
+            [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'Only this action, or a family of them: push, rollback, exec, token (token.create, token.revoke), user, node')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'cdnctl;completion' {
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -290,6 +480,9 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('nodes', 'nodes', [CompletionResultType]::ParameterValue, 'List and inspect edge nodes')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Push, roll back and inspect versioned configuration')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command on one node (like ssh) or many (prefixed output)')
+            [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Named masters and credentials (like kubectl config contexts)')
+            [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show the user and role the master sees for your credential')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -337,6 +530,31 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             break
         }
         'cdnctl;help;exec;history' {
+            break
+        }
+        'cdnctl;help;context' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List contexts; `*` marks the current one')
+            [CompletionResult]::new('use', 'use', [CompletionResultType]::ParameterValue, 'Make NAME the current context')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a context from the credential file given with --credential (`masterd` wrote `admin.credential` in its data directory; `masterd user add` writes others); --master replaces the address in it. The credential is copied into the config file. With --insecure and --master instead: a context for a master started --insecure')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove a context')
+            break
+        }
+        'cdnctl;help;context;list' {
+            break
+        }
+        'cdnctl;help;context;use' {
+            break
+        }
+        'cdnctl;help;context;add' {
+            break
+        }
+        'cdnctl;help;context;remove' {
+            break
+        }
+        'cdnctl;help;whoami' {
+            break
+        }
+        'cdnctl;help;audit' {
             break
         }
         'cdnctl;help;completion' {

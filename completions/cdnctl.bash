@@ -16,11 +16,17 @@ _cdnctl() {
             ",$1")
                 cmd="cdnctl"
                 ;;
+            cdnctl,audit)
+                cmd="cdnctl__subcmd__audit"
+                ;;
             cdnctl,completion)
                 cmd="cdnctl__subcmd__completion"
                 ;;
             cdnctl,config)
                 cmd="cdnctl__subcmd__config"
+                ;;
+            cdnctl,context)
+                cmd="cdnctl__subcmd__context"
                 ;;
             cdnctl,exec)
                 cmd="cdnctl__subcmd__exec"
@@ -30,6 +36,9 @@ _cdnctl() {
                 ;;
             cdnctl,nodes)
                 cmd="cdnctl__subcmd__nodes"
+                ;;
+            cdnctl,whoami)
+                cmd="cdnctl__subcmd__whoami"
                 ;;
             cdnctl__subcmd__config,diff)
                 cmd="cdnctl__subcmd__config__subcmd__diff"
@@ -73,6 +82,42 @@ _cdnctl() {
             cdnctl__subcmd__config__subcmd__help,status)
                 cmd="cdnctl__subcmd__config__subcmd__help__subcmd__status"
                 ;;
+            cdnctl__subcmd__context,add)
+                cmd="cdnctl__subcmd__context__subcmd__add"
+                ;;
+            cdnctl__subcmd__context,help)
+                cmd="cdnctl__subcmd__context__subcmd__help"
+                ;;
+            cdnctl__subcmd__context,list)
+                cmd="cdnctl__subcmd__context__subcmd__list"
+                ;;
+            cdnctl__subcmd__context,ls)
+                cmd="cdnctl__subcmd__context__subcmd__list"
+                ;;
+            cdnctl__subcmd__context,remove)
+                cmd="cdnctl__subcmd__context__subcmd__remove"
+                ;;
+            cdnctl__subcmd__context,rm)
+                cmd="cdnctl__subcmd__context__subcmd__remove"
+                ;;
+            cdnctl__subcmd__context,use)
+                cmd="cdnctl__subcmd__context__subcmd__use"
+                ;;
+            cdnctl__subcmd__context__subcmd__help,add)
+                cmd="cdnctl__subcmd__context__subcmd__help__subcmd__add"
+                ;;
+            cdnctl__subcmd__context__subcmd__help,help)
+                cmd="cdnctl__subcmd__context__subcmd__help__subcmd__help"
+                ;;
+            cdnctl__subcmd__context__subcmd__help,list)
+                cmd="cdnctl__subcmd__context__subcmd__help__subcmd__list"
+                ;;
+            cdnctl__subcmd__context__subcmd__help,remove)
+                cmd="cdnctl__subcmd__context__subcmd__help__subcmd__remove"
+                ;;
+            cdnctl__subcmd__context__subcmd__help,use)
+                cmd="cdnctl__subcmd__context__subcmd__help__subcmd__use"
+                ;;
             cdnctl__subcmd__exec,help)
                 cmd="cdnctl__subcmd__exec__subcmd__help"
                 ;;
@@ -85,11 +130,17 @@ _cdnctl() {
             cdnctl__subcmd__exec__subcmd__help,history)
                 cmd="cdnctl__subcmd__exec__subcmd__help__subcmd__history"
                 ;;
+            cdnctl__subcmd__help,audit)
+                cmd="cdnctl__subcmd__help__subcmd__audit"
+                ;;
             cdnctl__subcmd__help,completion)
                 cmd="cdnctl__subcmd__help__subcmd__completion"
                 ;;
             cdnctl__subcmd__help,config)
                 cmd="cdnctl__subcmd__help__subcmd__config"
+                ;;
+            cdnctl__subcmd__help,context)
+                cmd="cdnctl__subcmd__help__subcmd__context"
                 ;;
             cdnctl__subcmd__help,exec)
                 cmd="cdnctl__subcmd__help__subcmd__exec"
@@ -99,6 +150,9 @@ _cdnctl() {
                 ;;
             cdnctl__subcmd__help,nodes)
                 cmd="cdnctl__subcmd__help__subcmd__nodes"
+                ;;
+            cdnctl__subcmd__help,whoami)
+                cmd="cdnctl__subcmd__help__subcmd__whoami"
                 ;;
             cdnctl__subcmd__help__subcmd__config,diff)
                 cmd="cdnctl__subcmd__help__subcmd__config__subcmd__diff"
@@ -117,6 +171,18 @@ _cdnctl() {
                 ;;
             cdnctl__subcmd__help__subcmd__config,status)
                 cmd="cdnctl__subcmd__help__subcmd__config__subcmd__status"
+                ;;
+            cdnctl__subcmd__help__subcmd__context,add)
+                cmd="cdnctl__subcmd__help__subcmd__context__subcmd__add"
+                ;;
+            cdnctl__subcmd__help__subcmd__context,list)
+                cmd="cdnctl__subcmd__help__subcmd__context__subcmd__list"
+                ;;
+            cdnctl__subcmd__help__subcmd__context,remove)
+                cmd="cdnctl__subcmd__help__subcmd__context__subcmd__remove"
+                ;;
+            cdnctl__subcmd__help__subcmd__context,use)
+                cmd="cdnctl__subcmd__help__subcmd__context__subcmd__use"
                 ;;
             cdnctl__subcmd__help__subcmd__exec,history)
                 cmd="cdnctl__subcmd__help__subcmd__exec__subcmd__history"
@@ -155,13 +221,71 @@ _cdnctl() {
 
     case "${cmd}" in
         cdnctl)
-            opts="-h -V --master --request-timeout --no-headers --help --version nodes config exec completion help"
+            opts="-h -V --master --context --credential --insecure --request-timeout --no-headers --help --version nodes config exec context whoami audit completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__audit)
+            opts="-o -h --limit --user --action --output --master --context --credential --insecure --request-timeout --no-headers --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --action)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -177,13 +301,21 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__completion)
-            opts="-h --master --request-timeout --no-headers --help bash elvish fish powershell zsh"
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -199,13 +331,21 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config)
-            opts="-h --master --request-timeout --no-headers --help push rollback status history show diff help"
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help push rollback status history show diff help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -221,13 +361,21 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__diff)
-            opts="-h --master --request-timeout --no-headers --help"
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -355,7 +503,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__history)
-            opts="-o -h --limit --output --master --request-timeout --no-headers --help"
+            opts="-o -h --limit --output --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -377,6 +525,14 @@ _cdnctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -389,7 +545,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__push)
-            opts="-n -l -m -o -h --node --selector --all --message --dry-run --no-wait --wait --timeout --output --master --request-timeout --no-headers --help"
+            opts="-n -l -m -o -h --node --selector --all --message --dry-run --no-wait --wait --timeout --output --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -435,6 +591,14 @@ _cdnctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -447,7 +611,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__rollback)
-            opts="-n -l -o -h --node --selector --all --no-wait --wait --timeout --output --master --request-timeout --no-headers --help"
+            opts="-n -l -o -h --node --selector --all --no-wait --wait --timeout --output --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -485,6 +649,14 @@ _cdnctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -497,13 +669,21 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__show)
-            opts="-h --master --request-timeout --no-headers --help"
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -519,7 +699,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__config__subcmd__status)
-            opts="-n -l -o -h --node --selector --all --output --master --request-timeout --no-headers --help"
+            opts="-n -l -o -h --node --selector --all --output --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -553,6 +733,256 @@ _cdnctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context)
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help list ls use add remove rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__add)
+            opts="-h --force --use --master --context --credential --insecure --request-timeout --no-headers --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__help)
+            opts="list use add remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__help__subcmd__use)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__list)
+            opts="-o -h --output --master --context --credential --insecure --request-timeout --no-headers --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__remove)
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__context__subcmd__use)
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -565,7 +995,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__exec)
-            opts="-n -l -i -t -e -w -h --node --selector --all --stdin --tty --env --workdir --timeout --parallel --master --request-timeout --no-headers --help history help"
+            opts="-n -l -i -t -e -w -h --node --selector --all --stdin --tty --env --workdir --timeout --parallel --master --context --credential --insecure --request-timeout --no-headers --help history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -612,6 +1042,14 @@ _cdnctl() {
                     return 0
                     ;;
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -669,7 +1107,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__exec__subcmd__history)
-            opts="-o -h --limit --output --master --request-timeout --no-headers --help"
+            opts="-o -h --limit --output --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -691,6 +1129,14 @@ _cdnctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -703,8 +1149,22 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__help)
-            opts="nodes config exec completion help"
+            opts="nodes config exec context whoami audit completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -828,6 +1288,76 @@ _cdnctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cdnctl__subcmd__help__subcmd__context)
+            opts="list use add remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__help__subcmd__context__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__help__subcmd__context__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__help__subcmd__context__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__help__subcmd__context__subcmd__use)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cdnctl__subcmd__help__subcmd__exec)
             opts="history"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -912,14 +1442,36 @@ _cdnctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cdnctl__subcmd__help__subcmd__whoami)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cdnctl__subcmd__nodes)
-            opts="-h --master --request-timeout --no-headers --help list ls show help"
+            opts="-h --master --context --credential --insecure --request-timeout --no-headers --help list ls show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -991,7 +1543,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__nodes__subcmd__list)
-            opts="-o -l -w -h --output --status --selector --watch --interval --master --request-timeout --no-headers --help"
+            opts="-o -l -w -h --output --status --selector --watch --interval --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1025,6 +1577,14 @@ _cdnctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1037,7 +1597,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__nodes__subcmd__show)
-            opts="-o -h --output --master --request-timeout --no-headers --help"
+            opts="-o -h --output --master --context --credential --insecure --request-timeout --no-headers --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1052,6 +1612,52 @@ _cdnctl() {
                     return 0
                     ;;
                 --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__whoami)
+            opts="-o -h --output --master --context --credential --insecure --request-timeout --no-headers --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

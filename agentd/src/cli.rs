@@ -25,7 +25,12 @@ pub struct Args {
     #[arg(long, value_name = "ID")]
     pub node_id: Option<String>,
     /// Join token for the first start; overrides `master.join_token`.
-    #[arg(long, env = "AGENTD_JOIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AGENTD_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub join_token: Option<String>,
     /// Where the key and certificate live; overrides `data_dir`.
     #[arg(long, value_name = "DIR")]

@@ -97,7 +97,11 @@ pub fn join_token(
     config: &AgentConfig,
     flag: Option<&str>,
 ) -> Result<Option<JoinToken>, IdentityError> {
-    let text = match (flag, &config.master.join_token, &config.master.join_token_file) {
+    let text = match (
+        flag,
+        &config.master.join_token,
+        &config.master.join_token_file,
+    ) {
         (Some(t), _, _) => t.to_string(),
         (None, Some(t), _) => t.clone(),
         (None, None, Some(path)) => std::fs::read_to_string(path).map_err(|e| file_err(path, e))?,
@@ -108,11 +112,12 @@ pub fn join_token(
 
 /// Name to check the master at `addr` against.
 pub fn server_name(config: &AgentConfig, addr: &HostPort) -> String {
-    config
-        .master
-        .server_name
-        .clone()
-        .unwrap_or_else(|| addr.host.trim_start_matches('[').trim_end_matches(']').to_string())
+    config.master.server_name.clone().unwrap_or_else(|| {
+        addr.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    })
 }
 
 /// Enrols with the master at `addr`: checks the master against the CA the
@@ -160,7 +165,11 @@ pub async fn enroll(
     });
     let reply = tokio::time::timeout(dial.max(Duration::from_secs(5)), call)
         .await
-        .map_err(|_| IdentityError::Transient(format!("master at {target} did not answer the enrolment in time")))?
+        .map_err(|_| {
+            IdentityError::Transient(format!(
+                "master at {target} did not answer the enrolment in time"
+            ))
+        })?
         .map_err(|s| {
             let msg = format!("enrolment refused by the master: {}", s.message());
             match s.code() {

@@ -274,12 +274,11 @@ impl Link {
         } else {
             "http"
         };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| {
-            LinkError::Dial {
+        let mut endpoint =
+            Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| LinkError::Dial {
                 addr: addr.to_string(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         if let Some(id) = &self.identity {
             let tls = cdn_common::tls::client_tls(
                 &id.ca_pem,
@@ -342,9 +341,7 @@ impl Link {
                 Code::AlreadyExists
                 | Code::InvalidArgument
                 | Code::PermissionDenied
-                | Code::Unauthenticated => {
-                    LinkError::Refused(s.message().to_string())
-                }
+                | Code::Unauthenticated => LinkError::Refused(s.message().to_string()),
                 _ => LinkError::Rpc(status_line(&s)),
             })?
             .into_inner();

@@ -4,13 +4,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agentd::apply::Applier;
+use agentd::identity::{self, Identity, IdentityError};
 use agentd::{AgentConfig, Link, status};
 use cdn_common::logging;
 use clap::Parser;
+use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use agentd::identity::{self, Identity, IdentityError};
-use rand::SeedableRng;
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
@@ -71,7 +71,9 @@ async fn identity(
     token_flag: Option<&str>,
 ) -> Result<Option<Identity>, ExitCode> {
     if insecure {
-        warn!("*** --insecure: plaintext to the master, no certificate: only for a master started with --insecure on a trusted network ***");
+        warn!(
+            "*** --insecure: plaintext to the master, no certificate: only for a master started with --insecure on a trusted network ***"
+        );
         return Ok(None);
     }
     let fatal = |msg: &str| {

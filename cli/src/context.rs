@@ -129,15 +129,12 @@ impl FileConfig {
     /// Writes the config file with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), CliError> {
         if let Some(dir) = path.parent() {
-            cdn_common::tls::create_private_dir(dir).map_err(|e| {
-                CliError::Local(format!("{}: cannot create: {e}", dir.display()))
-            })?;
+            cdn_common::tls::create_private_dir(dir)
+                .map_err(|e| CliError::Local(format!("{}: cannot create: {e}", dir.display())))?;
         }
         let text = serde_yaml_ng::to_string(self)
             .map_err(|e| CliError::Local(format!("cannot render the config: {e}")))?;
-        let text = format!(
-            "# cdnctl contexts; holds private keys: keep it 0600.\n{text}"
-        );
+        let text = format!("# cdnctl contexts; holds private keys: keep it 0600.\n{text}");
         cdn_common::tls::write_private(path, text.as_bytes())
             .map_err(|e| CliError::Local(e.to_string()))
     }
@@ -207,8 +204,7 @@ impl Context {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| cdn_common::tls::host_of(&master));
-            let tls =
-                cdn_common::tls::client_tls(&e.ca, Some((&e.cert, &e.key)), &server_name);
+            let tls = cdn_common::tls::client_tls(&e.ca, Some((&e.cert, &e.key)), &server_name);
             (Some(tls), Some(e.user))
         };
         Ok(Self {
@@ -234,6 +230,17 @@ impl Context {
 
     /// Maps a failed call to an error naming this master.
     pub fn call_error(&self, s: &tonic::Status) -> CliError {
+        let msg = s.message();
+        if self.tls.is_none()
+            && (msg.contains("protocol error")
+                || msg.contains("http2 error")
+                || msg.contains("transport error"))
+        {
+            return CliError::Unreachable {
+                addr: self.master.clone(),
+                reason: "no plaintext gRPC answer; the master probably speaks TLS here: drop --insecure and use a credential (`cdnctl context add`)".into(),
+            };
+        }
         CliError::from_status(&self.master, s)
     }
 

@@ -136,18 +136,16 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         output::print_raw(&completion_script(shell))?;
         return Ok(ExitCode::SUCCESS);
     }
+    let sel = context::Selection {
+        master: cli.master.as_deref(),
+        credential: cli.credential.as_deref(),
+        context: cli.context.as_deref(),
+        insecure: cli.insecure,
+    };
     if let Command::Context(cmd) = cli.command {
-        return commands::context::run(cmd);
+        return commands::context::run(cmd, sel);
     }
-    let ctx = Context::resolve(
-        context::Selection {
-            master: cli.master.as_deref(),
-            credential: cli.credential.as_deref(),
-            context: cli.context.as_deref(),
-            insecure: cli.insecure,
-        },
-        cli.request_timeout,
-    )?;
+    let ctx = Context::resolve(sel, cli.request_timeout)?;
     match cli.command {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,

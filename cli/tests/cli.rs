@@ -142,7 +142,14 @@ fn contexts_are_kept_0600_and_a_missing_one_is_named() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, _, err) = run(&["context", "add", "lab", "--plaintext", "--address", "127.0.0.1:9"]);
+    let (code, _, err) = run(&[
+        "context",
+        "add",
+        "lab",
+        "--insecure",
+        "--master",
+        "127.0.0.1:9",
+    ]);
     assert_eq!(code, Some(0), "{err}");
     let mode = std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

@@ -24,7 +24,7 @@ pub enum TlsError {
     Token(String),
     #[error("{path}: {message}")]
     File { path: String, message: String },
-    #[error("cannot reach {addr}: {message}")]
+    #[error("cannot reach master at {addr}: {message}")]
     Connect { addr: String, message: String },
     #[error("{0}")]
     Untrusted(String),
@@ -217,7 +217,11 @@ pub fn exposure_warning(path: &Path) -> Option<String> {
 
 /// Client TLS settings: trust `ca_pem`, present `identity` (certificate and
 /// key PEM) when given, and check the master's certificate for `server_name`.
-pub fn client_tls(ca_pem: &str, identity: Option<(&str, &str)>, server_name: &str) -> ClientTlsConfig {
+pub fn client_tls(
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+    server_name: &str,
+) -> ClientTlsConfig {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca_pem))
         .domain_name(server_name)
@@ -268,7 +272,7 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
             if let Some(inner) = io.get_ref() {
                 return describe_tls(&inner.to_string());
             }
-            return io.to_string();
+            return crate::describe_io(io);
         }
         last = err.to_string();
         cur = err.source();
@@ -279,9 +283,13 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// Adds what to do to rustls's terse certificate errors.
 fn describe_tls(msg: &str) -> String {
     if msg.contains("UnknownIssuer") || msg.contains("unknown issuer") {
-        format!("{msg}: the master's certificate is not signed by the CA in your credential (another master, or its CA was replaced)")
+        format!(
+            "{msg}: the master's certificate is not signed by the CA in your credential (another master, or its CA was replaced)"
+        )
     } else if msg.contains("NotValidForName") || msg.contains("not valid for name") {
-        format!("{msg}: dial the master by a name in its certificate, or add this one to tls.names in master.yml")
+        format!(
+            "{msg}: dial the master by a name in its certificate, or add this one to tls.names in master.yml"
+        )
     } else if msg.contains("corrupt message") || msg.contains("InvalidContentType") {
         format!("{msg}: the master does not speak TLS here (started with --insecure?)")
     } else {
@@ -333,7 +341,7 @@ pub async fn fetch_pinned_ca(
             .await
             .map_err(|e| TlsError::Connect {
                 addr: addr.to_string(),
-                message: e.to_string(),
+                message: crate::describe_io(&e),
             })?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let mut tls = connector.connect(name, tcp).await.map_err(|e| {
@@ -350,7 +358,10 @@ pub async fn fetch_pinned_ca(
         .await
         .map_err(|_| TlsError::Connect {
             addr: addr.to_string(),
-            message: format!("no TLS handshake within {}", crate::duration::short(timeout)),
+            message: format!(
+                "no TLS handshake within {}",
+                crate::duration::short(timeout)
+            ),
         })??;
     let der = verifier
         .found

@@ -52,11 +52,8 @@ async fn connect(
         eprintln!("masterd: warning: {w}");
     }
     let addr = master.unwrap_or(&cred.master).to_string();
-    let tls = cdn_common::tls::client_tls(
-        &cred.ca,
-        Some((&cred.cert, &cred.key)),
-        &cred.server_name(),
-    );
+    let tls =
+        cdn_common::tls::client_tls(&cred.ca, Some((&cred.cert, &cred.key)), &cred.server_name());
     let channel = cdn_common::tls::connect(&addr, Some(tls), CALL_TIMEOUT)
         .await
         .map_err(|reason| ClientError::Unreachable {

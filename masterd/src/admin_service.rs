@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use cdn_proto::v1::admin_service_server::AdminService;
 use cdn_proto::v1::{
-    ConfigHistoryRequest, ConfigHistoryResponse, ConfigPushEvent, ConfigPushRequest,
-    ConfigRollbackRequest, ConfigStatusRequest, ConfigStatusResponse, ConfigVersionContent,
-    ExecHistoryRequest, ExecHistoryResponse, ExecRequest, ExecResponse, GetConfigVersionRequest,
-    GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeConfigStatus, NodeInfo, Targets,
-    exec_request,
-};
-use cdn_proto::v1::{
     AddUserRequest, AddUserResponse, AuditEntry, CreateTokenRequest, CreateTokenResponse,
     ListAuditRequest, ListAuditResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
     ListUsersResponse, RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest,
     RevokeNodeResponse, RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo,
     WhoAmIRequest, WhoAmIResponse,
+};
+use cdn_proto::v1::{
+    ConfigHistoryRequest, ConfigHistoryResponse, ConfigPushEvent, ConfigPushRequest,
+    ConfigRollbackRequest, ConfigStatusRequest, ConfigStatusResponse, ConfigVersionContent,
+    ExecHistoryRequest, ExecHistoryResponse, ExecRequest, ExecResponse, GetConfigVersionRequest,
+    GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeConfigStatus, NodeInfo, Targets,
+    exec_request,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -168,10 +168,9 @@ where
                 let _ = tx.send(ev).await;
             }
         };
-        // Awaited inside its own block so the work's sender is dropped the
-        // moment it finishes, which ends `forward`.
-        let work = async move { fut.await };
-        let (result, ()) = tokio::join!(work, forward);
+        // join! drops the work future when it finishes, and with it the
+        // sender, which ends `forward`.
+        let (result, ()) = tokio::join!(fut, forward);
         let outcome = match result {
             Ok(()) => summary.result(),
             Err(e) => {
@@ -494,7 +493,13 @@ impl AdminService for AdminApi {
         let id = request.into_inner().id;
         let result = self.auth.revoke_token(&id);
         self.auth
-            .audit_call(&caller, "token.revoke", &id, String::new(), err_text(&result))
+            .audit_call(
+                &caller,
+                "token.revoke",
+                &id,
+                String::new(),
+                err_text(&result),
+            )
             .await;
         result?;
         Ok(Response::new(RevokeTokenResponse {}))
@@ -555,7 +560,13 @@ impl AdminService for AdminApi {
             self.auth.revoke("user", &name)
         };
         self.auth
-            .audit_call(&caller, "user.remove", &name, String::new(), err_text(&result))
+            .audit_call(
+                &caller,
+                "user.remove",
+                &name,
+                String::new(),
+                err_text(&result),
+            )
             .await;
         Ok(Response::new(RemoveUserResponse {
             revoked_certs: result?,
@@ -570,9 +581,10 @@ impl AdminService for AdminApi {
         let node = request.into_inner().node_id;
         let result = self.auth.revoke("node", &node);
         let was_connected = result.is_ok()
-            && self
-                .registry
-                .cut(&node, "certificate revoked; the node cannot reconnect until enrolled again");
+            && self.registry.cut(
+                &node,
+                "certificate revoked; the node cannot reconnect until enrolled again",
+            );
         if result.is_ok() {
             warn!(node = %node, by = %caller.name, was_connected, "node certificate revoked");
         }
@@ -581,7 +593,11 @@ impl AdminService for AdminApi {
                 &caller,
                 "node.revoke",
                 &node,
-                if was_connected { "connection cut".into() } else { String::new() },
+                if was_connected {
+                    "connection cut".into()
+                } else {
+                    String::new()
+                },
                 err_text(&result),
             )
             .await;

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use cdn_proto::v1::agent_service_server::AgentService;
 use cdn_proto::v1::{
-    CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, ExecFromAgent, ExecToAgent, HeartbeatRequest,
-    HeartbeatResponse, PushConfigRequest, PushConfigResponse, ReconnectPolicy, RegisterRequest,
-    RegisterResponse, StatusRequest, StatusResponse, command_request, exec_from_agent,
+    CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, ExecFromAgent, ExecToAgent,
+    HeartbeatRequest, HeartbeatResponse, PushConfigRequest, PushConfigResponse, ReconnectPolicy,
+    RegisterRequest, RegisterResponse, StatusRequest, StatusResponse, command_request,
+    exec_from_agent,
 };
 use futures::Stream;
 use tokio::sync::mpsc;

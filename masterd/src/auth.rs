@@ -122,9 +122,8 @@ impl Limiter {
         let level = self.level(ip, now);
         if self.buckets.len() > MAX_TRACKED_SOURCES {
             let (rate, burst) = (self.per_second, self.burst);
-            self.buckets.retain(|_, b| {
-                b.0 + now.duration_since(b.1).as_secs_f64() * rate < burst
-            });
+            self.buckets
+                .retain(|_, b| b.0 + now.duration_since(b.1).as_secs_f64() * rate < burst);
         }
         let ok = level >= 1.0;
         self.buckets
@@ -207,10 +206,7 @@ impl Auth {
                 f64::from(limits.auth_failures_per_minute) / 60.0,
                 limits.auth_failure_burst,
             ),
-            registrations: Limiter::new(
-                f64::from(limits.register_rate),
-                limits.register_burst,
-            ),
+            registrations: Limiter::new(f64::from(limits.register_rate), limits.register_burst),
             metrics,
             client_ttl,
         })
@@ -585,7 +581,11 @@ impl Auth {
         cdn_common::check_node_id(name)
             .map_err(|e| MasterError::Invalid(e.replace("node id", "user name")))?;
         let _turn = self.tokens.lock().map_err(|_| poisoned())?;
-        if self.certs.iter().any(|c| c.kind == "user" && c.name == name) {
+        if self
+            .certs
+            .iter()
+            .any(|c| c.kind == "user" && c.name == name)
+        {
             return Err(MasterError::AlreadyExists(format!(
                 "user `{name}` already exists; remove it first to issue a new credential"
             )));

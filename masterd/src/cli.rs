@@ -107,9 +107,7 @@ pub enum UserCommand {
     /// List users with a valid credential.
     List,
     /// Revoke a user's credential at once.
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,9 +116,7 @@ pub enum NodeCommand {
     /// come back until it enrols again with a join token.
     ///
     /// Example: `masterd node revoke edge-17`
-    Revoke {
-        name: String,
-    },
+    Revoke { name: String },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

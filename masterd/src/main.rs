@@ -81,7 +81,9 @@ async fn run(config: MasterConfig, security: masterd::server::Security) -> anyho
             info!(ca_sha256 = %fp, "TLS on; agents need a join token, cdnctl a credential");
         }
     } else {
-        warn!("*** --insecure: plaintext gRPC and NO authentication: anyone who can reach this port can register nodes and run commands on them ***");
+        warn!(
+            "*** --insecure: plaintext gRPC and NO authentication: anyone who can reach this port can register nodes and run commands on them ***"
+        );
     }
     let grpc = master.grpc_addr()?;
     let admin = master.admin_addr()?;

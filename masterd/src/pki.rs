@@ -12,8 +12,7 @@ use std::time::Duration;
 use cdn_common::tls::{TlsError, fingerprint, write_private};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 
 /// Lifetime of the CA made on first start.
@@ -313,12 +312,17 @@ mod tests {
         let issued = pki
             .sign_node(&csr, "agent-1", Duration::from_secs(60))
             .unwrap();
-        let der = cdn_common::tls::pem_certs(&issued.cert_pem).unwrap().remove(0);
+        let der = cdn_common::tls::pem_certs(&issued.cert_pem)
+            .unwrap()
+            .remove(0);
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert!(cert.subject_alternative_name().unwrap().is_none());
         assert!(cert.basic_constraints().unwrap().is_none());
         let cn = cert.subject().iter_common_name().next().unwrap();
         assert_eq!(cn.as_str().unwrap(), "agent-1");
-        assert!(pki.sign_node("garbage", "agent-1", Duration::from_secs(60)).is_err());
+        assert!(
+            pki.sign_node("garbage", "agent-1", Duration::from_secs(60))
+                .is_err()
+        );
     }
 }

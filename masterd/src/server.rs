@@ -159,14 +159,16 @@ impl Master {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
-        let admin_addr = dial_addr(match &admin {
-            Some(l) => l.local_addr(),
-            None => grpc.local_addr(),
-        }
-        .map_err(|source| ServeError::Bind {
-            addr: listen_addr(&config.grpc.addr),
-            source,
-        })?);
+        let admin_addr = dial_addr(
+            match &admin {
+                Some(l) => l.local_addr(),
+                None => grpc.local_addr(),
+            }
+            .map_err(|source| ServeError::Bind {
+                addr: listen_addr(&config.grpc.addr),
+                source,
+            })?,
+        );
         let written = auth.bootstrap(&config.data_dir, &admin_addr, first_start)?;
         Ok(Self {
             config: Arc::new(config),

@@ -188,6 +188,25 @@ impl Master {
         }
     }
 
+    /// Runs a management command (`masterd token|user|node …`) against
+    /// this master with its admin credential.
+    pub fn manage<I, S>(&self, args: I) -> CtlOutput
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Command::new(bin("masterd"))
+            .arg("--credential")
+            .arg(self.credential())
+            .arg("--master")
+            .arg(self.admin_addr.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run masterd")
+            .into()
+    }
+
     /// The data directory (CA, admin credential, join token, store).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -337,6 +356,16 @@ impl Agent {
         c.wait().expect("wait agentd")
     }
 
+    /// Waits (bounded) for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_for(&format!("agentd {} to exit", self.name), || {
+            child.try_wait().ok().flatten()
+        });
+        self.child = None;
+        status.code()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
@@ -382,6 +411,26 @@ where
 {
     ctl_command(master)
         .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cdnctl")
+        .into()
+}
+
+/// Runs cdnctl with `args` only: no master, no credential added, the
+/// user's cdnctl config ignored.
+pub fn ctl_bare<I, S>(args: I) -> CtlOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(bin("cdnctl"))
+        .args(args)
+        .env("CDNCTL_CONFIG", "/nonexistent/cdnctl-test-config.yml")
+        .env_remove("CDNCTL_CONTEXT")
+        .env_remove("CDNCTL_CREDENTIAL")
+        .env_remove("CDNCTL_MASTER")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .expect("run cdnctl")

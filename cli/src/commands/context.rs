@@ -26,20 +26,18 @@ pub enum ContextCommand {
     /// Make NAME the current context.
     ///
     /// Example: `cdnctl context use prod`
-    Use {
-        name: String,
-    },
-    /// Add a context from a credential file (`masterd` wrote
-    /// `admin.credential` in its data directory; `masterd user add` writes
-    /// others). The credential is copied into the config file.
+    Use { name: String },
+    /// Add a context from the credential file given with --credential
+    /// (`masterd` wrote `admin.credential` in its data directory;
+    /// `masterd user add` writes others); --master replaces the address in
+    /// it. The credential is copied into the config file. With --insecure
+    /// and --master instead: a context for a master started --insecure.
     ///
     /// Example: `cdnctl context add prod --credential alice.credential --master master.example:50051`
     Add(AddArgs),
     /// Remove a context.
     #[command(visible_alias = "rm")]
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 /// Arguments of `context add`.
@@ -47,15 +45,6 @@ pub enum ContextCommand {
 pub struct AddArgs {
     /// Context name.
     pub name: String,
-    /// Credential file to take master address, CA, certificate and key from.
-    #[arg(long = "credential", value_name = "FILE", required_unless_present = "plaintext")]
-    pub credential_file: Option<PathBuf>,
-    /// Master address, if not the one in the credential.
-    #[arg(long = "address", value_name = "ADDR")]
-    pub address: Option<String>,
-    /// A context for a master started with --insecure (no credential).
-    #[arg(long = "plaintext", requires = "address", conflicts_with = "credential_file")]
-    pub plaintext: bool,
     /// Replace a context of the same name.
     #[arg(long)]
     pub force: bool,
@@ -80,8 +69,9 @@ fn file_path(path: Option<PathBuf>) -> Result<PathBuf, CliError> {
     })
 }
 
-/// Runs a `context` verb (no master needed).
-pub fn run(cmd: ContextCommand) -> Result<ExitCode, CliError> {
+/// Runs a `context` verb (no master needed); `add` takes --credential,
+/// --master and --insecure from `sel`.
+pub fn run(cmd: ContextCommand, sel: crate::context::Selection<'_>) -> Result<ExitCode, CliError> {
     let (mut file, path) = FileConfig::load()?;
     match cmd {
         ContextCommand::List { output: format } => {
@@ -135,7 +125,7 @@ pub fn run(cmd: ContextCommand) -> Result<ExitCode, CliError> {
                     a.name
                 )));
             }
-            let mut entry = match &a.credential_file {
+            let mut entry = match sel.credential {
                 Some(p) => {
                     let (cred, warning) =
                         Credential::load(p).map_err(|e| CliError::Local(e.to_string()))?;
@@ -144,13 +134,18 @@ pub fn run(cmd: ContextCommand) -> Result<ExitCode, CliError> {
                     }
                     ContextEntry::from_credential(cred)
                 }
-                None => ContextEntry {
+                None if sel.insecure && sel.master.is_some() => ContextEntry {
                     insecure: true,
                     ..Default::default()
                 },
+                None => {
+                    return Err(CliError::Usage(
+                        "context add needs --credential FILE (or --insecure --master ADDR for an insecure master)".into(),
+                    ));
+                }
             };
-            if let Some(m) = a.address {
-                entry.master = m;
+            if let Some(m) = sel.master {
+                entry.master = m.to_string();
             }
             if !entry.master.contains(':') {
                 return Err(CliError::Local(format!(

@@ -100,11 +100,7 @@ impl NodeStore for EmbeddedStore {
         self.load_all(TOKENS, "join token")
     }
 
-    fn put_security(
-        &self,
-        tokens: &[TokenRecord],
-        certs: &[CertRecord],
-    ) -> Result<(), StoreError> {
+    fn put_security(&self, tokens: &[TokenRecord], certs: &[CertRecord]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(io)?;
         {
             let mut t = txn.open_table(TOKENS).map_err(io)?;

@@ -102,8 +102,7 @@ pub trait NodeStore: Send + Sync + 'static {
     fn load_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Writes tokens and certificates in one transaction (an enrolment uses
     /// a token and issues a certificate: both or neither).
-    fn put_security(&self, tokens: &[TokenRecord], certs: &[CertRecord])
-    -> Result<(), StoreError>;
+    fn put_security(&self, tokens: &[TokenRecord], certs: &[CertRecord]) -> Result<(), StoreError>;
     /// Appends an audit entry, giving it the next id.
     fn append_audit(&self, entry: &mut AuditRecord) -> Result<(), StoreError>;
     /// The newest `limit` audit entries that `keep` accepts, newest first.
