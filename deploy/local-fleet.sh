@@ -10,6 +10,7 @@
 # State, logs and pid files live in .fleet/ at the top of the checkout.
 # Environment: FLEET_PORT (default 50051), FLEET_AGENTS (default 3),
 # FLEET_PROFILE (release|debug, default release).
+# FLEET_NO_CONTEXT=1 (do not add the `local-fleet` context to the cdnctl config).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +41,7 @@ case "${1:-start}" in
     exit 0
     ;;
   status)
-    exec "$bin/cdnctl" --master "127.0.0.1:$port" nodes list
+    exec "$bin/cdnctl" --credential "$dir/master-data/admin.credential" --master "127.0.0.1:$port" nodes list
     ;;
   start) ;;
   *)
@@ -56,6 +57,10 @@ else
 fi
 stop
 mkdir -p "$dir"
+# Agents enrolled with a CA that is gone would be refused: start them afresh.
+if [ ! -e "$dir/master-data/pki/ca.crt" ]; then
+  rm -rf "$dir"/agent-*-data
+fi
 
 cat > "$dir/master.yml" <<YAML
 grpc:
@@ -87,6 +92,7 @@ for i in $(seq 1 "$agents"); do
   cat > "$dir/$name.yml" <<YAML
 master:
   addr: 127.0.0.1:$port
+  join_token_file: $dir/master-data/join-token
   dial_timeout: 5s
 heartbeat:
   interval: 2s
@@ -102,12 +108,14 @@ node:
   labels:
     pop: local
     role: edge
+data_dir: $dir/$name-data
 YAML
   "$bin/agentd" -c "$dir/$name.yml" </dev/null >/dev/null 2>"$dir/$name.log" &
   echo $! >"$dir/$name.pid"
 done
 
-ctl() { "$bin/cdnctl" --master "127.0.0.1:$port" "$@"; }
+cred="$dir/master-data/admin.credential"
+ctl() { "$bin/cdnctl" --credential "$cred" --master "127.0.0.1:$port" "$@"; }
 for _ in $(seq 100); do
   online=$(ctl nodes list --status online -o json 2>/dev/null | grep -c '"name"' || true)
   [ "$online" -ge "$agents" ] && break
@@ -115,9 +123,20 @@ for _ in $(seq 100); do
 done
 sleep 2.2 # one status report, so CPU and memory are filled in
 ctl nodes list
+# So that plain `cdnctl` works: a context for this fleet, made current
+# (FLEET_NO_CONTEXT=1 leaves the cdnctl config alone).
+if [ -z "${FLEET_NO_CONTEXT:-}" ]; then
+  "$bin/cdnctl" --credential "$cred" --master "127.0.0.1:$port" \
+    context add local-fleet --force --use >/dev/null
+  note="context local-fleet added to your cdnctl config and made current"
+else
+  note="no cdnctl context added (FLEET_NO_CONTEXT)"
+fi
 cat <<MSG
 
-Local fleet running: masterd on 127.0.0.1:$port, $agents agents; logs in $dir/.
-  $bin/cdnctl --master 127.0.0.1:$port nodes list
+Local fleet running over mutual TLS: masterd on 127.0.0.1:$port, $agents agents; logs in $dir/.
+Admin credential: $cred ($note).
+Join token for more agents: $dir/master-data/join-token
+  $bin/cdnctl nodes list
   $0 stop        # stop it
 MSG

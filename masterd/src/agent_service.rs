@@ -207,8 +207,21 @@ impl AgentService for AgentApi {
         let version: u64 = req.version.parse().map_err(|_| {
             MasterError::Invalid(format!("config version `{}` is not a number", req.version))
         })?;
-        // Only a live session may fetch, and only versions that exist.
+        // Only a live session may fetch, and only its desired version: a
+        // node's certificate buys nothing meant for other nodes.
         self.registry.check_session(&req.node_id, req.session_id)?;
+        let desired = self
+            .registry
+            .get(&req.node_id)
+            .map_or(0, |v| v.record.desired_version);
+        if version != desired {
+            self.auth.count_refusal("permission_denied");
+            return Err(MasterError::PermissionDenied(format!(
+                "node {} may fetch only its desired config version ({desired}), not {version}",
+                req.node_id
+            ))
+            .into());
+        }
         let p = self.configs.payload(version).await?;
         Ok(Response::new(PushConfigResponse {
             success: true,
