@@ -523,11 +523,7 @@ impl AdminService for AdminApi {
             )
             .await;
         let (rec, cert_pem, key_pem) = result?;
-        let ca_pem = self
-            .auth
-            .pki()
-            .map(|p| p.ca_pem().to_string())
-            .unwrap_or_default();
+        let ca_pem = self.auth.server_ca_pem();
         Ok(Response::new(AddUserResponse {
             user: Some(user_info(rec)),
             cert_pem,

@@ -155,6 +155,9 @@ pub struct Auth {
     registrations: Limiter,
     metrics: Arc<Metrics>,
     client_ttl: Duration,
+    /// The CA clients check the master's certificate with: the master's own,
+    /// or the last certificate of `tls.cert_file`'s chain.
+    server_ca_pem: Option<String>,
 }
 
 fn ip_of<T>(req: &Request<T>) -> Option<IpAddr> {
@@ -209,7 +212,23 @@ impl Auth {
             registrations: Limiter::new(f64::from(limits.register_rate), limits.register_burst),
             metrics,
             client_ttl,
+            server_ca_pem: None,
         })
+    }
+
+    /// Clients trust `pem` for the master's certificate (the operator's own
+    /// certificate is served), instead of the master's CA.
+    pub fn set_server_ca(&mut self, pem: String) {
+        self.server_ca_pem = Some(pem);
+    }
+
+    /// The CA a credential carries to check the master with.
+    pub fn server_ca_pem(&self) -> String {
+        match (&self.server_ca_pem, &self.pki) {
+            (Some(pem), _) => pem.clone(),
+            (None, Some(pki)) => pki.ca_pem().to_string(),
+            (None, None) => String::new(),
+        }
     }
 
     /// Whether the master runs without TLS and authentication.
@@ -743,9 +762,9 @@ impl Auth {
         admin_addr: &str,
         first_start: bool,
     ) -> Result<Vec<PathBuf>, MasterError> {
-        let Some(pki) = &self.pki else {
+        if self.pki.is_none() {
             return Ok(Vec::new());
-        };
+        }
         let mut written = Vec::new();
         let cred_path = data_dir.join(ADMIN_CREDENTIAL);
         let internal = |e: cdn_common::tls::TlsError| MasterError::Internal(e.to_string());
@@ -764,7 +783,7 @@ impl Auth {
                     role: rec.role,
                     master: admin_addr.to_string(),
                     server_name: None,
-                    ca: pki.ca_pem().to_string(),
+                    ca: self.server_ca_pem(),
                     cert,
                     key,
                 };

@@ -137,13 +137,17 @@ impl Master {
             None => None,
             Some(p) => Some(server_tls(p, &config.tls)?),
         };
-        let auth = Arc::new(Auth::load(
+        let mut auth = Auth::load(
             pki,
             Arc::clone(&store),
             &config.limits,
             config.tls.client_cert_ttl,
             Arc::clone(&metrics),
-        )?);
+        )?;
+        if let (Some(_), Some(cert)) = (&tls, &config.tls.cert_file) {
+            auth.set_server_ca(own_chain_anchor(cert)?);
+        }
+        let auth = Arc::new(auth);
         let configs = Arc::new(Configs::load(
             Arc::clone(&registry),
             Arc::clone(&store),
@@ -413,6 +417,19 @@ fn server_tls(
         .client_ca_root(Certificate::from_pem(pki.ca_pem()))
         .client_auth_optional(true)
         .timeout(cdn_common::tls::HANDSHAKE_TIMEOUT))
+}
+
+/// The last certificate of the operator's chain file: what credentials
+/// carry as the CA to check the master with.
+fn own_chain_anchor(cert_file: &std::path::Path) -> Result<String, ServeError> {
+    let pem = std::fs::read_to_string(cert_file)
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert_file.display())))?;
+    let certs = cdn_common::tls::pem_certs(&pem)
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert_file.display())))?;
+    Ok(certs
+        .last()
+        .map(|c| cdn_common::tls::der_to_pem(c))
+        .unwrap_or_default())
 }
 
 /// Whether `host` (as written in a listen address) is loopback only.

@@ -650,3 +650,45 @@ fn contexts_select_the_right_master() {
     assert_eq!(out.code, Some(0));
     assert!(out.stderr.contains("readable by others"), "{}", out.stderr);
 }
+
+#[test]
+fn the_operator_can_serve_a_certificate_of_their_own_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (chain, key_file, ca_file) = (
+        dir.path().join("chain.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&chain, format!("{}{}", leaf.pem(), ca_cert.pem())).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let yaml = format!(
+        "{TEST_MASTER_YML}tls:\n  cert_file: {}\n  key_file: {}\n",
+        chain.display(),
+        key_file.display()
+    );
+    let master = Master::start(&dir.path().join("m"), &yaml, 0);
+    let addr = master.addr.to_string();
+    // The credential carries the operator's CA, so cdnctl trusts the master.
+    assert_eq!(credential(&master).ca.trim(), ca_cert.pem().trim());
+    let yml = agent_yml(dir.path(), "agent-1", &addr).replace(
+        "  dial_timeout",
+        &format!("  ca_file: {}\n  dial_timeout", ca_file.display()),
+    );
+    let _agent = cdn_tests::Agent::start(dir.path(), "agent-1", "agent-1", &yml);
+    wait_for("agent-1 enrolled and online", || {
+        let out = cdn_tests::ctl_at(&addr, ["nodes", "list", "-o", "json"]);
+        (out.code == Some(0) && out.stdout.contains("\"online\"")).then_some(())
+    });
+}
