@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command on one node (like ssh) or many (prefixed output)')
             [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Named masters and credentials (like kubectl config contexts)')
             [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show the user and role the master sees for your credential')
+            [CompletionResult]::new('events', 'events', [CompletionResultType]::ParameterValue, 'What happens on the master: nodes online/offline, pushes, exec sessions, token, user and certificate changes')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -449,6 +450,22 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'cdnctl;events' {
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Recent events printed first')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format; json and yaml print one document per event (JSON: one object per line)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format; json and yaml print one document per event (JSON: one object per line)')
+            [CompletionResult]::new('--master', '--master', [CompletionResultType]::ParameterName, 'Master address (host:port); overrides the context''s')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this context of the config file instead of the current one')
+            [CompletionResult]::new('--credential', '--credential', [CompletionResultType]::ParameterName, 'Use this credential file (from masterd) instead of a context')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Give up on the master after this long (connecting and each call)')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Keep printing new events until interrupted (as `kubectl get events -w`)')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep printing new events until interrupted (as `kubectl get events -w`)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Plaintext, no credential: only for a master started with --insecure')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Print table rows without the header line (for scripts)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'cdnctl;audit' {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Newest entries to show')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only entries of this user')
@@ -482,6 +499,7 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command on one node (like ssh) or many (prefixed output)')
             [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Named masters and credentials (like kubectl config contexts)')
             [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show the user and role the master sees for your credential')
+            [CompletionResult]::new('events', 'events', [CompletionResultType]::ParameterValue, 'What happens on the master: nodes online/offline, pushes, exec sessions, token, user and certificate changes')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -552,6 +570,9 @@ Register-ArgumentCompleter -Native -CommandName 'cdnctl' -ScriptBlock {
             break
         }
         'cdnctl;help;whoami' {
+            break
+        }
+        'cdnctl;help;events' {
             break
         }
         'cdnctl;help;audit' {

@@ -28,6 +28,9 @@ _cdnctl() {
             cdnctl,context)
                 cmd="cdnctl__subcmd__context"
                 ;;
+            cdnctl,events)
+                cmd="cdnctl__subcmd__events"
+                ;;
             cdnctl,exec)
                 cmd="cdnctl__subcmd__exec"
                 ;;
@@ -142,6 +145,9 @@ _cdnctl() {
             cdnctl__subcmd__help,context)
                 cmd="cdnctl__subcmd__help__subcmd__context"
                 ;;
+            cdnctl__subcmd__help,events)
+                cmd="cdnctl__subcmd__help__subcmd__events"
+                ;;
             cdnctl__subcmd__help,exec)
                 cmd="cdnctl__subcmd__help__subcmd__exec"
                 ;;
@@ -221,7 +227,7 @@ _cdnctl() {
 
     case "${cmd}" in
         cdnctl)
-            opts="-h -V --master --context --credential --insecure --request-timeout --no-headers --help --version nodes config exec context whoami audit completion help"
+            opts="-h -V --master --context --credential --insecure --request-timeout --no-headers --help --version nodes config exec context whoami events audit completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -994,6 +1000,48 @@ _cdnctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cdnctl__subcmd__events)
+            opts="-f -o -h --follow --limit --output --master --context --credential --insecure --request-timeout --no-headers --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cdnctl__subcmd__exec)
             opts="-n -l -i -t -e -w -h --node --selector --all --stdin --tty --env --workdir --timeout --parallel --master --context --credential --insecure --request-timeout --no-headers --help history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1149,7 +1197,7 @@ _cdnctl() {
             return 0
             ;;
         cdnctl__subcmd__help)
-            opts="nodes config exec context whoami audit completion help"
+            opts="nodes config exec context whoami events audit completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1347,6 +1395,20 @@ _cdnctl() {
         cdnctl__subcmd__help__subcmd__context__subcmd__use)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdnctl__subcmd__help__subcmd__events)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -33,6 +33,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand exec 'Run a command on one node (like ssh) or many (prefixed output)'
             cand context 'Named masters and credentials (like kubectl config contexts)'
             cand whoami 'Show the user and role the master sees for your credential'
+            cand events 'What happens on the master: nodes online/offline, pushes, exec sessions, token, user and certificate changes'
             cand audit 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)'
             cand completion 'Print shell completions (bash, zsh, fish, powershell, elvish)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -403,6 +404,21 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'cdnctl;events'= {
+            cand --limit 'Recent events printed first'
+            cand -o 'Output format; json and yaml print one document per event (JSON: one object per line)'
+            cand --output 'Output format; json and yaml print one document per event (JSON: one object per line)'
+            cand --master 'Master address (host:port); overrides the context''s'
+            cand --context 'Use this context of the config file instead of the current one'
+            cand --credential 'Use this credential file (from masterd) instead of a context'
+            cand --request-timeout 'Give up on the master after this long (connecting and each call)'
+            cand -f 'Keep printing new events until interrupted (as `kubectl get events -w`)'
+            cand --follow 'Keep printing new events until interrupted (as `kubectl get events -w`)'
+            cand --insecure 'Plaintext, no credential: only for a master started with --insecure'
+            cand --no-headers 'Print table rows without the header line (for scripts)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'cdnctl;audit'= {
             cand --limit 'Newest entries to show'
             cand --user 'Only entries of this user'
@@ -434,6 +450,7 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
             cand exec 'Run a command on one node (like ssh) or many (prefixed output)'
             cand context 'Named masters and credentials (like kubectl config contexts)'
             cand whoami 'Show the user and role the master sees for your credential'
+            cand events 'What happens on the master: nodes online/offline, pushes, exec sessions, token, user and certificate changes'
             cand audit 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)'
             cand completion 'Print shell completions (bash, zsh, fish, powershell, elvish)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -486,6 +503,8 @@ set edit:completion:arg-completer[cdnctl] = {|@words|
         &'cdnctl;help;context;remove'= {
         }
         &'cdnctl;help;whoami'= {
+        }
+        &'cdnctl;help;events'= {
         }
         &'cdnctl;help;audit'= {
         }

@@ -37,6 +37,7 @@ complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "config" -d 'Push, rol
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "exec" -d 'Run a command on one node (like ssh) or many (prefixed output)'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "context" -d 'Named masters and credentials (like kubectl config contexts)'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "whoami" -d 'Show the user and role the master sees for your credential'
+complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "events" -d 'What happens on the master: nodes online/offline, pushes, exec sessions, token, user and certificate changes'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "audit" -d 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "completion" -d 'Print shell completions (bash, zsh, fish, powershell, elvish)'
 complete -c cdnctl -n "__fish_cdnctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -310,6 +311,19 @@ complete -c cdnctl -n "__fish_cdnctl_using_subcommand whoami" -l request-timeout
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand whoami" -l insecure -d 'Plaintext, no credential: only for a master started with --insecure'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand whoami" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand whoami" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -l limit -d 'Recent events printed first' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -s o -l output -d 'Output format; json and yaml print one document per event (JSON: one object per line)' -r -f -a "table\t'A table of the main columns'
+wide\t'A table with every column'
+json\t'JSON, for scripts'
+yaml\t'YAML, for scripts'"
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -l master -d 'Master address (host:port); overrides the context\'s' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -l context -d 'Use this context of the config file instead of the current one' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -l credential -d 'Use this credential file (from masterd) instead of a context' -r -F
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -l request-timeout -d 'Give up on the master after this long (connecting and each call)' -r
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -s f -l follow -d 'Keep printing new events until interrupted (as `kubectl get events -w`)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -l insecure -d 'Plaintext, no credential: only for a master started with --insecure'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -l no-headers -d 'Print table rows without the header line (for scripts)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand events" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand audit" -l limit -d 'Newest entries to show' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand audit" -l user -d 'Only entries of this user' -r
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand audit" -l action -d 'Only this action, or a family of them: push, rollback, exec, token (token.create, token.revoke), user, node' -r
@@ -331,14 +345,15 @@ complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -l request-tim
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -l insecure -d 'Plaintext, no credential: only for a master started with --insecure'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -l no-headers -d 'Print table rows without the header line (for scripts)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand completion" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "nodes" -d 'List and inspect edge nodes'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "config" -d 'Push, roll back and inspect versioned configuration'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "exec" -d 'Run a command on one node (like ssh) or many (prefixed output)'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "context" -d 'Named masters and credentials (like kubectl config contexts)'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "whoami" -d 'Show the user and role the master sees for your credential'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "audit" -d 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "completion" -d 'Print shell completions (bash, zsh, fish, powershell, elvish)'
-complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami audit completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "nodes" -d 'List and inspect edge nodes'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "config" -d 'Push, roll back and inspect versioned configuration'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "exec" -d 'Run a command on one node (like ssh) or many (prefixed output)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "context" -d 'Named masters and credentials (like kubectl config contexts)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "whoami" -d 'Show the user and role the master sees for your credential'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "events" -d 'What happens on the master: nodes online/offline, pushes, exec sessions, token, user and certificate changes'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "audit" -d 'Who pushed, rolled back, ran commands, changed tokens, users and certificates, and with what result (admin)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "completion" -d 'Print shell completions (bash, zsh, fish, powershell, elvish)'
+complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and not __fish_seen_subcommand_from nodes config exec context whoami events audit completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and __fish_seen_subcommand_from nodes" -f -a "list" -d 'List nodes with their state, address, labels and figures'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and __fish_seen_subcommand_from nodes" -f -a "show" -d 'Show everything the master knows about one node'
 complete -c cdnctl -n "__fish_cdnctl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "push" -d 'Store FILE as a new version and apply it on the target nodes'

@@ -72,6 +72,11 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t = output::Format::Table)]
         output: output::Format,
     },
+    /// What happens on the master: nodes online/offline, pushes, exec
+    /// sessions, token, user and certificate changes.
+    ///
+    /// Example: `cdnctl events --follow`
+    Events(commands::events::EventsArgs),
     /// Who pushed, rolled back, ran commands, changed tokens, users and
     /// certificates, and with what result (admin).
     ///
@@ -152,6 +157,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
         Command::Whoami { output } => commands::context::whoami(&ctx, output).await,
         Command::Audit(a) => commands::audit::run(&ctx, a).await,
+        Command::Events(a) => commands::events::run(&ctx, a).await,
         Command::Completion { .. } | Command::Context(_) => Ok(ExitCode::SUCCESS),
     }
 }

@@ -50,6 +50,11 @@ pub fn table(header: &[&str]) -> Table {
 /// `--no-headers`: tables print rows only.
 static NO_HEADERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether `--no-headers` was given.
+pub fn no_headers() -> bool {
+    NO_HEADERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Turns table headers off for this invocation (`--no-headers`).
 pub fn set_no_headers(on: bool) {
     NO_HEADERS.store(on, std::sync::atomic::Ordering::Relaxed);

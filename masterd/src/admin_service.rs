@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use cdn_proto::v1::admin_service_server::AdminService;
 use cdn_proto::v1::{
-    AddUserRequest, AddUserResponse, AuditEntry, CreateTokenRequest, CreateTokenResponse,
-    ListAuditRequest, ListAuditResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
-    ListUsersResponse, RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest,
+    AddUserRequest, AddUserResponse, AuditEntry, CreateTokenRequest, CreateTokenResponse, Event,
+    EventsRequest, ListAuditRequest, ListAuditResponse, ListTokensRequest, ListTokensResponse,
+    ListUsersRequest, ListUsersResponse, RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest,
     RevokeNodeResponse, RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo,
     WhoAmIRequest, WhoAmIResponse,
 };
@@ -436,6 +436,52 @@ impl AdminService for AdminApi {
         Ok(Response::new(node_info(view)))
     }
 
+    type EventsStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+
+    async fn events(
+        &self,
+        request: Request<EventsRequest>,
+    ) -> Result<Response<Self::EventsStream>, Status> {
+        self.auth.operator(&request, Role::Viewer)?;
+        let req = request.into_inner();
+        let limit = match req.limit {
+            0 => DEFAULT_EVENTS,
+            n => n as usize,
+        };
+        let (recent, mut live) = self.auth.events().recent_and_subscribe(limit);
+        let (tx, rx) = mpsc::channel(PUSH_EVENT_DEPTH);
+        self.tasks.spawn(async move {
+            for e in recent {
+                if tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+            if !req.follow {
+                return;
+            }
+            loop {
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    n = live.recv() => n,
+                };
+                let event = match next {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event {
+                        kind: "lagged".into(),
+                        detail: format!("{n} events missed: this reader was too slow"),
+                        time_ms: cdn_common::unix_millis_now(),
+                        ..Default::default()
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn who_am_i(
         &self,
         request: Request<WhoAmIRequest>,
@@ -634,6 +680,9 @@ impl AdminService for AdminApi {
         Ok(Response::new(ListAuditResponse { entries }))
     }
 }
+
+/// Recent events `cdnctl events` shows unless asked for another number.
+const DEFAULT_EVENTS: usize = 20;
 
 /// Entries `cdnctl audit` shows unless asked for another number.
 const DEFAULT_AUDIT_LIMIT: usize = 100;

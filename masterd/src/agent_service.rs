@@ -129,6 +129,16 @@ impl AgentService for AgentApi {
             }
         };
         info!(node = %node_id, session = session_id, peer = ?addresses.first(), "node registered");
+        self.auth.events().publish(
+            "node.online",
+            &node_id,
+            "",
+            format!(
+                "session {session_id} from {}",
+                addresses.first().map_or("?", String::as_str)
+            ),
+            true,
+        );
         let rc = &self.config.reconnect;
         Ok(Response::new(RegisterResponse {
             success: true,
@@ -181,6 +191,13 @@ impl AgentService for AgentApi {
         )?;
         if going_offline {
             info!(node = %req.node_id, "node offline: agent shut down");
+            self.auth.events().publish(
+                "node.offline",
+                &req.node_id,
+                "",
+                "agent shut down".into(),
+                true,
+            );
         }
         let behind = desired != 0 && req.config_version != desired.to_string();
         Ok(Response::new(HeartbeatResponse {

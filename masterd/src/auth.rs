@@ -21,6 +21,7 @@ use tonic::Request;
 use tracing::{info, warn};
 
 use crate::error::MasterError;
+use crate::events::Events;
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::pki::Pki;
 use crate::store::{AuditRecord, CertRecord, NodeStore, TokenRecord};
@@ -158,6 +159,7 @@ pub struct Auth {
     /// The CA clients check the master's certificate with: the master's own,
     /// or the last certificate of `tls.cert_file`'s chain.
     server_ca_pem: Option<String>,
+    events: Arc<Events>,
 }
 
 fn ip_of<T>(req: &Request<T>) -> Option<IpAddr> {
@@ -186,6 +188,7 @@ impl Auth {
         limits: &crate::config::LimitsConfig,
         client_ttl: Duration,
         metrics: Arc<Metrics>,
+        events: Arc<Events>,
     ) -> Result<Self, MasterError> {
         let certs = DashMap::new();
         for c in store.load_certs().map_err(store_err)? {
@@ -213,7 +216,13 @@ impl Auth {
             metrics,
             client_ttl,
             server_ca_pem: None,
+            events,
         })
+    }
+
+    /// The event bus audited actions are published on.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// Clients trust `pem` for the master's certificate (the operator's own
@@ -682,6 +691,8 @@ impl Auth {
         detail: String,
         result: Result<(), String>,
     ) {
+        self.events
+            .publish(action, target, user, detail.clone(), result.is_ok());
         let mut entry = AuditRecord {
             id: 0,
             time_ms: now_ms(),

@@ -63,17 +63,23 @@ pub struct ExecHub {
     store: Arc<dyn NodeStore>,
     next_id: AtomicU64,
     pending: DashMap<u64, (String, oneshot::Sender<AgentEnd>)>,
+    events: Arc<crate::events::Events>,
 }
 
 impl ExecHub {
     /// A hub whose exec ids continue after the last audited one.
-    pub fn load(registry: Arc<Registry>, store: Arc<dyn NodeStore>) -> Result<Self, MasterError> {
+    pub fn load(
+        registry: Arc<Registry>,
+        store: Arc<dyn NodeStore>,
+        events: Arc<crate::events::Events>,
+    ) -> Result<Self, MasterError> {
         let last = store.last_exec_id()?;
         Ok(Self {
             registry,
             store,
             next_id: AtomicU64::new(last + 1),
             pending: DashMap::new(),
+            events,
         })
     }
 
@@ -184,6 +190,20 @@ impl ExecHub {
             exit = record.exit_code,
             ms = record.duration_ms,
             "exec session ended"
+        );
+        self.events.publish(
+            "exec.end",
+            &record.node,
+            &record.user,
+            if record.error.is_empty() {
+                format!(
+                    "exec {}: exit {} after {} ms",
+                    record.exec_id, record.exit_code, record.duration_ms
+                )
+            } else {
+                format!("exec {}: {}", record.exec_id, record.error)
+            },
+            record.error.is_empty() && record.exit_code == 0,
         );
         let store = Arc::clone(&self.store);
         let saved = tokio::task::spawn_blocking(move || store.put_exec(&record)).await;

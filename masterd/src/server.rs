@@ -137,12 +137,14 @@ impl Master {
             None => None,
             Some(p) => Some(server_tls(p, &config.tls)?),
         };
+        let events = Arc::new(crate::events::Events::default());
         let mut auth = Auth::load(
             pki,
             Arc::clone(&store),
             &config.limits,
             config.tls.client_cert_ttl,
             Arc::clone(&metrics),
+            Arc::clone(&events),
         )?;
         if let (Some(_), Some(cert)) = (&tls, &config.tls.cert_file) {
             auth.set_server_ca(own_chain_anchor(cert)?);
@@ -153,7 +155,11 @@ impl Master {
             Arc::clone(&store),
             Arc::clone(&metrics),
         )?);
-        let execs = Arc::new(ExecHub::load(Arc::clone(&registry), store)?);
+        let execs = Arc::new(ExecHub::load(
+            Arc::clone(&registry),
+            Arc::clone(&store),
+            Arc::clone(&events),
+        )?);
         let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {
             Some(a) => Some(bind(a).await?),
@@ -258,7 +264,7 @@ impl Master {
             Arc::clone(&registry),
             configs,
             execs,
-            auth,
+            Arc::clone(&auth),
             tasks.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -277,7 +283,11 @@ impl Master {
             }
         }
 
-        let sweeper = tasks.spawn(sweep_loop(Arc::clone(&registry), shutdown.clone()));
+        let sweeper = tasks.spawn(sweep_loop(
+            Arc::clone(&registry),
+            Arc::clone(&auth),
+            shutdown.clone(),
+        ));
         if let Some(listener) = metrics_listener {
             let registry = Arc::clone(&registry);
             let gauges = Arc::clone(&metrics);
@@ -483,7 +493,7 @@ fn incoming(
     })
 }
 
-async fn sweep_loop(registry: Arc<Registry>, shutdown: CancellationToken) {
+async fn sweep_loop(registry: Arc<Registry>, auth: Arc<Auth>, shutdown: CancellationToken) {
     let period = (registry.liveness().interval / 2).max(MIN_SWEEP_PERIOD);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -496,6 +506,8 @@ async fn sweep_loop(registry: Arc<Registry>, shutdown: CancellationToken) {
             Ok(went) => {
                 for w in went {
                     warn!(node = %w.node_id, reason = %w.reason, "node offline");
+                    auth.events()
+                        .publish("node.offline", &w.node_id, "", w.reason, true);
                 }
             }
             Err(e) => error!(error = %e, "cannot persist node registry"),

@@ -381,3 +381,60 @@ fn no_headers_prints_rows_only() {
     assert!(out.stdout.starts_with("agent-1"), "{}", out.stdout);
     assert!(!out.stdout.contains("NAME"));
 }
+
+#[test]
+fn events_show_what_happened_and_follow_prints_new_ones() {
+    use std::io::BufRead;
+    let mut fleet = Fleet::start(2);
+    let recent = fleet.ctl(["events"]);
+    assert_eq!(recent.code, Some(0), "{}", recent.stderr);
+    assert!(
+        recent.stdout.contains("node.enroll") && recent.stdout.contains("node.online"),
+        "{}",
+        recent.stdout
+    );
+    let mut child = cdn_tests::ctl_command(&fleet.master.admin_addr.to_string())
+        .args(["events", "--follow", "--limit", "1", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut events: Vec<Value> = Vec::new();
+    wait_for("the one recent event", || {
+        events.extend(rx.try_iter().map(|l| serde_json::from_str(&l).unwrap()));
+        (!events.is_empty()).then_some(())
+    });
+    fleet.agent("agent-2").kill();
+    let file = fleet.dir.path().join("e.yml");
+    std::fs::write(&file, "x: 1\n").unwrap();
+    assert_eq!(
+        fleet
+            .ctl(["config", "push", file.to_str().unwrap(), "-n", "agent-1"])
+            .code,
+        Some(0)
+    );
+    wait_for("node.offline of agent-2 and the push", || {
+        events.extend(rx.try_iter().map(|l| serde_json::from_str(&l).unwrap()));
+        let offline = events
+            .iter()
+            .any(|e| e["kind"] == "node.offline" && e["target"] == "agent-2");
+        let push = events
+            .iter()
+            .any(|e| e["kind"] == "push" && e["user"] == "admin" && e["success"] == true);
+        (offline && push).then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}

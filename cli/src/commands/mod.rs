@@ -3,5 +3,6 @@
 pub mod audit;
 pub mod config;
 pub mod context;
+pub mod events;
 pub mod exec;
 pub mod nodes;
