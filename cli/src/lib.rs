@@ -91,12 +91,68 @@ pub enum Command {
     },
 }
 
-/// The completion script of `shell` for cdnctl.
+/// The completion script of `shell` for cdnctl: a small registration that
+/// asks `cdnctl` itself (with `COMPLETE=SHELL` set) for candidates, so
+/// subcommands and flags complete as defined and node names come live from
+/// the master of the current context.
 pub fn completion_script(shell: clap_complete::Shell) -> String {
-    use clap::CommandFactory;
+    use clap_complete::env::Shells;
+    let name = shell.to_string();
     let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "cdnctl", &mut buf);
+    if let Some(c) = Shells::builtins().completer(&name) {
+        let _ = c.write_registration(COMPLETE_VAR, "cdnctl", "cdnctl", "cdnctl", &mut buf);
+    }
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The variable that turns a cdnctl run into a completion request.
+pub const COMPLETE_VAR: &str = "COMPLETE";
+
+/// Answers a completion request from the shell, if this run is one (then
+/// the process exits here).
+pub fn complete_if_asked() {
+    use clap::CommandFactory;
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(COMPLETE_VAR)
+        .completer("cdnctl")
+        .complete();
+}
+
+/// Node names for completion, from the master of the usual context
+/// (`$CDNCTL_CREDENTIAL`, `$CDNCTL_CONTEXT`, the current context), within
+/// a second; nothing when it cannot be asked.
+pub fn complete_nodes(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    let prefix = current.to_string_lossy().into_owned();
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    let master = std::env::var("CDNCTL_MASTER").ok();
+    let credential = std::env::var_os("CDNCTL_CREDENTIAL").map(std::path::PathBuf::from);
+    let context = std::env::var("CDNCTL_CONTEXT").ok();
+    let sel = context::Selection {
+        master: master.as_deref(),
+        credential: credential.as_deref(),
+        context: context.as_deref(),
+        insecure: false,
+    };
+    let nodes = rt.block_on(async {
+        let ctx = Context::resolve(sel, Duration::from_secs(1)).ok()?;
+        let mut client = ctx.admin().await.ok()?;
+        let reply = client
+            .list_nodes(cdn_proto::v1::ListNodesRequest::default())
+            .await
+            .ok()?;
+        Some(reply.into_inner().nodes)
+    });
+    nodes
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.name.starts_with(&prefix))
+        .map(|n| clap_complete::CompletionCandidate::new(n.name).help(Some(n.status.into())))
+        .collect()
 }
 
 /// The local user name: the author a master started with --insecure

@@ -5,5 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    cdnctl::complete_if_asked();
     cdnctl::main(cdnctl::Cli::parse())
 }

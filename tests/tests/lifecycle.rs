@@ -438,3 +438,22 @@ fn events_show_what_happened_and_follow_prints_new_ones() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn node_names_complete_from_the_master() {
+    let fleet = Fleet::start(2);
+    let out = std::process::Command::new(cdn_tests::bin("cdnctl"))
+        .args(["--", "cdnctl", "nodes", "show", "agent"])
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "3")
+        .env("_CLAP_IFS", "\n")
+        .env("CDNCTL_CREDENTIAL", fleet.master.credential())
+        .env("CDNCTL_MASTER", fleet.master.admin_addr.to_string())
+        .env("CDNCTL_CONFIG", "/nonexistent/cdnctl.yml")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<&str> = text.lines().collect();
+    names.sort();
+    assert_eq!(names, ["agent-1", "agent-2"], "{text}");
+}

@@ -44,7 +44,7 @@ pub enum ConfigCommand {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// Only this node; repeatable.
-    #[arg(short = 'n', long = "node", value_name = "NODE")]
+    #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
     /// Only nodes whose labels match `key=value[,key=value...]`; repeatable.
     #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]

@@ -55,7 +55,7 @@ pub struct ExecArgs {
     #[command(subcommand)]
     pub sub: Option<ExecSub>,
     /// Run on this node (repeatable; fan-out with prefixed output).
-    #[arg(short = 'n', long = "node", value_name = "NODE")]
+    #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
     /// Run on nodes whose labels match `key=value[,key=value...]`.
     #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]
@@ -86,7 +86,8 @@ pub struct ExecArgs {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "NODE] [--] [CMD"
+        value_name = "NODE] [--] [CMD",
+        add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes)
     )]
     pub command: Vec<String>,
 }

@@ -45,6 +45,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Node name.
+    #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub name: String,
     /// Output format (`table` and `wide` print a key: value list).
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
