@@ -30,19 +30,27 @@ pub fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// A new table styled for where stdout goes: light borders on a terminal,
-/// plain aligned columns (no borders, no wrapping) for pipes and files.
+/// A new table in kubectl's plain layout (no borders, two spaces between
+/// columns); on a terminal it fits the width and the header is bold when
+/// colour is on.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
     if std::io::stdout().is_terminal() {
-        t.load_preset(presets::UTF8_HORIZONTAL_ONLY)
-            .set_content_arrangement(ContentArrangement::Dynamic);
+        t.set_content_arrangement(ContentArrangement::Dynamic);
     } else {
-        t.load_preset(presets::NOTHING)
-            .set_content_arrangement(ContentArrangement::Disabled);
+        t.set_content_arrangement(ContentArrangement::Disabled);
     }
     if !NO_HEADERS.load(std::sync::atomic::Ordering::Relaxed) {
-        t.set_header(header.iter().map(Cell::new));
+        let bold = colour();
+        t.set_header(header.iter().map(|h| {
+            let c = Cell::new(h);
+            if bold {
+                c.add_attribute(comfy_table::Attribute::Bold)
+            } else {
+                c
+            }
+        }));
     }
     t
 }
@@ -60,13 +68,10 @@ pub fn set_no_headers(on: bool) {
     NO_HEADERS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Renders a table for where stdout goes: kubectl's plain layout (no
-/// leading space, two spaces between columns) when it is not a terminal.
+/// Renders a table: no leading space, two spaces between columns.
 pub fn render(mut t: Table) -> String {
-    if !std::io::stdout().is_terminal() {
-        for c in t.column_iter_mut() {
-            c.set_padding((0, 2));
-        }
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
     }
     t.to_string()
 }
@@ -82,7 +87,7 @@ pub fn state_cell(state: &str) -> Cell {
     if !colour() {
         return cell;
     }
-    match state {
+    match state.trim_end() {
         "online" => cell.fg(Color::Green),
         "degraded" => cell.fg(Color::Yellow),
         "offline" => cell.fg(Color::Red),

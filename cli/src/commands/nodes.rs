@@ -254,9 +254,12 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
     };
     let rows = fetch().await?;
     let wide = args.output == Format::Wide;
+    let mut widths = Vec::new();
     match args.output {
         Format::Json | Format::Yaml => output::print_data(&rows, args.output)?,
-        Format::Table | Format::Wide => print_table(&rows, wide)?,
+        Format::Table | Format::Wide => {
+            widths = print_table(&rows, wide, &[])?;
+        }
     }
     if !args.watch {
         return Ok(ExitCode::SUCCESS);
@@ -286,14 +289,22 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
         match args.output {
             Format::Json | Format::Yaml => output::print_data(&changed, args.output)?,
             Format::Table | Format::Wide => {
+                // Rows line up under the first table's header.
                 output::set_no_headers(true);
-                print_table(&changed, wide)?;
+                let now = print_table(&changed, wide, &widths)?;
+                widths = widths
+                    .iter()
+                    .zip(now.iter().chain(std::iter::repeat(&0)))
+                    .map(|(a, b)| *a.max(b))
+                    .collect();
             }
         }
     }
 }
 
-fn print_table(rows: &[NodeRow], wide: bool) -> Result<(), CliError> {
+/// Prints the node table with columns at least `min_widths` wide; returns
+/// the widths used.
+fn print_table(rows: &[NodeRow], wide: bool, min_widths: &[u16]) -> Result<Vec<u16>, CliError> {
     let now = output::now_ms();
     let mut header = vec![
         "NAME",
@@ -318,37 +329,64 @@ fn print_table(rows: &[NodeRow], wide: bool) -> Result<(), CliError> {
         ]);
     }
     let mut table = output::table(&header);
+    // STATUS is as wide as its widest value, so watch rows line up.
+    let pad = |i: usize, text: String| -> String {
+        let mut w = min_widths.get(i).copied().unwrap_or(0) as usize;
+        if i == 1 {
+            w = w.max("degraded".len());
+        }
+        format!("{text:<w$}")
+    };
     for r in rows {
-        let mut cells = vec![
-            comfy_table::Cell::new(&r.name),
-            output::state_cell(&r.status),
-            comfy_table::Cell::new(or_dash(&r.address)),
-            comfy_table::Cell::new(r.labels_text()),
-            comfy_table::Cell::new(r.last_seen_age(now)),
-            comfy_table::Cell::new(r.cpu_text()),
-            comfy_table::Cell::new(r.mem_text()),
-            comfy_table::Cell::new(or_dash(&r.config_version)),
-            comfy_table::Cell::new(or_dash(&r.agent_version)),
+        let mut texts = vec![
+            r.name.clone(),
+            r.status.clone(),
+            or_dash(&r.address).to_string(),
+            r.labels_text(),
+            r.last_seen_age(now),
+            r.cpu_text(),
+            r.mem_text(),
+            or_dash(&r.config_version).to_string(),
+            or_dash(&r.agent_version).to_string(),
         ];
         if wide {
-            cells.extend([
-                comfy_table::Cell::new(or_dash(&r.hostname)),
-                comfy_table::Cell::new(r.disk_text()),
-                comfy_table::Cell::new(r.load.map_or("-".into(), |l| {
+            texts.extend([
+                or_dash(&r.hostname).to_string(),
+                r.disk_text(),
+                r.load.map_or("-".into(), |l| {
                     format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
-                })),
-                comfy_table::Cell::new(r.session_id),
-                comfy_table::Cell::new(if r.stream_open { "open" } else { "-" }),
-                comfy_table::Cell::new(r.rtt_text()),
-                comfy_table::Cell::new(or_dash(&r.status_reason)),
+                }),
+                r.session_id.to_string(),
+                if r.stream_open { "open" } else { "-" }.to_string(),
+                r.rtt_text(),
+                or_dash(&r.status_reason).to_string(),
             ]);
         }
+        let cells: Vec<comfy_table::Cell> = texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let t = pad(i, t);
+                if i == 1 {
+                    output::state_cell(&t)
+                } else {
+                    comfy_table::Cell::new(t)
+                }
+            })
+            .collect();
         table.add_row(cells);
     }
     if rows.is_empty() {
-        return output::print_text("No nodes found.");
+        output::print_text("No nodes found.")?;
+        return Ok(min_widths.to_vec());
     }
-    output::print_table(table)
+    if !min_widths.is_empty() {
+        // Watch rows: as wide as the first table's columns, never wrapped.
+        table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    }
+    let widths = table.column_max_content_widths().to_vec();
+    output::print_table(table)?;
+    Ok(widths)
 }
 
 async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
