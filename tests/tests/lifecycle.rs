@@ -332,7 +332,6 @@ fn closed_stdout_is_a_quiet_success() {
 
 #[test]
 fn watch_prints_a_row_when_a_node_goes_offline() {
-    use std::io::BufRead;
     let mut fleet = Fleet::start(2);
     let mut child = cdn_tests::ctl_command(&fleet.master.admin_addr.to_string())
         .args(["nodes", "list", "--watch", "--interval", "200ms"])
@@ -340,18 +339,7 @@ fn watch_prints_a_row_when_a_node_goes_offline() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = cdn_tests::lines_of(child.stdout.take().unwrap());
     let mut lines = Vec::new();
     wait_for("the initial table", || {
         lines.extend(rx.try_iter());
@@ -384,7 +372,6 @@ fn no_headers_prints_rows_only() {
 
 #[test]
 fn events_show_what_happened_and_follow_prints_new_ones() {
-    use std::io::BufRead;
     let mut fleet = Fleet::start(2);
     let recent = fleet.ctl(["events"]);
     assert_eq!(recent.code, Some(0), "{}", recent.stderr);
@@ -399,18 +386,7 @@ fn events_show_what_happened_and_follow_prints_new_ones() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = cdn_tests::lines_of(child.stdout.take().unwrap());
     let mut events: Vec<Value> = Vec::new();
     wait_for("the one recent event", || {
         events.extend(rx.try_iter().map(|l| serde_json::from_str(&l).unwrap()));
