@@ -83,6 +83,15 @@ pub struct LinkCounters {
 }
 
 impl LinkCounters {
+    /// The newest round trip, microseconds (0 if none).
+    fn last_rtt_us(&self) -> u64 {
+        self.rtts
+            .lock()
+            .ok()
+            .and_then(|q| q.back().map(|d| d.as_micros() as u64))
+            .unwrap_or(0)
+    }
+
     fn record_rtt(&self, d: Duration) {
         if let Ok(mut q) = self.rtts.lock() {
             if q.len() == RTT_SAMPLES {
@@ -443,6 +452,7 @@ impl Link {
                 config_version: self.applied_version(),
                 reason,
                 config_disk_hash: self.applier.disk_hash(),
+                last_rtt_us: self.counters.last_rtt_us(),
             };
             let started = Instant::now();
             match tokio::time::timeout(hb.timeout, client.heartbeat(request)).await {
@@ -684,6 +694,7 @@ impl Link {
             config_version: self.applied_version(),
             reason: "agent shut down".into(),
             config_disk_hash: self.applier.disk_hash(),
+            last_rtt_us: 0,
         };
         match tokio::time::timeout(GOODBYE_TIMEOUT, client.heartbeat(request)).await {
             Ok(Ok(_)) => info!("told the master this node is going offline"),

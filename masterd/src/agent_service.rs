@@ -25,6 +25,7 @@ use crate::auth::Auth;
 use crate::config::MasterConfig;
 use crate::error::MasterError;
 use crate::exec::ExecHub;
+use crate::metrics::{Metrics, ReasonLabel};
 use crate::push::Configs;
 use crate::registry::{AckEvent, Registration, Registry, Reported};
 use crate::validate;
@@ -39,6 +40,7 @@ pub struct AgentApi {
     execs: Arc<ExecHub>,
     config: Arc<MasterConfig>,
     auth: Arc<Auth>,
+    metrics: Arc<Metrics>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -51,6 +53,7 @@ impl AgentApi {
         execs: Arc<ExecHub>,
         config: Arc<MasterConfig>,
         auth: Arc<Auth>,
+        metrics: Arc<Metrics>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
@@ -60,6 +63,7 @@ impl AgentApi {
             execs,
             config,
             auth,
+            metrics,
             tasks,
             shutdown,
         }
@@ -109,6 +113,11 @@ impl AgentService for AgentApi {
             );
         }
         let node_id = req.node_id.clone();
+        let away_since_ms = self
+            .registry
+            .get(&node_id)
+            .map(|v| v.record.last_seen_ms)
+            .filter(|ms| *ms > 0);
         let result = self
             .registry
             .register(Registration {
@@ -129,6 +138,11 @@ impl AgentService for AgentApi {
             }
         };
         info!(node = %node_id, session = session_id, peer = ?addresses.first(), "node registered");
+        if let Some(ms) = away_since_ms {
+            self.metrics.reconnects.inc();
+            let away = (cdn_common::unix_millis_now() - ms).max(0) as f64 / 1000.0;
+            self.metrics.reconnect_latency.observe(away);
+        }
         self.auth.events().publish(
             "node.online",
             &node_id,
@@ -181,14 +195,27 @@ impl AgentService for AgentApi {
             }
         };
         let going_offline = reported.is_none();
-        let desired = self.registry.heartbeat(
-            &req.node_id,
-            req.session_id,
-            reported,
-            req.timestamp,
-            &req.config_version,
-            &req.config_disk_hash,
-        )?;
+        let desired = self
+            .registry
+            .heartbeat(
+                &req.node_id,
+                req.session_id,
+                reported,
+                req.timestamp,
+                &req.config_version,
+                &req.config_disk_hash,
+            )
+            .inspect_err(|_| {
+                self.metrics
+                    .heartbeat_failures
+                    .get_or_create(&ReasonLabel { reason: "refused" })
+                    .inc();
+            })?;
+        if req.last_rtt_us > 0 {
+            self.metrics
+                .heartbeat_latency
+                .observe(req.last_rtt_us as f64 / 1e6);
+        }
         if going_offline {
             info!(node = %req.node_id, "node offline: agent shut down");
             self.auth.events().publish(
@@ -240,6 +267,7 @@ impl AgentService for AgentApi {
             .into());
         }
         let p = self.configs.payload(version).await?;
+        self.configs.count_fetch(&p);
         Ok(Response::new(PushConfigResponse {
             success: true,
             message: String::new(),

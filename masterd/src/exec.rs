@@ -57,6 +57,22 @@ pub struct Caller {
     pub peer: String,
 }
 
+/// Counts a session in `cdn_exec_sessions_active` while it lives.
+struct Running<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Running<'a> {
+    fn new(g: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        g.inc();
+        Self(g)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Pending and running exec sessions.
 pub struct ExecHub {
     registry: Arc<Registry>,
@@ -64,6 +80,7 @@ pub struct ExecHub {
     next_id: AtomicU64,
     pending: DashMap<u64, (String, oneshot::Sender<AgentEnd>)>,
     events: Arc<crate::events::Events>,
+    active: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl ExecHub {
@@ -72,6 +89,7 @@ impl ExecHub {
         registry: Arc<Registry>,
         store: Arc<dyn NodeStore>,
         events: Arc<crate::events::Events>,
+        active: prometheus_client::metrics::gauge::Gauge,
     ) -> Result<Self, MasterError> {
         let last = store.last_exec_id()?;
         Ok(Self {
@@ -80,6 +98,7 @@ impl ExecHub {
             next_id: AtomicU64::new(last + 1),
             pending: DashMap::new(),
             events,
+            active,
         })
     }
 
@@ -177,7 +196,10 @@ impl ExecHub {
             exit_code: -1,
             ..Default::default()
         };
-        let result = self.run_inner(start, admin_in, &out, &mut record).await;
+        let result = {
+            let _running = Running::new(&self.active);
+            self.run_inner(start, admin_in, &out, &mut record).await
+        };
         if let Err(e) = result {
             record.error = e.to_string();
             let _ = out.send(Err(e.into())).await;

@@ -46,9 +46,34 @@ fn latency_histogram() -> Histogram {
     ))
 }
 
+/// `kind` of byte counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `raw` (before compression) or `wire` (as sent).
+    pub kind: &'static str,
+}
+
 /// The master's metric families.
 pub struct Metrics {
     registry: Registry,
+    /// Open HTTP/2 connections (agents and cdnctl).
+    pub connections: Gauge,
+    /// Heartbeat round trips as agents measured them.
+    pub heartbeat_latency: Histogram,
+    /// Heartbeats refused (`refused`) or missed until offline (`missed`).
+    pub heartbeat_failures: Family<ReasonLabel, Counter>,
+    /// Registrations of nodes that had a session before.
+    pub reconnects: Counter,
+    /// Time a reconnecting node was away (last sign of life to register).
+    pub reconnect_latency: Histogram,
+    /// Exec sessions running now.
+    pub exec_active: Gauge,
+    /// Config payload bytes sent to agents, raw and on the wire.
+    pub config_bytes: Family<KindLabel, Counter>,
+    /// Process figures, refreshed at each scrape.
+    pub process_rss: Gauge,
+    pub process_cpu_ms: Gauge,
+    pub process_fds: Gauge,
     pub config_push_latency: Family<ScopeLabel, Histogram>,
     pub config_push_failures: Family<ReasonLabel, Counter>,
     pub nodes: Family<StateLabel, Gauge>,
@@ -82,7 +107,100 @@ impl Default for Metrics {
             "Requests refused: unauthenticated, permission_denied, rate_limited, invalid, duplicate",
             refused.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "grpc_connections_active",
+            "Open HTTP/2 connections to the master (agents and cdnctl)",
+            connections.clone(),
+        );
+        let heartbeat_latency = latency_histogram();
+        registry.register(
+            "agent_heartbeat_latency_seconds",
+            "Heartbeat round trips as the agents measured them",
+            heartbeat_latency.clone(),
+        );
+        let heartbeat_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "agent_heartbeat_failures",
+            "Heartbeats refused (refused) or missed until a node went offline (missed)",
+            heartbeat_failures.clone(),
+        );
+        let reconnects = Counter::default();
+        registry.register(
+            "agent_reconnect",
+            "Registrations of nodes that had a session before",
+            reconnects.clone(),
+        );
+        let reconnect_latency = latency_histogram();
+        registry.register(
+            "agent_reconnect_latency_seconds",
+            "Time a reconnecting node was away, from its last sign of life to its new registration",
+            reconnect_latency.clone(),
+        );
+        let exec_active = Gauge::default();
+        registry.register(
+            "cdn_exec_sessions_active",
+            "Exec sessions running now",
+            exec_active.clone(),
+        );
+        let config_bytes = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "cdn_config_bytes",
+            "Config payload bytes sent to agents: raw (before compression) and wire",
+            config_bytes.clone(),
+        );
+        let process_rss = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of masterd",
+            process_rss.clone(),
+        );
+        let process_cpu_ms = Gauge::default();
+        registry.register(
+            "cdn_process_cpu_milliseconds",
+            "CPU time masterd used (user + system)",
+            process_cpu_ms.clone(),
+        );
+        let process_fds = Gauge::default();
+        registry.register(
+            "process_open_fds",
+            "Open file descriptors of masterd",
+            process_fds.clone(),
+        );
+        // Every label set exists from the start: a scrape shows each series
+        // at 0 rather than not at all.
+        for reason in ["refused", "missed"] {
+            let _ = heartbeat_failures.get_or_create(&ReasonLabel { reason });
+        }
+        for reason in ["failed", "timeout"] {
+            let _ = config_push_failures.get_or_create(&ReasonLabel { reason });
+        }
+        for reason in [
+            "unauthenticated",
+            "permission_denied",
+            "rate_limited",
+            "invalid",
+            "duplicate",
+        ] {
+            let _ = refused.get_or_create(&ReasonLabel { reason });
+        }
+        for kind in ["raw", "wire"] {
+            let _ = config_bytes.get_or_create(&KindLabel { kind });
+        }
+        for scope in ["push", "node"] {
+            let _ = config_push_latency.get_or_create(&ScopeLabel { scope });
+        }
         Self {
+            connections,
+            heartbeat_latency,
+            heartbeat_failures,
+            reconnects,
+            reconnect_latency,
+            exec_active,
+            config_bytes,
+            process_rss,
+            process_cpu_ms,
+            process_fds,
             refused,
             registry,
             config_push_latency,
@@ -115,6 +233,44 @@ impl Metrics {
             self.config_push_failures
                 .get_or_create(&ReasonLabel { reason: "timeout" })
                 .inc_by(timed_out);
+        }
+    }
+
+    /// Counts one config payload sent: `raw` bytes before compression,
+    /// `wire` as sent.
+    pub fn config_sent(&self, raw: u64, wire: u64) {
+        self.config_bytes
+            .get_or_create(&KindLabel { kind: "raw" })
+            .inc_by(raw);
+        self.config_bytes
+            .get_or_create(&KindLabel { kind: "wire" })
+            .inc_by(wire);
+    }
+
+    /// Reads this process's memory, CPU time and open files from /proc.
+    pub fn refresh_process(&self) {
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+            && let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        {
+            self.process_rss.set(kb * 1024);
+        }
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+            && let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r)
+        {
+            // Fields after the command: state is 3rd, utime 14th, stime 15th.
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: i64 = [11, 12]
+                .iter()
+                .filter_map(|i| f.get(*i).and_then(|v| v.parse::<i64>().ok()))
+                .sum();
+            // USER_HZ is 100 on Linux.
+            self.process_cpu_ms.set(ticks * 10);
+        }
+        if let Ok(d) = std::fs::read_dir("/proc/self/fd") {
+            self.process_fds.set(d.count() as i64);
         }
     }
 

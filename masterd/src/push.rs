@@ -194,6 +194,12 @@ impl Configs {
         Ok((info(&meta), content))
     }
 
+    /// Counts a payload an agent fetched itself.
+    pub fn count_fetch(&self, payload: &WirePayload) {
+        self.metrics
+            .config_sent(payload.size, payload.bytes.len() as u64);
+    }
+
     /// The wire form of version `v`, from the cache or the store.
     pub async fn payload(&self, v: u64) -> Result<WirePayload, MasterError> {
         if let Some(p) = self.wire.lock().ok().and_then(|w| w.get(&v).cloned()) {
@@ -237,7 +243,11 @@ impl Configs {
             })),
         };
         match tokio::time::timeout(ENQUEUE_TIMEOUT, tx.send(Ok(msg))).await {
-            Ok(Ok(())) => true,
+            Ok(Ok(())) => {
+                self.metrics
+                    .config_sent(payload.size, payload.bytes.len() as u64);
+                true
+            }
             Ok(Err(_)) => false,
             Err(_) => {
                 warn!(

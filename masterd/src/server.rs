@@ -159,6 +159,7 @@ impl Master {
             Arc::clone(&registry),
             Arc::clone(&store),
             Arc::clone(&events),
+            metrics.exec_active.clone(),
         )?);
         let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {
@@ -257,6 +258,7 @@ impl Master {
             Arc::clone(&execs),
             Arc::clone(&config),
             Arc::clone(&auth),
+            Arc::clone(&metrics),
             tasks.clone(),
             shutdown.clone(),
         );
@@ -286,6 +288,7 @@ impl Master {
         let sweeper = tasks.spawn(sweep_loop(
             Arc::clone(&registry),
             Arc::clone(&auth),
+            Arc::clone(&metrics),
             shutdown.clone(),
         ));
         if let Some(listener) = metrics_listener {
@@ -303,10 +306,12 @@ impl Master {
                 for (state, n) in [("online", on), ("degraded", deg), ("offline", off)] {
                     gauges.nodes.get_or_create(&StateLabel { state }).set(n);
                 }
+                gauges.refresh_process();
             });
             let shutdown = shutdown.clone();
+            let served = Arc::clone(&metrics);
             tasks.spawn(async move {
-                if let Err(e) = crate::metrics::serve(listener, metrics, refresh, shutdown).await {
+                if let Err(e) = crate::metrics::serve(listener, served, refresh, shutdown).await {
                     error!(error = %e, "metrics endpoint failed");
                 }
             });
@@ -320,12 +325,17 @@ impl Master {
                 registry.close_all_streams("master shutting down");
             }
         };
-        let agent_server = router.serve_with_incoming_shutdown(incoming(grpc, &config), stop);
+        let agent_server = router.serve_with_incoming_shutdown(
+            incoming(grpc, &config, metrics.connections.clone()),
+            stop,
+        );
         let result = match admin_router {
             None => drained(agent_server, &shutdown).await,
             Some((r, l)) => {
-                let admin_server =
-                    r.serve_with_incoming_shutdown(incoming(l, &config), shutdown.cancelled());
+                let admin_server = r.serve_with_incoming_shutdown(
+                    incoming(l, &config, metrics.connections.clone()),
+                    shutdown.cancelled(),
+                );
                 let (a, b) = tokio::join!(
                     drained(agent_server, &shutdown),
                     drained(admin_server, &shutdown)
@@ -467,33 +477,115 @@ fn dial_addr(addr: SocketAddr) -> String {
 fn incoming(
     listener: TcpListener,
     config: &MasterConfig,
-) -> impl Stream<Item = Result<TcpStream, std::io::Error>> + use<> {
+    open: prometheus_client::metrics::gauge::Gauge,
+) -> impl Stream<Item = Result<Counted, std::io::Error>> + use<> {
     let send = config.grpc.send_buffer_size as usize;
     let recv = config.grpc.recv_buffer_size as usize;
-    futures::stream::unfold(listener, move |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let sock = socket2::SockRef::from(&stream);
-                    if let Err(e) = sock
-                        .set_tcp_nodelay(true)
-                        .and_then(|_| sock.set_send_buffer_size(send))
-                        .and_then(|_| sock.set_recv_buffer_size(recv))
-                    {
-                        warn!(error = %e, "cannot set socket options on an accepted connection");
+    futures::stream::unfold(listener, move |listener| {
+        let open = open.clone();
+        async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let sock = socket2::SockRef::from(&stream);
+                        if let Err(e) = sock
+                            .set_tcp_nodelay(true)
+                            .and_then(|_| sock.set_send_buffer_size(send))
+                            .and_then(|_| sock.set_recv_buffer_size(recv))
+                        {
+                            warn!(error = %e, "cannot set socket options on an accepted connection");
+                        }
+                        return Some((Ok(Counted::new(stream, open.clone())), listener));
                     }
-                    return Some((Ok(stream), listener));
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(e) => {
+                        warn!(error = %e, "accept failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
             }
         }
     })
 }
 
-async fn sweep_loop(registry: Arc<Registry>, auth: Arc<Auth>, shutdown: CancellationToken) {
+/// An accepted connection, counted in `grpc_connections_active` while it
+/// lives; to tonic (and its TLS layer) it is the TCP stream it wraps.
+pub struct Counted {
+    inner: TcpStream,
+    open: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Counted {
+    fn new(inner: TcpStream, open: prometheus_client::metrics::gauge::Gauge) -> Self {
+        open.inc();
+        Self { inner, open }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+impl tonic::transport::server::Connected for Counted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+async fn sweep_loop(
+    registry: Arc<Registry>,
+    auth: Arc<Auth>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let period = (registry.liveness().interval / 2).max(MIN_SWEEP_PERIOD);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -506,6 +598,12 @@ async fn sweep_loop(registry: Arc<Registry>, auth: Arc<Auth>, shutdown: Cancella
             Ok(went) => {
                 for w in went {
                     warn!(node = %w.node_id, reason = %w.reason, "node offline");
+                    if w.reason.starts_with("no heartbeat") {
+                        metrics
+                            .heartbeat_failures
+                            .get_or_create(&crate::metrics::ReasonLabel { reason: "missed" })
+                            .inc();
+                    }
                     auth.events()
                         .publish("node.offline", &w.node_id, "", w.reason, true);
                 }

@@ -1,0 +1,142 @@
+//! The Prometheus endpoint: every seed metric name, valid text a real
+//! parser accepts, and counters that move with heartbeats, reconnects,
+//! pushes and exec sessions.
+
+use std::collections::HashMap;
+
+use cdn_tests::{Agent, Master, TEST_MASTER_YML, agent_yml, ctl_at, wait_for};
+
+fn scrape(master: &Master) -> (String, prometheus_parse::Scrape) {
+    use std::io::{Read, Write};
+    let addr = master.metrics_addr.expect("metrics address");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("")
+        .to_string();
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
+    (body, parsed)
+}
+
+/// Sum of every sample named `name` (all label sets), counting a
+/// histogram's observations.
+fn total(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(b) => b.last().map_or(0.0, |x| x.count),
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn every_seed_metric_is_served_and_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!("{TEST_MASTER_YML}metrics:\n  addr: 127.0.0.1:0\n");
+    let master = Master::start(&dir.path().join("m"), &yaml, 0);
+    let addr = master.addr.to_string();
+    let mut agents: HashMap<&str, Agent> = HashMap::new();
+    for n in ["agent-1", "agent-2"] {
+        agents.insert(
+            n,
+            Agent::start(dir.path(), n, n, &agent_yml(dir.path(), n, &addr)),
+        );
+    }
+    let online = |want: usize| {
+        wait_for(&format!("{want} nodes online"), || {
+            let out = ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+            (v.as_array()?.len() == want).then_some(())
+        })
+    };
+    online(2);
+    // A reconnect: agent-2 dies and comes back.
+    agents.get_mut("agent-2").unwrap().kill();
+    let out = ctl_at(&addr, ["nodes", "list", "-o", "json"]);
+    assert_eq!(out.code, Some(0));
+    agents.insert(
+        "agent-2",
+        Agent::start(
+            dir.path(),
+            "agent-2",
+            "agent-2",
+            &agent_yml(dir.path(), "agent-2", &addr),
+        ),
+    );
+    wait_for("agent-2 reconnected", || {
+        let (_, s) = scrape(&master);
+        (total(&s, "agent_reconnect_total") >= 1.0).then_some(())
+    });
+    online(2);
+    let file = dir.path().join("big.yml");
+    let big: String = (0..2000)
+        .map(|i| format!("key_{i}: value number {i}\n"))
+        .collect();
+    std::fs::write(&file, big).unwrap();
+    let push = ctl_at(&addr, ["config", "push", file.to_str().unwrap()]);
+    assert_eq!(push.code, Some(0), "{}", push.stderr);
+    assert_eq!(
+        ctl_at(&addr, ["exec", "agent-1", "--", "true"]).code,
+        Some(0)
+    );
+
+    let (body, s) = wait_for("heartbeat latencies observed", || {
+        let (b, s) = scrape(&master);
+        (total(&s, "agent_heartbeat_latency_seconds") >= 2.0).then_some((b, s))
+    });
+    for name in [
+        "grpc_connections_active",
+        "agent_heartbeat_latency_seconds",
+        "agent_heartbeat_failures_total",
+        "config_push_latency_seconds",
+        "config_push_failures_total",
+        "agent_reconnect_total",
+        "agent_reconnect_latency_seconds",
+        "cdn_nodes",
+        "cdn_exec_sessions_active",
+        "cdn_config_bytes_total",
+        "cdn_refused_requests_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {name} "))
+                || body.contains(&format!("# TYPE {} ", name.trim_end_matches("_total"))),
+            "{name} missing:\n{body}"
+        );
+    }
+    assert!(total(&s, "grpc_connections_active") >= 2.0, "{body}");
+    assert!(
+        total(&s, "agent_reconnect_latency_seconds") >= 1.0,
+        "{body}"
+    );
+    assert!(total(&s, "config_push_latency_seconds") >= 1.0, "{body}");
+    assert_eq!(total(&s, "cdn_exec_sessions_active"), 0.0, "{body}");
+    assert!(total(&s, "process_resident_memory_bytes") > 1e6, "{body}");
+    // The seed's compression saving on a large YAML config: at most 30 %.
+    let raw = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "cdn_config_bytes_total" && x.labels.get("kind") == Some("raw"));
+    let wire = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "cdn_config_bytes_total" && x.labels.get("kind") == Some("wire"));
+    let value = |x: Option<&prometheus_parse::Sample>| match x.map(|x| &x.value) {
+        Some(prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v)) => *v,
+        other => panic!("{other:?}"),
+    };
+    let (raw, wire) = (value(raw), value(wire));
+    assert!(raw > 0.0 && wire <= 0.3 * raw, "raw {raw} wire {wire}");
+}
