@@ -33,41 +33,17 @@ use crate::validate;
 /// Queue depth of one agent's command stream; a full queue is backpressure.
 pub const COMMAND_QUEUE_DEPTH: usize = 64;
 
-/// The AgentService implementation.
+/// The AgentService implementation: the master's shared parts; stream
+/// reader tasks go in `tasks` and end on `shutdown`.
 pub struct AgentApi {
-    registry: Arc<Registry>,
-    configs: Arc<Configs>,
-    execs: Arc<ExecHub>,
-    config: Arc<MasterConfig>,
-    auth: Arc<Auth>,
-    metrics: Arc<Metrics>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-}
-
-impl AgentApi {
-    /// Builds the service over `registry`; stream reader tasks go in `tasks`.
-    pub fn new(
-        registry: Arc<Registry>,
-        configs: Arc<Configs>,
-        execs: Arc<ExecHub>,
-        config: Arc<MasterConfig>,
-        auth: Arc<Auth>,
-        metrics: Arc<Metrics>,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Self {
-        Self {
-            registry,
-            configs,
-            execs,
-            config,
-            auth,
-            metrics,
-            tasks,
-            shutdown,
-        }
-    }
+    pub registry: Arc<Registry>,
+    pub configs: Arc<Configs>,
+    pub execs: Arc<ExecHub>,
+    pub config: Arc<MasterConfig>,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
 }
 
 fn peer_ip(remote: Option<SocketAddr>) -> Option<String> {

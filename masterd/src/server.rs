@@ -252,16 +252,16 @@ impl Master {
             written: _,
         } = self;
         let tasks = TaskTracker::new();
-        let agent_api = AgentApi::new(
-            Arc::clone(&registry),
-            Arc::clone(&configs),
-            Arc::clone(&execs),
-            Arc::clone(&config),
-            Arc::clone(&auth),
-            Arc::clone(&metrics),
-            tasks.clone(),
-            shutdown.clone(),
-        );
+        let agent_api = AgentApi {
+            registry: Arc::clone(&registry),
+            configs: Arc::clone(&configs),
+            execs: Arc::clone(&execs),
+            config: Arc::clone(&config),
+            auth: Arc::clone(&auth),
+            metrics: Arc::clone(&metrics),
+            tasks: tasks.clone(),
+            shutdown: shutdown.clone(),
+        };
         let admin_api = AdminServiceServer::new(AdminApi::new(
             Arc::clone(&registry),
             configs,
