@@ -265,10 +265,16 @@ impl Applier {
     async fn apply(&self, req: Request) -> (Outcome, Option<(u64, Vec<u8>)>) {
         let started = Instant::now();
         let (version, hash) = (req.version, req.hash.clone());
+        let encoding = if req.encoding.is_empty() {
+            "identity".to_string()
+        } else {
+            req.encoding.clone()
+        };
+        let wire_bytes = req.content.len();
         let result = self.apply_inner(req).await;
         let (result, keep) = match result {
             Ok(content) => {
-                info!(version, "config applied");
+                info!(version, encoding = %encoding, wire_bytes, "config applied");
                 (Ok(()), content.map(|c| (version, c)))
             }
             Err(e) => {
@@ -434,19 +440,26 @@ fn decode(req: &Request) -> Result<Vec<u8>, ApplyError> {
             }
             Ok(req.content.to_vec())
         }
-        "gzip" => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&req.content[..])
-                .take(MAX_CONFIG_BYTES + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| ApplyError::Decode(e.to_string()))?;
-            if out.len() as u64 > MAX_CONFIG_BYTES {
-                return Err(ApplyError::TooLarge(out.len() as u64));
-            }
-            Ok(out)
-        }
+        "gzip" => bounded(flate2::read::GzDecoder::new(&req.content[..])),
+        "zstd" => bounded(
+            zstd::stream::read::Decoder::new(&req.content[..])
+                .map_err(|e| ApplyError::Decode(e.to_string()))?,
+        ),
         other => Err(ApplyError::Decode(format!("unknown encoding `{other}`"))),
     }
+}
+
+/// Reads a decoder to its end, refusing more than [`MAX_CONFIG_BYTES`].
+fn bounded(decoder: impl Read) -> Result<Vec<u8>, ApplyError> {
+    let mut out = Vec::new();
+    decoder
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApplyError::Decode(e.to_string()))?;
+    if out.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ApplyError::TooLarge(out.len() as u64));
+    }
+    Ok(out)
 }
 
 /// Checks and writes the new file; returns the previous content (None if

@@ -20,8 +20,26 @@ pub struct AgentConfig {
     pub node: NodeConfig,
     pub config: ManagedConfig,
     pub exec: ExecPolicy,
+    pub compression: CompressionAccept,
     /// Where the agent keeps its key, certificate and the master's CA.
     pub data_dir: PathBuf,
+}
+
+/// Content encodings this agent decodes; the master sends one of them, or
+/// the content as it is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionAccept {
+    /// Any of `gzip`, `zstd`.
+    pub accept: Vec<String>,
+}
+
+impl Default for CompressionAccept {
+    fn default() -> Self {
+        Self {
+            accept: vec!["gzip".into(), "zstd".into()],
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -33,6 +51,7 @@ impl Default for AgentConfig {
             node: NodeConfig::default(),
             config: ManagedConfig::default(),
             exec: ExecPolicy::default(),
+            compression: CompressionAccept::default(),
             data_dir: default_data_dir(),
         }
     }
@@ -329,6 +348,17 @@ impl Validate for AgentConfig {
             return Err(Invalid::new(
                 "config.reload_command",
                 "is empty; remove the key instead",
+            ));
+        }
+        if let Some(bad) = self
+            .compression
+            .accept
+            .iter()
+            .find(|a| !matches!(a.as_str(), "gzip" | "zstd"))
+        {
+            return Err(Invalid::new(
+                "compression.accept",
+                format!("unknown encoding `{bad}` (expected gzip or zstd)"),
             ));
         }
         if self.master.join_token.is_some() && self.master.join_token_file.is_some() {

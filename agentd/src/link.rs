@@ -338,6 +338,7 @@ impl Link {
             instance_id: self.instance_id.clone(),
             hostname: self.hostname.clone(),
             heartbeat_interval_ms: self.config.heartbeat.interval.as_millis() as u64,
+            accept_encodings: self.config.compression.accept.clone(),
         };
         let timeout = self.config.heartbeat.timeout;
         let reply = tokio::time::timeout(timeout, client.register(request))

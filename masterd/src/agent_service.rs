@@ -104,6 +104,7 @@ impl AgentService for AgentApi {
                 hostname: req.hostname,
                 agent_version: req.agent_version,
                 config_version: req.config_version,
+                accept_encodings: req.accept_encodings.into_iter().take(8).collect(),
             })
             .await;
         let session_id = match result {
@@ -242,7 +243,8 @@ impl AgentService for AgentApi {
             ))
             .into());
         }
-        let p = self.configs.payload(version).await?;
+        let accepts = self.registry.accept_encodings(&req.node_id);
+        let p = self.configs.payload_for(version, &accepts).await?;
         self.configs.count_fetch(&p);
         Ok(Response::new(PushConfigResponse {
             success: true,

@@ -21,6 +21,7 @@ pub struct MasterConfig {
     pub metrics: MetricsConfig,
     pub tls: TlsConfig,
     pub limits: LimitsConfig,
+    pub compression: CompressionConfig,
     /// Where the node registry, the CA and the credentials are stored.
     pub data_dir: PathBuf,
 }
@@ -53,6 +54,49 @@ impl Default for TlsConfig {
             key_file: None,
             names: Vec::new(),
             client_cert_ttl: Duration::from_secs(365 * 24 * 3600),
+        }
+    }
+}
+
+/// How config content is compressed for the wire.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionConfig {
+    /// `gzip` (the seed's), `zstd` or `none`. An agent that does not decode
+    /// it gets gzip, or the content as it is.
+    pub algorithm: Algorithm,
+    /// 1 (fastest) to 9 (smallest), for gzip and zstd alike.
+    pub level: u32,
+    /// Content smaller than this is sent as it is.
+    pub min_size: u64,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::Gzip,
+            level: 6,
+            min_size: 1024,
+        }
+    }
+}
+
+/// A content encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Algorithm {
+    /// The name on the wire ("" for none).
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Algorithm::Gzip => "gzip",
+            Algorithm::Zstd => "zstd",
+            Algorithm::None => "",
         }
     }
 }
@@ -102,6 +146,7 @@ impl Default for MasterConfig {
             metrics: MetricsConfig::default(),
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
+            compression: CompressionConfig::default(),
             data_dir: default_data_dir(),
         }
     }
@@ -282,6 +327,12 @@ impl Validate for MasterConfig {
             return Err(Invalid::new(
                 key,
                 "tls.cert_file and tls.key_file go together: give both or neither",
+            ));
+        }
+        if !(1..=9).contains(&self.compression.level) {
+            return Err(Invalid::new(
+                "compression.level",
+                format!("{} is out of range (1 to 9)", self.compression.level),
             ));
         }
         if self.limits.auth_failures_per_minute == 0 {

@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 use tonic::Status;
 use tracing::{debug, info, warn};
 
+use crate::config::{Algorithm, CompressionConfig};
 use crate::error::MasterError;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -73,17 +74,41 @@ pub fn validate_yaml(content: &[u8]) -> Result<(), MasterError> {
         .map_err(|e| MasterError::Invalid(format!("config is not valid YAML: {e}")))
 }
 
-/// Content as it goes on the wire: gzip when that is worth it.
-fn compress(content: &[u8]) -> (&'static str, Bytes) {
-    if content.len() >= COMPRESS_MIN_BYTES {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        if let Ok(gz) = enc.write_all(content).and_then(|_| enc.finish())
-            && gz.len() < content.len()
+/// Content as it goes on the wire in `algorithm` at `level`, when that is
+/// worth it (at least `min_size` bytes, and smaller after); else as it is.
+fn compress(content: &[u8], c: &CompressionConfig, algorithm: Algorithm) -> (&'static str, Bytes) {
+    if content.len() as u64 >= c.min_size {
+        let packed = match algorithm {
+            Algorithm::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(c.level));
+                enc.write_all(content).and_then(|_| enc.finish()).ok()
+            }
+            Algorithm::Zstd => zstd::bulk::compress(content, c.level as i32).ok(),
+            Algorithm::None => None,
+        };
+        if let Some(p) = packed
+            && p.len() < content.len()
         {
-            return ("gzip", Bytes::from(gz));
+            return (algorithm.wire_name(), Bytes::from(p));
         }
     }
     ("", Bytes::copy_from_slice(content))
+}
+
+/// The encoding to send a node that decodes `accepts`: the configured one
+/// if it can, else gzip if it can, else none. Agents that say nothing
+/// (older ones) decode gzip.
+pub fn negotiate(preferred: Algorithm, accepts: &[String]) -> Algorithm {
+    let can = |a: Algorithm| {
+        a == Algorithm::None
+            || (accepts.is_empty() && a == Algorithm::Gzip)
+            || accepts.iter().any(|x| x == a.wire_name())
+    };
+    [preferred, Algorithm::Gzip]
+        .into_iter()
+        .find(|a| can(*a))
+        .unwrap_or(Algorithm::None)
 }
 
 fn payload_of(version: &ConfigVersion, (encoding, bytes): (&'static str, Bytes)) -> WirePayload {
@@ -98,13 +123,15 @@ fn payload_of(version: &ConfigVersion, (encoding, bytes): (&'static str, Bytes))
 
 #[cfg(test)]
 fn encode(version: &ConfigVersion, content: &[u8]) -> WirePayload {
-    payload_of(version, compress(content))
+    let c = CompressionConfig::default();
+    payload_of(version, compress(content, &c, c.algorithm))
 }
 
 /// Validates, hashes and compresses `content` off the async workers, the
 /// YAML check and the hash + gzip in parallel.
 async fn prepare(
     content: Vec<u8>,
+    c: CompressionConfig,
 ) -> Result<(Vec<u8>, String, (&'static str, Bytes)), MasterError> {
     let content = Arc::new(content);
     let check = {
@@ -112,8 +139,8 @@ async fn prepare(
         tokio::task::spawn_blocking(move || validate_yaml(&c))
     };
     let digest = {
-        let c = Arc::clone(&content);
-        tokio::task::spawn_blocking(move || (sha256_hex(&c), compress(&c)))
+        let (c, cfg) = (Arc::clone(&content), c);
+        tokio::task::spawn_blocking(move || (sha256_hex(&c), compress(&c, &cfg, cfg.algorithm)))
     };
     let joined =
         |e: tokio::task::JoinError| MasterError::Internal(format!("push task failed: {e}"));
@@ -129,7 +156,8 @@ pub struct Configs {
     metrics: Arc<Metrics>,
     store: Arc<dyn NodeStore>,
     versions: RwLock<BTreeMap<u64, ConfigVersion>>,
-    wire: Mutex<HashMap<u64, WirePayload>>,
+    wire: Mutex<HashMap<(u64, Algorithm), WirePayload>>,
+    compression: CompressionConfig,
     /// Serialises pushes so version numbers and desired state stay ordered.
     push_lock: tokio::sync::Mutex<()>,
 }
@@ -148,6 +176,7 @@ impl Configs {
         registry: Arc<Registry>,
         store: Arc<dyn NodeStore>,
         metrics: Arc<Metrics>,
+        compression: CompressionConfig,
     ) -> Result<Self, MasterError> {
         let versions = store
             .load_versions()?
@@ -160,6 +189,7 @@ impl Configs {
             store,
             versions: RwLock::new(versions),
             wire: Mutex::new(HashMap::new()),
+            compression,
             push_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -200,29 +230,51 @@ impl Configs {
             .config_sent(payload.size, payload.bytes.len() as u64);
     }
 
-    /// The wire form of version `v`, from the cache or the store.
+    /// The wire form of version `v` in the configured encoding.
     pub async fn payload(&self, v: u64) -> Result<WirePayload, MasterError> {
-        if let Some(p) = self.wire.lock().ok().and_then(|w| w.get(&v).cloned()) {
+        self.payload_in(v, self.compression.algorithm).await
+    }
+
+    /// The wire form of version `v` for a node that decodes `accepts`.
+    pub async fn payload_for(
+        &self,
+        v: u64,
+        accepts: &[String],
+    ) -> Result<WirePayload, MasterError> {
+        self.payload_in(v, negotiate(self.compression.algorithm, accepts))
+            .await
+    }
+
+    /// The wire form of version `v` in `algorithm`, from the cache or the
+    /// store.
+    async fn payload_in(&self, v: u64, algorithm: Algorithm) -> Result<WirePayload, MasterError> {
+        if let Some(p) = self
+            .wire
+            .lock()
+            .ok()
+            .and_then(|w| w.get(&(v, algorithm)).cloned())
+        {
             return Ok(p);
         }
         let meta = self.version(v).ok_or(MasterError::VersionNotFound(v))?;
         let (_, content) = self.content(v).await?;
-        let wire = tokio::task::spawn_blocking(move || compress(&content))
+        let c = self.compression.clone();
+        let wire = tokio::task::spawn_blocking(move || compress(&content, &c, algorithm))
             .await
             .map_err(|e| MasterError::Internal(format!("compress task failed: {e}")))?;
         let payload = payload_of(&meta, wire);
-        self.remember(payload.clone());
+        self.remember(algorithm, payload.clone());
         Ok(payload)
     }
 
-    fn remember(&self, payload: WirePayload) {
+    fn remember(&self, algorithm: Algorithm, payload: WirePayload) {
         if let Ok(mut w) = self.wire.lock() {
             if w.len() >= WIRE_CACHE_ENTRIES
                 && let Some(oldest) = w.keys().min().copied()
             {
                 w.remove(&oldest);
             }
-            w.insert(payload.version, payload);
+            w.insert((payload.version, algorithm), payload);
         }
     }
 
@@ -232,6 +284,24 @@ impl Configs {
         let Some(tx) = self.registry.command_tx(node) else {
             return false;
         };
+        // A node that cannot decode the fleet's encoding gets its own.
+        let accepts = self.registry.accept_encodings(node);
+        let fallback;
+        let payload =
+            if negotiate(self.compression.algorithm, &accepts) == self.compression.algorithm {
+                payload
+            } else {
+                match self.payload_for(payload.version, &accepts).await {
+                    Ok(p) => {
+                        fallback = p;
+                        &fallback
+                    }
+                    Err(e) => {
+                        warn!(node, error = %e, "cannot encode config for this node");
+                        return false;
+                    }
+                }
+            };
         let msg = CommandResponse {
             command_id: payload.version,
             body: Some(command_response::Body::ApplyConfig(ApplyConfig {
@@ -283,7 +353,7 @@ impl Configs {
         events: EventTx,
     ) -> Result<(), MasterError> {
         let started = Instant::now();
-        let (content, hash, wire) = prepare(content).await?;
+        let (content, hash, wire) = prepare(content, self.compression.clone()).await?;
         let guard = self.push_lock.lock().await;
         let next = self
             .versions
@@ -359,7 +429,7 @@ impl Configs {
             v.insert(next, meta);
         }
         drop(guard);
-        self.remember(payload.clone());
+        self.remember(self.compression.algorithm, payload.clone());
         info!(
             version = next,
             targets = plan.targets.len(),
@@ -605,5 +675,47 @@ mod tests {
         assert_eq!(encode(&meta, big.as_bytes()).encoding, "gzip");
         assert!(encode(&meta, big.as_bytes()).bytes.len() < big.len() / 5);
         assert_eq!(encode(&meta, b"a: 1").encoding, "");
+    }
+
+    #[test]
+    fn every_level_changes_the_bytes_and_zstd_round_trips() {
+        use std::io::Read;
+        let text: String = (0..3000)
+            .map(|i| format!("k{i}: value {}\n", i * 7919 % 1000))
+            .collect();
+        let at = |level: u32, a: Algorithm| {
+            let c = CompressionConfig {
+                algorithm: a,
+                level,
+                min_size: 1024,
+            };
+            compress(text.as_bytes(), &c, a).1
+        };
+        let (one, nine) = (at(1, Algorithm::Gzip), at(9, Algorithm::Gzip));
+        assert_ne!(one, nine);
+        assert!(nine.len() < one.len(), "{} vs {}", nine.len(), one.len());
+        for gz in [one, nine] {
+            let mut back = String::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_string(&mut back)
+                .unwrap();
+            assert_eq!(back, text);
+        }
+        let z = at(3, Algorithm::Zstd);
+        assert_eq!(zstd::decode_all(&z[..]).unwrap(), text.as_bytes());
+        assert_eq!(at(6, Algorithm::None), Bytes::from(text.clone()));
+    }
+
+    #[test]
+    fn negotiation_falls_back_to_what_the_agent_decodes() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            negotiate(Algorithm::Zstd, &s(&["gzip", "zstd"])),
+            Algorithm::Zstd
+        );
+        assert_eq!(negotiate(Algorithm::Zstd, &s(&["gzip"])), Algorithm::Gzip);
+        assert_eq!(negotiate(Algorithm::Gzip, &s(&["zstd"])), Algorithm::None);
+        assert_eq!(negotiate(Algorithm::Gzip, &[]), Algorithm::Gzip);
+        assert_eq!(negotiate(Algorithm::None, &s(&["gzip"])), Algorithm::None);
     }
 }

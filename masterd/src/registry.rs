@@ -95,6 +95,8 @@ struct Session {
     reported: Reported,
     stream: Option<StreamSlot>,
     clock_skew_ms: i64,
+    /// Content encodings the agent decodes.
+    accept_encodings: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,8 @@ pub struct Registration {
     pub hostname: String,
     pub agent_version: String,
     pub config_version: String,
+    /// Content encodings the agent decodes (empty: an older agent).
+    pub accept_encodings: Vec<String>,
 }
 
 /// A transition the sweeper made, for logging.
@@ -296,6 +300,7 @@ impl Registry {
                 reported: Reported::Online,
                 stream: None,
                 clock_skew_ms: 0,
+                accept_encodings: reg.accept_encodings,
             });
             node.record.name.clone()
         };
@@ -584,6 +589,14 @@ impl Registry {
         });
     }
 
+    /// Content encodings the node's current session decodes.
+    pub fn accept_encodings(&self, node_id: &str) -> Vec<String> {
+        self.nodes
+            .get(node_id)
+            .and_then(|n| n.session.as_ref().map(|s| s.accept_encodings.clone()))
+            .unwrap_or_default()
+    }
+
     /// Sender of the node's command stream, if it is open.
     pub fn command_tx(&self, node_id: &str) -> Option<CommandTx> {
         let node = self.nodes.get(node_id)?;
@@ -766,6 +779,7 @@ mod tests {
             hostname: "h".into(),
             agent_version: "0.1.0".into(),
             config_version: String::new(),
+            accept_encodings: Vec::new(),
         }
     }
 

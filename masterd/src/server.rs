@@ -154,6 +154,7 @@ impl Master {
             Arc::clone(&registry),
             Arc::clone(&store),
             Arc::clone(&metrics),
+            config.compression.clone(),
         )?);
         let execs = Arc::new(ExecHub::load(
             Arc::clone(&registry),

@@ -384,3 +384,61 @@ fn push_latency_and_failures_are_exported_as_prometheus_metrics() {
     );
     assert!(text.contains("cdn_nodes{state=\"online\"} 2"), "{text}");
 }
+
+#[test]
+fn agents_of_other_encodings_interoperate_with_the_master() {
+    for (master_algo, agents) in [
+        // A zstd master: agent-1 takes zstd, agent-2 only gzip gets gzip.
+        (
+            "zstd",
+            [
+                ("agent-1", "[gzip, zstd]", "zstd"),
+                ("agent-2", "[gzip]", "gzip"),
+            ],
+        ),
+        // A gzip master: an agent that only takes zstd gets it as it is.
+        (
+            "gzip",
+            [
+                ("agent-1", "[zstd]", "identity"),
+                ("agent-2", "[gzip]", "gzip"),
+            ],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "{}compression:\n  algorithm: {master_algo}\n  level: 9\n",
+            cdn_tests::TEST_MASTER_YML
+        );
+        let master = cdn_tests::Master::start(&dir.path().join("m"), &yaml, 0);
+        let addr = master.addr.to_string();
+        let mut started = Vec::new();
+        for (name, accept, _) in agents {
+            let y =
+                agent_yml(dir.path(), name, &addr) + &format!("compression:\n  accept: {accept}\n");
+            started.push(cdn_tests::Agent::start(dir.path(), name, name, &y));
+        }
+        wait_for("two nodes online", || {
+            let out =
+                cdn_tests::ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
+            (out.stdout.matches("\"name\"").count() == 2).then_some(())
+        });
+        let big: String = (0..4000)
+            .map(|i| format!("key_{i}: {}\n", i % 97))
+            .collect();
+        let file = write(dir.path(), "edge.yml", &big);
+        let out = cdn_tests::ctl_at(&addr, ["config", "push", &file]);
+        assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+        for ((name, _, encoding), agent) in agents.iter().zip(&started) {
+            assert_eq!(
+                std::fs::read_to_string(edge_file(dir.path(), name)).unwrap(),
+                big
+            );
+            let log = agent.log_text();
+            assert!(
+                log.contains(&format!("encoding={encoding}")),
+                "{master_algo} master, {name}: {log}"
+            );
+        }
+    }
+}
