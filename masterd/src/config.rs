@@ -22,6 +22,7 @@ pub struct MasterConfig {
     pub tls: TlsConfig,
     pub limits: LimitsConfig,
     pub compression: CompressionConfig,
+    pub pool: PoolConfig,
     /// Where the node registry, the CA and the credentials are stored.
     pub data_dir: PathBuf,
 }
@@ -54,6 +55,27 @@ impl Default for TlsConfig {
             key_file: None,
             names: Vec::new(),
             client_cert_ttl: Duration::from_secs(365 * 24 * 3600),
+        }
+    }
+}
+
+/// Sessions pooled on each agent's connection (the seed's pool).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Exec sessions one agent may have open at once through this master.
+    pub size: std::num::NonZeroU32,
+    /// An exec session with no traffic either way for this long is closed
+    /// and its processes killed.
+    #[serde(with = "cdn_common::duration")]
+    pub max_idle_time: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            size: std::num::NonZeroU32::new(100).expect("100 is not zero"),
+            max_idle_time: Duration::from_secs(300),
         }
     }
 }
@@ -147,6 +169,7 @@ impl Default for MasterConfig {
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             compression: CompressionConfig::default(),
+            pool: PoolConfig::default(),
             data_dir: default_data_dir(),
         }
     }

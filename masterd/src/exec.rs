@@ -81,6 +81,9 @@ pub struct ExecHub {
     pending: DashMap<u64, (String, oneshot::Sender<AgentEnd>)>,
     events: Arc<crate::events::Events>,
     active: prometheus_client::metrics::gauge::Gauge,
+    pool: crate::config::PoolConfig,
+    /// Open sessions per node, bounded by `pool.size`.
+    per_node: DashMap<String, u32>,
 }
 
 impl ExecHub {
@@ -90,6 +93,7 @@ impl ExecHub {
         store: Arc<dyn NodeStore>,
         events: Arc<crate::events::Events>,
         active: prometheus_client::metrics::gauge::Gauge,
+        pool: crate::config::PoolConfig,
     ) -> Result<Self, MasterError> {
         let last = store.last_exec_id()?;
         Ok(Self {
@@ -99,6 +103,8 @@ impl ExecHub {
             pending: DashMap::new(),
             events,
             active,
+            pool,
+            per_node: DashMap::new(),
         })
     }
 
@@ -254,6 +260,7 @@ impl ExecHub {
             .registry
             .get(&node)
             .ok_or_else(|| MasterError::NodeNotFound(node.clone()))?;
+        let _slot = self.take_slot(&node)?;
         let tx = match (view.state, self.command_tx_soon(&node).await) {
             (NodeState::Online | NodeState::Degraded, Some(tx)) => tx,
             _ => {
@@ -310,7 +317,38 @@ impl ExecHub {
         if out.send(Ok(started)).await.is_err() {
             return Ok(()); // cdnctl already gone; dropping the agent stream kills it
         }
-        relay(agent, &mut admin_in, out, record).await
+        relay(agent, &mut admin_in, out, record, self.pool.max_idle_time).await
+    }
+
+    /// One of the node's `pool.size` session slots, given back on drop.
+    fn take_slot(&self, node: &str) -> Result<Slot<'_>, MasterError> {
+        let limit = self.pool.size.get();
+        let mut n = self.per_node.entry(node.to_string()).or_insert(0);
+        if *n >= limit {
+            return Err(MasterError::RateLimited(format!(
+                "node {node} already has {limit} exec sessions open (pool.size); wait for one to end"
+            )));
+        }
+        *n += 1;
+        Ok(Slot {
+            hub: self,
+            node: node.to_string(),
+        })
+    }
+}
+
+/// A taken session slot of one node.
+struct Slot<'a> {
+    hub: &'a ExecHub,
+    node: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.hub.per_node.remove_if_mut(&self.node, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
     }
 }
 
@@ -320,6 +358,7 @@ async fn relay(
     admin_in: &mut Streaming<ExecRequest>,
     out: &ExecOut,
     record: &mut ExecRecord,
+    max_idle: Duration,
 ) -> Result<(), MasterError> {
     let AgentEnd {
         mut inbound,
@@ -327,8 +366,18 @@ async fn relay(
         ..
     } = agent;
     let mut outbound = Some(outbound);
+    let idle = tokio::time::sleep(max_idle);
+    tokio::pin!(idle);
     loop {
+        idle.as_mut().reset(tokio::time::Instant::now() + max_idle);
         tokio::select! {
+            _ = &mut idle => {
+                // Dropping the agent's stream kills the session's processes.
+                return Err(MasterError::NodeUnresponsive(format!(
+                    "session idle for {} (pool.max_idle_time); closed",
+                    cdn_common::duration::short(max_idle)
+                )));
+            }
             msg = admin_in.message(), if outbound.is_some() => {
                 let body = match msg {
                     Ok(Some(ExecRequest { body: Some(b) })) => b,

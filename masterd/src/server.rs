@@ -161,6 +161,7 @@ impl Master {
             Arc::clone(&store),
             Arc::clone(&events),
             metrics.exec_active.clone(),
+            config.pool.clone(),
         )?);
         let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {

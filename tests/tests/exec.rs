@@ -470,3 +470,54 @@ fn a_full_stdin_pipe_does_not_block_the_timeout() {
     drop(child.stdout.take());
     let _ = writer.join();
 }
+
+#[test]
+fn pool_size_bounds_sessions_and_idle_sessions_are_recycled() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{}pool:\n  size: 1\n  max_idle_time: 1s\n",
+        cdn_tests::TEST_MASTER_YML
+    );
+    let master = cdn_tests::Master::start(&dir.path().join("m"), &yaml, 0);
+    let addr = master.addr.to_string();
+    let _agent = cdn_tests::Agent::start(
+        dir.path(),
+        "agent-1",
+        "agent-1",
+        &agent_yml(dir.path(), "agent-1", &addr),
+    );
+    wait_for("agent-1 online", || {
+        let out = cdn_tests::ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
+        out.stdout.contains("agent-1").then_some(())
+    });
+    let mut first = cdn_tests::ctl_command(&addr)
+        .args(["exec", "agent-1", "--", "sleep", "31415"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first session running", || {
+        (processes_with("sleep 31415") >= 2).then_some(())
+    });
+    let second = cdn_tests::ctl_at(&addr, ["exec", "agent-1", "--", "true"]);
+    assert_eq!(second.code, Some(255), "{}", second.stderr);
+    assert!(second.stderr.contains("pool.size"), "{}", second.stderr);
+    // Silent for a second: recycled, and its process killed.
+    let status = first.wait().unwrap();
+    let mut err = String::new();
+    first
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert!(err.contains("pool.max_idle_time"), "{err}");
+    wait_for("the idle session's process gone", || {
+        (processes_with("sleep 31415") == 0).then_some(())
+    });
+    // The slot is free again.
+    let third = cdn_tests::ctl_at(&addr, ["exec", "agent-1", "--", "true"]);
+    assert_eq!(third.code, Some(0), "{}", third.stderr);
+}
