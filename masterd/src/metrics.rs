@@ -72,7 +72,7 @@ pub struct Metrics {
     pub config_bytes: Family<KindLabel, Counter>,
     /// Process figures, refreshed at each scrape.
     pub process_rss: Gauge,
-    pub process_cpu_ms: Gauge,
+    pub process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub process_fds: Gauge,
     pub config_push_latency: Family<ScopeLabel, Histogram>,
     pub config_push_failures: Family<ReasonLabel, Counter>,
@@ -155,11 +155,11 @@ impl Default for Metrics {
             "Resident memory of masterd",
             process_rss.clone(),
         );
-        let process_cpu_ms = Gauge::default();
+        let process_cpu_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
-            "cdn_process_cpu_milliseconds",
+            "process_cpu_seconds",
             "CPU time masterd used (user + system)",
-            process_cpu_ms.clone(),
+            process_cpu_seconds.clone(),
         );
         let process_fds = Gauge::default();
         registry.register(
@@ -199,7 +199,7 @@ impl Default for Metrics {
             exec_active,
             config_bytes,
             process_rss,
-            process_cpu_ms,
+            process_cpu_seconds,
             process_fds,
             refused,
             registry,
@@ -267,7 +267,7 @@ impl Metrics {
                 .filter_map(|i| f.get(*i).and_then(|v| v.parse::<i64>().ok()))
                 .sum();
             // USER_HZ is 100 on Linux.
-            self.process_cpu_ms.set(ticks * 10);
+            self.process_cpu_seconds.set(ticks as f64 / 100.0);
         }
         if let Ok(d) = std::fs::read_dir("/proc/self/fd") {
             self.process_fds.set(d.count() as i64);
