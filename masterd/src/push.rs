@@ -158,6 +158,8 @@ pub struct Configs {
     versions: RwLock<BTreeMap<u64, ConfigVersion>>,
     wire: Mutex<HashMap<(u64, Algorithm), WirePayload>>,
     compression: CompressionConfig,
+    /// Cancelled when the master shuts down: waiting pushes report at once.
+    stopping: tokio_util::sync::CancellationToken,
     /// Serialises pushes so version numbers and desired state stay ordered.
     push_lock: tokio::sync::Mutex<()>,
 }
@@ -190,6 +192,7 @@ impl Configs {
             versions: RwLock::new(versions),
             wire: Mutex::new(HashMap::new()),
             compression,
+            stopping: tokio_util::sync::CancellationToken::new(),
             push_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -222,6 +225,12 @@ impl Configs {
             .map_err(|e| MasterError::Internal(format!("store task failed: {e}")))??
             .ok_or(MasterError::VersionNotFound(v))?;
         Ok((info(&meta), content))
+    }
+
+    /// The master is shutting down: pushes still waiting for answers report
+    /// their pending nodes now (their desired version is already stored).
+    pub fn stop(&self) {
+        self.stopping.cancel();
     }
 
     /// Counts a payload an agent fetched itself.
@@ -541,12 +550,17 @@ impl Configs {
         let deadline = tokio::time::Instant::now() + wait;
         let mut recheck = tokio::time::interval(STATE_RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut why_late = format!("no answer within {}", cdn_common::duration::short(wait));
         while !waiting.is_empty() {
             // Answers come as acks; node state is re-read too, because an
             // ack can be lost when a node reconnects mid-apply (it then
             // reports its applied version in the heartbeat instead).
             let outcomes: Vec<(String, bool, String)> = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
+                _ = self.stopping.cancelled() => {
+                    why_late = "master shutting down; the node gets this version when it reconnects".into();
+                    break;
+                }
                 _ = recheck.tick() => self.settled(&waiting, version),
                 ev = acks.recv() => match ev {
                     Ok(ack) if ack.version == version && waiting.contains_key(&ack.node_id) => {
@@ -583,8 +597,11 @@ impl Configs {
         late.sort();
         for n in late {
             pending += 1;
-            let msg = format!("no answer within {}", cdn_common::duration::short(wait));
-            send(&events, node_result(n, "pending", version, &msg, started)).await;
+            send(
+                &events,
+                node_result(n, "pending", version, &why_late, started),
+            )
+            .await;
         }
         send(&events, done(applied, failed, pending)).await;
     }

@@ -266,7 +266,7 @@ impl Master {
         };
         let admin_api = AdminServiceServer::new(AdminApi::new(
             Arc::clone(&registry),
-            configs,
+            Arc::clone(&configs),
             execs,
             Arc::clone(&auth),
             tasks.clone(),
@@ -320,10 +320,12 @@ impl Master {
         }
         let stop = {
             let registry = Arc::clone(&registry);
+            let configs = Arc::clone(&configs);
             let shutdown = shutdown.clone();
             async move {
                 shutdown.cancelled().await;
-                info!("shutting down: closing agent command streams");
+                info!("shutting down: waiting pushes report, agent command streams close");
+                configs.stop();
                 registry.close_all_streams("master shutting down");
             }
         };

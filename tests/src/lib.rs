@@ -251,6 +251,14 @@ impl Master {
         }
     }
 
+    /// Waits (bounded) for masterd to exit by itself; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_for("masterd to exit", || child.try_wait().ok().flatten());
+        self.child = None;
+        status.code()
+    }
+
     /// Starts masterd again on the same port, config and data directory.
     pub fn restart(&mut self) {
         self.kill();

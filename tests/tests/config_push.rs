@@ -442,3 +442,37 @@ fn agents_of_other_encodings_interoperate_with_the_master() {
         }
     }
 }
+
+#[test]
+fn sigterm_on_the_master_during_a_push_reports_cleanly() {
+    let mut fleet = Fleet::start(1);
+    let agent = fleet.agent("agent-1").pid();
+    signal(agent, "STOP");
+    let file = write(fleet.dir.path(), "edge.yml", "a: 1\n");
+    let push = cdn_tests::ctl_command(&fleet.master.admin_addr.to_string())
+        .args(["config", "push", &file, "--timeout", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the version stored", || {
+        fleet
+            .master
+            .log_text()
+            .contains("config version stored")
+            .then_some(())
+    });
+    signal(fleet.master.pid(), "TERM");
+    let out = push.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("master shutting down"), "{stdout}");
+    signal(agent, "CONT");
+    // The master stops by itself, cleanly, and the version is kept: the
+    // agent gets it from the restarted master.
+    assert_eq!(fleet.master.wait_exit(), Some(0));
+    fleet.master.restart();
+    wait_for("agent-1 applied version 1", || {
+        file_of(&fleet, "agent-1").filter(|c| c == "a: 1\n")
+    });
+}
