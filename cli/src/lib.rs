@@ -26,9 +26,34 @@ with the credential masterd wrote on its first start.
 
 Exit codes: 0 success, 1 failure (one-line cause on stderr), 2 usage error.";
 
+/// `cdnctl --help`: commands in groups (clap lists subcommands flat).
+const HELP_TEMPLATE: &str = "\
+{about-with-newline}
+{usage-heading} {usage}
+
+Fleet:
+  nodes       List and inspect edge nodes (list --watch follows changes)
+  exec        Run a command on one node (like ssh) or many (prefixed output)
+  events      Stream what happens: nodes online/offline, pushes, exec sessions
+
+Configuration:
+  config      Push, roll back and inspect versioned configuration
+
+Access:
+  context     Named masters and credentials (like kubectl config contexts)
+  whoami      The user and role the master sees for your credential
+  audit       Who changed what, when, with what result (admin)
+
+Shell:
+  completion  Print shell completions (bash, zsh, fish, powershell, elvish)
+  help        Print this message or the help of a command
+
+Options:
+{options}{after-help}";
+
 /// Operate a fleet of CDN edge nodes through masterd.
 #[derive(Debug, Parser)]
-#[command(name = "cdnctl", version, long_version = cdn_common::LONG_VERSION, about, after_help = AFTER_HELP)]
+#[command(name = "cdnctl", version, long_version = cdn_common::LONG_VERSION, about, after_help = AFTER_HELP, help_template = HELP_TEMPLATE)]
 pub struct Cli {
     /// Master address (host:port); overrides the context's.
     #[arg(long, global = true, env = "CDNCTL_MASTER", value_name = "ADDR")]

@@ -26,6 +26,23 @@ fn clap_definition_is_consistent() {
 }
 
 #[test]
+fn help_groups_every_command() {
+    let (code, out, _) = cdnctl(&["--help"]);
+    assert_eq!(code, Some(0));
+    for group in ["Fleet:", "Configuration:", "Access:", "Shell:"] {
+        assert!(out.contains(group), "{out}");
+    }
+    // Every subcommand appears in the grouped list.
+    for sub in cdnctl::Cli::command().get_subcommands() {
+        assert!(
+            out.contains(&format!("\n  {} ", sub.get_name())),
+            "{} missing from --help:\n{out}",
+            sub.get_name()
+        );
+    }
+}
+
+#[test]
 fn dead_master_fails_with_one_clear_line() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -433,3 +433,87 @@ fn node_names_complete_from_the_master() {
     names.sort();
     assert_eq!(names, ["agent-1", "agent-2"], "{text}");
 }
+
+#[test]
+fn every_listing_parses_as_json_and_yaml_with_its_documented_fields() {
+    let fleet = Fleet::start(1);
+    let file = fleet.dir.path().join("e.yml");
+    std::fs::write(&file, "x: 1\n").unwrap();
+    assert_eq!(
+        fleet.ctl(["config", "push", file.to_str().unwrap()]).code,
+        Some(0)
+    );
+    assert_eq!(fleet.ctl(["exec", "agent-1", "--", "true"]).code, Some(0));
+    let listings: [(&[&str], &[&str]); 5] = [
+        (
+            &["nodes", "list"],
+            &[
+                "name",
+                "status",
+                "address",
+                "labels",
+                "last_seen",
+                "config_version",
+            ],
+        ),
+        (
+            &["config", "history"],
+            &[
+                "version", "hash", "size", "author", "created", "message", "targets",
+            ],
+        ),
+        (
+            &["config", "status"],
+            &[
+                "node",
+                "node_status",
+                "desired_version",
+                "applied_version",
+                "in_sync",
+                "drift",
+                "last_error",
+            ],
+        ),
+        (
+            &["exec", "history"],
+            &[
+                "exec_id",
+                "user",
+                "peer",
+                "node",
+                "argv",
+                "started",
+                "duration_ms",
+                "exit_code",
+            ],
+        ),
+        (
+            &["audit"],
+            &[
+                "id", "time", "user", "role", "peer", "action", "target", "detail", "result",
+                "error",
+            ],
+        ),
+    ];
+    for (cmd, fields) in listings {
+        let json = fleet.ctl(cmd.iter().copied().chain(["-o", "json"]));
+        assert_eq!(json.code, Some(0), "{cmd:?}: {}", json.stderr);
+        let j: Value = serde_json::from_str(&json.stdout).unwrap();
+        let yaml = fleet.ctl(cmd.iter().copied().chain(["-o", "yaml"]));
+        assert_eq!(yaml.code, Some(0), "{cmd:?}: {}", yaml.stderr);
+        let y: Value = serde_yaml_ng::from_str(&yaml.stdout).unwrap();
+        // Same records and fields (values such as last_seen move between calls).
+        let keys = |v: &Value| -> Vec<Vec<String>> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o.as_object().unwrap().keys().cloned().collect())
+                .collect()
+        };
+        assert_eq!(keys(&j), keys(&y), "{cmd:?}: json and yaml differ");
+        let first = &j.as_array().unwrap_or_else(|| panic!("{cmd:?}: {j}"))[0];
+        for f in fields {
+            assert!(first.get(f).is_some(), "{cmd:?} lacks `{f}`: {first}");
+        }
+    }
+}
