@@ -40,6 +40,9 @@ pub struct AgentApi {
     pub configs: Arc<Configs>,
     pub execs: Arc<ExecHub>,
     pub config: Arc<MasterConfig>,
+    /// The config as last (re)loaded: reconnect policy and keepalive
+    /// permission handed to agents come from here.
+    pub live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub tasks: TaskTracker,
@@ -130,7 +133,12 @@ impl AgentService for AgentApi {
             ),
             true,
         );
-        let rc = &self.config.reconnect;
+        let live = self
+            .live
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_else(|_| Arc::clone(&self.config));
+        let rc = &live.reconnect;
         Ok(Response::new(RegisterResponse {
             success: true,
             message: String::new(),
@@ -143,7 +151,7 @@ impl AgentService for AgentApi {
                 max_delay_ms: rc.max_delay.as_millis() as u64,
                 jitter: rc.jitter.0,
             }),
-            keepalive_permit_without_stream: self.config.grpc.keepalive.permit_without_stream,
+            keepalive_permit_without_stream: live.grpc.keepalive.permit_without_stream,
             desired_config_version: String::new(),
             stream_open_timeout_ms: heartbeat.timeout.as_millis() as u64,
         }))

@@ -83,10 +83,11 @@ pub struct Caller {
     pub peer: String,
 }
 
-/// A token bucket per source address.
+/// A token bucket per source address; its rate can change at run time
+/// (SIGHUP).
 struct Limiter {
-    per_second: f64,
-    burst: f64,
+    /// Tokens per second and bucket size.
+    params: std::sync::RwLock<(f64, f64)>,
     buckets: DashMap<IpAddr, (f64, Instant)>,
 }
 
@@ -96,49 +97,64 @@ const MAX_TRACKED_SOURCES: usize = 100_000;
 impl Limiter {
     fn new(per_second: f64, burst: u32) -> Self {
         Self {
-            per_second,
-            burst: f64::from(burst.max(1)),
+            params: std::sync::RwLock::new((per_second, f64::from(burst.max(1)))),
             buckets: DashMap::new(),
         }
     }
 
+    fn set(&self, per_second: f64, burst: u32) {
+        if let Ok(mut p) = self.params.write() {
+            *p = (per_second, f64::from(burst.max(1)));
+        }
+    }
+
+    fn params(&self) -> (f64, f64) {
+        self.params.read().map(|p| *p).unwrap_or((0.0, 1.0))
+    }
+
+    /// Tokens in a bucket last seen at `at` with `tokens`, now.
+    fn refill((tokens, at): (f64, Instant), now: Instant, (rate, burst): (f64, f64)) -> f64 {
+        (tokens + now.duration_since(at).as_secs_f64() * rate).min(burst)
+    }
+
     /// Tokens left for `ip` now.
     fn level(&self, ip: IpAddr, now: Instant) -> f64 {
-        self.buckets.get(&ip).map_or(self.burst, |b| {
-            (b.0 + now.duration_since(b.1).as_secs_f64() * self.per_second).min(self.burst)
-        })
+        let p = self.params();
+        self.buckets
+            .get(&ip)
+            .map_or(p.1, |b| Self::refill(*b, now, p))
     }
 
     /// Whether `ip` has a token left, without taking it.
     fn has(&self, ip: IpAddr) -> bool {
-        self.per_second <= 0.0 || self.level(ip, Instant::now()) >= 1.0
+        self.params().0 <= 0.0 || self.level(ip, Instant::now()) >= 1.0
     }
 
-    /// Takes a token; false when there is none.
+    /// Takes a token; false when there is none. Atomic per source.
     fn take(&self, ip: IpAddr) -> bool {
-        if self.per_second <= 0.0 {
+        let p = self.params();
+        if p.0 <= 0.0 {
             return true;
         }
         let now = Instant::now();
-        let level = self.level(ip, now);
         if self.buckets.len() > MAX_TRACKED_SOURCES {
-            let (rate, burst) = (self.per_second, self.burst);
-            self.buckets
-                .retain(|_, b| b.0 + now.duration_since(b.1).as_secs_f64() * rate < burst);
+            self.buckets.retain(|_, b| Self::refill(*b, now, p) < p.1);
         }
+        let mut bucket = self.buckets.entry(ip).or_insert((p.1, now));
+        let level = Self::refill(*bucket, now, p);
         let ok = level >= 1.0;
-        self.buckets
-            .insert(ip, (if ok { level - 1.0 } else { level }, now));
+        *bucket = (if ok { level - 1.0 } else { level }, now);
         ok
     }
 
     /// Seconds until `ip` has a token again.
     fn wait_secs(&self, ip: IpAddr) -> u64 {
+        let rate = self.params().0;
         let missing = 1.0 - self.level(ip, Instant::now());
-        if missing <= 0.0 || self.per_second <= 0.0 {
+        if missing <= 0.0 || rate <= 0.0 {
             0
         } else {
-            (missing / self.per_second).ceil() as u64
+            (missing / rate).ceil() as u64
         }
     }
 }
@@ -218,6 +234,16 @@ impl Auth {
             server_ca_pem: None,
             events,
         })
+    }
+
+    /// New limits from a reloaded config (SIGHUP).
+    pub fn set_limits(&self, limits: &crate::config::LimitsConfig) {
+        self.failures.set(
+            f64::from(limits.auth_failures_per_minute) / 60.0,
+            limits.auth_failure_burst,
+        );
+        self.registrations
+            .set(f64::from(limits.register_rate), limits.register_burst);
     }
 
     /// The event bus audited actions are published on.

@@ -81,7 +81,7 @@ pub struct ExecHub {
     pending: DashMap<u64, (String, oneshot::Sender<AgentEnd>)>,
     events: Arc<crate::events::Events>,
     active: prometheus_client::metrics::gauge::Gauge,
-    pool: crate::config::PoolConfig,
+    pool: std::sync::RwLock<crate::config::PoolConfig>,
     /// Open sessions per node, bounded by `pool.size`.
     per_node: DashMap<String, u32>,
 }
@@ -103,7 +103,7 @@ impl ExecHub {
             pending: DashMap::new(),
             events,
             active,
-            pool,
+            pool: std::sync::RwLock::new(pool),
             per_node: DashMap::new(),
         })
     }
@@ -317,12 +317,26 @@ impl ExecHub {
         if out.send(Ok(started)).await.is_err() {
             return Ok(()); // cdnctl already gone; dropping the agent stream kills it
         }
-        relay(agent, &mut admin_in, out, record, self.pool.max_idle_time).await
+        let max_idle = self.pool().max_idle_time;
+        relay(agent, &mut admin_in, out, record, max_idle).await
+    }
+
+    /// The pool settings in force.
+    fn pool(&self) -> crate::config::PoolConfig {
+        self.pool.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// New pool settings from a reloaded config (SIGHUP); sessions already
+    /// running keep their idle limit.
+    pub fn set_pool(&self, pool: crate::config::PoolConfig) {
+        if let Ok(mut p) = self.pool.write() {
+            *p = pool;
+        }
     }
 
     /// One of the node's `pool.size` session slots, given back on drop.
     fn take_slot(&self, node: &str) -> Result<Slot<'_>, MasterError> {
-        let limit = self.pool.size.get();
+        let limit = self.pool().size.get();
         let mut n = self.per_node.entry(node.to_string()).or_insert(0);
         if *n >= limit {
             return Err(MasterError::RateLimited(format!(

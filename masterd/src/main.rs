@@ -21,8 +21,8 @@ fn main() -> ExitCode {
         },
         None => MasterConfig::default(),
     };
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
     }
     let security = masterd::server::Security {
         insecure: args.insecure,
@@ -50,11 +50,48 @@ fn main() -> ExitCode {
             }
         };
     }
-    match runtime.block_on(run(config, security)) {
+    let reload_from = args
+        .config
+        .clone()
+        .map(|path| (path, args.data_dir.clone()));
+    match runtime.block_on(run(config, security, reload_from)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGHUP: read master.yml again and put in force what can change while
+/// running; a file with an error is refused and nothing changes.
+async fn reload_on_sighup(
+    reloader: masterd::server::Reloader,
+    from: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some((path, data_dir)) = &from else {
+            warn!("SIGHUP: started without -c, nothing to reload");
+            continue;
+        };
+        match MasterConfig::load(path) {
+            Err(e) => error!("SIGHUP: config not reloaded, the running one stays: {e}"),
+            Ok(mut new) => {
+                if let Some(d) = data_dir {
+                    new.data_dir = d.clone();
+                }
+                let r = reloader.apply(new);
+                info!(
+                    file = %path.display(),
+                    applied = ?r.applied,
+                    needs_restart = ?r.needs_restart,
+                    "SIGHUP: config reloaded"
+                );
+            }
         }
     }
 }
@@ -70,7 +107,11 @@ fn eprintln_config_error(msg: &str) {
 }
 
 #[allow(clippy::print_stdout)]
-async fn run(config: MasterConfig, security: masterd::server::Security) -> anyhow::Result<()> {
+async fn run(
+    config: MasterConfig,
+    security: masterd::server::Security,
+    reload_from: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
+) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let master = Master::bind(config, security).await?;
     if master.secure() {
@@ -100,6 +141,8 @@ async fn run(config: MasterConfig, security: masterd::server::Security) -> anyho
         None => println!("listening grpc={grpc} admin={admin}"),
     }
     let shutdown = CancellationToken::new();
+    let reloader = master.reloader();
+    tokio::spawn(reload_on_sighup(reloader, reload_from));
     let mut runner = tokio::spawn(master.run(shutdown.clone()));
     tokio::select! {
         _ = cdn_common::shutdown_signal() => {

@@ -157,7 +157,7 @@ pub struct Configs {
     store: Arc<dyn NodeStore>,
     versions: RwLock<BTreeMap<u64, ConfigVersion>>,
     wire: Mutex<HashMap<(u64, Algorithm), WirePayload>>,
-    compression: CompressionConfig,
+    compression: RwLock<CompressionConfig>,
     /// Cancelled when the master shuts down: waiting pushes report at once.
     stopping: tokio_util::sync::CancellationToken,
     /// Serialises pushes so version numbers and desired state stay ordered.
@@ -191,7 +191,7 @@ impl Configs {
             store,
             versions: RwLock::new(versions),
             wire: Mutex::new(HashMap::new()),
-            compression,
+            compression: RwLock::new(compression),
             stopping: tokio_util::sync::CancellationToken::new(),
             push_lock: tokio::sync::Mutex::new(()),
         })
@@ -227,6 +227,25 @@ impl Configs {
         Ok((info(&meta), content))
     }
 
+    /// The compression settings in force.
+    fn compression(&self) -> CompressionConfig {
+        self.compression
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// New compression settings from a reloaded config (SIGHUP): payloads
+    /// encoded under the old ones are dropped from the cache.
+    pub fn set_compression(&self, c: CompressionConfig) {
+        if let Ok(mut cur) = self.compression.write() {
+            *cur = c;
+        }
+        if let Ok(mut w) = self.wire.lock() {
+            w.clear();
+        }
+    }
+
     /// The master is shutting down: pushes still waiting for answers report
     /// their pending nodes now (their desired version is already stored).
     pub fn stop(&self) {
@@ -241,7 +260,7 @@ impl Configs {
 
     /// The wire form of version `v` in the configured encoding.
     pub async fn payload(&self, v: u64) -> Result<WirePayload, MasterError> {
-        self.payload_in(v, self.compression.algorithm).await
+        self.payload_in(v, self.compression().algorithm).await
     }
 
     /// The wire form of version `v` for a node that decodes `accepts`.
@@ -250,7 +269,7 @@ impl Configs {
         v: u64,
         accepts: &[String],
     ) -> Result<WirePayload, MasterError> {
-        self.payload_in(v, negotiate(self.compression.algorithm, accepts))
+        self.payload_in(v, negotiate(self.compression().algorithm, accepts))
             .await
     }
 
@@ -267,7 +286,7 @@ impl Configs {
         }
         let meta = self.version(v).ok_or(MasterError::VersionNotFound(v))?;
         let (_, content) = self.content(v).await?;
-        let c = self.compression.clone();
+        let c = self.compression();
         let wire = tokio::task::spawn_blocking(move || compress(&content, &c, algorithm))
             .await
             .map_err(|e| MasterError::Internal(format!("compress task failed: {e}")))?;
@@ -296,21 +315,21 @@ impl Configs {
         // A node that cannot decode the fleet's encoding gets its own.
         let accepts = self.registry.accept_encodings(node);
         let fallback;
-        let payload =
-            if negotiate(self.compression.algorithm, &accepts) == self.compression.algorithm {
-                payload
-            } else {
-                match self.payload_for(payload.version, &accepts).await {
-                    Ok(p) => {
-                        fallback = p;
-                        &fallback
-                    }
-                    Err(e) => {
-                        warn!(node, error = %e, "cannot encode config for this node");
-                        return false;
-                    }
+        let algorithm = self.compression().algorithm;
+        let payload = if negotiate(algorithm, &accepts) == algorithm {
+            payload
+        } else {
+            match self.payload_for(payload.version, &accepts).await {
+                Ok(p) => {
+                    fallback = p;
+                    &fallback
                 }
-            };
+                Err(e) => {
+                    warn!(node, error = %e, "cannot encode config for this node");
+                    return false;
+                }
+            }
+        };
         let msg = CommandResponse {
             command_id: payload.version,
             body: Some(command_response::Body::ApplyConfig(ApplyConfig {
@@ -362,7 +381,7 @@ impl Configs {
         events: EventTx,
     ) -> Result<(), MasterError> {
         let started = Instant::now();
-        let (content, hash, wire) = prepare(content, self.compression.clone()).await?;
+        let (content, hash, wire) = prepare(content, self.compression()).await?;
         let guard = self.push_lock.lock().await;
         let next = self
             .versions
@@ -438,7 +457,7 @@ impl Configs {
             v.insert(next, meta);
         }
         drop(guard);
-        self.remember(self.compression.algorithm, payload.clone());
+        self.remember(self.compression().algorithm, payload.clone());
         info!(
             version = next,
             targets = plan.targets.len(),

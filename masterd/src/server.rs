@@ -82,6 +82,87 @@ pub struct Master {
     auth: Arc<Auth>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     written: Vec<std::path::PathBuf>,
+    live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
+}
+
+/// Applies a reloaded master.yml (SIGHUP) to a running master: what can
+/// change safely changes; the rest is named as needing a restart.
+#[derive(Clone)]
+pub struct Reloader {
+    started: Arc<MasterConfig>,
+    live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
+    auth: Arc<Auth>,
+    execs: Arc<ExecHub>,
+    configs: Arc<Configs>,
+}
+
+/// What a reload did.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Sections now in force.
+    pub applied: Vec<&'static str>,
+    /// Sections that changed but take effect only after a restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl Reloader {
+    /// Puts `new` in force where that is safe.
+    pub fn apply(&self, new: MasterConfig) -> Reloaded {
+        let json = |v: &MasterConfig| serde_json::to_value(v).unwrap_or_default();
+        let old = self
+            .live
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_else(|_| Arc::clone(&self.started));
+        let (was, now, first) = (json(&old), json(&new), json(&self.started));
+        let mut out = Reloaded::default();
+        let changed = |key: &str| was.get(key) != now.get(key);
+        if changed("limits") {
+            self.auth.set_limits(&new.limits);
+            out.applied.push("limits");
+        }
+        if changed("pool") {
+            self.execs.set_pool(new.pool.clone());
+            out.applied.push("pool");
+        }
+        if changed("compression") {
+            self.configs.set_compression(new.compression.clone());
+            out.applied.push("compression");
+        }
+        if changed("reconnect") {
+            out.applied.push("reconnect");
+        }
+        if old.grpc.keepalive.permit_without_stream != new.grpc.keepalive.permit_without_stream {
+            out.applied.push("grpc.keepalive.permit_without_stream");
+        }
+        // Everything else is bound at start: listeners, TLS, the store,
+        // liveness judged by the registry.
+        let mut g = now.get("grpc").cloned().unwrap_or_default();
+        let mut g0 = first.get("grpc").cloned().unwrap_or_default();
+        for v in [&mut g, &mut g0] {
+            if let Some(k) = v.get_mut("keepalive").and_then(|k| k.as_object_mut()) {
+                k.remove("permit_without_stream");
+            }
+        }
+        if g != g0 {
+            out.needs_restart.push("grpc");
+        }
+        for key in ["admin", "heartbeat", "metrics", "tls", "data_dir"] {
+            if now.get(key) != first.get(key) {
+                out.needs_restart.push(match key {
+                    "admin" => "admin",
+                    "heartbeat" => "heartbeat",
+                    "metrics" => "metrics",
+                    "tls" => "tls",
+                    _ => "data_dir",
+                });
+            }
+        }
+        if let Ok(mut live) = self.live.write() {
+            *live = Arc::new(new);
+        }
+        out
+    }
 }
 
 fn listen_addr(hp: &HostPort) -> String {
@@ -183,8 +264,10 @@ impl Master {
             })?,
         );
         let written = auth.bootstrap(&config.data_dir, &admin_addr, first_start)?;
+        let config = Arc::new(config);
         Ok(Self {
-            config: Arc::new(config),
+            live: Arc::new(std::sync::RwLock::new(Arc::clone(&config))),
+            config,
             registry,
             configs,
             execs,
@@ -196,6 +279,17 @@ impl Master {
             tls,
             written,
         })
+    }
+
+    /// A handle that applies a reloaded config to this master once it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            started: Arc::clone(&self.config),
+            live: Arc::clone(&self.live),
+            auth: Arc::clone(&self.auth),
+            execs: Arc::clone(&self.execs),
+            configs: Arc::clone(&self.configs),
+        }
     }
 
     /// Whether the master serves TLS.
@@ -252,6 +346,7 @@ impl Master {
             auth,
             tls,
             written: _,
+            live,
         } = self;
         let tasks = TaskTracker::new();
         let agent_api = AgentApi {
@@ -259,6 +354,7 @@ impl Master {
             configs: Arc::clone(&configs),
             execs: Arc::clone(&execs),
             config: Arc::clone(&config),
+            live,
             auth: Arc::clone(&auth),
             metrics: Arc::clone(&metrics),
             tasks: tasks.clone(),

@@ -521,3 +521,72 @@ fn pool_size_bounds_sessions_and_idle_sessions_are_recycled() {
     let third = cdn_tests::ctl_at(&addr, ["exec", "agent-1", "--", "true"]);
     assert_eq!(third.code, Some(0), "{}", third.stderr);
 }
+
+#[test]
+fn sighup_reloads_what_can_change_and_refuses_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{}pool:\n  size: 1\n  max_idle_time: 1m\n",
+        cdn_tests::TEST_MASTER_YML
+    );
+    let master = cdn_tests::Master::start(&dir.path().join("m"), &yaml, 0);
+    let addr = master.addr.to_string();
+    let _agent = cdn_tests::Agent::start(
+        dir.path(),
+        "agent-1",
+        "agent-1",
+        &agent_yml(dir.path(), "agent-1", &addr),
+    );
+    wait_for("agent-1 online", || {
+        let out = cdn_tests::ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
+        out.stdout.contains("agent-1").then_some(())
+    });
+    let mut held = cdn_tests::ctl_command(&addr)
+        .args(["exec", "agent-1", "--", "sleep", "27183"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first session running", || {
+        (processes_with("sleep 27183") >= 2).then_some(())
+    });
+    assert_eq!(
+        cdn_tests::ctl_at(&addr, ["exec", "agent-1", "--", "true"]).code,
+        Some(255)
+    );
+
+    // A broken file changes nothing.
+    let good = std::fs::read_to_string(&master.config).unwrap();
+    std::fs::write(&master.config, good.replace("size: 1", "size: lots")).unwrap();
+    signal(master.pid(), "HUP");
+    wait_for("the refusal logged", || {
+        master
+            .log_text()
+            .contains("config not reloaded")
+            .then_some(())
+    });
+    assert_eq!(
+        cdn_tests::ctl_at(&addr, ["exec", "agent-1", "--", "true"]).code,
+        Some(255)
+    );
+
+    // A good one takes effect at once; a heartbeat change waits for a restart.
+    let bigger = good
+        .replace("size: 1", "size: 2")
+        .replace("interval: 300ms", "interval: 400ms");
+    std::fs::write(&master.config, bigger).unwrap();
+    signal(master.pid(), "HUP");
+    let log = wait_for("the reload logged", || {
+        let log = master.log_text();
+        log.contains("SIGHUP: config reloaded").then_some(log)
+    });
+    assert!(
+        log.contains("\"pool\"") && log.contains("\"heartbeat\""),
+        "{log}"
+    );
+    let second = cdn_tests::ctl_at(&addr, ["exec", "agent-1", "--", "true"]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let _ = held.kill();
+    let _ = held.wait();
+}
