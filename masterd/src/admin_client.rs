@@ -10,8 +10,8 @@ use std::time::Duration;
 use cdn_common::credential::Credential;
 use cdn_proto::v1::admin_service_client::AdminServiceClient;
 use cdn_proto::v1::{
-    AddUserRequest, CreateTokenRequest, ListTokensRequest, ListUsersRequest, RemoveUserRequest,
-    RevokeNodeRequest, RevokeTokenRequest,
+    AddUserRequest, AllowNodeRequest, CreateTokenRequest, ListTokensRequest, ListUsersRequest,
+    RemoveUserRequest, RevokeNodeRequest, RevokeTokenRequest,
 };
 use tonic::transport::Channel;
 
@@ -201,6 +201,14 @@ pub async fn run(
                 "user {name} removed ({} credential(s) revoked)",
                 r.revoked_certs
             );
+        }
+        Command::Node(NodeCommand::Allow { name }) => {
+            client
+                .allow_node(AllowNodeRequest {
+                    node_id: name.clone(),
+                })
+                .await?;
+            println!("node {name} may enrol again (with a join token)");
         }
         Command::Node(NodeCommand::Revoke { name }) => {
             let r = client

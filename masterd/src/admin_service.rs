@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use cdn_proto::v1::admin_service_server::AdminService;
 use cdn_proto::v1::{
-    AddUserRequest, AddUserResponse, AuditEntry, CreateTokenRequest, CreateTokenResponse, Event,
-    EventsRequest, ListAuditRequest, ListAuditResponse, ListTokensRequest, ListTokensResponse,
-    ListUsersRequest, ListUsersResponse, RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest,
-    RevokeNodeResponse, RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo,
-    WhoAmIRequest, WhoAmIResponse,
+    AddUserRequest, AddUserResponse, AllowNodeRequest, AllowNodeResponse, AuditEntry,
+    CreateTokenRequest, CreateTokenResponse, Event, EventsRequest, ListAuditRequest,
+    ListAuditResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest, ListUsersResponse,
+    RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest, RevokeNodeResponse,
+    RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo, WhoAmIRequest, WhoAmIResponse,
 };
 use cdn_proto::v1::{
     ConfigHistoryRequest, ConfigHistoryResponse, ConfigPushEvent, ConfigPushRequest,
@@ -647,6 +647,26 @@ impl AdminService for AdminApi {
             revoked_certs: result?,
             was_connected,
         }))
+    }
+
+    async fn allow_node(
+        &self,
+        request: Request<AllowNodeRequest>,
+    ) -> Result<Response<AllowNodeResponse>, Status> {
+        let caller = self.auth.operator(&request, Role::Admin)?;
+        let node = request.into_inner().node_id;
+        let result = self.auth.allow_node(&node);
+        self.auth
+            .audit_call(
+                &caller,
+                "node.allow",
+                &node,
+                String::new(),
+                err_text(&result),
+            )
+            .await;
+        result?;
+        Ok(Response::new(AllowNodeResponse {}))
     }
 
     async fn list_audit(

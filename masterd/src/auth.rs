@@ -166,6 +166,9 @@ pub struct Auth {
     store: Arc<dyn NodeStore>,
     /// Valid certificates by fingerprint.
     certs: DashMap<String, CertRecord>,
+    /// Revoked node names that may not enrol again until an admin allows
+    /// it, with their revoked certificates.
+    barred: DashMap<String, Vec<CertRecord>>,
     /// Join tokens by id; the mutex also orders every security write.
     tokens: Mutex<BTreeMap<String, TokenRecord>>,
     failures: Limiter,
@@ -207,9 +210,12 @@ impl Auth {
         events: Arc<Events>,
     ) -> Result<Self, MasterError> {
         let certs = DashMap::new();
+        let barred: DashMap<String, Vec<CertRecord>> = DashMap::new();
         for c in store.load_certs().map_err(store_err)? {
             if c.revoked_ms == 0 {
                 certs.insert(c.fingerprint.clone(), c);
+            } else if c.kind == "node" && !c.readmitted {
+                barred.entry(c.name.clone()).or_default().push(c);
             }
         }
         let tokens = store
@@ -223,6 +229,7 @@ impl Auth {
             pki,
             store,
             certs,
+            barred,
             tokens: Mutex::new(tokens),
             failures: Limiter::new(
                 f64::from(limits.auth_failures_per_minute) / 60.0,
@@ -499,6 +506,16 @@ impl Auth {
                 drop(tokens);
                 return Err(self.failed(ip, MasterError::Unauthenticated(why)));
             }
+            if self.barred.contains_key(&r.node_id) {
+                drop(tokens);
+                return Err(self.failed(
+                    ip,
+                    MasterError::PermissionDenied(format!(
+                        "node `{}` was revoked; it may enrol again only after an admin runs `masterd node allow {}`",
+                        r.node_id, r.node_id
+                    )),
+                ));
+            }
             if let Some(held) = self
                 .certs
                 .iter()
@@ -529,6 +546,7 @@ impl Auth {
                 not_after_ms: issued.not_after_ms,
                 issued_by: format!("token:{}", used.id),
                 revoked_ms: 0,
+                readmitted: false,
             };
             self.store
                 .put_security(std::slice::from_ref(&used), std::slice::from_ref(&cert))
@@ -656,6 +674,7 @@ impl Auth {
             not_after_ms: issued.not_after_ms,
             issued_by: issued_by.to_string(),
             revoked_ms: 0,
+            readmitted: false,
         };
         self.store
             .put_security(&[], std::slice::from_ref(&rec))
@@ -701,7 +720,34 @@ impl Auth {
         for c in &revoked {
             self.certs.remove(&c.fingerprint);
         }
+        if kind == "node" {
+            self.barred
+                .entry(name.to_string())
+                .or_default()
+                .extend(revoked.iter().cloned());
+        }
         Ok(revoked.len() as u32)
+    }
+
+    /// Lets a revoked node name enrol again.
+    pub fn allow_node(&self, name: &str) -> Result<(), MasterError> {
+        let _turn = self.tokens.lock().map_err(|_| poisoned())?;
+        let Some(records) = self.barred.get(name).map(|r| r.clone()) else {
+            return Err(MasterError::NotFound(format!(
+                "node `{}` is not barred from enrolling",
+                name.escape_default()
+            )));
+        };
+        let cleared: Vec<CertRecord> = records
+            .into_iter()
+            .map(|mut c| {
+                c.readmitted = true;
+                c
+            })
+            .collect();
+        self.store.put_security(&[], &cleared).map_err(store_err)?;
+        self.barred.remove(name);
+        Ok(())
     }
 
     /// Records a mutating call in the audit log. A failure to write is

@@ -112,11 +112,15 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// Revoke a node's certificate: its connection is cut and it cannot
-    /// come back until it enrols again with a join token.
+    /// Revoke a node's certificate: its connection is cut and its name
+    /// cannot enrol again until `masterd node allow NAME`.
     ///
     /// Example: `masterd node revoke edge-17`
     Revoke { name: String },
+    /// Let a revoked node name enrol again (with a join token).
+    ///
+    /// Example: `masterd node allow edge-17`
+    Allow { name: String },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

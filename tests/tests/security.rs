@@ -208,7 +208,7 @@ fn a_certificate_of_another_ca_is_refused_both_ways() {
 
 #[test]
 fn a_revoked_node_is_cut_off_and_cannot_reconnect() {
-    let fleet = Fleet::start(2);
+    let mut fleet = Fleet::start(2);
     let out = fleet.master.manage(["node", "revoke", "agent-1"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("connection was cut"), "{}", out.stdout);
@@ -237,6 +237,21 @@ fn a_revoked_node_is_cut_off_and_cannot_reconnect() {
         "{}",
         again.stderr
     );
+
+    // A fresh enrolment under the revoked name is refused, even with a
+    // valid token, until an admin allows the name again.
+    let (dir, addr) = (fleet.dir.path().to_path_buf(), fleet.master_addr());
+    let fresh =
+        |file: &str| agent_yml(&dir, file, &addr).replace(&format!("id: {file}"), "id: agent-1");
+    let yaml = fresh("again");
+    let a = fleet.add_agent_with("again", "agent-1", &yaml);
+    assert_eq!(a.wait_exit(), Some(78));
+    assert!(a.log_text().contains("was revoked"), "{}", a.log_text());
+    let allow = fleet.master.manage(["node", "allow", "agent-1"]);
+    assert_eq!(allow.code, Some(0), "{}", allow.stderr);
+    let yaml = fresh("again2");
+    fleet.add_agent_with("again2", "agent-1", &yaml);
+    fleet.wait_status("agent-1", "online");
 }
 
 #[test]

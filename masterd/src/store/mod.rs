@@ -132,6 +132,9 @@ pub struct CertRecord {
     /// When it was revoked; 0 while valid.
     #[serde(default)]
     pub revoked_ms: i64,
+    /// A revoked node certificate whose name an admin let enrol again.
+    #[serde(default)]
+    pub readmitted: bool,
 }
 
 /// A join token; the secret itself is never stored.
