@@ -386,6 +386,7 @@ impl AdminService for AdminApi {
         let caller = Caller {
             user: self.author(&who, &start.user),
             peer,
+            revoked: who.revoked.clone(),
         };
         // Written beside the start, not before it: an exec's latency is
         // the product. A crash right now could lose this line; the session
@@ -442,7 +443,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
-        self.auth.operator(&request, Role::Viewer)?;
+        let caller = self.auth.operator(&request, Role::Viewer)?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_EVENTS,
@@ -462,6 +463,14 @@ impl AdminService for AdminApi {
             loop {
                 let next = tokio::select! {
                     _ = tx.closed() => return,
+                    _ = caller.revoked.cancelled() => {
+                        let _ = tx
+                            .send(Err(Status::unauthenticated(
+                                "your credential was revoked; stream closed",
+                            )))
+                            .await;
+                        return;
+                    }
                     n = live.recv() => n,
                 };
                 let event = match next {

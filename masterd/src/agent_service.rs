@@ -335,7 +335,9 @@ impl AgentService for AgentApi {
             ));
         };
         self.auth.check_claim(&identity, &attach.node_id)?;
-        let stream = self.execs.attach(attach, inbound)?;
+        let stream = self
+            .execs
+            .attach(attach, inbound, identity.revoked.clone())?;
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use cdn_common::credential::Credential;
 use cdn_common::tls::{JoinToken, fingerprint, secret_hash};
 use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
 use tonic::Request;
 use tracing::{info, warn};
 
@@ -72,6 +73,8 @@ pub struct AgentIdentity {
     /// The node it speaks for; None when the master runs insecure.
     node: Option<String>,
     ip: Option<IpAddr>,
+    /// Cancelled when the certificate is revoked.
+    pub revoked: CancellationToken,
 }
 
 /// An authenticated operator.
@@ -81,6 +84,9 @@ pub struct Caller {
     pub role: Role,
     /// Source address.
     pub peer: String,
+    /// Cancelled when the caller's credential is revoked: long calls
+    /// (exec sessions, event streams) end then.
+    pub revoked: CancellationToken,
 }
 
 /// A token bucket per source address; its rate can change at run time
@@ -166,6 +172,8 @@ pub struct Auth {
     store: Arc<dyn NodeStore>,
     /// Valid certificates by fingerprint.
     certs: DashMap<String, CertRecord>,
+    /// One token per certificate in use, cancelled when it is revoked.
+    in_use: DashMap<String, CancellationToken>,
     /// Revoked node names that may not enrol again until an admin allows
     /// it, with their revoked certificates.
     barred: DashMap<String, Vec<CertRecord>>,
@@ -229,6 +237,7 @@ impl Auth {
             pki,
             store,
             certs,
+            in_use: DashMap::new(),
             barred,
             tokens: Mutex::new(tokens),
             failures: Limiter::new(
@@ -361,6 +370,7 @@ impl Auth {
                 name: "insecure".into(),
                 role: Role::Admin,
                 peer,
+                revoked: CancellationToken::new(),
             });
         }
         let rec = self.presented(req, "cdnctl")?;
@@ -384,10 +394,19 @@ impl Auth {
             )));
         }
         Ok(Caller {
+            revoked: self.revocation_of(&rec.fingerprint),
             name: rec.name,
             role,
             peer,
         })
+    }
+
+    /// A token cancelled when the certificate `fingerprint` is revoked.
+    fn revocation_of(&self, fingerprint: &str) -> CancellationToken {
+        self.in_use
+            .entry(fingerprint.to_string())
+            .or_default()
+            .child_token()
     }
 
     /// The node an agent call's certificate speaks for; check the node id
@@ -396,7 +415,11 @@ impl Auth {
     pub fn agent_identity<T>(&self, req: &Request<T>) -> Result<AgentIdentity, MasterError> {
         let ip = ip_of(req);
         if self.insecure {
-            return Ok(AgentIdentity { node: None, ip });
+            return Ok(AgentIdentity {
+                node: None,
+                ip,
+                revoked: CancellationToken::new(),
+            });
         }
         let rec = self.presented(req, "the agent")?;
         if rec.kind != "node" {
@@ -409,6 +432,7 @@ impl Auth {
             ));
         }
         Ok(AgentIdentity {
+            revoked: self.revocation_of(&rec.fingerprint),
             node: Some(rec.name),
             ip,
         })
@@ -719,6 +743,10 @@ impl Auth {
         self.store.put_security(&[], &revoked).map_err(store_err)?;
         for c in &revoked {
             self.certs.remove(&c.fingerprint);
+            // Sessions opened with it end now.
+            if let Some((_, t)) = self.in_use.remove(&c.fingerprint) {
+                t.cancel();
+            }
         }
         if kind == "node" {
             self.barred

@@ -22,6 +22,7 @@ use cdn_proto::v1::{
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 use tracing::{info, warn};
 
@@ -48,6 +49,8 @@ struct AgentEnd {
     inbound: Streaming<ExecFromAgent>,
     outbound: ToAgent,
     refused: String,
+    /// Cancelled when the node's certificate is revoked.
+    revoked: CancellationToken,
 }
 
 /// Who asked for a session.
@@ -55,6 +58,8 @@ struct AgentEnd {
 pub struct Caller {
     pub user: String,
     pub peer: String,
+    /// Cancelled when the user's credential is revoked.
+    pub revoked: CancellationToken,
 }
 
 /// Counts a session in `cdn_exec_sessions_active` while it lives.
@@ -156,6 +161,7 @@ impl ExecHub {
         &self,
         attach: ExecAttach,
         inbound: Streaming<ExecFromAgent>,
+        revoked: CancellationToken,
     ) -> Result<ReceiverStream<Result<ExecToAgent, Status>>, MasterError> {
         self.registry
             .check_session(&attach.node_id, attach.session_id)?;
@@ -174,6 +180,7 @@ impl ExecHub {
             inbound,
             outbound,
             refused: attach.refused,
+            revoked,
         });
         Ok(ReceiverStream::new(rx))
     }
@@ -192,6 +199,7 @@ impl ExecHub {
         let t0 = Instant::now();
         // Every attempt gets its own id and audit entry, refused ones too.
         let exec_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let revoked = caller.revoked;
         let mut record = ExecRecord {
             exec_id,
             user: caller.user,
@@ -204,7 +212,14 @@ impl ExecHub {
         };
         let result = {
             let _running = Running::new(&self.active);
-            self.run_inner(start, admin_in, &out, &mut record).await
+            tokio::select! {
+                r = self.run_inner(start, admin_in, &out, &mut record) => r,
+                // Dropping the session ends the agent's stream, which kills
+                // the processes.
+                _ = revoked.cancelled() => Err(MasterError::Unauthenticated(
+                    "your credential was revoked; session closed".into(),
+                )),
+            }
         };
         if let Err(e) = result {
             record.error = e.to_string();
@@ -377,6 +392,7 @@ async fn relay(
     let AgentEnd {
         mut inbound,
         outbound,
+        revoked,
         ..
     } = agent;
     let mut outbound = Some(outbound);
@@ -385,6 +401,11 @@ async fn relay(
     loop {
         idle.as_mut().reset(tokio::time::Instant::now() + max_idle);
         tokio::select! {
+            _ = revoked.cancelled() => {
+                return Err(MasterError::NodeUnresponsive(
+                    "the node's certificate was revoked; session closed".into(),
+                ));
+            }
             _ = &mut idle => {
                 // Dropping the agent's stream kills the session's processes.
                 return Err(MasterError::NodeUnresponsive(format!(

@@ -707,3 +707,58 @@ fn the_operator_can_serve_a_certificate_of_their_own_ca() {
         (out.code == Some(0) && out.stdout.contains("\"online\"")).then_some(())
     });
 }
+
+#[test]
+fn removing_a_user_ends_the_sessions_it_has_open() {
+    use std::io::Read;
+    let fleet = Fleet::start(1);
+    let cred = fleet.dir.path().join("ops.credential");
+    let added = fleet.master.manage([
+        "user",
+        "add",
+        "ops",
+        "--role",
+        "operator",
+        "--out",
+        cred.to_str().unwrap(),
+    ]);
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let mut session = std::process::Command::new(cdn_tests::bin("cdnctl"))
+        .args(["--credential", cred.to_str().unwrap()])
+        .args(["--master", &fleet.master.admin_addr.to_string()])
+        .args([
+            "exec",
+            "-i",
+            "agent-1",
+            "--",
+            "sh",
+            "-c",
+            "sleep 14142; cat",
+        ])
+        .env("CDNCTL_CONFIG", "/nonexistent/cdnctl.yml")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 14142"])
+            .output()
+            .unwrap();
+        !out.stdout.is_empty()
+    };
+    wait_for("the remote sleep", || running().then_some(()));
+    assert_eq!(fleet.master.manage(["user", "remove", "ops"]).code, Some(0));
+    let status = session.wait().unwrap();
+    let mut err = String::new();
+    session
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_ne!(status.code(), Some(0));
+    assert!(err.contains("revoked"), "{err}");
+    wait_for("the remote process killed", || (!running()).then_some(()));
+}
