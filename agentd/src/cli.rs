@@ -25,6 +25,8 @@ pub struct Args {
     #[arg(long, value_name = "ID")]
     pub node_id: Option<String>,
     /// Join token for the first start; overrides `master.join_token`.
+    /// Other local users can read a command line: prefer
+    /// `master.join_token_file` or `$AGENTD_JOIN_TOKEN`.
     #[arg(
         long,
         env = "AGENTD_JOIN_TOKEN",

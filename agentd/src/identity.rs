@@ -200,7 +200,7 @@ pub async fn enroll(
 
 /// Writes the identity; the node id last, as the mark of a complete set.
 fn save(dir: &Path, id: &Identity) -> Result<(), IdentityError> {
-    cdn_common::tls::create_private_dir(dir).map_err(|e| file_err(dir, e))?;
+    cdn_common::tls::ensure_private_dir(dir).map_err(|e| file_err(dir, e))?;
     for (file, text) in [
         (KEY_FILE, &id.key_pem),
         (CERT_FILE, &id.cert_pem),

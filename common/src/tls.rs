@@ -156,7 +156,8 @@ impl std::str::FromStr for JoinToken {
     }
 }
 
-/// Creates `dir` (and parents) readable by the owner only.
+/// Creates `dir` (and parents) readable by the owner only; an existing
+/// directory is left as it is.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -165,8 +166,21 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// Writes `data` to `path` with mode 0600, atomically (temporary file in the
-/// same directory, fsync, rename, fsync of the directory).
+/// As [`create_private_dir`], and an existing `dir` is made owner-only too:
+/// for directories that hold keys and the store.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    create_private_dir(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` with mode 0600, atomically (a new temporary
+/// file of a random name in the same directory, never an existing one or a
+/// symlink planted there; fsync; rename; fsync of the directory).
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     use std::os::unix::fs::OpenOptionsExt;
     let err = |e: std::io::Error| TlsError::File {
@@ -181,11 +195,10 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{}.tmp", random_text(12)));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(err)?;
@@ -194,7 +207,10 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(err(e));
     }
-    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -487,5 +503,10 @@ mod tests {
         assert!(exposure_warning(&p).is_none());
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(exposure_warning(&p).unwrap().contains("chmod 600"));
+        // Rewriting replaces the file; no temporary file is left behind.
+        write_private(&p, b"y").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

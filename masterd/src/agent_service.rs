@@ -62,12 +62,14 @@ impl AgentService for AgentApi {
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
         let peer = peer_ip(request.remote_addr());
-        self.auth.registration_allowed(&request)?;
         if let Err(e) = validate::node_id(&request.get_ref().node_id) {
             self.auth.count_refusal("invalid");
             return Err(e.into());
         }
+        // Identity first: strangers cannot use up the registrations of the
+        // real agents behind the same address.
         self.auth.node(&request, &request.get_ref().node_id)?;
+        self.auth.registration_allowed(&request)?;
         let req = request.into_inner();
         let labels = req.labels.into_iter().collect();
         if let Err(e) = validate::labels(&labels) {

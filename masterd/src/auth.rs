@@ -153,6 +153,14 @@ impl Limiter {
         ok
     }
 
+    /// Returns a token taken by [`Limiter::take`] (the attempt succeeded).
+    fn give_back(&self, ip: IpAddr) {
+        let (_, burst) = self.params();
+        if let Some(mut b) = self.buckets.get_mut(&ip) {
+            b.0 = (b.0 + 1.0).min(burst);
+        }
+    }
+
     /// Seconds until `ip` has a token again.
     fn wait_secs(&self, ip: IpAddr) -> u64 {
         let rate = self.params().0;
@@ -309,6 +317,15 @@ impl Auth {
         if let Some(ip) = ip {
             self.failures.take(ip);
         }
+        e
+    }
+
+    /// A failed enrolment whose cost was taken up front: counted only.
+    fn failed_paid(&self, e: MasterError) -> MasterError {
+        self.count_refusal(match &e {
+            MasterError::PermissionDenied(_) => "permission_denied",
+            _ => "unauthenticated",
+        });
         e
     }
 
@@ -482,7 +499,17 @@ impl Auth {
                 "this master runs with --insecure: agents need no enrolment; start agentd with --insecure too".into(),
             ));
         };
-        self.check_budget(ip)?;
+        // A failure's cost is taken before the token is looked at, so many
+        // guesses sent at once cannot all pass; a success gives it back.
+        if let Some(ip) = ip
+            && !self.failures.take(ip)
+        {
+            self.count_refusal("rate_limited");
+            return Err(MasterError::RateLimited(format!(
+                "too many failed authentications from {ip}; try again in {}s",
+                self.failures.wait_secs(ip).max(1)
+            )));
+        }
         let r = req.get_ref();
         if let Err(e) = cdn_common::check_node_id(&r.node_id) {
             self.count_refusal("invalid");
@@ -494,7 +521,7 @@ impl Auth {
         }
         let token: JoinToken = match r.token.parse() {
             Ok(t) => t,
-            Err(e) => return Err(self.failed(ip, MasterError::Unauthenticated(e.to_string()))),
+            Err(e) => return Err(self.failed_paid(MasterError::Unauthenticated(e.to_string()))),
         };
         let (used, issued) = {
             let mut tokens = self.tokens.lock().map_err(|_| poisoned())?;
@@ -502,12 +529,9 @@ impl Auth {
                 Some(t) if t.secret_hash == secret_hash(&token.secret) => t.clone(),
                 _ => {
                     drop(tokens);
-                    return Err(self.failed(
-                        ip,
-                        MasterError::Unauthenticated(
-                            "join token not valid (unknown id or wrong secret)".into(),
-                        ),
-                    ));
+                    return Err(self.failed_paid(MasterError::Unauthenticated(
+                        "join token not valid (unknown id or wrong secret)".into(),
+                    )));
                 }
             };
             let refusal = if rec.revoked {
@@ -528,13 +552,11 @@ impl Auth {
             };
             if let Some(why) = refusal {
                 drop(tokens);
-                return Err(self.failed(ip, MasterError::Unauthenticated(why)));
+                return Err(self.failed_paid(MasterError::Unauthenticated(why)));
             }
             if self.barred.contains_key(&r.node_id) {
                 drop(tokens);
-                return Err(self.failed(
-                    ip,
-                    MasterError::PermissionDenied(format!(
+                return Err(self.failed_paid(MasterError::PermissionDenied(format!(
                         "node `{}` was revoked; it may enrol again only after an admin runs `masterd node allow {}`",
                         r.node_id, r.node_id
                     )),
@@ -579,6 +601,9 @@ impl Auth {
             self.certs.insert(cert.fingerprint.clone(), cert);
             (used, issued)
         };
+        if let Some(ip) = ip {
+            self.failures.give_back(ip);
+        }
         info!(node = %r.node_id, token = %used.id, peer = ?ip, "node enrolled");
         self.audit(
             &format!("token:{}", used.id),

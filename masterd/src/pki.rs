@@ -100,7 +100,7 @@ impl Pki {
     /// so), and makes a server certificate for `names` (DNS names or IP
     /// addresses).
     pub fn load_or_create(dir: &Path, names: &[String]) -> Result<(Self, bool), PkiError> {
-        cdn_common::tls::create_private_dir(dir).map_err(|e| PkiError::File {
+        cdn_common::tls::ensure_private_dir(dir).map_err(|e| PkiError::File {
             path: dir.display().to_string(),
             message: format!("cannot create: {e}"),
         })?;

@@ -292,7 +292,8 @@ pub struct Agent {
     pub log: PathBuf,
 }
 
-/// Agent config used by tests, pointed at `master`; the managed config
+/// Agent config used by tests, pointed at `master` (never degraded by a
+/// nearly full disk of the machine running them); the managed config
 /// file is `<dir>/<name>/edge.yml`, the key and certificate live in
 /// `<dir>/<name>/agent-data`, and the join token is the file the master
 /// wrote (for a master this process started).
@@ -315,6 +316,7 @@ heartbeat:
 status:
   collect_interval: 300ms
   report_interval: 300ms
+  degraded_disk_percent: 100
 node:
   id: {name}
   labels:

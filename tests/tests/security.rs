@@ -71,6 +71,7 @@ fn a_default_start_is_tls_and_the_generated_credential_works() {
         "join-token",
         "pki/ca.key",
         "pki/server.key",
+        "masterd.redb",
     ] {
         assert_eq!(mode(&data.join(f)), 0o600, "{f}");
     }

@@ -34,7 +34,7 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        cdn_common::tls::create_private_dir(data_dir).map_err(|e| StoreError::Open {
+        cdn_common::tls::ensure_private_dir(data_dir).map_err(|e| StoreError::Open {
             path: data_dir.display().to_string(),
             message: format!("cannot create data directory: {e}"),
         })?;
@@ -48,6 +48,11 @@ impl EmbeddedStore {
                 message: other.to_string(),
             },
         })?;
+        // Audit entries, configs and command lines: the owner's only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
         // Make sure the table exists so reads on a fresh store succeed.
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(NODES).map_err(io)?;
