@@ -343,6 +343,30 @@ impl Auth {
         }
     }
 
+    /// The gate's check, before a request's body is read: a certificate
+    /// this master issued and has not revoked, or a refusal (counted and
+    /// charged to the source like any failed authentication).
+    pub fn admit(
+        &self,
+        certs: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), MasterError> {
+        let known = certs
+            .and_then(|c| c.first())
+            .is_some_and(|c| self.certs.contains_key(&fingerprint(c)));
+        if known {
+            return Ok(());
+        }
+        self.check_budget(ip)?;
+        Err(self.failed(
+            ip,
+            MasterError::Unauthenticated(match certs {
+                None => "no client certificate: present the credential this master issued".into(),
+                Some(_) => "certificate revoked or unknown to this master".into(),
+            }),
+        ))
+    }
+
     /// The valid certificate record the request was made with.
     fn presented<T>(&self, req: &Request<T>, who: &str) -> Result<CertRecord, MasterError> {
         let ip = ip_of(req);

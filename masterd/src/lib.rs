@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod gate;
 pub mod metrics;
 pub mod pki;
 pub mod push;

@@ -363,13 +363,13 @@ impl Master {
         let admin_api = AdminServiceServer::new(AdminApi::new(
             Arc::clone(&registry),
             Arc::clone(&configs),
-            execs,
+            Arc::clone(&execs),
             Arc::clone(&auth),
             tasks.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut builder = server_builder(&config, tls.clone())?;
+        let mut builder = server_builder(&config, tls.clone(), &auth)?;
         let mut router = builder.add_service(
             AgentServiceServer::new(agent_api)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -379,7 +379,10 @@ impl Master {
         match admin {
             None => router = router.add_service(admin_api),
             Some(l) => {
-                admin_router = Some((server_builder(&config, tls)?.add_service(admin_api), l));
+                admin_router = Some((
+                    server_builder(&config, tls, &auth)?.add_service(admin_api),
+                    l,
+                ));
             }
         }
 
@@ -487,10 +490,15 @@ pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
 /// not memory: only unread data takes memory, bounded per stream.
 pub const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
 
+/// A server with the gate in front of its services.
+type GatedServer =
+    Server<tower::layer::util::Stack<crate::gate::GateLayer, tower::layer::util::Identity>>;
+
 fn server_builder(
     config: &MasterConfig,
     tls: Option<tonic::transport::ServerTlsConfig>,
-) -> Result<Server, ServeError> {
+    auth: &Arc<Auth>,
+) -> Result<GatedServer, ServeError> {
     let ka = &config.grpc.keepalive;
     let mut builder = Server::builder();
     if let Some(tls) = tls {
@@ -504,7 +512,8 @@ fn server_builder(
         .max_concurrent_streams(config.grpc.max_concurrent_streams)
         .http2_keepalive_interval(Some(ka.time))
         .http2_keepalive_timeout(Some(ka.timeout))
-        .timeout(CALL_TIMEOUT))
+        .timeout(CALL_TIMEOUT)
+        .layer(crate::gate::GateLayer::new(Arc::clone(auth))))
 }
 
 /// TLS of the listeners: the server certificate (the operator's, or the

@@ -471,6 +471,28 @@ fn hostile_input_is_refused_clearly_and_the_master_keeps_serving() {
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("CSR"), "{e}");
 
+        // Strangers are turned away before their message is read.
+        let mut stranger = AdminServiceClient::new(channel(&master, None).await)
+            .max_encoding_message_size(64 << 20);
+        let e = stranger
+            .push_config(ConfigPushRequest {
+                content: vec![b'a'; 10 << 20].into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        let e = anon
+            .enroll(EnrollRequest {
+                token: token.clone(),
+                node_id: "edge-1".into(),
+                csr_pem: "x".repeat(200 * 1024),
+            })
+            .await
+            .unwrap_err();
+        assert_ne!(e.code(), Code::Ok, "an oversized enrolment is refused");
+
         // An oversized message.
         let c = credential(&master);
         let mut admin = AdminServiceClient::new(channel(&master, Some((&c.cert, &c.key))).await)
@@ -502,7 +524,7 @@ fn hostile_input_is_refused_clearly_and_the_master_keeps_serving() {
         "{body}"
     );
     assert!(
-        body.contains("cdn_refused_requests_total{reason=\"unauthenticated\"} 1"),
+        body.contains("cdn_refused_requests_total{reason=\"unauthenticated\"} 2"),
         "{body}"
     );
 }
