@@ -367,12 +367,26 @@ impl AgentService for AgentApi {
         match self.auth.enroll(&request).await {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => {
-                warn!(
-                    node = %request.get_ref().node_id.escape_default(),
-                    peer = %crate::auth::peer_of(&request),
-                    error = %e,
-                    "enrolment refused"
+                let (node, peer) = (
+                    request.get_ref().node_id.escape_default().to_string(),
+                    crate::auth::peer_of(&request),
                 );
+                warn!(node = %node, peer = %peer, error = %e, "enrolment refused");
+                // Refusals are audited too (rate-limited per source, so an
+                // attacker cannot flood the log).
+                if !matches!(e, MasterError::RateLimited(_)) {
+                    self.auth
+                        .audit(
+                            "anonymous",
+                            "",
+                            &peer,
+                            "node.enroll",
+                            &node,
+                            String::new(),
+                            Err(e.to_string()),
+                        )
+                        .await;
+                }
                 Err(e.into())
             }
         }

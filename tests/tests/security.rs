@@ -162,6 +162,17 @@ fn agents_without_a_valid_token_are_refused_and_exit_78() {
 
     let names: Vec<Value> = fleet.nodes().iter().map(|n| n["name"].clone()).collect();
     assert_eq!(names, vec![Value::from("first")]);
+    // Each refused enrolment is in the audit log.
+    let audit = fleet.ctl(["audit", "--action", "node", "-o", "json"]);
+    let failed = serde_json::from_str::<Value>(&audit.stdout).unwrap();
+    let refused = failed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "node.enroll" && e["result"] == "failed")
+        .count();
+    // wrong, expired, used up (the others never reached the master).
+    assert_eq!(refused, 3, "{failed}");
     let tokens = fleet.master.manage(["token", "list"]);
     assert!(
         tokens.stdout.contains("expired") && tokens.stdout.contains("used-up"),
