@@ -220,6 +220,23 @@ impl Master {
             .into()
     }
 
+    /// Issues a credential to `name` with `role` through the running
+    /// master; returns the credential file (in the master's directory).
+    pub fn add_user(&self, name: &str, role: &str) -> PathBuf {
+        let out = self.dir.join(format!("{name}.credential"));
+        let r = self.manage([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--out",
+            &out.to_string_lossy(),
+        ]);
+        assert_eq!(r.code, Some(0), "user add {name}: {}", r.stderr);
+        out
+    }
+
     /// The data directory (CA, admin credential, join token, store).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -493,8 +510,15 @@ pub struct Fleet {
 impl Fleet {
     /// A master plus `agent-1..=n`, all online.
     pub fn start(n: usize) -> Self {
+        Self::start_with("", n)
+    }
+
+    /// As [`Fleet::start`], with `extra` appended to the master's test
+    /// config (for example `pool:\n  size: 1\n`).
+    pub fn start_with(extra: &str, n: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let master = Master::start(&dir.path().join("master"), TEST_MASTER_YML, 0);
+        let yaml = format!("{TEST_MASTER_YML}{extra}");
+        let master = Master::start(&dir.path().join("master"), &yaml, 0);
         let mut fleet = Self {
             dir,
             master,

@@ -473,23 +473,9 @@ fn a_full_stdin_pipe_does_not_block_the_timeout() {
 
 #[test]
 fn pool_size_bounds_sessions_and_idle_sessions_are_recycled() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "{}pool:\n  size: 1\n  max_idle_time: 1s\n",
-        cdn_tests::TEST_MASTER_YML
-    );
-    let master = cdn_tests::Master::start(&dir.path().join("m"), &yaml, 0);
+    let fleet = Fleet::start_with("pool:\n  size: 1\n  max_idle_time: 1s\n", 1);
+    let master = &fleet.master;
     let addr = master.addr.to_string();
-    let _agent = cdn_tests::Agent::start(
-        dir.path(),
-        "agent-1",
-        "agent-1",
-        &agent_yml(dir.path(), "agent-1", &addr),
-    );
-    wait_for("agent-1 online", || {
-        let out = cdn_tests::ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
-        out.stdout.contains("agent-1").then_some(())
-    });
     let mut first = cdn_tests::ctl_command(&addr)
         .args(["exec", "agent-1", "--", "sleep", "31415"])
         .stdin(Stdio::null())
@@ -524,23 +510,9 @@ fn pool_size_bounds_sessions_and_idle_sessions_are_recycled() {
 
 #[test]
 fn sighup_reloads_what_can_change_and_refuses_a_broken_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "{}pool:\n  size: 1\n  max_idle_time: 1m\n",
-        cdn_tests::TEST_MASTER_YML
-    );
-    let master = cdn_tests::Master::start(&dir.path().join("m"), &yaml, 0);
+    let fleet = Fleet::start_with("pool:\n  size: 1\n  max_idle_time: 1m\n", 1);
+    let master = &fleet.master;
     let addr = master.addr.to_string();
-    let _agent = cdn_tests::Agent::start(
-        dir.path(),
-        "agent-1",
-        "agent-1",
-        &agent_yml(dir.path(), "agent-1", &addr),
-    );
-    wait_for("agent-1 online", || {
-        let out = cdn_tests::ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
-        out.stdout.contains("agent-1").then_some(())
-    });
     let mut held = cdn_tests::ctl_command(&addr)
         .args(["exec", "agent-1", "--", "sleep", "27183"])
         .stdin(Stdio::null())

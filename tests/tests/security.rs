@@ -306,17 +306,7 @@ fn a_node_certificate_cannot_speak_for_another_node() {
 #[test]
 fn a_viewer_can_list_but_cannot_push_exec_or_read_the_audit() {
     let fleet = Fleet::start(1);
-    let bob = fleet.dir.path().join("bob.credential");
-    let out = fleet.master.manage([
-        "user",
-        "add",
-        "bob",
-        "--role",
-        "viewer",
-        "--out",
-        bob.to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let bob = fleet.master.add_user("bob", "viewer");
     assert_eq!(mode(&bob), 0o600);
     let as_bob = |args: &[&str]| {
         cdn_tests::ctl_bare({
@@ -374,17 +364,7 @@ fn every_mutating_call_is_audited_with_who_and_result() {
     );
     assert_eq!(fleet.ctl(["exec", "agent-1", "--", "true"]).code, Some(0));
     assert_eq!(fleet.master.manage(["token", "create"]).code, Some(0));
-    let cred = fleet.dir.path().join("ops.credential");
-    let added = fleet.master.manage([
-        "user",
-        "add",
-        "ops",
-        "--role",
-        "operator",
-        "--out",
-        cred.to_str().unwrap(),
-    ]);
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let cred = fleet.master.add_user("ops", "operator");
     assert_eq!(fleet.master.manage(["user", "remove", "ops"]).code, Some(0));
     assert_eq!(
         fleet.master.manage(["node", "revoke", "agent-1"]).code,
@@ -746,17 +726,7 @@ fn the_operator_can_serve_a_certificate_of_their_own_ca() {
 fn removing_a_user_ends_the_sessions_it_has_open() {
     use std::io::Read;
     let fleet = Fleet::start(1);
-    let cred = fleet.dir.path().join("ops.credential");
-    let added = fleet.master.manage([
-        "user",
-        "add",
-        "ops",
-        "--role",
-        "operator",
-        "--out",
-        cred.to_str().unwrap(),
-    ]);
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let cred = fleet.master.add_user("ops", "operator");
     let mut session = std::process::Command::new(cdn_tests::bin("cdnctl"))
         .args(["--credential", cred.to_str().unwrap()])
         .args(["--master", &fleet.master.admin_addr.to_string()])
