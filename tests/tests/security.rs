@@ -766,3 +766,32 @@ fn removing_a_user_ends_the_sessions_it_has_open() {
     assert!(err.contains("revoked"), "{err}");
     wait_for("the remote process killed", || (!running()).then_some(()));
 }
+
+#[test]
+fn a_node_cannot_fetch_a_config_meant_for_other_nodes() {
+    let fleet = Fleet::start(2);
+    let file = fleet.dir.path().join("only2.yml");
+    std::fs::write(&file, "secret_for_agent_2: 1\n").unwrap();
+    let out = fleet.ctl(["config", "push", file.to_str().unwrap(), "-n", "agent-2"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let session = fleet.node("agent-1").unwrap()["session_id"]
+        .as_u64()
+        .unwrap();
+    let data = fleet.dir.path().join("agent-1/agent-data");
+    let cert = std::fs::read_to_string(data.join("node.crt")).unwrap();
+    let key = std::fs::read_to_string(data.join("node.key")).unwrap();
+    let rt = runtime();
+    let e = rt.block_on(async {
+        let mut agent1 = AgentServiceClient::new(channel(&fleet.master, Some((&cert, &key))).await);
+        agent1
+            .push_config(cdn_proto::v1::PushConfigRequest {
+                node_id: "agent-1".into(),
+                session_id: session,
+                version: "1".into(),
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+    assert!(e.message().contains("only its desired config"), "{e}");
+}
