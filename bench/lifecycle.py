@@ -86,10 +86,12 @@ class Fleet:
     killed by stop().
     """
 
-    def __init__(self, root, hb_interval, insecure=False):
+    def __init__(self, root, hb_interval, insecure=False, master_extra=""):
         self.root = root
         self.hb = hb_interval
         self.insecure = insecure
+        # appended to master.yml (for example a compression: section)
+        self.master_extra = master_extra
         self.master = None
         self.port = None
         self.agents = {}
@@ -111,6 +113,7 @@ class Fleet:
                 f"grpc:\n  addr: 127.0.0.1:{port}\n"
                 f"heartbeat:\n  interval: {self.hb}\n  timeout: 10s\n  offline_threshold: 3\n"
                 f"data_dir: {self.data}\n"
+                f"{self.master_extra}"
             )
         self.mlog = os.path.join(self.root, "masterd.log")
         spawned = time.time()
