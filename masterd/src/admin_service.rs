@@ -450,9 +450,14 @@ impl AdminService for AdminApi {
             n => n as usize,
         };
         let (recent, mut live) = self.auth.events().recent_and_subscribe(limit);
+        // Token and user changes are the admin's business, as the audit is.
+        let admin = caller.role >= Role::Admin;
+        let shown = move |e: &Event| {
+            admin || !(e.kind.starts_with("token.") || e.kind.starts_with("user."))
+        };
         let (tx, rx) = mpsc::channel(PUSH_EVENT_DEPTH);
         self.tasks.spawn(async move {
-            for e in recent {
+            for e in recent.into_iter().filter(|e| shown(e)) {
                 if tx.send(Ok(e)).await.is_err() {
                     return;
                 }
@@ -474,6 +479,7 @@ impl AdminService for AdminApi {
                     n = live.recv() => n,
                 };
                 let event = match next {
+                    Ok(e) if !shown(&e) => continue,
                     Ok(e) => e,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event {
                         kind: "lagged".into(),

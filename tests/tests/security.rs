@@ -339,6 +339,13 @@ fn a_viewer_can_list_but_cannot_push_exec_or_read_the_audit() {
     let exec = as_bob(&["exec", "agent-1", "--", "touch", marker.to_str().unwrap()]);
     assert_ne!(exec.code, Some(0));
     assert!(exec.stderr.contains("permission denied"), "{}", exec.stderr);
+    // Events show a viewer nodes and pushes, not credential changes.
+    let theirs = as_bob(&["events", "-o", "json"]);
+    assert_eq!(theirs.code, Some(0), "{}", theirs.stderr);
+    assert!(theirs.stdout.contains("node.online"), "{}", theirs.stdout);
+    assert!(!theirs.stdout.contains("user.add"), "{}", theirs.stdout);
+    let admins = fleet.ctl(["events", "-o", "json"]);
+    assert!(admins.stdout.contains("user.add"), "{}", admins.stdout);
     let audit = as_bob(&["audit"]);
     assert!(
         audit.stderr.contains("this needs admin"),
