@@ -323,7 +323,7 @@ impl Link {
             })?
             .map_err(|e| LinkError::Dial {
                 addr: addr.to_string(),
-                message: root_cause(&e),
+                message: cdn_common::tls::root_cause(&e),
             })?;
         let mut client = AgentServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -718,16 +718,6 @@ fn status_line(s: &tonic::Status) -> String {
     } else {
         format!("{msg} ({:?})", s.code())
     }
-}
-
-/// The innermost cause of an error, which is what a user can act on
-/// ("Connection refused (os error 111)").
-pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 #[cfg(test)]

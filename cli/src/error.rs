@@ -30,7 +30,9 @@ impl CliError {
         match s.code() {
             Code::Unavailable => Self::Unreachable {
                 addr: addr.to_string(),
-                reason: io_reason(s).unwrap_or_else(|| first_line(s.message())),
+                reason: std::error::Error::source(s)
+                    .map(cdn_common::tls::root_cause)
+                    .unwrap_or_else(|| first_line(s.message())),
             },
             Code::DeadlineExceeded | Code::Cancelled if s.message().contains("Timeout") => {
                 Self::Unreachable {
@@ -45,19 +47,6 @@ impl CliError {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
-}
-
-fn io_reason(s: &tonic::Status) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
-    let mut last = None;
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(describe_io(io));
-        }
-        last = Some(e.to_string());
-        cur = e.source();
-    }
-    last
 }
 
 pub use cdn_common::describe_io;

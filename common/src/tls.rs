@@ -32,23 +32,20 @@ pub enum TlsError {
     Pem(String),
 }
 
-/// sha256 of a DER certificate, lowercase hex: what a join token pins.
-pub fn fingerprint(der: &[u8]) -> String {
-    hex(&Sha256::digest(der))
+/// sha256 of `data`, lowercase hex: config content hashes, certificate
+/// fingerprints, token secret hashes.
+pub fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+/// sha256 of a DER certificate, lowercase hex: what a join token pins.
+pub fn fingerprint(der: &[u8]) -> String {
+    sha256_hex(der)
 }
 
 /// sha256 of a token secret, as the master stores it.
 pub fn secret_hash(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
+    sha256_hex(secret.as_bytes())
 }
 
 /// Every certificate in a PEM text, as DER.

@@ -67,6 +67,11 @@ impl Role {
     }
 }
 
+/// The sha256 of a request's client certificate, as the gate found it
+/// known (carried in the request's extensions to the handlers).
+#[derive(Debug, Clone)]
+pub struct PeerFingerprint(pub String);
+
 /// What an agent's certificate says about it.
 #[derive(Debug, Clone)]
 pub struct AgentIdentity {
@@ -350,12 +355,11 @@ impl Auth {
         &self,
         certs: Option<&[rustls::pki_types::CertificateDer<'static>]>,
         ip: Option<IpAddr>,
-    ) -> Result<(), MasterError> {
-        let known = certs
-            .and_then(|c| c.first())
-            .is_some_and(|c| self.certs.contains_key(&fingerprint(c)));
-        if known {
-            return Ok(());
+    ) -> Result<PeerFingerprint, MasterError> {
+        if let Some(fp) = certs.and_then(|c| c.first()).map(|c| fingerprint(c))
+            && self.certs.contains_key(&fp)
+        {
+            return Ok(PeerFingerprint(fp));
         }
         self.check_budget(ip)?;
         Err(self.failed(
@@ -379,7 +383,11 @@ impl Auth {
                 )),
             ));
         };
-        let fp = certs.first().map(|c| fingerprint(c)).unwrap_or_default();
+        // The gate hashed it already; hash here only if it did not.
+        let fp = match req.extensions().get::<PeerFingerprint>() {
+            Some(f) => f.0.clone(),
+            None => certs.first().map(|c| fingerprint(c)).unwrap_or_default(),
+        };
         match self.certs.get(&fp) {
             Some(rec) if rec.not_after_ms > now_ms() => Ok(rec.clone()),
             Some(rec) => {

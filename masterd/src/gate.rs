@@ -113,7 +113,11 @@ where
         }
         let certs = info.as_ref().and_then(|i| i.peer_certs());
         match self.auth.admit(certs.as_deref().map(|c| c.as_slice()), ip) {
-            Ok(()) => Box::pin(inner.call(req)),
+            Ok(fp) => {
+                let mut req = req;
+                req.extensions_mut().insert(fp);
+                Box::pin(inner.call(req))
+            }
             Err(e) => refuse(e),
         }
     }

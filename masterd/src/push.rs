@@ -18,7 +18,6 @@ use cdn_proto::v1::{
     ApplyConfig, CommandResponse, ConfigPushEvent, ConfigVersionInfo, NodeApplyResult, PushDone,
     PushStored, command_response, config_push_event,
 };
-use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc};
 use tonic::Status;
 use tracing::{debug, info, warn};
@@ -55,10 +54,7 @@ pub struct WirePayload {
     pub bytes: Bytes,
 }
 
-/// Lowercase hex sha256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(data))
-}
+pub use cdn_common::tls::sha256_hex;
 
 /// Checks that `content` is one YAML document; the error names line and column.
 pub fn validate_yaml(content: &[u8]) -> Result<(), MasterError> {
