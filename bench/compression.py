@@ -13,7 +13,6 @@ Usage: python3 bench/compression.py [--pushes 10] [--out FILE]
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -23,8 +22,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from config_push import payloads  # noqa: E402
-from lifecycle import TOP, Fleet, wait  # noqa: E402
+from config_push import payloads, push_series, start_fleet  # noqa: E402
+from lifecycle import TOP, write_report  # noqa: E402
 
 SETTINGS = [
     ("none", "none", 6),
@@ -48,35 +47,10 @@ def main():
     for label, algorithm, level in SETTINGS:
         root = tempfile.mkdtemp(prefix="cdn-zip-")
         extra = f"compression:\n  algorithm: {algorithm}\n  level: {level}\n"
-        fleet = Fleet(root, "1s", master_extra=extra)
+        fleet = start_fleet(root, 1, master_extra=extra)
         try:
-            fleet.start_master()
-            agent_extra = f"config:\n  path: {root}/agent-1/edge.yml\n  min_free_bytes: 0\n"
-            fleet.agents["agent-1"], _, _ = fleet.start_agent("agent-1", extra=agent_extra)
-            wait(
-                lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == 1,
-                "agent online",
-            )
             for name, text in payloads(root).items():
-                wall, master, wire, size = [], [], 0, 0
-                for k in range(a.pushes + 2):
-                    path = os.path.join(root, "push.yaml")
-                    with open(path, "w") as f:
-                        f.write(text.rstrip("\n")[: len(text) - 16] + f"\n# push {k:08d}\n")
-                    t0 = time.perf_counter()
-                    out = subprocess.run(
-                        [*fleet.ctl(), "config", "push", path, "-o", "json"],
-                        capture_output=True, text=True,
-                    )
-                    dt = (time.perf_counter() - t0) * 1000
-                    if out.returncode != 0:
-                        raise SystemExit(f"push failed: {out.stderr}\n{out.stdout}")
-                    rep = json.loads(out.stdout)
-                    if k < 2:
-                        continue  # warm-up
-                    wall.append(dt)
-                    master.append(max(r["duration_ms"] for r in rep["results"]))
-                    wire, size = rep["wire_bytes"], rep["size"]
+                wall, master, wire, size = push_series(fleet, root, text, a.pushes, 1)
                 rows.append((label, name, size, wire, statistics.median(wall), statistics.median(master)))
         finally:
             fleet.stop()
@@ -97,11 +71,7 @@ def main():
         lines.append(
             f"| {label} | {name} | {size} | {wire} | {100 * (1 - wire / size):.1f} % | {wall:.1f} | {master:.1f} |"
         )
-    report = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(report)
-    print(report)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecycle import TOP, Fleet, pct, wait  # noqa: E402
+from lifecycle import Fleet, TOP, pct, wait, write_report  # noqa: E402
 
 PEER_GEN = os.path.join(TOP, "..", "shared", "peers", "ssh", "gen_payload.py")
 
@@ -42,6 +42,49 @@ def payloads(root):
     return {"10 KiB": "sites:\n" + rec[:10200], "1 MiB": "sites:\n" + rec[: 1 << 20]}
 
 
+def start_fleet(root, n, master_extra=""):
+    """A master (master_extra appended to its config) and agent-1..n, each
+    managing root/<name>/edge.yml, all online."""
+    fleet = Fleet(root, "1s", master_extra=master_extra)
+    fleet.start_master()
+    for i in range(1, n + 1):
+        name = f"agent-{i}"
+        extra = f"config:\n  path: {root}/{name}/edge.yml\n  min_free_bytes: 0\n"
+        fleet.agents[name], _, _ = fleet.start_agent(name, extra=extra)
+    wait(
+        lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == n,
+        f"{n} agents online",
+    )
+    return fleet
+
+
+def push_series(fleet, root, text, pushes, n):
+    """Pushes a fresh version of text pushes times (after 2 warm-up pushes),
+    each applied by all n agents; returns the wall times and the master's
+    times (ms), the bytes on the wire and the file size of the last push."""
+    wall, master, wire, size = [], [], 0, 0
+    for k in range(pushes + 2):
+        path = os.path.join(root, "push.yaml")
+        with open(path, "w") as f:
+            f.write(text.rstrip("\n")[: len(text) - 16] + f"\n# push {k:08d}\n")
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [*fleet.ctl(), "config", "push", path, "-o", "json"],
+            capture_output=True, text=True,
+        )
+        dt = (time.perf_counter() - t0) * 1000
+        if out.returncode != 0:
+            raise SystemExit(f"push failed: {out.stderr}\n{out.stdout}")
+        rep = json.loads(out.stdout)
+        assert rep["applied"] == n, rep
+        if k < 2:
+            continue  # warm-up
+        wall.append(dt)
+        master.append(max(r["duration_ms"] for r in rep["results"]))
+        wire, size = rep["wire_bytes"], rep["size"]
+    return wall, master, wire, size
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pushes", type=int, default=20)
@@ -53,38 +96,10 @@ def main():
     rows = []
     for n in [int(x) for x in a.agents.split(",")]:
         root = tempfile.mkdtemp(prefix="cdn-push-")
-        fleet = Fleet(root, "1s")
+        fleet = start_fleet(root, n)
         try:
-            fleet.start_master()
-            for i in range(1, n + 1):
-                name = f"agent-{i}"
-                extra = f"config:\n  path: {root}/{name}/edge.yml\n  min_free_bytes: 0\n"
-                fleet.agents[name], _, _ = fleet.start_agent(name, extra=extra)
-            wait(
-                lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == n,
-                f"{n} agents online",
-            )
             for label, text in payloads(root).items():
-                wall, master, wire, size = [], [], 0, 0
-                for k in range(a.pushes + 2):
-                    path = os.path.join(root, "push.yaml")
-                    with open(path, "w") as f:
-                        f.write(text.rstrip("\n")[: len(text) - 16] + f"\n# push {k:08d}\n")
-                    t0 = time.perf_counter()
-                    out = subprocess.run(
-                        [*fleet.ctl(), "config", "push", path, "-o", "json"],
-                        capture_output=True, text=True,
-                    )
-                    dt = (time.perf_counter() - t0) * 1000
-                    if out.returncode != 0:
-                        raise SystemExit(f"push failed: {out.stderr}\n{out.stdout}")
-                    rep = json.loads(out.stdout)
-                    assert rep["applied"] == n, rep
-                    if k < 2:
-                        continue  # warm-up
-                    wall.append(dt)
-                    master.append(max(r["duration_ms"] for r in rep["results"]))
-                    wire, size = rep["wire_bytes"], rep["size"]
+                wall, master, wire, size = push_series(fleet, root, text, a.pushes, n)
                 rows.append((n, label, wall, master, size, wire))
         finally:
             fleet.stop()
@@ -109,11 +124,7 @@ def main():
             f"| {n} | {label} | {statistics.median(wall):.1f} | {pct(wall, .99):.1f} | "
             f"{statistics.median(master):.1f} | {size} | {wire} ({100 * (1 - wire / size):.0f}% less) |"
         )
-    report = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(report)
-    print(report)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecycle import TOP, Fleet, pct, wait  # noqa: E402
+from lifecycle import Fleet, TOP, pct, wait, write_report  # noqa: E402
 
 
 def reconnects(log):
@@ -70,10 +70,7 @@ def main():
         f"| kill → reconnected (log line seen) | {statistics.median(recover):.0f} | {pct(recover, .9):.0f} | {max(recover):.0f} | {len(recover)} |",
         f"| agent's own down_for_ms | {statistics.median(down):.0f} | {pct(down, .9):.0f} | {max(down):.0f} | {len(down)} |",
     ]
-    report = "\n".join(lines) + "\n"
-    with open(a.out, "w") as f:
-        f.write(report)
-    print(report)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

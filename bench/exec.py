@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecycle import TOP, Fleet, pct, wait  # noqa: E402
+from lifecycle import Fleet, TOP, pct, wait, write_report  # noqa: E402
 
 
 def timed(cmd, runs):
@@ -122,11 +122,7 @@ def main():
         f"| `seq 1 2000000` (byte-for-byte checked) | {seq_rate:.0f} | {seq_n} |",
         f"| 1 GiB of zeros (`head -c 1G /dev/zero`) | {zero_rate:.0f} | {zero_n} |",
     ]
-    report = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(report)
-    print(report)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,15 @@ def wait(cond, what, timeout=60.0):
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def write_report(path, lines):
+    """Writes the Markdown lines to path (creating its directory) and prints them."""
+    report = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(report)
+    print(report)
+
+
 def pct(values, p):
     v = sorted(values)
     if not v:
@@ -264,11 +273,7 @@ def main():
         "Reconnect policy: master defaults (base 100ms, max 30s, jitter 0.3). Seed targets: heartbeat",
         "latency 5 ms, recovery after a disconnect 500 ms.",
     ]
-    report = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(report)
-    print(report)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecycle import BIN, TOP, Fleet, log_times, pct, wait  # noqa: E402
+from lifecycle import BIN, Fleet, TOP, log_times, pct, wait, write_report  # noqa: E402
 
 WARMUP = 3
 
@@ -230,11 +230,7 @@ def main():
         f"with its certificate ({fl:.1f} vs {rl:.1f}); an enrolled agent's start costs {rl - rp:.1f} ms more "
         f"with mutual TLS than in plaintext ({rl:.1f} vs {rp:.1f}); a fresh agent {fl - fp:.1f} ms more.",
     ]
-    report = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(report)
-    print(report)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":
