@@ -153,6 +153,9 @@ pub struct Link {
     healthy: std::sync::atomic::AtomicBool,
     /// Version last fetched because a heartbeat said we are behind, and when.
     fetched: Mutex<Option<(u64, Instant)>>,
+    /// Interval between HTTP/2 PINGs: `master.keepalive.time`, doubled each
+    /// time the master says we ping too often (gRFC A8).
+    keepalive_time: Duration,
 }
 
 /// A version fetched after a heartbeat is not fetched again for this long
@@ -174,6 +177,7 @@ impl Link {
             backoff.max_retries = n.get();
         }
         let instance_id = format!("{:032x}", rand::random::<u128>());
+        let keepalive_time = config.master.keepalive.time;
         Self {
             hostname: sysinfo::System::host_name().unwrap_or_default(),
             config,
@@ -188,6 +192,7 @@ impl Link {
             identity,
             healthy: std::sync::atomic::AtomicBool::new(false),
             fetched: Mutex::new(None),
+            keepalive_time,
         }
     }
 
@@ -248,12 +253,14 @@ impl Link {
                         None => return,
                         Some(e) => {
                             warn!(master = %addr, error = %e, "session ended; reconnecting");
+                            self.ping_less_if_told(&e);
                             down_since = Some(Instant::now());
                         }
                     }
                 }
                 Err(e) => {
                     down_since.get_or_insert_with(Instant::now);
+                    self.ping_less_if_told(&e);
                     match &e {
                         LinkError::Refused(_) => error!(master = %addr, "{e}"),
                         _ => warn!(master = %addr, attempt, "{e}"),
@@ -274,6 +281,21 @@ impl Link {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
+    }
+
+    /// The master closed the connection with GOAWAY `too_many_pings`
+    /// (gRFC A8): double the PING interval for the next connections.
+    fn ping_less_if_told(&mut self, e: &LinkError) {
+        if !told_to_ping_less(e) {
+            return;
+        }
+        let was = self.keepalive_time;
+        self.keepalive_time = (was * 2).min(MAX_KEEPALIVE_TIME);
+        warn!(
+            was = %cdn_common::duration::short(was),
+            now = %cdn_common::duration::short(self.keepalive_time),
+            "the master says we ping too often (GOAWAY too_many_pings); keepalive.time doubled; raise master.keepalive.time in agent.yml to at least the master's grpc.keepalive.min_ping_interval"
+        );
     }
 
     fn endpoint(&self, addr: &HostPort) -> Result<Endpoint, LinkError> {
@@ -304,7 +326,7 @@ impl Link {
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .connect_timeout(self.config.master.dial_timeout)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(ka.time)
+            .http2_keep_alive_interval(self.keepalive_time)
             .keep_alive_timeout(ka.timeout)
             .keep_alive_while_idle(self.permit_without_stream))
     }
@@ -704,6 +726,17 @@ impl Link {
     }
 }
 
+/// Longest PING interval doubling leads to.
+const MAX_KEEPALIVE_TIME: Duration = Duration::from_secs(3600);
+
+/// Whether `e` is the master closing the connection for too many PINGs:
+/// HTTP/2 GOAWAY `ENHANCE_YOUR_CALM`, which tonic reports as
+/// RESOURCE_EXHAUSTED with h2's wording of that reason.
+fn told_to_ping_less(e: &LinkError) -> bool {
+    let text = e.to_string();
+    text.contains("too_many_pings") || text.contains("excessive load generating behavior")
+}
+
 fn classify(s: &tonic::Status) -> LinkError {
     match s.code() {
         Code::FailedPrecondition | Code::NotFound => LinkError::SessionLost(s.message().into()),
@@ -711,12 +744,18 @@ fn classify(s: &tonic::Status) -> LinkError {
     }
 }
 
+/// The status in one line, with the transport's root cause when tonic's
+/// message alone is vague ("error reading a body from connection").
 fn status_line(s: &tonic::Status) -> String {
     let msg = s.message();
-    if msg.is_empty() {
-        format!("{:?}", s.code())
-    } else {
-        format!("{msg} ({:?})", s.code())
+    let cause = std::error::Error::source(s)
+        .map(cdn_common::tls::root_cause)
+        .filter(|c| !msg.contains(c.as_str()));
+    match (msg.is_empty(), cause) {
+        (true, None) => format!("{:?}", s.code()),
+        (true, Some(c)) => format!("{c} ({:?})", s.code()),
+        (false, None) => format!("{msg} ({:?})", s.code()),
+        (false, Some(c)) => format!("{msg}: {c} ({:?})", s.code()),
     }
 }
 

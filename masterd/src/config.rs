@@ -227,6 +227,12 @@ pub struct ServerKeepalive {
     pub timeout: Duration,
     /// Handed to agents: whether they may ping while no stream is open.
     pub permit_without_stream: bool,
+    /// Shortest interval between a client's PINGs: a client pinging more
+    /// often (three times in a row without the master sending anything in
+    /// between) gets GOAWAY `too_many_pings` and is disconnected (gRFC A8);
+    /// agents then double their `keepalive.time`. `0s` turns this off.
+    #[serde(with = "cdn_common::duration")]
+    pub min_ping_interval: Duration,
 }
 
 impl Default for ServerKeepalive {
@@ -235,6 +241,8 @@ impl Default for ServerKeepalive {
             time: Duration::from_secs(60),
             timeout: Duration::from_secs(20),
             permit_without_stream: true,
+            // Below agentd's default keepalive.time (10s), as gRFC A8 asks.
+            min_ping_interval: Duration::from_secs(5),
         }
     }
 }

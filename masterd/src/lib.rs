@@ -7,6 +7,7 @@ pub mod agent_service;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod exec;

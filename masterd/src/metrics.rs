@@ -104,7 +104,7 @@ impl Default for Metrics {
         let refused = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "cdn_refused_requests",
-            "Requests refused: unauthenticated, permission_denied, rate_limited, invalid, duplicate",
+            "Requests refused: unauthenticated, permission_denied, rate_limited, invalid, duplicate; connections closed for too_many_pings",
             refused.clone(),
         );
         let connections = Gauge::default();
@@ -181,6 +181,7 @@ impl Default for Metrics {
             "rate_limited",
             "invalid",
             "duplicate",
+            "too_many_pings",
         ] {
             let _ = refused.get_or_create(&ReasonLabel { reason });
         }

@@ -7,8 +7,7 @@ use std::time::Duration;
 use cdn_common::config::HostPort;
 use cdn_proto::v1::admin_service_server::AdminServiceServer;
 use cdn_proto::v1::agent_service_server::AgentServiceServer;
-use futures::Stream;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Server;
@@ -80,7 +79,7 @@ pub struct Master {
     metrics_listener: Option<TcpListener>,
     metrics: Arc<Metrics>,
     auth: Arc<Auth>,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     written: Vec<std::path::PathBuf>,
     live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
 }
@@ -369,7 +368,7 @@ impl Master {
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut builder = server_builder(&config, tls.clone(), &auth)?;
+        let mut builder = server_builder(&config, &auth);
         let mut router = builder.add_service(
             AgentServiceServer::new(agent_api)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -379,10 +378,7 @@ impl Master {
         match admin {
             None => router = router.add_service(admin_api),
             Some(l) => {
-                admin_router = Some((
-                    server_builder(&config, tls, &auth)?.add_service(admin_api),
-                    l,
-                ));
+                admin_router = Some((server_builder(&config, &auth).add_service(admin_api), l));
             }
         }
 
@@ -428,17 +424,26 @@ impl Master {
                 registry.close_all_streams("master shutting down");
             }
         };
-        let agent_server = router.serve_with_incoming_shutdown(
-            incoming(grpc, &config, metrics.connections.clone()),
-            stop,
-        );
+        let accept = crate::conn::Accept {
+            send_buffer: config.grpc.send_buffer_size as usize,
+            recv_buffer: config.grpc.recv_buffer_size as usize,
+            open: metrics.connections.clone(),
+            pings: crate::conn::PingPolicy {
+                min_interval: config.grpc.keepalive.min_ping_interval,
+                violations: metrics
+                    .refused
+                    .get_or_create(&crate::metrics::ReasonLabel {
+                        reason: "too_many_pings",
+                    })
+                    .clone(),
+            },
+        };
+        let agent_server = serve(router, grpc, accept.clone(), tls.clone(), stop);
         let result = match admin_router {
             None => drained(agent_server, &shutdown).await,
             Some((r, l)) => {
-                let admin_server = r.serve_with_incoming_shutdown(
-                    incoming(l, &config, metrics.connections.clone()),
-                    shutdown.cancelled(),
-                );
+                let stop = shutdown.clone().cancelled_owned();
+                let admin_server = serve(r, l, accept, tls, stop);
                 let (a, b) = tokio::join!(
                     drained(agent_server, &shutdown),
                     drained(admin_server, &shutdown)
@@ -459,6 +464,29 @@ impl Master {
             error!(error = %e, "final flush of the node registry failed");
         }
         result
+    }
+}
+
+/// A server with the gate in front of its services, and its services.
+type GatedRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<crate::gate::GateLayer, tower::layer::util::Identity>,
+>;
+
+/// Serves `router` on `listener` (TLS when `tls` is set) until `stop`.
+fn serve(
+    router: GatedRouter,
+    listener: TcpListener,
+    accept: crate::conn::Accept,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> futures::future::BoxFuture<'static, Result<(), tonic::transport::Error>> {
+    match tls {
+        Some(t) => Box::pin(
+            router.serve_with_incoming_shutdown(crate::conn::tls(listener, accept, t), stop),
+        ),
+        None => Box::pin(
+            router.serve_with_incoming_shutdown(crate::conn::plain(listener, accept), stop),
+        ),
     }
 }
 
@@ -494,26 +522,18 @@ pub const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
 type GatedServer =
     Server<tower::layer::util::Stack<crate::gate::GateLayer, tower::layer::util::Identity>>;
 
-fn server_builder(
-    config: &MasterConfig,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    auth: &Arc<Auth>,
-) -> Result<GatedServer, ServeError> {
+/// TLS is not tonic's: [`crate::conn`] does the handshakes, so the PING
+/// policy can see the plaintext HTTP/2 frames.
+fn server_builder(config: &MasterConfig, auth: &Arc<Auth>) -> GatedServer {
     let ka = &config.grpc.keepalive;
-    let mut builder = Server::builder();
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| ServeError::Tls(e.to_string()))?;
-    }
-    Ok(builder
+    Server::builder()
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .max_concurrent_streams(config.grpc.max_concurrent_streams)
         .http2_keepalive_interval(Some(ka.time))
         .http2_keepalive_timeout(Some(ka.timeout))
         .timeout(CALL_TIMEOUT)
-        .layer(crate::gate::GateLayer::new(Arc::clone(auth))))
+        .layer(crate::gate::GateLayer::new(Arc::clone(auth)))
 }
 
 /// TLS of the listeners: the server certificate (the operator's, or the
@@ -523,9 +543,8 @@ fn server_builder(
 fn server_tls(
     pki: &crate::pki::Pki,
     cfg: &crate::config::TlsConfig,
-) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let identity = match (&cfg.cert_file, &cfg.key_file) {
+) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    let (chain, key) = match (&cfg.cert_file, &cfg.key_file) {
         (Some(cert), Some(key)) => {
             let read = |p: &std::path::Path| {
                 std::fs::read_to_string(p)
@@ -534,18 +553,14 @@ fn server_tls(
             let (cert_pem, key_pem) = (read(cert)?, read(key)?);
             cdn_common::tls::pem_certs(&cert_pem)
                 .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
-            Identity::from_pem(cert_pem, key_pem)
+            (cert_pem, key_pem)
         }
         _ => {
             let (chain, key) = pki.server_identity();
-            Identity::from_pem(chain, key)
+            (chain.to_string(), key.to_string())
         }
     };
-    Ok(ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(Certificate::from_pem(pki.ca_pem()))
-        .client_auth_optional(true)
-        .timeout(cdn_common::tls::HANDSHAKE_TIMEOUT))
+    crate::conn::tls_acceptor(&chain, &key, pki.ca_pem()).map_err(ServeError::Tls)
 }
 
 /// The last certificate of the operator's chain file: what credentials
@@ -577,115 +592,6 @@ fn dial_addr(addr: SocketAddr) -> String {
         ip if ip.is_unspecified() && ip.is_ipv4() => format!("127.0.0.1:{}", addr.port()),
         ip if ip.is_unspecified() => format!("[::1]:{}", addr.port()),
         _ => addr.to_string(),
-    }
-}
-
-/// Accepted connections with the configured socket options applied. Accept
-/// errors (for example too many open files) are logged and retried, never
-/// fatal.
-fn incoming(
-    listener: TcpListener,
-    config: &MasterConfig,
-    open: prometheus_client::metrics::gauge::Gauge,
-) -> impl Stream<Item = Result<Counted, std::io::Error>> + use<> {
-    let send = config.grpc.send_buffer_size as usize;
-    let recv = config.grpc.recv_buffer_size as usize;
-    futures::stream::unfold(listener, move |listener| {
-        let open = open.clone();
-        async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let sock = socket2::SockRef::from(&stream);
-                        if let Err(e) = sock
-                            .set_tcp_nodelay(true)
-                            .and_then(|_| sock.set_send_buffer_size(send))
-                            .and_then(|_| sock.set_recv_buffer_size(recv))
-                        {
-                            warn!(error = %e, "cannot set socket options on an accepted connection");
-                        }
-                        return Some((Ok(Counted::new(stream, open.clone())), listener));
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "accept failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// An accepted connection, counted in `grpc_connections_active` while it
-/// lives; to tonic (and its TLS layer) it is the TCP stream it wraps.
-pub struct Counted {
-    inner: TcpStream,
-    open: prometheus_client::metrics::gauge::Gauge,
-}
-
-impl Counted {
-    fn new(inner: TcpStream, open: prometheus_client::metrics::gauge::Gauge) -> Self {
-        open.inc();
-        Self { inner, open }
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.open.dec();
-    }
-}
-
-impl tonic::transport::server::Connected for Counted {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
-}
-
-impl tokio::io::AsyncRead for Counted {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Counted {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

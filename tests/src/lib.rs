@@ -150,8 +150,21 @@ impl Master {
     pub fn start_with_flags(dir: &Path, yaml: &str, port: u16, flags: &[&str]) -> Self {
         std::fs::create_dir_all(dir).expect("mkdir");
         let config = dir.join("master.yml");
+        // A `grpc:` section of `yaml` joins the one this writes.
+        let (mut grpc, mut rest) = (String::new(), String::new());
+        let mut in_grpc = false;
+        for line in yaml.lines() {
+            if line == "grpc:" {
+                in_grpc = true;
+                continue;
+            }
+            in_grpc &= line.starts_with(' ');
+            let to = if in_grpc { &mut grpc } else { &mut rest };
+            to.push_str(line);
+            to.push('\n');
+        }
         let body = format!(
-            "grpc:\n  addr: 127.0.0.1:{port}\ndata_dir: {}\n{yaml}",
+            "grpc:\n  addr: 127.0.0.1:{port}\n{grpc}data_dir: {}\n{rest}",
             dir.join("data").display()
         );
         std::fs::write(&config, body).expect("write master.yml");

@@ -140,3 +140,71 @@ fn every_seed_metric_is_served_and_moves() {
     let (raw, wire) = (value(raw), value(wire));
     assert!(raw > 0.0 && wire <= 0.3 * raw, "raw {raw} wire {wire}");
 }
+
+/// The master's PING policy (gRFC A8): an agent configured to ping every
+/// 20 ms against a master allowing one PING a second is sent GOAWAY
+/// `too_many_pings`, doubles its keepalive interval until it is within the
+/// policy, and the master keeps serving everyone meanwhile.
+#[test]
+fn an_agent_pinging_too_often_is_told_to_back_off_and_the_master_stays_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{TEST_MASTER_YML}metrics:\n  addr: 127.0.0.1:0\ngrpc:\n  keepalive:\n    min_ping_interval: 1s\n"
+    );
+    let master = Master::start(&dir.path().join("m"), &yaml, 0);
+    let addr = master.addr.to_string();
+    let calm = Agent::start(
+        dir.path(),
+        "agent-1",
+        "agent-1",
+        &agent_yml(dir.path(), "agent-1", &addr),
+    );
+    let pinger_yml = agent_yml(dir.path(), "agent-2", &addr).replace(
+        "  dial_timeout: 1s\n",
+        "  dial_timeout: 1s\n  keepalive:\n    time: 20ms\n    timeout: 1s\n",
+    );
+    assert!(pinger_yml.contains("time: 20ms"));
+    let pinger = Agent::start(dir.path(), "agent-2", "agent-2", &pinger_yml);
+
+    let told = wait_for("the master closes the pinging agent's connection", || {
+        let (_, s) = scrape(&master);
+        let n = s
+            .samples
+            .iter()
+            .filter(|x| {
+                x.metric == "cdn_refused_requests_total"
+                    && x.labels.get("reason") == Some("too_many_pings")
+            })
+            .map(|x| match x.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum::<f64>();
+        (n >= 1.0).then_some(n)
+    });
+    assert!(told >= 1.0);
+    assert!(
+        master.log_text().contains("too_many_pings"),
+        "{}",
+        master.log_text()
+    );
+    wait_for("the agent doubles its keepalive interval", || {
+        pinger
+            .log_text()
+            .contains("keepalive.time doubled")
+            .then_some(())
+    });
+    let log = pinger.log_text();
+    assert!(log.contains("too_many_pings"), "{log}");
+    assert!(log.contains("was=20ms now=40ms"), "{log}");
+    // The master stays healthy: both agents online, calls answered.
+    wait_for("both agents online", || {
+        let out = ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        (v.as_array()?.len() == 2).then_some(())
+    });
+    let exec = ctl_at(&addr, ["exec", "agent-2", "--", "echo", "calm"]);
+    assert_eq!(exec.code, Some(0), "{}", exec.stderr);
+    assert_eq!(exec.stdout.trim(), "calm");
+    drop((calm, pinger));
+}
