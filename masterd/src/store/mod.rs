@@ -63,7 +63,7 @@ pub struct ConfigVersion {
 }
 
 /// Why the store failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("data directory {dir} is in use by another masterd")]
     InUse { dir: String },
