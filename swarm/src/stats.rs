@@ -19,7 +19,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub struct Stats {
     /// Agents this process runs.
     pub count: u64,
+    /// Node id of the first agent of this process.
     pub first_node: String,
+    /// Node id of the last agent of this process.
     pub last_node: String,
     /// Since the agents were started.
     pub elapsed_ms: u64,
@@ -29,6 +31,7 @@ pub struct Stats {
     pub enrolled: u64,
     /// Enrolment attempts that failed transiently and were retried.
     pub enrol_retries: u64,
+    /// Enrolment time of the agents that enrolled (retries included).
     pub enrol_p50_ms: Option<f64>,
     pub enrol_p99_ms: Option<f64>,
     pub enrol_max_ms: Option<f64>,
@@ -56,8 +59,11 @@ pub struct Stats {
     pub heartbeat_failures: u64,
     /// Resident memory of this process (VmRSS).
     pub rss_bytes: Option<u64>,
+    /// `rss_bytes` divided by `count`.
     pub rss_per_agent_bytes: Option<u64>,
+    /// Descriptors this process holds now.
     pub open_fds: Option<u64>,
+    /// Its open-file limit (raised to the hard limit at start).
     pub fd_limit: u64,
     /// The swarm has stopped: these are the final figures.
     pub stopped: bool,

@@ -34,16 +34,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Settings {
     /// The agent template with `--master` applied.
     pub config: AgentConfig,
+    /// Agents to run.
     pub count: u64,
+    /// Node id prefix.
     pub prefix: String,
+    /// Number of the first agent.
     pub start_index: u64,
+    /// Root of the per-agent directories; None: a temporary one.
     pub data_dir: Option<PathBuf>,
     /// None with `--insecure`, or when no token was given.
     pub token: Option<JoinToken>,
+    /// Plaintext, no identities.
     pub insecure: bool,
+    /// Time over which the starts are spread.
     pub ramp: Duration,
+    /// Enrolments in flight at once.
     pub enrol_concurrency: u32,
+    /// Statistics file, if asked for.
     pub stats: Option<PathBuf>,
+    /// How often the statistics file is rewritten.
     pub stats_interval: Duration,
 }
 
