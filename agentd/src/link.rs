@@ -80,6 +80,10 @@ pub struct LinkCounters {
     rtts: Mutex<VecDeque<Duration>>,
     reconnects: AtomicU64,
     heartbeat_failures: AtomicU64,
+    /// A registered session is being served now.
+    session_live: std::sync::atomic::AtomicBool,
+    /// When the first registration succeeded.
+    first_registered: std::sync::OnceLock<Instant>,
 }
 
 impl LinkCounters {
@@ -125,6 +129,43 @@ impl LinkCounters {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             heartbeat_failures: self.heartbeat_failures.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Read-outs for a process that runs many links (the hollow-agent swarm).
+impl LinkCounters {
+    /// Whether the link holds a registered session now.
+    pub fn registered(&self) -> bool {
+        self.session_live.load(Ordering::Relaxed)
+    }
+
+    /// When the link first registered; None until it has.
+    pub fn first_registered(&self) -> Option<Instant> {
+        self.first_registered.get().copied()
+    }
+
+    /// Calls `f` with each kept heartbeat round trip, oldest first.
+    pub fn for_each_rtt(&self, mut f: impl FnMut(Duration)) {
+        if let Ok(q) = self.rtts.lock() {
+            q.iter().copied().for_each(&mut f);
+        }
+    }
+
+    /// Sessions that replaced an earlier one.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Heartbeats that failed or went unanswered.
+    pub fn heartbeat_failures(&self) -> u64 {
+        self.heartbeat_failures.load(Ordering::Relaxed)
+    }
+
+    fn set_session_live(&self, live: bool) {
+        if live {
+            let _ = self.first_registered.set(Instant::now());
+        }
+        self.session_live.store(live, Ordering::Relaxed);
     }
 }
 
@@ -242,7 +283,9 @@ impl Link {
                     ever_connected = true;
                     failures_here = 0;
                     self.healthy.store(false, Ordering::Relaxed);
+                    self.counters.set_session_live(true);
                     let end = self.serve_session(client, &granted, &shutdown).await;
+                    self.counters.set_session_live(false);
                     // Only a session that got a heartbeat answered resets the
                     // backoff: one that dies at once must not turn into a
                     // tight loop of registrations against the master.
@@ -774,6 +817,22 @@ mod tests {
         assert_eq!(s.heartbeat_rtt_p50_us, 51_000);
         assert_eq!(s.heartbeat_rtt_p99_us, 99_000);
         assert_eq!(s.heartbeat_rtt_max_us, 100_000);
+    }
+
+    #[test]
+    fn first_registration_is_kept_across_sessions() {
+        let c = LinkCounters::default();
+        assert!(!c.registered() && c.first_registered().is_none());
+        c.set_session_live(true);
+        let first = c.first_registered().unwrap();
+        c.set_session_live(false);
+        c.set_session_live(true);
+        assert!(c.registered());
+        assert_eq!(c.first_registered(), Some(first));
+        c.record_rtt(Duration::from_millis(2));
+        let mut seen = Vec::new();
+        c.for_each_rtt(|d| seen.push(d));
+        assert_eq!(seen, [Duration::from_millis(2)]);
     }
 
     #[test]

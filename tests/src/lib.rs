@@ -1,9 +1,11 @@
-//! Test harness: starts the real `masterd`, `agentd` and `cdnctl` binaries on
-//! ephemeral loopback ports, with short intervals, in a temporary directory.
+//! Test harness: starts the real `masterd`, `agentd`, `cdnctl` and
+//! `cdn-swarm` binaries on ephemeral loopback ports, with short intervals,
+//! in a temporary directory.
 //!
 //! `Fleet::start(3)` gives a master and `agent-1..3`, all online;
-//! `fleet.ctl(["nodes", "list", "-o", "json"])` runs cdnctl against it.
-//! Every process is killed when its handle drops.
+//! `fleet.ctl(["nodes", "list", "-o", "json"])` runs cdnctl against it;
+//! `Swarm::start(dir, &swarm_yml(&addr), &["--count", "200"])` adds hollow
+//! agents. Every process is killed when its handle drops.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -432,6 +434,137 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Template agent.yml for the hollow agents of `cdn-swarm` against
+/// `master`: one-second heartbeats, the join token file of the master (for
+/// a master this process started), never degraded by a nearly full disk.
+pub fn swarm_yml(master: &str) -> String {
+    let token = match master_in(master) {
+        Some(Some(data)) => format!("  join_token_file: {}\n", join_token_file(&data).display()),
+        _ => String::new(),
+    };
+    format!(
+        "master:
+  addr: {master}
+{token}  dial_timeout: 5s
+heartbeat:
+  interval: 1s
+  timeout: 5s
+status:
+  collect_interval: 1s
+  report_interval: 2s
+  degraded_disk_percent: 100
+config:
+  min_free_bytes: 0
+node:
+  labels:
+    role: hollow
+"
+    )
+}
+
+/// A running `cdn-swarm`: its template is `<dir>/swarm.yml`, its log
+/// `<dir>/swarm.log`, its statistics `<dir>/swarm-stats.json`.
+pub struct Swarm {
+    child: Option<Child>,
+    pub stats_file: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Swarm {
+    /// A `cdn-swarm -c <dir>/swarm.yml` command with `yaml` as the
+    /// template (with `--insecure` when the master it names runs so), the
+    /// user's `$AGENTD_JOIN_TOKEN` removed; add the arguments.
+    pub fn command(dir: &Path, yaml: &str) -> Command {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let config = dir.join("swarm.yml");
+        std::fs::write(&config, yaml).expect("write swarm.yml");
+        let mut cmd = Command::new(bin("cdn-swarm"));
+        cmd.arg("-c")
+            .arg(&config)
+            .args(matches!(master_in(yaml), Some(None)).then_some("--insecure"))
+            .env_remove("AGENTD_JOIN_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts `cdn-swarm` with `yaml` as template and `args`, writing its
+    /// statistics every 200 ms.
+    pub fn start(dir: &Path, yaml: &str, args: &[&str]) -> Self {
+        Self::spawn(dir, Self::command(dir, yaml).args(args))
+    }
+
+    /// Starts `cmd` (from [`Swarm::command`]) with statistics and log in `dir`.
+    pub fn spawn(dir: &Path, cmd: &mut Command) -> Self {
+        let stats_file = dir.join("swarm-stats.json");
+        let log = dir.join("swarm.log");
+        let child = cmd
+            .arg("--stats")
+            .arg(&stats_file)
+            .args(["--stats-interval", "200ms"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn cdn-swarm");
+        Self {
+            child: Some(child),
+            stats_file,
+            log,
+        }
+    }
+
+    /// The statistics file, once written.
+    pub fn stats(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(&self.stats_file).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        signal(c.id(), "TERM");
+        c.wait().expect("wait cdn-swarm")
+    }
+
+    /// Waits (bounded) for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_for("cdn-swarm to exit", || child.try_wait().ok().flatten());
+        self.child = None;
+        status.code()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The swarm's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Swarm {
+    /// Kills the swarm; on a failing test, shows the tail of its log first.
+    #[allow(clippy::print_stderr)]
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "--- cdn-swarm log ({}) ---\n{}",
+                self.log.display(),
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            );
+        }
         self.kill();
     }
 }

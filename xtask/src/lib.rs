@@ -1,5 +1,5 @@
 //! Generated documentation: shell completions (`completions/`) and man pages
-//! (`man/`), made from the clap definitions of the three binaries so they
+//! (`man/`), made from the clap definitions of the binaries so they
 //! cannot drift from `--help`. `cargo xtask gen` writes them; a test fails
 //! when the checked-in files are stale.
 
@@ -27,6 +27,7 @@ pub fn generated() -> Vec<(String, String)> {
         cdnctl::Cli::command(),
         masterd::cli::Args::command(),
         agentd::cli::Args::command(),
+        cdn_swarm::cli::Args::command(),
     ] {
         man_pages(cmd, &mut out);
     }

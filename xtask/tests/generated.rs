@@ -20,6 +20,7 @@ fn every_command_has_a_man_page() {
         "man/cdnctl-exec.1",
         "man/masterd.1",
         "man/agentd.1",
+        "man/cdn-swarm.1",
     ] {
         assert!(
             files.iter().any(|f| f == page),
