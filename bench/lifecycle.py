@@ -137,6 +137,8 @@ class Fleet:
         if not m:
             raise SystemExit(f"masterd did not start: {line!r}")
         self.port = int(m.group(1))
+        mm = re.search(r"metrics=127\.0\.0\.1:(\d+)", line)
+        self.metrics_port = int(mm.group(1)) if mm else None
         if not self.insecure and not os.path.exists(self.join_token_file):
             raise SystemExit(f"masterd wrote no {self.join_token_file}")
         return spawned

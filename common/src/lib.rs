@@ -38,6 +38,20 @@ pub async fn shutdown_signal() {
 }
 
 /// Current time as unix milliseconds (0 if the clock is before 1970).
+/// Raises this process's soft open-file limit to its hard limit (a master
+/// holds one socket per agent; so does a swarm); returns the limit now in
+/// force.
+pub fn raise_fd_limit() -> Result<u64, String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("cannot read the open-file limit: {}", e.desc()))?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+            .map_err(|e| format!("cannot raise the open-file limit to {hard}: {}", e.desc()))?;
+    }
+    Ok(hard)
+}
+
 pub fn unix_millis_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

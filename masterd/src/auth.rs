@@ -555,7 +555,10 @@ impl Auth {
             Ok(t) => t,
             Err(e) => return Err(self.failed_paid(MasterError::Unauthenticated(e.to_string()))),
         };
-        let (used, issued) = {
+        // The token's use count, the signature and the durable write are
+        // one critical section; its fsync must not stall the runtime's
+        // worker (heartbeats of every agent share it).
+        let (used, issued) = blocking(|| {
             let mut tokens = self.tokens.lock().map_err(|_| poisoned())?;
             let rec = match tokens.get(&token.id) {
                 Some(t) if t.secret_hash == secret_hash(&token.secret) => t.clone(),
@@ -631,8 +634,8 @@ impl Auth {
                 .map_err(store_err)?;
             tokens.insert(used.id.clone(), used.clone());
             self.certs.insert(cert.fingerprint.clone(), cert);
-            (used, issued)
-        };
+            Ok((used, issued))
+        })?;
         if let Some(ip) = ip {
             self.failures.give_back(ip);
         }
@@ -985,6 +988,16 @@ impl Auth {
 
 fn poisoned() -> MasterError {
     MasterError::Internal("security state lock poisoned".into())
+}
+
+/// Runs blocking work (a lock held across an fsync) on a multi-threaded
+/// runtime's worker after handing its other tasks to the rest of the pool;
+/// elsewhere, directly.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,16 @@ fn main() -> ExitCode {
             }
         };
     }
+    // One socket per agent: 15,000 agents need far more than the usual
+    // soft limit of 1024.
+    match cdn_common::raise_fd_limit() {
+        Ok(n) if n < 4096 => warn!(
+            limit = n,
+            "the open-file limit is low: each agent holds a connection (raise LimitNOFILE)"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("{e}"),
+    }
     let reload_from = args
         .config
         .clone()

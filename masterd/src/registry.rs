@@ -94,6 +94,9 @@ struct Session {
     last_heartbeat: Instant,
     reported: Reported,
     stream: Option<StreamSlot>,
+    /// When the command stream closed (the connection broke, or the agent
+    /// is stopping and its goodbye heartbeat is on the way).
+    stream_lost_at: Option<Instant>,
     clock_skew_ms: i64,
     /// Content encodings the agent decodes.
     accept_encodings: Vec<String>,
@@ -169,6 +172,12 @@ pub struct Registry {
     waiting: std::sync::Mutex<Vec<Waiting>>,
     acks: broadcast::Sender<AckEvent>,
 }
+
+/// How long a session whose command stream closed is kept before the
+/// node is marked offline: long enough for a stopping agent's goodbye
+/// heartbeat to arrive and say so, short enough that a vanished agent shows
+/// offline within a sweep or two.
+pub const STREAM_LOSS_GRACE: Duration = Duration::from_secs(1);
 
 /// A write waiting for its turn.
 struct Waiting {
@@ -310,6 +319,7 @@ impl Registry {
                 last_heartbeat: now,
                 reported: Reported::Online,
                 stream: None,
+                stream_lost_at: None,
                 clock_skew_ms: 0,
                 accept_encodings: reg.accept_encodings,
             });
@@ -608,6 +618,7 @@ impl Registry {
         self.with_session(node_id, session_id, |node, _| {
             if let Some(s) = node.session.as_mut() {
                 s.stream = Some(StreamSlot { generation, tx });
+                s.stream_lost_at = None;
             }
             let r = &node.record;
             let behind = r.desired_version != 0 && r.desired_version != r.applied_version;
@@ -622,6 +633,7 @@ impl Registry {
                 && s.stream.as_ref().map(|x| x.generation) == Some(generation)
             {
                 s.stream = None;
+                s.stream_lost_at = Some(Instant::now());
             }
         });
     }
@@ -715,13 +727,19 @@ impl Registry {
                             / self.liveness.interval.as_millis().max(1)
                     ))
                 }
-                Some(s)
-                    if s.stream.is_none()
-                        && now.duration_since(s.registered_at)
-                            > self.liveness.stream_open_timeout =>
-                {
-                    Some("command stream not opened in time after registering".to_string())
-                }
+                // A stopping agent closes its stream just before its goodbye
+                // heartbeat: give that a moment, so the node shows why it went.
+                Some(s) if s.stream.is_none() => match s.stream_lost_at {
+                    Some(lost) if now.duration_since(lost) > STREAM_LOSS_GRACE => {
+                        Some("connection lost (command stream closed)".to_string())
+                    }
+                    None if now.duration_since(s.registered_at)
+                        > self.liveness.stream_open_timeout =>
+                    {
+                        Some("command stream not opened in time after registering".to_string())
+                    }
+                    _ => None,
+                },
                 _ => None,
             };
             if let Some(reason) = reason {
@@ -888,10 +906,18 @@ mod tests {
         }
         sessions.sort_unstable();
         sessions.dedup();
-        assert_eq!(sessions.len(), 300, "every registration got its own session");
+        assert_eq!(
+            sessions.len(),
+            300,
+            "every registration got its own session"
+        );
         drop(r);
         let again = registry(dir.path(), 10_000);
-        assert_eq!(again.len(), 300, "every acknowledged registration is on disk");
+        assert_eq!(
+            again.len(),
+            300,
+            "every acknowledged registration is on disk"
+        );
     }
 
     #[tokio::test]

@@ -172,11 +172,38 @@ fn listen_addr(hp: &HostPort) -> String {
     }
 }
 
+/// Pending connections the kernel queues per listener (it caps this at
+/// net.core.somaxconn): tokio's default of 1024 overflows when thousands of
+/// agents reconnect at once after a master restart, and each overflowed
+/// client waits a second or more for its SYN to be retried.
+pub const LISTEN_BACKLOG: u32 = 16384;
+
 async fn bind(hp: &HostPort) -> Result<TcpListener, ServeError> {
     let addr = listen_addr(hp);
-    TcpListener::bind(&addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
+    let fail = |source| ServeError::Bind {
+        addr: addr.clone(),
+        source,
+    };
+    let mut last = None;
+    for a in tokio::net::lookup_host(&addr).await.map_err(fail)? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let bound = socket.and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(LISTEN_BACKLOG)
+        });
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(fail(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    })))
 }
 
 impl Master {

@@ -9,8 +9,6 @@
 //! (bounded by `--enrol-concurrency`). Exec sessions open pipes on top; they
 //! are few in a load test and are left to the reserve.
 
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
 use crate::error::SwarmError;
 
 /// Descriptors each agent holds for its whole life: its connection.
@@ -66,22 +64,16 @@ pub fn check(count: u64, start: u64, enrol_concurrency: u64, limit: u64) -> Resu
 /// Raises the soft open-file limit to the hard limit; returns the limit now
 /// in force.
 pub fn raise() -> Result<u64, SwarmError> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| SwarmError::FileLimit {
-        action: "read",
-        message: e.desc().to_string(),
-    })?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| SwarmError::FileLimit {
-            action: "raise",
-            message: e.desc().to_string(),
-        })?;
-    }
-    Ok(hard)
+    cdn_common::raise_fd_limit().map_err(|message| SwarmError::FileLimit {
+        action: "raise",
+        message,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::resource::{Resource, getrlimit};
 
     #[test]
     fn fifteen_thousand_fit_under_twenty_thousand() {
