@@ -470,7 +470,13 @@ fn write_phase(
     // The YAML check runs beside the hash, the space check and the write of
     // the temporary file; the rename happens only if both succeed.
     std::thread::scope(|scope| {
-        let parsing = scope.spawn(|| check_yaml(&content));
+        let parsing = scope.spawn(|| {
+            if cfg.check_yaml {
+                check_yaml(&content)
+            } else {
+                Ok(())
+            }
+        });
         let written = stage(paths, cfg, req, &content, last_applied);
         let parsed = parsing.join().unwrap_or_else(|_| {
             Err(ApplyError::Parse {
@@ -752,6 +758,20 @@ mod tests {
         run(&a, req(1, "new: 1\n")).await.result.unwrap();
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[tokio::test]
+    async fn without_check_yaml_the_content_is_trusted_as_the_master_checked_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = start(ManagedConfig {
+            check_yaml: false,
+            ..cfg(dir.path())
+        });
+        run(&a, req(1, "a: 1\nb: [x\n")).await.result.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
+            "a: 1\nb: [x\n"
+        );
     }
 
     #[tokio::test]
