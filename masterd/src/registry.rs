@@ -117,8 +117,11 @@ struct Node {
     link: Option<LinkStats>,
     /// Why the node last went offline (shown while offline).
     offline_reason: String,
-    /// `last_seen_ms` changed since the last flush.
+    /// The record changed since the last flush (a `last_seen_ms` alone
+    /// marks it only every [`LAST_SEEN_FLUSH_MS`]).
     dirty: bool,
+    /// `last_seen_ms` as last written to the store.
+    flushed_seen_ms: i64,
 }
 
 /// A point-in-time view of one node, for the AdminService.
@@ -179,6 +182,11 @@ pub struct Registry {
 /// offline within a sweep or two.
 pub const STREAM_LOSS_GRACE: Duration = Duration::from_secs(1);
 
+/// A node's `last_seen_ms` alone is written to the store at most this
+/// often (other changes at the next sweep): after a crash, the time a node
+/// was last seen may be this much older than it was.
+pub const LAST_SEEN_FLUSH_MS: i64 = 60_000;
+
 /// A write waiting for its turn.
 struct Waiting {
     names: Vec<String>,
@@ -207,6 +215,7 @@ impl Registry {
         let last_session = records.iter().map(|r| r.last_session_id).max().unwrap_or(0);
         let nodes = DashMap::new();
         for record in records {
+            let seen = record.last_seen_ms;
             nodes.insert(
                 record.name.clone(),
                 Node {
@@ -216,6 +225,7 @@ impl Registry {
                     link: None,
                     offline_reason: "master restarted; waiting for the agent to reconnect".into(),
                     dirty: false,
+                    flushed_seen_ms: seen,
                 },
             );
         }
@@ -283,6 +293,7 @@ impl Registry {
                     link: None,
                     offline_reason: String::new(),
                     dirty: false,
+                    flushed_seen_ms: 0,
                 });
             if let Some(old) = &entry.session {
                 if old.instance_id != reg.instance_id && self.session_is_live(old, now) {
@@ -311,7 +322,9 @@ impl Registry {
             node.record.connected_since_ms = now_ms;
             node.record.last_session_id = session_id;
             node.offline_reason.clear();
+            // Written below, before the registration is answered.
             node.dirty = false;
+            node.flushed_seen_ms = now_ms;
             node.session = Some(Session {
                 id: session_id,
                 instance_id: reg.instance_id,
@@ -430,14 +443,23 @@ impl Registry {
         let now_ms = cdn_common::unix_millis_now();
         self.with_session(node_id, session_id, |node, now| {
             node.record.last_seen_ms = now_ms;
-            node.dirty = true;
-            if !config_version.is_empty() {
+            let mut changed = reported.is_none();
+            if !config_version.is_empty() && node.record.config_version != config_version {
+                changed = true;
                 node.record.config_version = config_version.to_string();
                 if let Ok(v) = config_version.parse::<u64>() {
                     node.record.applied_version = v;
                 }
             }
-            node.record.disk_hash = disk_hash.to_string();
+            if node.record.disk_hash != disk_hash {
+                changed = true;
+                node.record.disk_hash = disk_hash.to_string();
+            }
+            // 15,000 agents heartbeating would otherwise rewrite every
+            // record at every sweep just for the time they were last seen.
+            if changed || now_ms - node.flushed_seen_ms >= LAST_SEEN_FLUSH_MS {
+                node.dirty = true;
+            }
             match reported {
                 Some(r) => {
                     if let Some(s) = node.session.as_mut() {
@@ -712,8 +734,18 @@ impl Registry {
     }
 
     /// Ends sessions that went silent or never opened their stream, and
-    /// flushes changed `last_seen` times to the store in one transaction.
+    /// flushes changed records to the store in one transaction.
     pub async fn sweep(&self) -> Result<Vec<WentOffline>, MasterError> {
+        self.sweep_and_flush(false).await
+    }
+
+    /// The last sweep before the master stops: also writes every
+    /// `last_seen_ms` not yet on disk.
+    pub async fn final_flush(&self) -> Result<Vec<WentOffline>, MasterError> {
+        self.sweep_and_flush(true).await
+    }
+
+    async fn sweep_and_flush(&self, all_seen: bool) -> Result<Vec<WentOffline>, MasterError> {
         let now = Instant::now();
         let mut offline = Vec::new();
         let mut dirty = Vec::new();
@@ -751,8 +783,9 @@ impl Registry {
                     reason,
                 });
             }
-            if node.dirty {
+            if node.dirty || (all_seen && node.record.last_seen_ms != node.flushed_seen_ms) {
                 node.dirty = false;
+                node.flushed_seen_ms = node.record.last_seen_ms;
                 dirty.push(node.record.name.clone());
             }
         }
@@ -940,6 +973,42 @@ mod tests {
         );
         let next = r.register(reg("n1", "A")).await.unwrap();
         assert!(next > s, "session ids keep increasing across restarts");
+    }
+
+    #[tokio::test]
+    async fn last_seen_alone_is_written_rarely_and_always_at_the_final_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored_seen = |dir: &std::path::Path| {
+            let r = registry(dir, 10_000);
+            r.get("n1").unwrap().record.last_seen_ms
+        };
+        let (registered, seen) = {
+            let r = registry(dir.path(), 10_000);
+            let s = r.register(reg("n1", "A")).await.unwrap();
+            let registered = r.get("n1").unwrap().record.last_seen_ms;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            r.heartbeat("n1", s, Some(Reported::Online), 0, "", "")
+                .unwrap();
+            r.sweep().await.unwrap();
+            (registered, r.get("n1").unwrap().record.last_seen_ms)
+        };
+        assert!(seen > registered);
+        assert_eq!(
+            stored_seen(dir.path()),
+            registered,
+            "a sweep skips last_seen alone"
+        );
+        {
+            let r = registry(dir.path(), 10_000);
+            let s = r.register(reg("n1", "A")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            r.heartbeat("n1", s, Some(Reported::Online), 0, "7", "")
+                .unwrap();
+            let seen = r.get("n1").unwrap().record.last_seen_ms;
+            r.final_flush().await.unwrap();
+            drop(r);
+            assert_eq!(stored_seen(dir.path()), seen, "the final flush writes it");
+        }
     }
 
     #[tokio::test]

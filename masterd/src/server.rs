@@ -487,7 +487,7 @@ impl Master {
         }
         let _ = sweeper.await;
         // Last flush so `last_seen` of every node is on disk.
-        if let Err(e) = registry.sweep().await {
+        if let Err(e) = registry.final_flush().await {
             error!(error = %e, "final flush of the node registry failed");
         }
         result
