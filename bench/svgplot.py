@@ -2,8 +2,8 @@
 
 line_chart(path, title, xlabel, ylabel, series) draws each series (a name
 and a list of (x, y) points) as a polyline with markers, on a log-scaled x
-axis (agent counts grow by decades) and a linear or log y axis, with a
-legend. Good enough for "how does this grow with the number of agents".
+axis ticked at the measured x values (agent counts grow by decades) and a
+linear or log y axis, with a legend. Good enough for "how does this grow with the number of agents".
 """
 
 import math
@@ -50,9 +50,10 @@ def line_chart(path, title, xlabel, ylabel, series, logy=False):
         xlo, xhi = xlo / 2, xhi * 2
     ylo = min(ys) if logy else 0.0
     yhi = max(ys) * 1.1 if ys else 1.0
-    xt = _ticks(xlo, xhi, True)
+    # The x ticks are the measured sizes; a little room either side.
+    xt = sorted(set(xs))
+    xlo, xhi = xlo / 1.25, xhi * 1.25
     yt = _ticks(max(ylo, 1e-9), yhi, True) if logy else _ticks(0.0, yhi, False)
-    xlo, xhi = min(xt[0], xlo), max(xt[-1], xhi)
     ylo, yhi = (yt[0], yt[-1]) if logy else (0.0, max(yt[-1], yhi))
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
 
