@@ -187,6 +187,15 @@ pub const STREAM_LOSS_GRACE: Duration = Duration::from_secs(1);
 /// was last seen may be this much older than it was.
 pub const LAST_SEEN_FLUSH_MS: i64 = 60_000;
 
+/// Why a node is in its state.
+enum Why<'a> {
+    Text(&'a str),
+    /// No heartbeat for this long: offline.
+    Silent(Duration),
+    /// Heartbeat late by this much: degraded.
+    Late(Duration),
+}
+
 /// A write waiting for its turn.
 struct Waiting {
     names: Vec<String>,
@@ -677,27 +686,46 @@ impl Registry {
             .map(|slot| slot.tx.clone())
     }
 
-    fn view(&self, node: &Node, now: Instant) -> NodeView {
-        let (state, reason) = match &node.session {
-            None => (NodeState::Offline, node.offline_reason.clone()),
+    /// The node's state now and, unless online, why; nothing allocated.
+    fn judge<'a>(&self, node: &'a Node, now: Instant) -> (NodeState, Why<'a>) {
+        match &node.session {
+            None => (NodeState::Offline, Why::Text(&node.offline_reason)),
             Some(s) => {
                 let silent = now.duration_since(s.last_heartbeat);
                 if silent > self.liveness.offline_after {
-                    (
-                        NodeState::Offline,
-                        format!("no heartbeat for {}", fmt_secs(silent)),
-                    )
+                    (NodeState::Offline, Why::Silent(silent))
                 } else if let Reported::Degraded(why) = &s.reported {
-                    (NodeState::Degraded, why.clone())
+                    (NodeState::Degraded, Why::Text(why))
                 } else if silent > self.liveness.degraded_after {
-                    (
-                        NodeState::Degraded,
-                        format!("heartbeat late by {}", fmt_secs(silent)),
-                    )
+                    (NodeState::Degraded, Why::Late(silent))
                 } else {
-                    (NodeState::Online, String::new())
+                    (NodeState::Online, Why::Text(""))
                 }
             }
+        }
+    }
+
+    /// Nodes online, degraded and offline now (for the metrics), without
+    /// copying any record.
+    pub fn count_states(&self) -> [usize; 3] {
+        let now = Instant::now();
+        let mut counts = [0usize; 3];
+        for n in self.nodes.iter() {
+            counts[match self.judge(&n, now).0 {
+                NodeState::Online => 0,
+                NodeState::Degraded => 1,
+                NodeState::Offline => 2,
+            }] += 1;
+        }
+        counts
+    }
+
+    fn view(&self, node: &Node, now: Instant) -> NodeView {
+        let (state, why) = self.judge(node, now);
+        let reason = match why {
+            Why::Text(t) => t.to_string(),
+            Why::Silent(d) => format!("no heartbeat for {}", fmt_secs(d)),
+            Why::Late(d) => format!("heartbeat late by {}", fmt_secs(d)),
         };
         let session = node.session.as_ref();
         NodeView {
@@ -1028,5 +1056,8 @@ mod tests {
         let v = r.get("n1").unwrap();
         assert_eq!(v.state, NodeState::Degraded);
         assert_eq!(v.reason, "disk full");
+        assert_eq!(r.count_states(), [0, 1, 0]);
+        r.register(reg("n2", "B")).await.unwrap();
+        assert_eq!(r.count_states(), [1, 1, 0]);
     }
 }

@@ -21,7 +21,7 @@ use crate::error::MasterError;
 use crate::exec::ExecHub;
 use crate::metrics::{Metrics, StateLabel};
 use crate::push::Configs;
-use crate::registry::{Liveness, NodeState, Registry};
+use crate::registry::{Liveness, Registry};
 use crate::store::{EmbeddedStore, NodeStore};
 
 /// How long shutdown waits for in-flight calls before giving up on them.
@@ -419,16 +419,12 @@ impl Master {
             let registry = Arc::clone(&registry);
             let gauges = Arc::clone(&metrics);
             let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                let (mut on, mut deg, mut off) = (0i64, 0i64, 0i64);
-                for v in registry.list(|_| true) {
-                    match v.state {
-                        NodeState::Online => on += 1,
-                        NodeState::Degraded => deg += 1,
-                        NodeState::Offline => off += 1,
-                    }
-                }
+                let [on, deg, off] = registry.count_states();
                 for (state, n) in [("online", on), ("degraded", deg), ("offline", off)] {
-                    gauges.nodes.get_or_create(&StateLabel { state }).set(n);
+                    gauges
+                        .nodes
+                        .get_or_create(&StateLabel { state })
+                        .set(n as i64);
                 }
                 gauges.refresh_process();
             });
