@@ -470,19 +470,15 @@ fn write_phase(
     // The YAML check runs beside the hash, the space check and the write of
     // the temporary file; the rename happens only if both succeed.
     std::thread::scope(|scope| {
-        let parsing = scope.spawn(|| {
-            if cfg.check_yaml {
-                check_yaml(&content)
-            } else {
-                Ok(())
-            }
-        });
+        let parsing = cfg.check_yaml.then(|| scope.spawn(|| check_yaml(&content)));
         let written = stage(paths, cfg, req, &content, last_applied);
-        let parsed = parsing.join().unwrap_or_else(|_| {
-            Err(ApplyError::Parse {
-                line: None,
-                column: None,
-                message: "YAML check panicked".into(),
+        let parsed = parsing.map_or(Ok(()), |p| {
+            p.join().unwrap_or_else(|_| {
+                Err(ApplyError::Parse {
+                    line: None,
+                    column: None,
+                    message: "YAML check panicked".into(),
+                })
             })
         });
         match (parsed, written) {
