@@ -30,6 +30,32 @@ def reconnects(log):
         return [int(m.group(1)) for m in re.finditer(r"reconnected to master.*down_for_ms=(\d+)", f.read())]
 
 
+def drop_series(root, drops):
+    """One master and agent-1 under root; drops its connection drops times.
+    Returns (kill -> reconnected ms, the agent's own down_for_ms), each a list."""
+    fleet = Fleet(root, "1s")
+    recover, down = [], []
+    try:
+        fleet.start_master()
+        _, log, _ = fleet.start_agent("agent-1")
+        wait(lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == 1, "agent online")
+        for _ in range(drops):
+            time.sleep(1.5)  # a healthy session first (an answered heartbeat resets the backoff)
+            before = len(reconnects(log))
+            t0 = time.time()
+            r = subprocess.run(
+                ["ss", "-K", "dst", f"127.0.0.1:{fleet.port}"], capture_output=True, text=True
+            )
+            if r.returncode != 0:
+                raise SystemExit(f"ss -K failed (needs root): {r.stderr}")
+            wait(lambda: len(reconnects(log)) > before, "agent reconnected", timeout=30)
+            recover.append((time.time() - t0) * 1000)
+            down.append(reconnects(log)[-1])
+    finally:
+        fleet.stop()
+    return recover, down
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--drops", type=int, default=20)
@@ -37,26 +63,9 @@ def main():
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
     root = tempfile.mkdtemp(prefix="cdn-drop-")
-    fleet = Fleet(root, "1s")
-    recover, down = [], []
     try:
-        fleet.start_master()
-        _, log, _ = fleet.start_agent("agent-1")
-        wait(lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == 1, "agent online")
-        for _ in range(a.drops):
-            time.sleep(1.5)  # a healthy session first (answered heartbeat resets the backoff)
-            before = len(reconnects(log))
-            t0 = time.time()
-            r = subprocess.run(
-                ["ss", "-K", "dst", f"127.0.0.1:{fleet.port}"], capture_output=True, text=True
-            )
-            if r.returncode != 0:
-                raise SystemExit(f"ss -K failed: {r.stderr}")
-            wait(lambda: len(reconnects(log)) > before, "agent reconnected", timeout=30)
-            recover.append((time.time() - t0) * 1000)
-            down.append(reconnects(log)[-1])
+        recover, down = drop_series(root, a.drops)
     finally:
-        fleet.stop()
         shutil.rmtree(root, ignore_errors=True)
     lines = [
         "# Connection drop: time to recover (release build, loopback, TLS on)",

@@ -79,6 +79,21 @@ def write_report(path, lines):
     print(report)
 
 
+def machine():
+    """(cores, CPU model, kernel release, RAM in GiB) of this machine."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return os.cpu_count(), model, os.uname().release, mem
+
+
 def pct(values, p):
     v = sorted(values)
     if not v:

@@ -34,7 +34,6 @@ Usage: python3 bench/scale.py [--sizes 100,1000,5000,15000] [--quick]
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -45,7 +44,7 @@ import urllib.request
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecycle import BIN, TOP, Fleet, pct, wait, write_report  # noqa: E402
+from lifecycle import BIN, TOP, Fleet, machine, pct, wait, write_report  # noqa: E402
 from config_push import payloads  # noqa: E402
 import svgplot  # noqa: E402
 
@@ -504,17 +503,9 @@ def ssh_baseline(texts, runs):
 # --- report ----------------------------------------------------------------
 
 
-def machine():
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.1f} GiB RAM, Linux {platform.release()}"
+def describe_machine():
+    cores, model, kernel, mem = machine()
+    return f"{cores} cores ({model}), {mem:.1f} GiB RAM, Linux {kernel}"
 
 
 def fmt(v, unit=""):
@@ -533,7 +524,7 @@ def report(results, ssh, args, started):
     lines = [
         "# Scale benchmark: one masterd, hollow agents on loopback",
         "",
-        f"Measured {started} on {machine()}; release build, TLS on (mutual TLS after enrolment).",
+        f"Measured {started} on {describe_machine()}; release build, TLS on (mutual TLS after enrolment).",
         f"Command: `python3 bench/scale.py --sizes {args.sizes}` ({args.window}s steady windows, "
         f"{args.exec_runs} single execs). Raw figures: `bench/results/scale.json`; plots in `bench/results/plots/`.",
         "",
@@ -800,7 +791,7 @@ def main():
     ssh = None if args.no_ssh else ssh_baseline(texts, args.ssh_runs)
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "scale.json"), "w") as f:
-        json.dump({"started": started, "machine": machine(), "args": vars(args), "results": results,
+        json.dump({"started": started, "machine": describe_machine(), "args": vars(args), "results": results,
                    "ssh": ssh}, f, indent=1)
     plots(results)
     lines, _ = report(results, ssh, args, started)

@@ -43,7 +43,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from config_push import PEER_GEN, payloads, push_series, start_fleet  # noqa: E402
-from drop import reconnects  # noqa: E402
+from drop import drop_series  # noqa: E402
 from lifecycle import BIN, Fleet, TOP, pct, wait, write_report  # noqa: E402
 from tls import WARMUP, interleaved  # noqa: E402
 
@@ -144,37 +144,9 @@ def wire(root, text, pushes):
 
 
 def reconnect(root, drops):
-    """5. (kill -> reconnected ms list, agent's down_for_ms list) (drop.py's main)."""
+    """5. (kill -> reconnected ms list, agent's down_for_ms list)."""
     os.makedirs(root)
-    fleet = Fleet(root, "1s")
-    recover, down = [], []
-    try:
-        fleet.start_master()
-        _, log, _ = fleet.start_agent("agent-1")
-        wait(lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == 1, "agent online")
-        for _ in range(drops):
-            time.sleep(1.5)  # a healthy session first (an answered heartbeat resets the backoff)
-            before = len(reconnects(log))
-            t0 = time.time()
-            r = subprocess.run(["ss", "-K", "dst", f"127.0.0.1:{fleet.port}"], capture_output=True, text=True)
-            if r.returncode != 0:
-                raise SystemExit(f"ss -K failed (needs root): {r.stderr}")
-            wait(lambda: len(reconnects(log)) > before, "agent reconnected", timeout=30)
-            recover.append((time.time() - t0) * 1000)
-            down.append(reconnects(log)[-1])
-    finally:
-        fleet.stop()
-    return recover, down
-
-
-def machine():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return os.cpu_count(), model, os.uname().release
+    return drop_series(root, drops)
 
 
 def command_line(argv):
@@ -224,7 +196,7 @@ def main():
     finished = time.time()
 
     med = statistics.median
-    cores, model, kernel = machine()
+    cores, model, kernel, _ = machine()
     w_tls, w_plain, floor = med(conn["whoami TLS"]), med(conn["whoami plaintext"]), med(conn["version"])
     handshake = w_tls - w_plain
     hb_p50 = med(v[0] for v in hb.values())
