@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use crate::config::ManagedConfig;
 
 /// Largest decompressed config accepted, bytes.
-pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = cdn_proto::limits::MAX_CONFIG_BYTES as u64;
 /// How long the stderr of a failed reload command is still read after it exits.
 const STDERR_GRACE: Duration = Duration::from_millis(200);
 /// Bytes of the reload command's stderr kept for the error report.

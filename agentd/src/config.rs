@@ -307,8 +307,7 @@ pub struct NodeConfig {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Most labels a node may carry (the master enforces the same).
-pub const MAX_LABELS: usize = 64;
+use cdn_proto::limits::MAX_LABELS;
 
 impl AgentConfig {
     /// Loads and validates `file`.

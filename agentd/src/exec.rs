@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use crate::config::ExecPolicy;
 
 /// Bytes read from a pipe per message.
-pub const CHUNK_BYTES: usize = 128 * 1024;
+pub const CHUNK_BYTES: usize = cdn_proto::limits::EXEC_CHUNK_BYTES;
 /// Pipe capacity asked for the program's stdout and stderr, so one read can
 /// fill a whole chunk (the default pipe holds 64 KiB).
 const PIPE_BYTES: i32 = 1024 * 1024;

@@ -39,15 +39,7 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Heartbeat round trips kept for the percentiles reported to the master.
 const RTT_SAMPLES: usize = 256;
 
-/// Largest gRPC message accepted from the master (a full-size config plus
-/// framing).
-const MAX_MESSAGE_BYTES: usize = apply::MAX_CONFIG_BYTES as usize + 64 * 1024;
-
-/// HTTP/2 receive window of one stream (what one stalled session may hold).
-const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
-/// HTTP/2 receive window of the connection: far above one stream's, so
-/// stalled sessions never starve heartbeats on the same connection.
-const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
+use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
 /// Depth of the queue of replies on the command stream.
 const REPLY_QUEUE_DEPTH: usize = 64;

@@ -19,7 +19,7 @@ use tonic::transport::{Channel, ClientTlsConfig};
 use crate::CliError;
 
 /// Largest gRPC message cdnctl sends or accepts (a full-size config).
-const MAX_MESSAGE_BYTES: usize = crate::commands::config::MAX_CONFIG_BYTES as usize + 64 * 1024;
+use cdn_proto::limits::MAX_MESSAGE_BYTES;
 
 /// Per-invocation state: where the master is, how to talk to it, the time
 /// limit.

@@ -176,7 +176,10 @@ pub fn complete_nodes(current: &std::ffi::OsStr) -> Vec<clap_complete::Completio
         .unwrap_or_default()
         .into_iter()
         .filter(|n| n.name.starts_with(&prefix))
-        .map(|n| clap_complete::CompletionCandidate::new(n.name).help(Some(n.status.into())))
+        .map(|n| {
+            let status = n.status().word();
+            clap_complete::CompletionCandidate::new(n.name).help(Some(status.into()))
+        })
         .collect()
 }
 

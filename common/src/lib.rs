@@ -59,8 +59,7 @@ pub fn unix_millis_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Longest node id accepted (a DNS label).
-pub const MAX_NODE_ID_BYTES: usize = 63;
+pub use cdn_proto::limits::MAX_NODE_ID_BYTES;
 
 /// A node id is 1 to 63 characters of `[A-Za-z0-9._-]`, starting with a
 /// letter or digit; the error says so.

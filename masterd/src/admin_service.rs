@@ -203,11 +203,12 @@ fn describe_targets(t: &Option<Targets>) -> String {
 fn node_info(v: NodeView) -> NodeInfo {
     NodeInfo {
         name: v.record.name,
-        status: v.state.as_str().to_string(),
+        status: v.state.wire().into(),
         addresses: v.record.addresses,
         labels: v.record.labels.into_iter().collect(),
         last_seen_ms: v.record.last_seen_ms,
-        config_version: v.record.config_version,
+        applied_version: v.record.applied_version,
+        offline_reason: 0,
         agent_version: v.record.agent_version,
         system: v.system,
         session_id: v.session_id,
@@ -229,14 +230,16 @@ impl AdminService for AdminApi {
     ) -> Result<Response<ListNodesResponse>, Status> {
         self.auth.operator(&request, Role::Viewer)?;
         let req = request.into_inner();
-        let state = match req.status.as_str() {
-            "" => None,
-            s => Some(NodeState::parse(s).ok_or_else(|| {
-                MasterError::Invalid(format!(
-                    "unknown status `{}` (expected online, degraded or offline)",
-                    s.escape_default()
+        let state = match cdn_proto::v1::NodeStatus::try_from(req.status) {
+            Ok(cdn_proto::v1::NodeStatus::Unspecified) => None,
+            Ok(s) => Some(NodeState::from_wire(s)),
+            Err(_) => {
+                return Err(MasterError::Invalid(format!(
+                    "unknown node status {} (expected online, degraded or offline)",
+                    req.status
                 ))
-            })?),
+                .into());
+            }
         };
         let selector = req.selector;
         let nodes = self
@@ -261,11 +264,11 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::PushConfigStream>, Status> {
         let caller = self.auth.operator(&request, Role::Operator)?;
         let req = request.into_inner();
-        if req.content.len() > crate::push::MAX_CONFIG_BYTES {
+        if req.content.len() > cdn_proto::limits::MAX_CONFIG_BYTES {
             return Err(MasterError::Invalid(format!(
                 "config is {} bytes, at most {} allowed",
                 req.content.len(),
-                crate::push::MAX_CONFIG_BYTES
+                cdn_proto::limits::MAX_CONFIG_BYTES
             ))
             .into());
         }
@@ -327,7 +330,7 @@ impl AdminService for AdminApi {
                     && applied_hash.as_deref().is_some_and(|h| h != r.disk_hash);
                 NodeConfigStatus {
                     node: r.name.clone(),
-                    node_status: v.state.as_str().to_string(),
+                    node_status: v.state.wire().into(),
                     desired_version: r.desired_version,
                     applied_version: r.applied_version,
                     in_sync: r.desired_version == r.applied_version && !drift,

@@ -547,7 +547,7 @@ impl Auth {
             self.count_refusal("invalid");
             return Err(MasterError::Invalid(e));
         }
-        if r.csr_pem.len() > 16 * 1024 {
+        if r.csr_pem.len() > cdn_proto::limits::MAX_CSR_BYTES {
             self.count_refusal("invalid");
             return Err(MasterError::Invalid("certificate request too large".into()));
         }

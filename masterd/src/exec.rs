@@ -37,8 +37,7 @@ const STREAM_WAIT: Duration = Duration::from_secs(3);
 const STREAM_POLL: Duration = Duration::from_millis(20);
 /// Messages buffered per direction of one session (each at most one chunk).
 pub const RELAY_DEPTH: usize = 8;
-/// Longest argv accepted, bytes in total.
-pub const MAX_ARGV_BYTES: usize = 128 * 1024;
+use cdn_proto::limits::MAX_ARGV_BYTES;
 
 /// Output of one session to cdnctl.
 pub type ExecOut = mpsc::Sender<Result<ExecResponse, Status>>;

@@ -18,8 +18,7 @@ use crate::error::MasterError;
 
 /// Path of the one call open to callers without a certificate.
 pub const ENROLL_PATH: &str = "/cdn.v1.AgentService/Enroll";
-/// Largest enrolment request (token, node id and a CSR are well under it).
-pub const ENROLL_MAX_BYTES: usize = 64 * 1024;
+use cdn_proto::limits::ENROLL_MAX_BYTES;
 /// Enrolment requests read at once, master-wide.
 pub const ENROLL_CONCURRENCY: usize = 64;
 

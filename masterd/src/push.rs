@@ -28,8 +28,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{ConfigVersion, NodeStore};
 
-/// Largest config accepted, bytes.
-pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+use cdn_proto::limits::MAX_CONFIG_BYTES;
 /// Content smaller than this is sent uncompressed.
 pub const COMPRESS_MIN_BYTES: usize = 1024;
 /// Time a fan-out may wait for room in one agent's command queue.
@@ -549,7 +548,7 @@ impl Configs {
                     &events,
                     node_result(
                         node,
-                        "pending",
+                        cdn_proto::v1::ApplyResult::Pending,
                         version,
                         "node is offline; it gets this version when it reconnects",
                         started,
@@ -594,10 +593,10 @@ impl Configs {
                     .node_answer(started.elapsed().as_secs_f64(), success);
                 let result = if success {
                     applied += 1;
-                    "applied"
+                    cdn_proto::v1::ApplyResult::Applied
                 } else {
                     failed += 1;
-                    "failed"
+                    cdn_proto::v1::ApplyResult::Failed
                 };
                 send(
                     &events,
@@ -614,7 +613,13 @@ impl Configs {
             pending += 1;
             send(
                 &events,
-                node_result(n, "pending", version, &why_late, started),
+                node_result(
+                    n,
+                    cdn_proto::v1::ApplyResult::Pending,
+                    version,
+                    &why_late,
+                    started,
+                ),
             )
             .await;
         }
@@ -661,7 +666,7 @@ fn stored(
 
 fn node_result(
     node: &str,
-    result: &str,
+    result: cdn_proto::v1::ApplyResult,
     version: u64,
     error: &str,
     started: Instant,
@@ -669,7 +674,7 @@ fn node_result(
     let us = started.elapsed().as_micros() as u64;
     config_push_event::Event::Node(NodeApplyResult {
         node: node.to_string(),
-        result: result.to_string(),
+        result: result.into(),
         version,
         error: error.to_string(),
         duration_ms: us / 1000,

@@ -58,22 +58,21 @@ pub enum NodeState {
 }
 
 impl NodeState {
-    /// The wire and CLI spelling.
-    pub fn as_str(self) -> &'static str {
+    /// The operator API's spelling.
+    pub fn wire(self) -> cdn_proto::v1::NodeStatus {
         match self {
-            Self::Online => "online",
-            Self::Degraded => "degraded",
-            Self::Offline => "offline",
+            Self::Online => cdn_proto::v1::NodeStatus::Online,
+            Self::Degraded => cdn_proto::v1::NodeStatus::Degraded,
+            Self::Offline => cdn_proto::v1::NodeStatus::Offline,
         }
     }
 
-    /// Parses the wire spelling.
-    pub fn parse(s: &str) -> Option<Self> {
+    /// From the operator API's spelling (unspecified reads as offline).
+    pub fn from_wire(s: cdn_proto::v1::NodeStatus) -> Self {
         match s {
-            "online" => Some(Self::Online),
-            "degraded" => Some(Self::Degraded),
-            "offline" => Some(Self::Offline),
-            _ => None,
+            cdn_proto::v1::NodeStatus::Online => Self::Online,
+            cdn_proto::v1::NodeStatus::Degraded => Self::Degraded,
+            _ => Self::Offline,
         }
     }
 }

@@ -31,9 +31,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// it covers producing the response head only).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Largest gRPC message either service accepts or sends (configs up to
-/// [`crate::push::MAX_CONFIG_BYTES`] plus framing).
-pub const MAX_MESSAGE_BYTES: usize = crate::push::MAX_CONFIG_BYTES + 64 * 1024;
+use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
 /// Smallest pause between liveness sweeps.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(50);
@@ -531,15 +529,6 @@ async fn drained(
         }
     }
 }
-
-/// HTTP/2 receive window of one stream: what one stalled session (say an
-/// exec whose reader stopped reading) may hold unread.
-pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
-/// HTTP/2 receive window of a whole connection. Far above one stream's, so
-/// stalled sessions (up to this / [`STREAM_WINDOW_BYTES`] = 128 of them)
-/// never starve heartbeats and other calls on the same connection. Credit,
-/// not memory: only unread data takes memory, bounded per stream.
-pub const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
 
 /// A server with the gate in front of its services.
 type GatedServer =

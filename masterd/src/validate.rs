@@ -4,10 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::MasterError;
 
-/// Most labels one node may carry.
-pub const MAX_LABELS: usize = 64;
-/// Longest label key or value.
-pub const MAX_LABEL_BYTES: usize = 253;
+use cdn_proto::limits::{MAX_LABEL_BYTES, MAX_LABELS};
 
 /// Node id syntax, as shared with agentd.
 pub fn node_id(id: &str) -> Result<(), MasterError> {

@@ -1,11 +1,18 @@
 //! The `cdn.v1` protocol spoken between `agentd`, `masterd` and `cdnctl`.
 //!
 //! Generated at build time from `proto/cdn/v1/*.proto` by protox and
-//! tonic-prost-build; this crate owns nothing else.
+//! tonic-prost-build, plus what every side must agree on beside the
+//! messages: the protocol's [`limits`] and the [`version::Version`] numbers
+//! the messages carry as strings.
 
-#![allow(clippy::all)]
+pub mod limits;
+pub mod version;
+pub mod words;
+
+pub use version::Version;
 
 /// Package `cdn.v1`.
+#[allow(clippy::all)]
 pub mod v1 {
     tonic::include_proto!("cdn.v1");
 }

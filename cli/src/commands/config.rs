@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cdn_proto::v1::{
-    ConfigHistoryRequest, ConfigPushEvent, ConfigPushRequest, ConfigRollbackRequest,
+    ApplyResult, ConfigHistoryRequest, ConfigPushEvent, ConfigPushRequest, ConfigRollbackRequest,
     ConfigStatusRequest, GetConfigVersionRequest, NodeApplyResult, PushStored, Targets,
     config_push_event,
 };
@@ -17,7 +17,7 @@ use crate::output::{self, Format};
 use crate::{CliError, Context};
 
 /// Largest config file cdnctl sends (the master enforces the same).
-pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = cdn_proto::limits::MAX_CONFIG_BYTES as u64;
 
 /// Verbs of `cdnctl config`.
 #[derive(Debug, Subcommand)]
@@ -284,8 +284,8 @@ struct NodeResultRow {
 impl From<NodeApplyResult> for NodeResultRow {
     fn from(n: NodeApplyResult) -> Self {
         Self {
+            result: n.result().word().to_string(),
             node: n.node,
-            result: n.result,
             version: n.version,
             duration_ms: n.duration_us as f64 / 1000.0,
             error: n.error,
@@ -330,10 +330,10 @@ async fn follow(
                 }
             }
             Some(config_push_event::Event::Node(n)) => {
-                match n.result.as_str() {
-                    "applied" => report.applied += 1,
-                    "failed" => report.failed += 1,
-                    _ => report.pending += 1,
+                match n.result() {
+                    ApplyResult::Applied => report.applied += 1,
+                    ApplyResult::Failed => report.failed += 1,
+                    ApplyResult::Pending | ApplyResult::Unspecified => report.pending += 1,
                 }
                 if let Some(b) = &bar {
                     b.inc(1);
@@ -485,8 +485,8 @@ async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, CliError> {
     let rows: Vec<Row> = nodes
         .into_iter()
         .map(|n| Row {
+            node_status: n.node_status().word().to_string(),
             node: n.node,
-            node_status: n.node_status,
             desired_version: n.desired_version,
             applied_version: n.applied_version,
             in_sync: n.in_sync,

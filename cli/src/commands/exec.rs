@@ -403,7 +403,7 @@ async fn fan_out_run(
     if a.all || !a.selector.is_empty() {
         let listed = client
             .list_nodes(ListNodesRequest {
-                status: String::new(),
+                status: 0,
                 selector: a.selector.iter().flatten().cloned().collect(),
             })
             .await

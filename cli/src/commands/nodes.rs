@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use cdn_proto::v1::{GetNodeRequest, ListNodesRequest, NodeInfo};
+use cdn_proto::v1::{GetNodeRequest, ListNodesRequest, NodeInfo, NodeStatus};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -61,11 +61,11 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
-    fn as_str(self) -> &'static str {
+    fn wire(self) -> NodeStatus {
         match self {
-            Self::Online => "online",
-            Self::Degraded => "degraded",
-            Self::Offline => "offline",
+            Self::Online => NodeStatus::Online,
+            Self::Degraded => NodeStatus::Degraded,
+            Self::Offline => NodeStatus::Offline,
         }
     }
 }
@@ -135,13 +135,14 @@ impl From<NodeInfo> for NodeRow {
     fn from(n: NodeInfo) -> Self {
         let sys = n.system;
         let link = n.link;
+        let status = n.status().word().to_string();
         Self {
             address: n.addresses.first().cloned().unwrap_or_default(),
             addresses: n.addresses,
             labels: n.labels.into_iter().collect(),
             last_seen: output::rfc3339(n.last_seen_ms),
             last_seen_ms: n.last_seen_ms,
-            config_version: n.config_version,
+            config_version: cdn_proto::Version::to_wire(cdn_proto::Version::new(n.applied_version)),
             agent_version: n.agent_version,
             hostname: n.hostname,
             cpu_percent: sys.map(|s| (s.cpu_percent * 10.0).round() / 10.0),
@@ -162,8 +163,8 @@ impl From<NodeInfo> for NodeRow {
             heartbeat_rtt_p50_us: link.map(|l| l.heartbeat_rtt_p50_us),
             heartbeat_rtt_p99_us: link.map(|l| l.heartbeat_rtt_p99_us),
             reconnects: link.map(|l| l.reconnects),
+            status,
             name: n.name,
-            status: n.status,
             status_reason: n.status_reason,
         }
     }
@@ -232,8 +233,8 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
     let request = ListNodesRequest {
         status: args
             .status
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
+            .map_or(NodeStatus::Unspecified, StatusFilter::wire)
+            .into(),
         selector: args.selector.iter().flatten().cloned().collect(),
     };
     let fetch = || {

@@ -1,0 +1,46 @@
+//! Limits of the `cdn.v1` protocol, the one place each is defined: the
+//! master, the agent and cdnctl all size their buffers and refuse input by
+//! these numbers, so a message one side accepts the other can send.
+
+/// Largest config file a push may carry, bytes (before compression).
+pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+
+/// Framing and metadata allowed on top of the largest config in one gRPC
+/// message.
+pub const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// Largest gRPC message any side sends or accepts: a full-size config plus
+/// framing. (gRPC's own default of 4 MiB would refuse large configs.)
+pub const MAX_MESSAGE_BYTES: usize = MAX_CONFIG_BYTES + MESSAGE_OVERHEAD_BYTES;
+
+/// HTTP/2 receive window of one stream: what one stalled exec session (its
+/// reader stopped reading) may hold unread.
+pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+
+/// HTTP/2 receive window of a whole connection. Far above one stream's, so
+/// stalled sessions (up to this / [`STREAM_WINDOW_BYTES`] = 128 of them)
+/// never starve heartbeats and other calls on the same connection. Credit,
+/// not memory: only unread data takes memory, bounded per stream.
+pub const CONNECTION_WINDOW_BYTES: u32 = 128 * 1024 * 1024;
+
+/// Largest chunk of exec output or input in one message.
+pub const EXEC_CHUNK_BYTES: usize = 128 * 1024;
+
+/// Longest exec command line, bytes of all arguments together.
+pub const MAX_ARGV_BYTES: usize = 128 * 1024;
+
+/// Most labels a node may register with.
+pub const MAX_LABELS: usize = 64;
+
+/// Longest label key or value, bytes (a DNS name).
+pub const MAX_LABEL_BYTES: usize = 253;
+
+/// Longest node id (a DNS label).
+pub const MAX_NODE_ID_BYTES: usize = 63;
+
+/// Largest `Enroll` request (a token, a node id and a CSR are well under it);
+/// the only body the master reads from a caller without a certificate.
+pub const ENROLL_MAX_BYTES: usize = 64 * 1024;
+
+/// Largest certificate signing request in an `Enroll` call.
+pub const MAX_CSR_BYTES: usize = 16 * 1024;
