@@ -5,13 +5,15 @@
 //! `Fleet::start(3)` gives a master and `agent-1..3`, all online;
 //! `fleet.ctl(["nodes", "list", "-o", "json"])` runs cdnctl against it;
 //! `Swarm::start(dir, &swarm_yml(&addr), &["--count", "200"])` adds hollow
-//! agents. Every process is killed when its handle drops.
+//! agents. Each of them is a [`Proc`]: its stderr goes to a log file, it is
+//! killed when its handle drops, and a failing test shows the tail of its log.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -90,6 +92,144 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// How many of its last log lines a process shows when a test fails.
+const LOG_TAIL_LINES: usize = 30;
+
+/// A process the harness started: the one place that spawns, signals,
+/// waits for and reaps the binaries under test. Its stdin is closed and its
+/// stderr goes to [`Proc::log`]; it is killed and reaped when the handle
+/// drops, after showing the tail of its log if the test is failing.
+/// [`Master`], [`Agent`] and [`Swarm`] dereference to their `Proc`.
+pub struct Proc {
+    /// None once the process was reaped.
+    child: Option<Child>,
+    /// What runs, for messages: `masterd`, `agentd agent-1`, `cdn-swarm`.
+    what: String,
+    /// The file its stderr goes to.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `cmd` as `what` with stdin closed, `stdout` as given and
+    /// stderr written to `log` (truncated first).
+    pub fn spawn(what: &str, cmd: &mut Command, stdout: Stdio, log: PathBuf) -> Self {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        Self {
+            child: Some(child),
+            what: what.to_string(),
+            log,
+        }
+    }
+
+    /// The piped stdout (spawned with [`Stdio::piped`]), taken once.
+    fn take_stdout(&mut self) -> ChildStdout {
+        self.child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .unwrap_or_else(|| panic!("{} stdout not piped", self.what))
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is not running", self.what))
+            .id()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `HUP`…), as [`signal`].
+    pub fn signal(&self, sig: &str) {
+        signal(self.pid(), sig);
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("{} is not running", self.what));
+        signal(c.id(), "TERM");
+        c.wait()
+            .unwrap_or_else(|e| panic!("wait {}: {e}", self.what))
+    }
+
+    /// Waits (bounded) for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = self
+            .child
+            .as_mut()
+            .unwrap_or_else(|| panic!("{} is not running", self.what));
+        let status = wait_for(&format!("{} to exit", self.what), || {
+            child.try_wait().ok().flatten()
+        });
+        self.child = None;
+        status.code()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    /// Kills the process; on a failing test, shows the tail of its log
+    /// first: the cause is usually there.
+    #[allow(clippy::print_stderr)]
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "--- {} log ({}) ---\n{}",
+                self.what,
+                self.log.display(),
+                lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+            );
+        }
+        self.kill();
+    }
+}
+
+/// `Deref`/`DerefMut` to the [`Proc`] in field `proc`, so that
+/// `master.pid()`, `agent.kill()` or `swarm.log_text()` reach it.
+macro_rules! deref_to_proc {
+    ($($t:ty),*) => {$(
+        impl Deref for $t {
+            type Target = Proc;
+            fn deref(&self) -> &Proc {
+                &self.proc
+            }
+        }
+
+        impl DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut Proc {
+                &mut self.proc
+            }
+        }
+    )*};
+}
+
+deref_to_proc!(Master, Agent, Swarm);
+
 /// Masters this test process started, by address: their data directory,
 /// or None when they run `--insecure`. Lets [`agent_yml`], [`Agent::start`]
 /// and [`ctl_at`] find the join token and the admin credential of the
@@ -124,16 +264,15 @@ pub fn join_token_file(data_dir: &Path) -> PathBuf {
     data_dir.join("join-token")
 }
 
-/// A running masterd.
+/// A running masterd: its [`Proc`], where it listens and how to restart it.
 pub struct Master {
-    child: Option<Child>,
+    proc: Proc,
     pub addr: SocketAddr,
     /// Where AdminService listens (same as `addr` unless `admin.addr` is set).
     pub admin_addr: SocketAddr,
     /// The metrics endpoint, when `metrics.addr` is set.
     pub metrics_addr: Option<SocketAddr>,
     pub config: PathBuf,
-    pub log: PathBuf,
     dir: PathBuf,
     /// Config body without `grpc.addr` and `data_dir`.
     yaml: String,
@@ -170,30 +309,24 @@ impl Master {
             dir.join("data").display()
         );
         std::fs::write(&config, body).expect("write master.yml");
-        let log = dir.join("masterd.log");
-        let mut child = Command::new(bin("masterd"))
-            .arg("-c")
-            .arg(&config)
-            .args(flags)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn masterd");
-        let stdout = child.stdout.take().expect("stdout");
+        let mut proc = Proc::spawn(
+            "masterd",
+            Command::new(bin("masterd"))
+                .arg("-c")
+                .arg(&config)
+                .args(flags),
+            Stdio::piped(),
+            dir.join("masterd.log"),
+        );
         let mut line = String::new();
-        BufReader::new(stdout)
+        BufReader::new(proc.take_stdout())
             .read_line(&mut line)
             .expect("read masterd stdout");
         let field = |name: &str| -> SocketAddr {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(name))
                 .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| {
-                    panic!(
-                        "masterd did not start: {line:?}\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    )
-                })
+                .unwrap_or_else(|| panic!("masterd did not start: {line:?}\n{}", proc.log_text()))
         };
         let (addr, admin_addr) = (field("grpc="), field("admin="));
         let metrics_addr = line
@@ -204,12 +337,11 @@ impl Master {
         let data = dir.join("data");
         remember_master(&[addr, admin_addr], (!insecure).then(|| data.clone()));
         Self {
-            child: Some(child),
+            proc,
             addr,
             admin_addr,
             metrics_addr,
             config,
-            log,
             dir: dir.to_path_buf(),
             yaml: yaml.to_string(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
@@ -270,27 +402,6 @@ impl Master {
             .to_string()
     }
 
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Waits (bounded) for masterd to exit by itself; its exit code.
-    pub fn wait_exit(&mut self) -> Option<i32> {
-        let child = self.child.as_mut().expect("running");
-        let status = wait_for("masterd to exit", || child.try_wait().ok().flatten());
-        self.child = None;
-        status.code()
-    }
-
     /// Starts masterd again on the same port, config and data directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -303,25 +414,13 @@ impl Master {
             &flags,
         );
     }
-
-    /// The master's log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
-impl Drop for Master {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A running agentd.
+/// A running agentd: its [`Proc`], node name and config file.
 pub struct Agent {
-    child: Option<Child>,
+    proc: Proc,
     pub name: String,
     pub config: PathBuf,
-    pub log: PathBuf,
 }
 
 /// Agent config used by tests, pointed at `master` (never degraded by a
@@ -372,69 +471,21 @@ impl Agent {
     pub fn start(dir: &Path, file: &str, name: &str, yaml: &str) -> Self {
         let config = dir.join(format!("{file}.yml"));
         std::fs::write(&config, yaml).expect("write agent.yml");
-        let log = dir.join(format!("{file}.log"));
-        let insecure = matches!(master_in(yaml), Some(None));
-        let child = Command::new(bin("agentd"))
-            .arg("-c")
-            .arg(&config)
-            .args(insecure.then_some("--insecure"))
-            .env_remove("AGENTD_JOIN_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn agentd");
+        let proc = Proc::spawn(
+            &format!("agentd {name}"),
+            Command::new(bin("agentd"))
+                .arg("-c")
+                .arg(&config)
+                .args(matches!(master_in(yaml), Some(None)).then_some("--insecure"))
+                .env_remove("AGENTD_JOIN_TOKEN"),
+            Stdio::null(),
+            dir.join(format!("{file}.log")),
+        );
         Self {
-            child: Some(child),
+            proc,
             name: name.to_string(),
             config,
-            log,
         }
-    }
-
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM and wait for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
-        signal(c.id(), "TERM");
-        c.wait().expect("wait agentd")
-    }
-
-    /// Waits (bounded) for the process to exit by itself; its exit code.
-    pub fn wait_exit(&mut self) -> Option<i32> {
-        let child = self.child.as_mut().expect("running");
-        let status = wait_for(&format!("agentd {} to exit", self.name), || {
-            child.try_wait().ok().flatten()
-        });
-        self.child = None;
-        status.code()
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    /// The agent's log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -466,12 +517,11 @@ node:
     )
 }
 
-/// A running `cdn-swarm`: its template is `<dir>/swarm.yml`, its log
-/// `<dir>/swarm.log`, its statistics `<dir>/swarm-stats.json`.
+/// A running `cdn-swarm`: its [`Proc`]; its template is `<dir>/swarm.yml`,
+/// its log `<dir>/swarm.log`, its statistics `<dir>/swarm-stats.json`.
 pub struct Swarm {
-    child: Option<Child>,
+    proc: Proc,
     pub stats_file: PathBuf,
-    pub log: PathBuf,
 }
 
 impl Swarm {
@@ -487,8 +537,7 @@ impl Swarm {
             .arg(&config)
             .args(matches!(master_in(yaml), Some(None)).then_some("--insecure"))
             .env_remove("AGENTD_JOIN_TOKEN")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
+            .env_remove("RUST_LOG");
         cmd
     }
 
@@ -501,71 +550,21 @@ impl Swarm {
     /// Starts `cmd` (from [`Swarm::command`]) with statistics and log in `dir`.
     pub fn spawn(dir: &Path, cmd: &mut Command) -> Self {
         let stats_file = dir.join("swarm-stats.json");
-        let log = dir.join("swarm.log");
-        let child = cmd
-            .arg("--stats")
-            .arg(&stats_file)
-            .args(["--stats-interval", "200ms"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn cdn-swarm");
-        Self {
-            child: Some(child),
-            stats_file,
-            log,
-        }
+        let proc = Proc::spawn(
+            "cdn-swarm",
+            cmd.arg("--stats")
+                .arg(&stats_file)
+                .args(["--stats-interval", "200ms"]),
+            Stdio::null(),
+            dir.join("swarm.log"),
+        );
+        Self { proc, stats_file }
     }
 
     /// The statistics file, once written.
     pub fn stats(&self) -> Option<Value> {
         let text = std::fs::read_to_string(&self.stats_file).ok()?;
         serde_json::from_str(&text).ok()
-    }
-
-    /// SIGTERM and wait for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
-        signal(c.id(), "TERM");
-        c.wait().expect("wait cdn-swarm")
-    }
-
-    /// Waits (bounded) for the process to exit by itself; its exit code.
-    pub fn wait_exit(&mut self) -> Option<i32> {
-        let child = self.child.as_mut().expect("running");
-        let status = wait_for("cdn-swarm to exit", || child.try_wait().ok().flatten());
-        self.child = None;
-        status.code()
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The swarm's log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Swarm {
-    /// Kills the swarm; on a failing test, shows the tail of its log first.
-    #[allow(clippy::print_stderr)]
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let text = self.log_text();
-            let lines: Vec<&str> = text.lines().collect();
-            eprintln!(
-                "--- cdn-swarm log ({}) ---\n{}",
-                self.log.display(),
-                lines[lines.len().saturating_sub(30)..].join("\n")
-            );
-        }
-        self.kill();
     }
 }
 
@@ -648,9 +647,11 @@ pub fn ctl_command(master: &str) -> Command {
 
 /// A master and its agents in one temporary directory.
 pub struct Fleet {
-    pub dir: tempfile::TempDir,
     pub master: Master,
     pub agents: Vec<Agent>,
+    /// Last, so that it is removed after the processes dropped (and showed
+    /// their logs, on a failing test).
+    pub dir: tempfile::TempDir,
 }
 
 impl Fleet {
@@ -754,28 +755,5 @@ impl Fleet {
         wait_for(&format!("{name} to be {status}"), || {
             self.node(name).filter(|n| n["status"] == status)
         })
-    }
-}
-
-impl Drop for Fleet {
-    /// On a failing test, show the tail of every log: the cause is usually there.
-    #[allow(clippy::print_stderr)]
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let tail = |text: String| {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        };
-        eprintln!("--- masterd log ---\n{}", tail(self.master.log_text()));
-        for a in &self.agents {
-            eprintln!(
-                "--- {} log ({}) ---\n{}",
-                a.name,
-                a.log.display(),
-                tail(a.log_text())
-            );
-        }
     }
 }
