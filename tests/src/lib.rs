@@ -254,6 +254,20 @@ fn master_in(text: &str) -> Option<Option<PathBuf>> {
         .map(|(_, d)| d.clone())
 }
 
+/// `--insecure` when `text` names a master started so.
+fn insecure_flag(text: &str) -> Option<&'static str> {
+    matches!(master_in(text), Some(None)).then_some("--insecure")
+}
+
+/// The `master.join_token_file` line of an agent config for `master`: the
+/// file the master wrote, when this process started it with TLS.
+fn join_token_line(master: &str) -> String {
+    match master_in(master) {
+        Some(Some(data)) => format!("  join_token_file: {}\n", join_token_file(&data).display()),
+        _ => String::new(),
+    }
+}
+
 /// The admin credential masterd wrote into `data_dir`.
 pub fn admin_credential(data_dir: &Path) -> PathBuf {
     data_dir.join("admin.credential")
@@ -355,16 +369,12 @@ impl Master {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        Command::new(bin("masterd"))
+        run(Command::new(bin("masterd"))
             .arg("--credential")
             .arg(self.credential())
             .arg("--master")
             .arg(self.admin_addr.to_string())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run masterd")
-            .into()
+            .args(args))
     }
 
     /// Issues a credential to `name` with `role` through the running
@@ -429,10 +439,7 @@ pub struct Agent {
 /// `<dir>/<name>/agent-data`, and the join token is the file the master
 /// wrote (for a master this process started).
 pub fn agent_yml(dir: &Path, name: &str, master: &str) -> String {
-    let token = match master_in(master) {
-        Some(Some(data)) => format!("  join_token_file: {}\n", join_token_file(&data).display()),
-        _ => String::new(),
-    };
+    let token = join_token_line(master);
     format!(
         "config:
   path: {path}
@@ -476,7 +483,7 @@ impl Agent {
             Command::new(bin("agentd"))
                 .arg("-c")
                 .arg(&config)
-                .args(matches!(master_in(yaml), Some(None)).then_some("--insecure"))
+                .args(insecure_flag(yaml))
                 .env_remove("AGENTD_JOIN_TOKEN"),
             Stdio::null(),
             dir.join(format!("{file}.log")),
@@ -493,10 +500,7 @@ impl Agent {
 /// `master`: one-second heartbeats, the join token file of the master (for
 /// a master this process started), never degraded by a nearly full disk.
 pub fn swarm_yml(master: &str) -> String {
-    let token = match master_in(master) {
-        Some(Some(data)) => format!("  join_token_file: {}\n", join_token_file(&data).display()),
-        _ => String::new(),
-    };
+    let token = join_token_line(master);
     format!(
         "master:
   addr: {master}
@@ -535,7 +539,7 @@ impl Swarm {
         let mut cmd = Command::new(bin("cdn-swarm"));
         cmd.arg("-c")
             .arg(&config)
-            .args(matches!(master_in(yaml), Some(None)).then_some("--insecure"))
+            .args(insecure_flag(yaml))
             .env_remove("AGENTD_JOIN_TOKEN")
             .env_remove("RUST_LOG");
         cmd
@@ -568,7 +572,7 @@ impl Swarm {
     }
 }
 
-/// What one cdnctl run printed.
+/// What one cdnctl (or `masterd` management command) run printed.
 #[derive(Debug)]
 pub struct CtlOutput {
     pub code: Option<i32>,
@@ -586,6 +590,27 @@ impl From<Output> for CtlOutput {
     }
 }
 
+/// Runs a short-lived command (cdnctl, `masterd token …`) to its end with
+/// stdin closed; what it printed.
+fn run(cmd: &mut Command) -> CtlOutput {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", cmd.get_program().to_string_lossy()))
+        .into()
+}
+
+/// A cdnctl command isolated from the user's cdnctl config and
+/// environment, without colour; add the arguments.
+fn cdnctl() -> Command {
+    let mut cmd = Command::new(bin("cdnctl"));
+    cmd.env("CDNCTL_CONFIG", "/nonexistent/cdnctl-test-config.yml")
+        .env_remove("CDNCTL_CONTEXT")
+        .env_remove("CDNCTL_CREDENTIAL")
+        .env_remove("CDNCTL_MASTER")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
 /// Runs cdnctl against `master` with `args`, with that master's admin
 /// credential (or `--insecure` when it runs so), ignoring the user's
 /// cdnctl config.
@@ -594,12 +619,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    ctl_command(master)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cdnctl")
-        .into()
+    run(ctl_command(master).args(args))
 }
 
 /// Runs cdnctl with `args` only: no master, no credential added, the
@@ -609,23 +629,13 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(bin("cdnctl"))
-        .args(args)
-        .env("CDNCTL_CONFIG", "/nonexistent/cdnctl-test-config.yml")
-        .env_remove("CDNCTL_CONTEXT")
-        .env_remove("CDNCTL_CREDENTIAL")
-        .env_remove("CDNCTL_MASTER")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cdnctl")
-        .into()
+    run(cdnctl().args(args))
 }
 
 /// A cdnctl command for `master` with its credential (or `--insecure`),
 /// isolated from the user's cdnctl config; add the arguments.
 pub fn ctl_command(master: &str) -> Command {
-    let mut cmd = Command::new(bin("cdnctl"));
+    let mut cmd = cdnctl();
     match master_in(master) {
         Some(Some(data)) => {
             cmd.arg("--credential").arg(admin_credential(&data));
@@ -635,13 +645,7 @@ pub fn ctl_command(master: &str) -> Command {
         }
         None => {}
     }
-    cmd.arg("--master")
-        .arg(master)
-        .env("CDNCTL_CONFIG", "/nonexistent/cdnctl-test-config.yml")
-        .env_remove("CDNCTL_CONTEXT")
-        .env_remove("CDNCTL_CREDENTIAL")
-        .env_remove("CDNCTL_MASTER")
-        .env("NO_COLOR", "1");
+    cmd.arg("--master").arg(master);
     cmd
 }
 
