@@ -17,8 +17,7 @@ use cdn_proto::v1::{
     ConfigHistoryRequest, ConfigHistoryResponse, ConfigPushEvent, ConfigPushRequest,
     ConfigRollbackRequest, ConfigStatusRequest, ConfigStatusResponse, ConfigVersionContent,
     ExecHistoryRequest, ExecHistoryResponse, ExecRequest, ExecResponse, GetConfigVersionRequest,
-    GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeConfigStatus, NodeInfo, Targets,
-    exec_request,
+    GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeInfo, Targets, exec_request,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -27,12 +26,15 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
-use crate::auth::{Auth, Caller as AuthCaller, Role};
+use crate::audit::Audit;
+use crate::auth::{Authenticator, Caller as AuthCaller, Credentials, Role};
+use crate::configs::{Configs, PushPlan};
 use crate::error::MasterError;
+use crate::events::Events;
 use crate::exec::{Caller, ExecHub};
-use crate::push::{Configs, PushPlan};
-use crate::registry::{NodeState, NodeView, Registry};
-use crate::store::{CertRecord, TokenRecord};
+use crate::registry::{NodeState, NodeView, Offline, Registry};
+use crate::store::{AuditQuery, CertKind, CertRecord, TokenRecord};
+use cdn_proto::Version;
 
 /// Time cdnctl has to send the start of an exec session.
 const EXEC_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,36 +46,22 @@ const MAX_PUSH_WAIT: Duration = Duration::from_secs(3600);
 
 /// The AdminService implementation.
 pub struct AdminApi {
-    registry: Arc<Registry>,
-    configs: Arc<Configs>,
-    execs: Arc<ExecHub>,
-    auth: Arc<Auth>,
-    tasks: TaskTracker,
+    pub registry: Arc<Registry>,
+    pub configs: Configs,
+    pub execs: Arc<ExecHub>,
+    pub authn: Arc<Authenticator>,
+    pub credentials: Arc<Credentials>,
+    pub audit: Arc<Audit>,
+    pub events: Arc<Events>,
+    /// Push, exec and event-stream tasks.
+    pub tasks: TaskTracker,
 }
 
 impl AdminApi {
-    /// Serves views of `registry` and config operations on `configs`;
-    /// push tasks go in `tasks`.
-    pub fn new(
-        registry: Arc<Registry>,
-        configs: Arc<Configs>,
-        execs: Arc<ExecHub>,
-        auth: Arc<Auth>,
-        tasks: TaskTracker,
-    ) -> Self {
-        Self {
-            registry,
-            configs,
-            execs,
-            auth,
-            tasks,
-        }
-    }
-
     /// The caller's name for records: the credential's user, or what an
     /// unauthenticated client says when the master runs insecure.
     fn author(&self, caller: &AuthCaller, claimed: &str) -> String {
-        if self.auth.insecure() && !claimed.is_empty() {
+        if self.authn.insecure() && !claimed.is_empty() {
             claimed.to_string()
         } else {
             caller.name.clone()
@@ -147,7 +135,7 @@ impl PushSummary {
 /// `action` of `caller` on `target`.
 fn event_stream<F>(
     tasks: &TaskTracker,
-    audit: (Arc<Auth>, AuthCaller, &'static str, String),
+    audit: (Arc<Audit>, AuthCaller, &'static str, String),
     work: impl FnOnce(mpsc::Sender<Result<ConfigPushEvent, Status>>) -> F,
 ) -> EventStream
 where
@@ -157,7 +145,7 @@ where
     let (inner_tx, mut inner_rx) = mpsc::channel(PUSH_EVENT_DEPTH);
     let fut = work(inner_tx);
     tasks.spawn(async move {
-        let (auth, caller, action, target) = audit;
+        let (audit, caller, action, target) = audit;
         let mut summary = PushSummary::default();
         let forward = async {
             while let Some(ev) = inner_rx.recv().await {
@@ -180,7 +168,8 @@ where
                 Err(msg)
             }
         };
-        auth.audit_call(&caller, action, &target, summary.detail(), outcome)
+        audit
+            .call(&caller, action, &target, summary.detail(), outcome)
             .await;
     });
     Box::pin(ReceiverStream::new(rx))
@@ -200,15 +189,15 @@ fn describe_targets(t: &Option<Targets>) -> String {
     }
 }
 
-fn node_info(v: NodeView) -> NodeInfo {
+fn node_info(v: NodeView, applied: Option<Version>) -> NodeInfo {
     NodeInfo {
         name: v.record.name,
         status: v.state.wire().into(),
+        offline_reason: v.offline.map(|o| o.wire()).unwrap_or_default().into(),
         addresses: v.record.addresses,
         labels: v.record.labels.into_iter().collect(),
         last_seen_ms: v.record.last_seen_ms,
-        applied_version: v.record.applied_version,
-        offline_reason: 0,
+        applied_version: Version::to_u64(applied),
         agent_version: v.record.agent_version,
         system: v.system,
         session_id: v.session_id,
@@ -228,7 +217,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        self.auth.operator(&request, Role::Viewer)?;
+        self.authn.operator(&request, Role::Viewer)?;
         let req = request.into_inner();
         let state = match cdn_proto::v1::NodeStatus::try_from(req.status) {
             Ok(cdn_proto::v1::NodeStatus::Unspecified) => None,
@@ -251,7 +240,10 @@ impl AdminService for AdminApi {
                         .all(|(k, want)| v.record.labels.get(k) == Some(want))
             })
             .into_iter()
-            .map(node_info)
+            .map(|v| {
+                let applied = self.configs.applied(&v.record.name);
+                node_info(v, applied)
+            })
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
     }
@@ -262,7 +254,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigPushRequest>,
     ) -> Result<Response<Self::PushConfigStream>, Status> {
-        let caller = self.auth.operator(&request, Role::Operator)?;
+        let caller = self.authn.operator(&request, Role::Operator)?;
         let req = request.into_inner();
         if req.content.len() > cdn_proto::limits::MAX_CONFIG_BYTES {
             return Err(MasterError::Invalid(format!(
@@ -274,14 +266,14 @@ impl AdminService for AdminApi {
         }
         let target = describe_targets(&req.targets);
         let plan = self.plan(req.targets, req.wait_ms)?;
-        let configs = Arc::clone(&self.configs);
+        let configs = self.configs.clone();
         let author = self.author(&caller, &req.author);
-        let content = req.content.to_vec();
+        let content = req.content;
         let (message, dry_run) = (req.message, req.dry_run);
         let action = if dry_run { "push.dry_run" } else { "push" };
         Ok(Response::new(event_stream(
             &self.tasks,
-            (Arc::clone(&self.auth), caller, action, target),
+            (Arc::clone(&self.audit), caller, action, target),
             move |tx| async move {
                 configs
                     .push(content, author, message, plan, dry_run, tx)
@@ -296,18 +288,17 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigRollbackRequest>,
     ) -> Result<Response<Self::RollbackConfigStream>, Status> {
-        let caller = self.auth.operator(&request, Role::Operator)?;
+        let caller = self.authn.operator(&request, Role::Operator)?;
         let req = request.into_inner();
-        if self.configs.hash_of(req.version).is_none() {
-            return Err(MasterError::VersionNotFound(req.version).into());
-        }
+        let version = Version::new(req.version)
+            .filter(|v| self.configs.exists(*v))
+            .ok_or(MasterError::VersionNotFound(req.version))?;
         let target = describe_targets(&req.targets);
         let plan = self.plan(req.targets, req.wait_ms)?;
-        let configs = Arc::clone(&self.configs);
-        let version = req.version;
+        let configs = self.configs.clone();
         Ok(Response::new(event_stream(
             &self.tasks,
-            (Arc::clone(&self.auth), caller, "rollback", target),
+            (Arc::clone(&self.audit), caller, "rollback", target),
             move |tx| async move { configs.rollback(version, plan, tx).await },
         )))
     }
@@ -316,29 +307,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigStatusRequest>,
     ) -> Result<Response<ConfigStatusResponse>, Status> {
-        self.auth.operator(&request, Role::Viewer)?;
+        self.authn.operator(&request, Role::Viewer)?;
         let t = request.into_inner().targets.unwrap_or_default();
         let selector = t.selector.into_iter().collect();
         let names = self.registry.resolve_targets(&t.nodes, &selector)?;
-        let nodes = names
-            .iter()
-            .filter_map(|n| self.registry.get(n))
-            .map(|v| {
-                let r = &v.record;
-                let applied_hash = self.configs.hash_of(r.applied_version);
-                let drift = !r.disk_hash.is_empty()
-                    && applied_hash.as_deref().is_some_and(|h| h != r.disk_hash);
-                NodeConfigStatus {
-                    node: r.name.clone(),
-                    node_status: v.state.wire().into(),
-                    desired_version: r.desired_version,
-                    applied_version: r.applied_version,
-                    in_sync: r.desired_version == r.applied_version && !drift,
-                    drift,
-                    last_error: r.config_error.clone(),
-                }
-            })
-            .collect();
+        let nodes = self.configs.status(&names);
         Ok(Response::new(ConfigStatusResponse { nodes }))
     }
 
@@ -346,7 +319,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigHistoryRequest>,
     ) -> Result<Response<ConfigHistoryResponse>, Status> {
-        self.auth.operator(&request, Role::Viewer)?;
+        self.authn.operator(&request, Role::Viewer)?;
         let limit = request.into_inner().limit as usize;
         Ok(Response::new(ConfigHistoryResponse {
             versions: self.configs.history(limit),
@@ -357,12 +330,13 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetConfigVersionRequest>,
     ) -> Result<Response<ConfigVersionContent>, Status> {
-        self.auth.operator(&request, Role::Viewer)?;
+        self.authn.operator(&request, Role::Viewer)?;
         let v = request.into_inner().version;
+        let v = Version::new(v).ok_or(MasterError::VersionNotFound(v))?;
         let (info, content) = self.configs.content(v).await?;
         Ok(Response::new(ConfigVersionContent {
             info: Some(info),
-            content: content.into(),
+            content,
         }))
     }
 
@@ -372,7 +346,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<Streaming<ExecRequest>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        let who = self.auth.operator(&request, Role::Operator)?;
+        let who = self.authn.operator(&request, Role::Operator)?;
         let peer = who.peer.clone();
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(EXEC_START_TIMEOUT, inbound.message())
@@ -395,7 +369,7 @@ impl AdminService for AdminApi {
         // the product. A crash right now could lose this line; the session
         // record of `exec history` is written when it ends.
         {
-            let auth = Arc::clone(&self.auth);
+            let audit = Arc::clone(&self.audit);
             let detail = start.argv.join(" ");
             let node = start.node.clone();
             let who = AuthCaller {
@@ -403,7 +377,7 @@ impl AdminService for AdminApi {
                 ..who
             };
             self.tasks.spawn(async move {
-                auth.audit_call(&who, "exec", &node, detail, Ok(())).await;
+                audit.call(&who, "exec", &node, detail, Ok(())).await;
             });
         }
         let (tx, rx) = mpsc::channel(crate::exec::RELAY_DEPTH);
@@ -417,7 +391,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExecHistoryRequest>,
     ) -> Result<Response<ExecHistoryResponse>, Status> {
-        self.auth.operator(&request, Role::Viewer)?;
+        self.authn.operator(&request, Role::Viewer)?;
         let limit = match request.into_inner().limit {
             0 => usize::MAX,
             n => n as usize,
@@ -431,13 +405,14 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetNodeRequest>,
     ) -> Result<Response<NodeInfo>, Status> {
-        self.auth.operator(&request, Role::Viewer)?;
+        self.authn.operator(&request, Role::Viewer)?;
         let name = request.into_inner().name;
         let view = self
             .registry
             .get(&name)
             .ok_or(MasterError::NodeNotFound(name))?;
-        Ok(Response::new(node_info(view)))
+        let applied = self.configs.applied(&view.record.name);
+        Ok(Response::new(node_info(view, applied)))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
@@ -446,13 +421,13 @@ impl AdminService for AdminApi {
         &self,
         request: Request<EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
-        let caller = self.auth.operator(&request, Role::Viewer)?;
+        let caller = self.authn.operator(&request, Role::Viewer)?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_EVENTS,
             n => n as usize,
         };
-        let (recent, mut live) = self.auth.events().recent_and_subscribe(limit);
+        let (recent, mut live) = self.events.recent_and_subscribe(limit);
         // Token and user changes are the admin's business, as the audit is.
         let admin = caller.role >= Role::Admin;
         let shown = move |e: &Event| {
@@ -504,11 +479,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
-        let caller = self.auth.operator(&request, Role::Viewer)?;
+        let caller = self.authn.operator(&request, Role::Viewer)?;
         Ok(Response::new(WhoAmIResponse {
             name: caller.name,
             role: caller.role.as_str().into(),
-            insecure: self.auth.insecure(),
+            insecure: self.authn.insecure(),
         }))
     }
 
@@ -516,21 +491,22 @@ impl AdminService for AdminApi {
         &self,
         request: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
-        let caller = self.auth.operator(&request, Role::Admin)?;
+        let caller = self.authn.operator(&request, Role::Admin)?;
         let req = request.into_inner();
         if req.description.len() > 256 {
             return Err(MasterError::Invalid("description longer than 256 bytes".into()).into());
         }
         let ttl = (req.ttl_ms > 0).then(|| Duration::from_millis(req.ttl_ms));
         let result = self
-            .auth
-            .create_token(&caller.name, ttl, req.max_uses, &req.description);
+            .credentials
+            .create_token(&caller.name, ttl, req.max_uses, &req.description)
+            .await;
         let (target, detail) = match &result {
             Ok((_, rec)) => (rec.id.clone(), token_detail(rec)),
             Err(_) => (String::new(), String::new()),
         };
-        self.auth
-            .audit_call(&caller, "token.create", &target, detail, err_text(&result))
+        self.audit
+            .call(&caller, "token.create", &target, detail, err_text(&result))
             .await;
         let (token, rec) = result?;
         Ok(Response::new(CreateTokenResponse {
@@ -543,9 +519,14 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListTokensRequest>,
     ) -> Result<Response<ListTokensResponse>, Status> {
-        self.auth.operator(&request, Role::Admin)?;
+        self.authn.operator(&request, Role::Admin)?;
         Ok(Response::new(ListTokensResponse {
-            tokens: self.auth.tokens().into_iter().map(token_info).collect(),
+            tokens: self
+                .credentials
+                .tokens()
+                .into_iter()
+                .map(token_info)
+                .collect(),
         }))
     }
 
@@ -553,11 +534,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<RevokeTokenResponse>, Status> {
-        let caller = self.auth.operator(&request, Role::Admin)?;
+        let caller = self.authn.operator(&request, Role::Admin)?;
         let id = request.into_inner().id;
-        let result = self.auth.revoke_token(&id);
-        self.auth
-            .audit_call(
+        let result = self.credentials.revoke_token(&id).await;
+        self.audit
+            .call(
                 &caller,
                 "token.revoke",
                 &id,
@@ -573,12 +554,16 @@ impl AdminService for AdminApi {
         &self,
         request: Request<AddUserRequest>,
     ) -> Result<Response<AddUserResponse>, Status> {
-        let caller = self.auth.operator(&request, Role::Admin)?;
+        let caller = self.authn.operator(&request, Role::Admin)?;
         let req = request.into_inner();
-        let result = Role::parse(&req.role)
-            .and_then(|role| self.auth.add_user(&caller.name, &req.name, role));
-        self.auth
-            .audit_call(
+        let result = match Role::parse(&req.role)
+            .and_then(|role| Ok((role, self.credentials.reserve_user(&req.name)?)))
+        {
+            Ok((role, slot)) => self.credentials.add_user(slot, &caller.name, role).await,
+            Err(e) => Err(e),
+        };
+        self.audit
+            .call(
                 &caller,
                 "user.add",
                 &req.name,
@@ -587,7 +572,7 @@ impl AdminService for AdminApi {
             )
             .await;
         let (rec, cert_pem, key_pem) = result?;
-        let ca_pem = self.auth.server_ca_pem();
+        let ca_pem = self.credentials.server_ca_pem().to_string();
         Ok(Response::new(AddUserResponse {
             user: Some(user_info(rec)),
             cert_pem,
@@ -600,9 +585,14 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
-        self.auth.operator(&request, Role::Admin)?;
+        self.authn.operator(&request, Role::Admin)?;
         Ok(Response::new(ListUsersResponse {
-            users: self.auth.users().into_iter().map(user_info).collect(),
+            users: self
+                .credentials
+                .users()
+                .into_iter()
+                .map(user_info)
+                .collect(),
         }))
     }
 
@@ -610,17 +600,17 @@ impl AdminService for AdminApi {
         &self,
         request: Request<RemoveUserRequest>,
     ) -> Result<Response<RemoveUserResponse>, Status> {
-        let caller = self.auth.operator(&request, Role::Admin)?;
+        let caller = self.authn.operator(&request, Role::Admin)?;
         let name = request.into_inner().name;
-        let result = if name == caller.name && !self.auth.insecure() {
+        let result = if name == caller.name && !self.authn.insecure() {
             Err(MasterError::Precondition(
                 "you cannot remove your own user; ask another admin".into(),
             ))
         } else {
-            self.auth.revoke("user", &name)
+            self.credentials.revoke(CertKind::User, &name).await
         };
-        self.auth
-            .audit_call(
+        self.audit
+            .call(
                 &caller,
                 "user.remove",
                 &name,
@@ -637,19 +627,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<RevokeNodeRequest>,
     ) -> Result<Response<RevokeNodeResponse>, Status> {
-        let caller = self.auth.operator(&request, Role::Admin)?;
+        let caller = self.authn.operator(&request, Role::Admin)?;
         let node = request.into_inner().node_id;
-        let result = self.auth.revoke("node", &node);
-        let was_connected = result.is_ok()
-            && self.registry.cut(
-                &node,
-                "certificate revoked; the node cannot reconnect until enrolled again",
-            );
+        let result = self.credentials.revoke(CertKind::Node, &node).await;
+        let was_connected = result.is_ok() && self.registry.cut(&node, Offline::CertificateRevoked);
         if result.is_ok() {
             warn!(node = %node, by = %caller.name, was_connected, "node certificate revoked");
         }
-        self.auth
-            .audit_call(
+        self.audit
+            .call(
                 &caller,
                 "node.revoke",
                 &node,
@@ -671,11 +657,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<AllowNodeRequest>,
     ) -> Result<Response<AllowNodeResponse>, Status> {
-        let caller = self.auth.operator(&request, Role::Admin)?;
+        let caller = self.authn.operator(&request, Role::Admin)?;
         let node = request.into_inner().node_id;
-        let result = self.auth.allow_node(&node);
-        self.auth
-            .audit_call(
+        let result = self.credentials.allow_node(&node).await;
+        self.audit
+            .call(
                 &caller,
                 "node.allow",
                 &node,
@@ -691,15 +677,19 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListAuditRequest>,
     ) -> Result<Response<ListAuditResponse>, Status> {
-        self.auth.operator(&request, Role::Admin)?;
+        self.authn.operator(&request, Role::Admin)?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_AUDIT_LIMIT,
             n => n as usize,
         };
         let entries = self
-            .auth
-            .audit_log(limit, req.user, req.action)
+            .audit
+            .log(AuditQuery {
+                limit,
+                user: req.user,
+                action: req.action,
+            })
             .await?
             .into_iter()
             .map(|r| AuditEntry {
@@ -761,7 +751,7 @@ fn token_info(t: TokenRecord) -> TokenInfo {
 fn user_info(c: CertRecord) -> UserInfo {
     UserInfo {
         name: c.name,
-        role: c.role,
+        role: c.role.map(Role::as_str).unwrap_or_default().to_string(),
         created_ms: c.issued_ms,
         created_by: c.issued_by,
         expires_ms: c.not_after_ms,

@@ -1,4 +1,8 @@
-//! The AgentService: thin handlers that validate and hand over to the registry.
+//! The AgentService: thin handlers that authenticate, parse what agents
+//! send once (version strings into [`Version`]s, acks into
+//! [`ApplyOutcome`]s) and hand it to its owner: sessions and liveness to
+//! the [`Registry`], config state to [`Configs`], exec streams to the
+//! [`ExecHub`], enrolment to [`Enrolment`].
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,14 +25,17 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
-use crate::auth::Auth;
+use crate::audit::{Audit, Entry};
+use crate::auth::{Authenticator, Enrolment};
 use crate::config::MasterConfig;
+use crate::configs::{Answer, ApplyOutcome, Configs};
 use crate::error::MasterError;
+use crate::events::Events;
 use crate::exec::ExecHub;
 use crate::metrics::{Metrics, ReasonLabel};
-use crate::push::Configs;
-use crate::registry::{AckEvent, Registration, Registry, Reported};
+use crate::registry::{Registration, Registry, Reported};
 use crate::validate;
+use cdn_proto::Version;
 
 /// Queue depth of one agent's command stream; a full queue is backpressure.
 pub const COMMAND_QUEUE_DEPTH: usize = 64;
@@ -37,13 +44,16 @@ pub const COMMAND_QUEUE_DEPTH: usize = 64;
 /// reader tasks go in `tasks` and end on `shutdown`.
 pub struct AgentApi {
     pub registry: Arc<Registry>,
-    pub configs: Arc<Configs>,
+    pub configs: Configs,
     pub execs: Arc<ExecHub>,
     pub config: Arc<MasterConfig>,
     /// The config as last (re)loaded: reconnect policy and keepalive
     /// permission handed to agents come from here.
     pub live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
-    pub auth: Arc<Auth>,
+    pub authn: Arc<Authenticator>,
+    pub enrolment: Arc<Enrolment>,
+    pub audit: Arc<Audit>,
+    pub events: Arc<Events>,
     pub metrics: Arc<Metrics>,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
@@ -51,6 +61,11 @@ pub struct AgentApi {
 
 fn peer_ip(remote: Option<SocketAddr>) -> Option<String> {
     remote.map(|a| a.ip().to_string())
+}
+
+/// A version string an agent sent, parsed once here.
+fn version_of(s: &str) -> Result<Option<Version>, MasterError> {
+    Version::parse_wire(s).map_err(|e| MasterError::Invalid(e.to_string()))
 }
 
 type CommandStream = Pin<Box<dyn Stream<Item = Result<CommandResponse, Status>> + Send>>;
@@ -63,19 +78,22 @@ impl AgentService for AgentApi {
     ) -> Result<Response<RegisterResponse>, Status> {
         let peer = peer_ip(request.remote_addr());
         if let Err(e) = validate::node_id(&request.get_ref().node_id) {
-            self.auth.count_refusal("invalid");
+            self.authn.count_refusal("invalid");
             return Err(e.into());
         }
         // Identity first: strangers cannot use up the registrations of the
         // real agents behind the same address.
-        self.auth.node(&request, &request.get_ref().node_id)?;
-        self.auth.registration_allowed(&request)?;
+        self.authn.node(&request, &request.get_ref().node_id)?;
+        self.authn.registration_allowed(&request)?;
         let req = request.into_inner();
         let labels = req.labels.into_iter().collect();
         if let Err(e) = validate::labels(&labels) {
-            self.auth.count_refusal("invalid");
+            self.authn.count_refusal("invalid");
             return Err(e.into());
         }
+        let applied = version_of(&req.config_version).inspect_err(|_| {
+            self.authn.count_refusal("invalid");
+        })?;
         let mut addresses: Vec<String> = peer.into_iter().collect();
         for a in req.addresses {
             if !addresses.contains(&a) && addresses.len() < 16 {
@@ -94,11 +112,7 @@ impl AgentService for AgentApi {
             );
         }
         let node_id = req.node_id.clone();
-        let away_since_ms = self
-            .registry
-            .get(&node_id)
-            .map(|v| v.record.last_seen_ms)
-            .filter(|ms| *ms > 0);
+        let away_since_ms = self.registry.last_seen_ms(&node_id).filter(|ms| *ms > 0);
         let result = self
             .registry
             .register(Registration {
@@ -108,7 +122,6 @@ impl AgentService for AgentApi {
                 addresses: addresses.clone(),
                 hostname: req.hostname,
                 agent_version: req.agent_version,
-                config_version: req.config_version,
                 accept_encodings: req.accept_encodings.into_iter().take(8).collect(),
             })
             .await;
@@ -119,13 +132,14 @@ impl AgentService for AgentApi {
                 return Err(e.into());
             }
         };
+        self.configs.joined(&node_id, applied).await;
         info!(node = %node_id, session = session_id, peer = ?addresses.first(), "node registered");
         if let Some(ms) = away_since_ms {
             self.metrics.reconnects.inc();
             let away = (cdn_common::unix_millis_now() - ms).max(0) as f64 / 1000.0;
             self.metrics.reconnect_latency.observe(away);
         }
-        self.auth.events().publish(
+        self.events.publish(
             "node.online",
             &node_id,
             "",
@@ -163,8 +177,9 @@ impl AgentService for AgentApi {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        self.auth.node(&request, &request.get_ref().node_id)?;
+        self.authn.node(&request, &request.get_ref().node_id)?;
         let req = request.into_inner();
+        let applied = version_of(&req.config_version)?;
         let reported = match req.status.as_str() {
             "" | "online" => Some(Reported::Online),
             "degraded" => Some(Reported::Degraded(if req.reason.is_empty() {
@@ -182,22 +197,18 @@ impl AgentService for AgentApi {
             }
         };
         let going_offline = reported.is_none();
-        let desired = self
-            .registry
-            .heartbeat(
-                &req.node_id,
-                req.session_id,
-                reported,
-                req.timestamp,
-                &req.config_version,
-                &req.config_disk_hash,
-            )
+        self.registry
+            .heartbeat(&req.node_id, req.session_id, reported, req.timestamp)
             .inspect_err(|_| {
                 self.metrics
                     .heartbeat_failures
                     .get_or_create(&ReasonLabel { reason: "refused" })
                     .inc();
             })?;
+        self.configs
+            .observed(&req.node_id, applied, Some(&req.config_disk_hash))
+            .await;
+        let desired = self.configs.desired(&req.node_id);
         if req.last_rtt_us > 0 {
             self.metrics
                 .heartbeat_latency
@@ -205,7 +216,7 @@ impl AgentService for AgentApi {
         }
         if going_offline {
             info!(node = %req.node_id, "node offline: agent shut down");
-            self.auth.events().publish(
+            self.events.publish(
                 "node.offline",
                 &req.node_id,
                 "",
@@ -213,16 +224,12 @@ impl AgentService for AgentApi {
                 true,
             );
         }
-        let behind = desired != 0 && req.config_version != desired.to_string();
+        let behind = desired.is_some() && applied != desired;
         Ok(Response::new(HeartbeatResponse {
             success: true,
             command: String::new(),
             config_updated: behind,
-            config_version: if desired == 0 {
-                String::new()
-            } else {
-                desired.to_string()
-            },
+            config_version: Version::to_wire(desired),
             server_time_ms: cdn_common::unix_millis_now(),
         }))
     }
@@ -233,23 +240,22 @@ impl AgentService for AgentApi {
         &self,
         request: Request<PushConfigRequest>,
     ) -> Result<Response<PushConfigResponse>, Status> {
-        self.auth.node(&request, &request.get_ref().node_id)?;
+        self.authn.node(&request, &request.get_ref().node_id)?;
         let req = request.into_inner();
-        let version: u64 = req.version.parse().map_err(|_| {
-            MasterError::Invalid(format!("config version `{}` is not a number", req.version))
-        })?;
+        let version: Version = req
+            .version
+            .parse()
+            .map_err(|e: cdn_proto::version::BadVersion| MasterError::Invalid(e.to_string()))?;
         // Only a live session may fetch, and only its desired version: a
         // node's certificate buys nothing meant for other nodes.
         self.registry.check_session(&req.node_id, req.session_id)?;
-        let desired = self
-            .registry
-            .get(&req.node_id)
-            .map_or(0, |v| v.record.desired_version);
-        if version != desired {
-            self.auth.count_refusal("permission_denied");
+        let desired = self.configs.desired(&req.node_id);
+        if Some(version) != desired {
+            self.authn.count_refusal("permission_denied");
             return Err(MasterError::PermissionDenied(format!(
-                "node {} may fetch only its desired config version ({desired}), not {version}",
-                req.node_id
+                "node {} may fetch only its desired config version ({}), not {version}",
+                req.node_id,
+                Version::to_u64(desired)
             ))
             .into());
         }
@@ -272,7 +278,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<Streaming<CommandRequest>>,
     ) -> Result<Response<Self::ExecuteCommandStream>, Status> {
-        let identity = self.auth.agent_identity(&request)?;
+        let identity = self.authn.agent_identity(&request)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.config.heartbeat.timeout, inbound.message())
             .await
@@ -284,25 +290,26 @@ impl AgentService for AgentApi {
             ));
         }
         let (node_id, session_id) = (first.node_id, first.session_id);
-        self.auth.check_claim(&identity, &node_id)?;
+        self.authn.check_claim(&identity, &node_id)?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE_DEPTH);
         // The registry holds the only sender: when the session ends, the stream ends.
-        let (generation, behind) = self.registry.attach_stream(&node_id, session_id, tx)?;
+        let generation = self.registry.attach_stream(&node_id, session_id, tx)?;
         debug!(node = %node_id, session = session_id, "command stream open");
-        if let Some(desired) = behind {
-            let configs = Arc::clone(&self.configs);
+        {
+            let configs = self.configs.clone();
             let node = node_id.clone();
             self.tasks
-                .spawn(async move { configs.catch_up(&node, desired).await });
+                .spawn(async move { configs.catch_up(&node).await });
         }
         let registry = Arc::clone(&self.registry);
+        let configs = self.configs.clone();
         let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     msg = inbound.next() => match msg {
-                        Some(Ok(m)) => handle_agent_message(&registry, &node_id, session_id, m),
+                        Some(Ok(m)) => handle_agent_message(&registry, &configs, &node_id, session_id, m).await,
                         Some(Err(e)) => {
                             debug!(node = %node_id, error = %e, "command stream failed");
                             break;
@@ -323,7 +330,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<Streaming<ExecFromAgent>>,
     ) -> Result<Response<Self::ExecSessionStream>, Status> {
-        let identity = self.auth.agent_identity(&request)?;
+        let identity = self.authn.agent_identity(&request)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.config.heartbeat.timeout, inbound.message())
             .await
@@ -336,7 +343,7 @@ impl AgentService for AgentApi {
                 "the first message of an exec stream must attach it",
             ));
         };
-        self.auth.check_claim(&identity, &attach.node_id)?;
+        self.authn.check_claim(&identity, &attach.node_id)?;
         let stream = self
             .execs
             .attach(attach, inbound, identity.revoked.clone())?;
@@ -347,16 +354,17 @@ impl AgentService for AgentApi {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        self.auth.node(&request, &request.get_ref().node_id)?;
+        self.authn.node(&request, &request.get_ref().node_id)?;
         let req = request.into_inner();
+        let applied = version_of(&req.config_version)?;
         self.registry.report_status(
             &req.node_id,
             req.session_id,
             req.system,
             req.link,
-            &req.config_version,
             &req.agent_version,
         )?;
+        self.configs.observed(&req.node_id, applied, None).await;
         Ok(Response::new(StatusResponse { success: true }))
     }
 
@@ -364,7 +372,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
-        match self.auth.enroll(&request).await {
+        match self.enrolment.enroll(&request).await {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => {
                 let (node, peer) = (
@@ -375,16 +383,16 @@ impl AgentService for AgentApi {
                 // Refusals are audited too (rate-limited per source, so an
                 // attacker cannot flood the log).
                 if !matches!(e, MasterError::RateLimited(_)) {
-                    self.auth
-                        .audit(
-                            "anonymous",
-                            "",
-                            &peer,
-                            "node.enroll",
-                            &node,
-                            String::new(),
-                            Err(e.to_string()),
-                        )
+                    self.audit
+                        .record(Entry {
+                            user: "anonymous",
+                            role: "",
+                            peer: &peer,
+                            action: "node.enroll",
+                            target: &node,
+                            detail: String::new(),
+                            result: Err(e.to_string()),
+                        })
                         .await;
                 }
                 Err(e.into())
@@ -394,29 +402,38 @@ impl AgentService for AgentApi {
 }
 
 /// Handles one message an agent sent on its command stream.
-fn handle_agent_message(registry: &Registry, node_id: &str, session_id: u64, msg: CommandRequest) {
+async fn handle_agent_message(
+    registry: &Registry,
+    configs: &Configs,
+    node_id: &str,
+    session_id: u64,
+    msg: CommandRequest,
+) {
     match msg.body {
         Some(command_request::Body::ConfigAck(ack)) => {
-            let Ok(version) = ack.version.parse::<u64>() else {
+            let Ok(version) = ack.version.parse::<Version>() else {
                 debug!(node = %node_id, version = %ack.version, "ack for an unknown version ignored");
                 return;
             };
-            if ack.success {
-                debug!(node = %node_id, version, apply_us = ack.apply_micros, "config applied");
-            } else {
-                warn!(node = %node_id, version, error = %ack.error, "config apply failed");
+            // An answer counts only from the node's current session.
+            if registry.check_session(node_id, session_id).is_err() {
+                debug!(node = %node_id, %version, "ack from an ended session ignored");
+                return;
             }
-            registry.config_ack(
-                node_id,
-                session_id,
-                AckEvent {
-                    node_id: node_id.to_string(),
+            let outcome = if ack.success {
+                debug!(node = %node_id, %version, apply_us = ack.apply_micros, "config applied");
+                ApplyOutcome::Applied { hash: ack.hash }
+            } else {
+                warn!(node = %node_id, %version, error = %ack.error, "config apply failed");
+                ApplyOutcome::Failed(ack.error)
+            };
+            configs
+                .answered(Answer {
+                    node: node_id.to_string(),
                     version,
-                    hash: ack.hash,
-                    success: ack.success,
-                    error: ack.error,
-                },
-            );
+                    outcome,
+                })
+                .await;
         }
         Some(command_request::Body::Pong(p)) => {
             debug!(node = %node_id, nonce = p.nonce, "pong");

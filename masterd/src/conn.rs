@@ -23,6 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 /// PINGs closer together than the minimum interval tolerated before the
@@ -39,6 +41,10 @@ pub struct Accept {
     /// `grpc_connections_active`.
     pub open: Gauge,
     pub pings: PingPolicy,
+    /// Owner of the accept loop and the TLS handshakes in progress.
+    pub tasks: TaskTracker,
+    /// Abandons handshakes in progress (the master is stopping).
+    pub stop: CancellationToken,
 }
 
 /// How often a client may ping.
@@ -61,28 +67,43 @@ pub fn plain(
 
 /// TLS connections. Handshakes run concurrently, each bounded by
 /// [`cdn_common::tls::HANDSHAKE_TIMEOUT`], so a slow or silent client never
-/// holds up the next one; failed handshakes are logged and dropped.
+/// holds up the next one; failed handshakes are logged and dropped. The
+/// accept loop and the handshakes are tasks of `accept.tasks`: the loop
+/// ends when the server stops taking connections, handshakes in progress
+/// when `accept.stop` is cancelled.
 pub fn tls(
     listener: TcpListener,
     accept: Accept,
     acceptor: TlsAcceptor,
 ) -> impl Stream<Item = io::Result<Policed<TlsStream<Counted>>>> + use<> {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let pings = accept.pings.clone();
-    tokio::spawn(async move {
+    let (pings, tasks, stop) = (
+        accept.pings.clone(),
+        accept.tasks.clone(),
+        accept.stop.clone(),
+    );
+    let handshakes = tasks.clone();
+    tasks.spawn(async move {
         let conns = accepted(listener, accept);
         futures::pin_mut!(conns);
         loop {
+            // Ends when the server stops taking connections (it drops the
+            // stream); the server's own shutdown signal comes first.
             let next = tokio::select! {
                 _ = tx.closed() => return,
                 c = conns.next() => c,
             };
             let Some((conn, peer)) = next else { return };
-            let (tx, acceptor, pings) = (tx.clone(), acceptor.clone(), pings.clone());
-            tokio::spawn(async move {
-                let shake =
-                    tokio::time::timeout(cdn_common::tls::HANDSHAKE_TIMEOUT, acceptor.accept(conn))
-                        .await;
+            let (tx, acceptor, pings, stop) =
+                (tx.clone(), acceptor.clone(), pings.clone(), stop.clone());
+            handshakes.spawn(async move {
+                let shake = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    s = tokio::time::timeout(
+                        cdn_common::tls::HANDSHAKE_TIMEOUT,
+                        acceptor.accept(conn),
+                    ) => s,
+                };
                 match shake {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(Policed::new(stream, peer, pings))).await;

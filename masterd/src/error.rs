@@ -45,6 +45,9 @@ pub enum MasterError {
     NotFound(String),
     #[error("{0}")]
     Precondition(String),
+    /// The master cannot serve this now (it is shutting down).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("master store: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -81,6 +84,7 @@ impl From<MasterError> for Status {
             MasterError::Store(_) => Code::Internal,
             MasterError::NodeUnresponsive(_) => Code::Aborted,
             MasterError::Internal(_) => Code::Internal,
+            MasterError::Unavailable(_) => Code::Unavailable,
         };
         Status::new(code, e.to_string())
     }

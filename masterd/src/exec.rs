@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use crate::error::MasterError;
 use crate::registry::{NodeState, Registry};
-use crate::store::{ExecRecord, NodeStore};
+use crate::store::{ExecRecord, Store, Write};
 
 /// Time an agent has to open the session's stream after being asked.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,7 +80,7 @@ impl Drop for Running<'_> {
 /// Pending and running exec sessions.
 pub struct ExecHub {
     registry: Arc<Registry>,
-    store: Arc<dyn NodeStore>,
+    store: Store,
     next_id: AtomicU64,
     pending: DashMap<u64, (String, oneshot::Sender<AgentEnd>)>,
     events: Arc<crate::events::Events>,
@@ -91,16 +91,18 @@ pub struct ExecHub {
 }
 
 impl ExecHub {
-    /// A hub whose exec ids continue after the last audited one.
-    pub fn load(
+    /// A hub whose exec ids continue after `last_exec_id`, the last one
+    /// audited.
+    pub fn new(
         registry: Arc<Registry>,
-        store: Arc<dyn NodeStore>,
+        store: Store,
+        last_exec_id: u64,
         events: Arc<crate::events::Events>,
         active: prometheus_client::metrics::gauge::Gauge,
         pool: crate::config::PoolConfig,
-    ) -> Result<Self, MasterError> {
-        let last = store.last_exec_id()?;
-        Ok(Self {
+    ) -> Self {
+        let last = last_exec_id;
+        Self {
             registry,
             store,
             next_id: AtomicU64::new(last + 1),
@@ -109,15 +111,12 @@ impl ExecHub {
             active,
             pool: std::sync::RwLock::new(pool),
             per_node: DashMap::new(),
-        })
+        }
     }
 
     /// The newest `limit` audited sessions.
     pub async fn history(&self, limit: usize) -> Result<Vec<ExecRecordInfo>, MasterError> {
-        let store = Arc::clone(&self.store);
-        let records = tokio::task::spawn_blocking(move || store.load_execs(limit))
-            .await
-            .map_err(|e| MasterError::Internal(format!("store task failed: {e}")))??;
+        let records = self.store.execs(limit).await?;
         Ok(records
             .into_iter()
             .map(|r| ExecRecordInfo {
@@ -146,8 +145,8 @@ impl ExecHub {
             }
             let live = self
                 .registry
-                .get(node)
-                .is_some_and(|v| v.state != NodeState::Offline);
+                .state(node)
+                .is_some_and(|s| s != NodeState::Offline);
             if !live || Instant::now() >= deadline {
                 return None;
             }
@@ -247,10 +246,8 @@ impl ExecHub {
             },
             record.error.is_empty() && record.exit_code == 0,
         );
-        let store = Arc::clone(&self.store);
-        let saved = tokio::task::spawn_blocking(move || store.put_exec(&record)).await;
-        if !matches!(saved, Ok(Ok(()))) {
-            warn!("cannot record an exec session in the audit log");
+        if let Err(e) = self.store.write(vec![Write::Exec(record)]).await {
+            warn!(error = %e, "cannot record an exec session in the audit log");
         }
     }
 
@@ -270,15 +267,16 @@ impl ExecHub {
             )));
         }
         let node = start.node.clone();
-        let view = self
+        let state = self
             .registry
-            .get(&node)
+            .state(&node)
             .ok_or_else(|| MasterError::NodeNotFound(node.clone()))?;
         let _slot = self.take_slot(&node)?;
-        let tx = match (view.state, self.command_tx_soon(&node).await) {
+        let tx = match (state, self.command_tx_soon(&node).await) {
             (NodeState::Online | NodeState::Degraded, Some(tx)) => tx,
             _ => {
-                let ago = (cdn_common::unix_millis_now() - view.record.last_seen_ms).max(0) / 1000;
+                let last_seen = self.registry.last_seen_ms(&node).unwrap_or(0);
+                let ago = (cdn_common::unix_millis_now() - last_seen).max(0) / 1000;
                 return Err(MasterError::NodeOffline {
                     node,
                     last_seen_secs: ago,

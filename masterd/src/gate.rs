@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use crate::auth::Auth;
+use crate::auth::Authenticator;
 use crate::error::MasterError;
 
 /// Path of the one call open to callers without a certificate.
@@ -25,12 +25,12 @@ pub const ENROLL_CONCURRENCY: usize = 64;
 /// Wraps a service in the gate.
 #[derive(Clone)]
 pub struct GateLayer {
-    auth: Arc<Auth>,
+    auth: Arc<Authenticator>,
     enrolling: Arc<Semaphore>,
 }
 
 impl GateLayer {
-    pub fn new(auth: Arc<Auth>) -> Self {
+    pub fn new(auth: Arc<Authenticator>) -> Self {
         Self {
             auth,
             enrolling: Arc::new(Semaphore::new(ENROLL_CONCURRENCY)),
@@ -53,7 +53,7 @@ impl<S> tower::Layer<S> for GateLayer {
 #[derive(Clone)]
 pub struct Gate<S> {
     inner: S,
-    auth: Arc<Auth>,
+    auth: Arc<Authenticator>,
     enrolling: Arc<Semaphore>,
 }
 

@@ -4,9 +4,11 @@
 pub mod admin_client;
 pub mod admin_service;
 pub mod agent_service;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod configs;
 pub mod conn;
 pub mod error;
 pub mod events;
@@ -14,11 +16,12 @@ pub mod exec;
 pub mod gate;
 pub mod metrics;
 pub mod pki;
-pub mod push;
 pub mod registry;
+pub mod role;
 pub mod server;
 pub mod store;
 pub mod validate;
+pub mod wire;
 
 pub use config::MasterConfig;
 pub use server::Master;

@@ -1,25 +1,27 @@
-//! Who is connected and in what state.
+//! Who is connected and in what state: sessions and liveness, nothing else
+//! (a node's config state belongs to [`crate::configs`]).
 //!
 //! One entry per known node in a sharded map; no lock is held across an
 //! `.await`. A node has at most one live *session* (an epoch started by
 //! `Register`); liveness is judged by the master's own clock on receipt of
-//! heartbeats. Durable facts go to the [`NodeStore`]; per-heartbeat times are
-//! flushed in batches by the liveness sweeper.
+//! heartbeats. A registration is durable before it is answered; the time a
+//! node was last seen is flushed in batches by the liveness sweeper. Every
+//! write of a node's record is sent to the store while its entry is locked,
+//! so an older copy can never land after a newer one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use cdn_proto::v1::{CommandResponse, LinkStats, SystemStatus};
+use cdn_proto::v1::{CommandResponse, LinkStats, OfflineReason, SystemStatus};
 use dashmap::DashMap;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::error::MasterError;
-use crate::store::{NodeRecord, NodeStore, StoreError};
+use crate::store::{NodeRecord, Store, Write};
 
 /// Messages queued to one agent's command stream.
 pub type CommandTx = mpsc::Sender<Result<CommandResponse, Status>>;
@@ -47,6 +49,11 @@ impl Liveness {
             stream_open_timeout: hb.timeout,
         }
     }
+
+    /// Intervals missed before a node is offline.
+    fn missed_intervals(&self) -> u128 {
+        self.offline_after.as_millis() / self.interval.as_millis().max(1)
+    }
 }
 
 /// A node's state as operators see it.
@@ -73,6 +80,70 @@ impl NodeState {
             cdn_proto::v1::NodeStatus::Online => Self::Online,
             cdn_proto::v1::NodeStatus::Degraded => Self::Degraded,
             _ => Self::Offline,
+        }
+    }
+}
+
+/// Why a node is offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offline {
+    /// Loaded from the store at start; the agent has not come back yet.
+    MasterRestarted,
+    /// Silent for `silent`; `missed` intervals when the sweeper said so.
+    NoHeartbeat {
+        silent: Duration,
+        missed: Option<u128>,
+    },
+    /// The agent said goodbye.
+    AgentShutDown,
+    /// The command stream closed and no goodbye came.
+    ConnectionLost,
+    /// Registered, but the command stream was not opened in time.
+    StreamNotOpened,
+    /// An admin revoked the node's certificate.
+    CertificateRevoked,
+}
+
+impl Offline {
+    /// The operator API's enum.
+    pub fn wire(&self) -> OfflineReason {
+        match self {
+            Self::MasterRestarted => OfflineReason::MasterRestarted,
+            Self::NoHeartbeat { .. } => OfflineReason::NoHeartbeat,
+            Self::AgentShutDown => OfflineReason::AgentShutDown,
+            Self::ConnectionLost => OfflineReason::ConnectionLost,
+            Self::StreamNotOpened => OfflineReason::StreamNotOpened,
+            Self::CertificateRevoked => OfflineReason::CertificateRevoked,
+        }
+    }
+}
+
+impl std::fmt::Display for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MasterRestarted => {
+                f.write_str("master restarted; waiting for the agent to reconnect")
+            }
+            Self::NoHeartbeat {
+                silent,
+                missed: None,
+            } => write!(f, "no heartbeat for {}", fmt_secs(*silent)),
+            Self::NoHeartbeat {
+                silent,
+                missed: Some(n),
+            } => write!(
+                f,
+                "no heartbeat for {} (offline after {n} missed intervals)",
+                fmt_secs(*silent)
+            ),
+            Self::AgentShutDown => f.write_str("agent shut down"),
+            Self::ConnectionLost => f.write_str("connection lost (command stream closed)"),
+            Self::StreamNotOpened => {
+                f.write_str("command stream not opened in time after registering")
+            }
+            Self::CertificateRevoked => {
+                f.write_str("certificate revoked; the node cannot reconnect until enrolled again")
+            }
         }
     }
 }
@@ -114,8 +185,8 @@ struct Node {
     session: Option<Session>,
     system: Option<SystemStatus>,
     link: Option<LinkStats>,
-    /// Why the node last went offline (shown while offline).
-    offline_reason: String,
+    /// Why the node last went offline (shown while it has no session).
+    offline: Offline,
     /// The record changed since the last flush (a `last_seen_ms` alone
     /// marks it only every [`LAST_SEEN_FLUSH_MS`]).
     dirty: bool,
@@ -128,6 +199,9 @@ struct Node {
 pub struct NodeView {
     pub record: NodeRecord,
     pub state: NodeState,
+    /// Why it is offline; None unless `state` is offline.
+    pub offline: Option<Offline>,
+    /// Why it is degraded or offline, in words; empty when online.
     pub reason: String,
     pub session_id: u64,
     pub stream_open: bool,
@@ -145,7 +219,6 @@ pub struct Registration {
     pub addresses: Vec<String>,
     pub hostname: String,
     pub agent_version: String,
-    pub config_version: String,
     /// Content encodings the agent decodes (empty: an older agent).
     pub accept_encodings: Vec<String>,
 }
@@ -154,25 +227,16 @@ pub struct Registration {
 #[derive(Debug)]
 pub struct WentOffline {
     pub node_id: String,
-    pub reason: String,
+    pub why: Offline,
 }
 
 /// The node registry.
 pub struct Registry {
     nodes: DashMap<String, Node>,
     liveness: Liveness,
-    store: Arc<dyn NodeStore>,
+    store: Store,
     next_session: AtomicU64,
     next_stream: AtomicU64,
-    /// Version nodes registering for the first time are given.
-    fleet_desired: AtomicU64,
-    /// Store writes take turns (see [`Registry::persist`]).
-    store_turn: tokio::sync::Mutex<()>,
-    /// Writes waiting for the next turn; whoever gets the turn writes them
-    /// all in one transaction (group commit: a registration storm costs a
-    /// few fsyncs, not one each).
-    waiting: std::sync::Mutex<Vec<Waiting>>,
-    acks: broadcast::Sender<AckEvent>,
 }
 
 /// How long a session whose command stream closed is kept before the
@@ -188,38 +252,19 @@ pub const LAST_SEEN_FLUSH_MS: i64 = 60_000;
 
 /// Why a node is in its state.
 enum Why<'a> {
-    Text(&'a str),
+    Offline(&'a Offline),
+    Degraded(&'a str),
     /// No heartbeat for this long: offline.
     Silent(Duration),
     /// Heartbeat late by this much: degraded.
     Late(Duration),
-}
-
-/// A write waiting for its turn.
-struct Waiting {
-    names: Vec<String>,
-    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-}
-
-/// Depth of the config-acknowledgement broadcast; a waiter that lags
-/// re-reads node state instead.
-pub const ACK_CHANNEL_DEPTH: usize = 4096;
-
-/// An agent's answer to a config version.
-#[derive(Debug, Clone)]
-pub struct AckEvent {
-    pub node_id: String,
-    pub version: u64,
-    /// Hash of the content the agent wrote (on success).
-    pub hash: String,
-    pub success: bool,
-    pub error: String,
+    None,
 }
 
 impl Registry {
-    /// Loads known nodes from `store`; all start offline.
-    pub fn load(store: Arc<dyn NodeStore>, liveness: Liveness) -> Result<Self, MasterError> {
-        let records = store.load_nodes()?;
+    /// The registry of the nodes in `records` (all offline until they
+    /// register), writing through `store`.
+    pub fn load(store: Store, records: Vec<NodeRecord>, liveness: Liveness) -> Self {
         let last_session = records.iter().map(|r| r.last_session_id).max().unwrap_or(0);
         let nodes = DashMap::new();
         for record in records {
@@ -231,24 +276,19 @@ impl Registry {
                     session: None,
                     system: None,
                     link: None,
-                    offline_reason: "master restarted; waiting for the agent to reconnect".into(),
+                    offline: Offline::MasterRestarted,
                     dirty: false,
                     flushed_seen_ms: seen,
                 },
             );
         }
-        let fleet_desired = store.fleet_desired()?;
-        Ok(Self {
+        Self {
             nodes,
             liveness,
             store,
             next_session: AtomicU64::new(last_session + 1),
             next_stream: AtomicU64::new(1),
-            fleet_desired: AtomicU64::new(fleet_desired),
-            store_turn: tokio::sync::Mutex::new(()),
-            waiting: std::sync::Mutex::new(Vec::new()),
-            acks: broadcast::channel(ACK_CHANNEL_DEPTH).0,
-        })
+        }
     }
 
     /// Liveness settings in force.
@@ -266,6 +306,11 @@ impl Registry {
         self.nodes.is_empty()
     }
 
+    /// Whether `node_id` is known.
+    pub fn contains(&self, node_id: &str) -> bool {
+        self.nodes.contains_key(node_id)
+    }
+
     fn session_is_live(&self, s: &Session, now: Instant) -> bool {
         if now.duration_since(s.last_heartbeat) > self.liveness.offline_after {
             return false;
@@ -279,13 +324,14 @@ impl Registry {
     /// Starts a new session for `reg`, replacing a dead session or an older
     /// session of the same agent process; refuses a second live agent.
     ///
-    /// Persists the node record before answering, so an acknowledged
+    /// The node record is durable before this returns, so an acknowledged
     /// registration survives a crash.
-    pub async fn register(self: &Arc<Self>, reg: Registration) -> Result<u64, MasterError> {
+    pub async fn register(&self, reg: Registration) -> Result<u64, MasterError> {
+        let slot = self.store.reserve().await?;
         let now = Instant::now();
         let now_ms = cdn_common::unix_millis_now();
         let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let record = {
+        let written = {
             let mut entry = self
                 .nodes
                 .entry(reg.node_id.clone())
@@ -293,13 +339,12 @@ impl Registry {
                     record: NodeRecord {
                         name: reg.node_id.clone(),
                         first_seen_ms: now_ms,
-                        desired_version: self.fleet_desired.load(Ordering::Relaxed),
                         ..Default::default()
                     },
                     session: None,
                     system: None,
                     link: None,
-                    offline_reason: String::new(),
+                    offline: Offline::MasterRestarted,
                     dirty: false,
                     flushed_seen_ms: 0,
                 });
@@ -322,15 +367,10 @@ impl Registry {
             node.record.addresses = reg.addresses;
             node.record.hostname = reg.hostname;
             node.record.agent_version = reg.agent_version;
-            if let Ok(v) = reg.config_version.parse::<u64>() {
-                node.record.applied_version = v;
-            }
-            node.record.config_version = reg.config_version;
             node.record.last_seen_ms = now_ms;
             node.record.connected_since_ms = now_ms;
             node.record.last_session_id = session_id;
-            node.offline_reason.clear();
-            // Written below, before the registration is answered.
+            // Written now, before the registration is answered.
             node.dirty = false;
             node.flushed_seen_ms = now_ms;
             node.session = Some(Session {
@@ -344,56 +384,10 @@ impl Registry {
                 clock_skew_ms: 0,
                 accept_encodings: reg.accept_encodings,
             });
-            node.record.name.clone()
+            slot.send(vec![Write::Node(node.record.clone())])
         };
-        self.persist(vec![record]).await?;
+        written.await?;
         Ok(session_id)
-    }
-
-    /// Writes the named nodes' records as they are when the write starts,
-    /// and returns once they are durable.
-    ///
-    /// Writers take turns, and records are copied only by the holder of the
-    /// turn, so an older copy can never land after a newer one (a desired
-    /// version set by a push is never overwritten by a stale copy). The
-    /// holder writes every request queued so far in one transaction.
-    async fn persist(&self, names: Vec<String>) -> Result<(), MasterError> {
-        if names.is_empty() {
-            return Ok(());
-        }
-        let (done, written) = tokio::sync::oneshot::channel();
-        self.lock_waiting().push(Waiting { names, done });
-        {
-            let _turn = self.store_turn.lock().await;
-            let batch = std::mem::take(&mut *self.lock_waiting());
-            // Empty: an earlier turn took ours along.
-            if !batch.is_empty() {
-                let mut names: Vec<&String> = batch.iter().flat_map(|w| &w.names).collect();
-                names.sort_unstable();
-                names.dedup();
-                let records: Vec<NodeRecord> = names
-                    .iter()
-                    .filter_map(|n| self.nodes.get(*n).map(|x| x.record.clone()))
-                    .collect();
-                let store = Arc::clone(&self.store);
-                let result = tokio::task::spawn_blocking(move || store.put_nodes(&records))
-                    .await
-                    .unwrap_or_else(|e| Err(StoreError::Io(format!("store task failed: {e}"))));
-                for w in batch {
-                    let _ = w.done.send(result.clone());
-                }
-            }
-        }
-        written
-            .await
-            .map_err(|_| MasterError::Internal("store write abandoned".into()))??;
-        Ok(())
-    }
-
-    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-        self.waiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `f` on the node's current session if `session_id` is current.
@@ -403,13 +397,11 @@ impl Registry {
         session_id: u64,
         f: impl FnOnce(&mut Node, Instant) -> T,
     ) -> Result<T, MasterError> {
-        let mut node = self
-            .nodes
-            .get_mut(node_id)
-            .ok_or_else(|| MasterError::UnknownSession {
-                node_id: node_id.to_string(),
-                session_id,
-            })?;
+        let unknown = || MasterError::UnknownSession {
+            node_id: node_id.to_string(),
+            session_id,
+        };
+        let mut node = self.nodes.get_mut(node_id).ok_or_else(unknown)?;
         let now = Instant::now();
         match &node.session {
             // Silent past the offline window: the node was shown offline, so
@@ -420,52 +412,34 @@ impl Registry {
             {
                 let silent = now.duration_since(s.last_heartbeat);
                 node.session = None;
-                node.offline_reason = format!("no heartbeat for {}", fmt_secs(silent));
+                node.offline = Offline::NoHeartbeat {
+                    silent,
+                    missed: None,
+                };
                 node.dirty = true;
                 tracing::warn!(node = %node_id, silent = %fmt_secs(silent), "node offline: session expired");
-                Err(MasterError::UnknownSession {
-                    node_id: node_id.to_string(),
-                    session_id,
-                })
+                Err(unknown())
             }
             Some(s) if s.id == session_id => Ok(f(&mut node, now)),
-            _ => Err(MasterError::UnknownSession {
-                node_id: node_id.to_string(),
-                session_id,
-            }),
+            _ => Err(unknown()),
         }
     }
 
     /// Records a heartbeat received now. `reported` is `None` when the agent
     /// says it is going offline (clean shutdown), which ends the session.
-    /// Returns the node's desired config version (0 = none).
     pub fn heartbeat(
         &self,
         node_id: &str,
         session_id: u64,
         reported: Option<Reported>,
         agent_time_ms: i64,
-        config_version: &str,
-        disk_hash: &str,
-    ) -> Result<u64, MasterError> {
+    ) -> Result<(), MasterError> {
         let now_ms = cdn_common::unix_millis_now();
         self.with_session(node_id, session_id, |node, now| {
             node.record.last_seen_ms = now_ms;
-            let mut changed = reported.is_none();
-            if !config_version.is_empty() && node.record.config_version != config_version {
-                changed = true;
-                node.record.config_version = config_version.to_string();
-                if let Ok(v) = config_version.parse::<u64>() {
-                    node.record.applied_version = v;
-                }
-            }
-            if node.record.disk_hash != disk_hash {
-                changed = true;
-                node.record.disk_hash = disk_hash.to_string();
-            }
             // 15,000 agents heartbeating would otherwise rewrite every
             // record at every sweep just for the time they were last seen.
-            if changed || now_ms - node.flushed_seen_ms >= LAST_SEEN_FLUSH_MS {
+            if reported.is_none() || now_ms - node.flushed_seen_ms >= LAST_SEEN_FLUSH_MS {
                 node.dirty = true;
             }
             match reported {
@@ -480,40 +454,15 @@ impl Registry {
                 }
                 None => {
                     node.session = None;
-                    node.offline_reason = "agent shut down".into();
+                    node.offline = Offline::AgentShutDown;
                 }
             }
-            node.record.desired_version
         })
     }
 
     /// Fails unless `session_id` is the node's live session.
     pub fn check_session(&self, node_id: &str, session_id: u64) -> Result<(), MasterError> {
         self.with_session(node_id, session_id, |_, _| ())
-    }
-
-    /// Records an agent's answer to a config version and tells waiters.
-    pub fn config_ack(&self, node_id: &str, session_id: u64, ack: AckEvent) {
-        let updated = self.with_session(node_id, session_id, |node, _| {
-            if ack.success {
-                node.record.applied_version = ack.version;
-                node.record.config_version = ack.version.to_string();
-                node.record.config_error.clear();
-                // The agent just wrote this content.
-                node.record.disk_hash = ack.hash.clone();
-            } else {
-                node.record.config_error = format!("version {}: {}", ack.version, ack.error);
-            }
-            node.dirty = true;
-        });
-        if updated.is_ok() {
-            let _ = self.acks.send(ack);
-        }
-    }
-
-    /// Subscribes to config acknowledgements.
-    pub fn subscribe_acks(&self) -> broadcast::Receiver<AckEvent> {
-        self.acks.subscribe()
     }
 
     /// Names of the nodes a push is for: `names` (each must be known) plus
@@ -543,69 +492,6 @@ impl Registry {
         Ok(out.into_iter().collect())
     }
 
-    /// The version nodes registering for the first time are given.
-    pub fn fleet_desired(&self) -> u64 {
-        self.fleet_desired.load(Ordering::Relaxed)
-    }
-
-    /// Applied versions of `names`, in order (0 for an unknown node).
-    pub fn applied_versions(&self, names: &[String]) -> Vec<u64> {
-        names
-            .iter()
-            .map(|n| self.nodes.get(n).map_or(0, |x| x.record.applied_version))
-            .collect()
-    }
-
-    /// Desired versions of `names`, in order (0 for an unknown node).
-    pub fn desired_versions(&self, names: &[String]) -> Vec<u64> {
-        names
-            .iter()
-            .map(|n| self.nodes.get(n).map_or(0, |x| x.record.desired_version))
-            .collect()
-    }
-
-    /// Makes `version` desired for `names` (and for the fleet when
-    /// `fleet_wide`), persisting it together with `new_version` first.
-    pub async fn set_desired(
-        &self,
-        names: &[String],
-        version: u64,
-        new_version: Option<(crate::store::ConfigVersion, Vec<u8>)>,
-        fleet_wide: bool,
-    ) -> Result<(), MasterError> {
-        let _turn = self.store_turn.lock().await;
-        let records: Vec<NodeRecord> = names
-            .iter()
-            .filter_map(|n| {
-                self.nodes.get(n).map(|x| NodeRecord {
-                    desired_version: version,
-                    ..x.record.clone()
-                })
-            })
-            .collect();
-        let change = crate::store::ConfigChange {
-            version: new_version,
-            nodes: records,
-            fleet_desired: fleet_wide.then_some(version),
-        };
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || store.put_config(&change))
-            .await
-            .map_err(|e| MasterError::Internal(format!("store task failed: {e}")))??;
-        for n in names {
-            if let Some(mut x) = self.nodes.get_mut(n) {
-                x.record.desired_version = version;
-                if x.record.applied_version != version {
-                    x.record.config_error.clear();
-                }
-            }
-        }
-        if fleet_wide {
-            self.fleet_desired.store(version, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
     /// Stores the latest system figures of a node.
     pub fn report_status(
         &self,
@@ -613,7 +499,6 @@ impl Registry {
         session_id: u64,
         system: Option<SystemStatus>,
         link: Option<LinkStats>,
-        config_version: &str,
         agent_version: &str,
     ) -> Result<(), MasterError> {
         self.with_session(node_id, session_id, |node, _| {
@@ -623,36 +508,28 @@ impl Registry {
             if link.is_some() {
                 node.link = link;
             }
-            if !config_version.is_empty() {
-                node.record.config_version = config_version.to_string();
-                if let Ok(v) = config_version.parse::<u64>() {
-                    node.record.applied_version = v;
-                }
-            }
-            if !agent_version.is_empty() {
+            if !agent_version.is_empty() && node.record.agent_version != agent_version {
                 node.record.agent_version = agent_version.to_string();
+                node.dirty = true;
             }
         })
     }
 
     /// Attaches a freshly opened command stream to the session; returns the
-    /// stream's generation for [`Registry::detach_stream`] and the desired
-    /// config version if the node is behind it.
+    /// stream's generation for [`Registry::detach_stream`].
     pub fn attach_stream(
         &self,
         node_id: &str,
         session_id: u64,
         tx: CommandTx,
-    ) -> Result<(u64, Option<u64>), MasterError> {
+    ) -> Result<u64, MasterError> {
         let generation = self.next_stream.fetch_add(1, Ordering::Relaxed);
         self.with_session(node_id, session_id, |node, _| {
             if let Some(s) = node.session.as_mut() {
                 s.stream = Some(StreamSlot { generation, tx });
                 s.stream_lost_at = None;
             }
-            let r = &node.record;
-            let behind = r.desired_version != 0 && r.desired_version != r.applied_version;
-            (generation, behind.then_some(r.desired_version))
+            generation
         })
     }
 
@@ -688,17 +565,17 @@ impl Registry {
     /// The node's state now and, unless online, why; nothing allocated.
     fn judge<'a>(&self, node: &'a Node, now: Instant) -> (NodeState, Why<'a>) {
         match &node.session {
-            None => (NodeState::Offline, Why::Text(&node.offline_reason)),
+            None => (NodeState::Offline, Why::Offline(&node.offline)),
             Some(s) => {
                 let silent = now.duration_since(s.last_heartbeat);
                 if silent > self.liveness.offline_after {
                     (NodeState::Offline, Why::Silent(silent))
                 } else if let Reported::Degraded(why) = &s.reported {
-                    (NodeState::Degraded, Why::Text(why))
+                    (NodeState::Degraded, Why::Degraded(why))
                 } else if silent > self.liveness.degraded_after {
                     (NodeState::Degraded, Why::Late(silent))
                 } else {
-                    (NodeState::Online, Why::Text(""))
+                    (NodeState::Online, Why::None)
                 }
             }
         }
@@ -721,15 +598,25 @@ impl Registry {
 
     fn view(&self, node: &Node, now: Instant) -> NodeView {
         let (state, why) = self.judge(node, now);
-        let reason = match why {
-            Why::Text(t) => t.to_string(),
-            Why::Silent(d) => format!("no heartbeat for {}", fmt_secs(d)),
-            Why::Late(d) => format!("heartbeat late by {}", fmt_secs(d)),
+        let (offline, reason) = match why {
+            Why::Offline(o) => (Some(o.clone()), o.to_string()),
+            Why::Silent(silent) => {
+                let o = Offline::NoHeartbeat {
+                    silent,
+                    missed: None,
+                };
+                let text = o.to_string();
+                (Some(o), text)
+            }
+            Why::Degraded(t) => (None, t.to_string()),
+            Why::Late(d) => (None, format!("heartbeat late by {}", fmt_secs(d))),
+            Why::None => (None, String::new()),
         };
         let session = node.session.as_ref();
         NodeView {
             record: node.record.clone(),
             state,
+            offline,
             reason,
             session_id: session.map_or(node.record.last_session_id, |s| s.id),
             stream_open: session
@@ -747,6 +634,17 @@ impl Registry {
         self.nodes.get(node_id).map(|n| self.view(&n, now))
     }
 
+    /// The node's state now, if known (no record copied).
+    pub fn state(&self, node_id: &str) -> Option<NodeState> {
+        let now = Instant::now();
+        self.nodes.get(node_id).map(|n| self.judge(&n, now).0)
+    }
+
+    /// Unix milliseconds the node was last seen, if known.
+    pub fn last_seen_ms(&self, node_id: &str) -> Option<i64> {
+        self.nodes.get(node_id).map(|n| n.record.last_seen_ms)
+    }
+
     /// Every node for which `keep` is true, sorted by name.
     pub fn list(&self, keep: impl Fn(&NodeView) -> bool) -> Vec<NodeView> {
         let now = Instant::now();
@@ -761,7 +659,7 @@ impl Registry {
     }
 
     /// Ends sessions that went silent or never opened their stream, and
-    /// flushes changed records to the store in one transaction.
+    /// writes changed records to the store.
     pub async fn sweep(&self) -> Result<Vec<WentOffline>, MasterError> {
         self.sweep_and_flush(false).await
     }
@@ -777,37 +675,35 @@ impl Registry {
         let mut offline = Vec::new();
         let mut dirty = Vec::new();
         for mut node in self.nodes.iter_mut() {
-            let reason = match &node.session {
+            let why = match &node.session {
                 Some(s) if now.duration_since(s.last_heartbeat) > self.liveness.offline_after => {
-                    Some(format!(
-                        "no heartbeat for {} (offline after {} missed intervals)",
-                        fmt_secs(now.duration_since(s.last_heartbeat)),
-                        self.liveness.offline_after.as_millis()
-                            / self.liveness.interval.as_millis().max(1)
-                    ))
+                    Some(Offline::NoHeartbeat {
+                        silent: now.duration_since(s.last_heartbeat),
+                        missed: Some(self.liveness.missed_intervals()),
+                    })
                 }
                 // A stopping agent closes its stream just before its goodbye
                 // heartbeat: give that a moment, so the node shows why it went.
                 Some(s) if s.stream.is_none() => match s.stream_lost_at {
                     Some(lost) if now.duration_since(lost) > STREAM_LOSS_GRACE => {
-                        Some("connection lost (command stream closed)".to_string())
+                        Some(Offline::ConnectionLost)
                     }
                     None if now.duration_since(s.registered_at)
                         > self.liveness.stream_open_timeout =>
                     {
-                        Some("command stream not opened in time after registering".to_string())
+                        Some(Offline::StreamNotOpened)
                     }
                     _ => None,
                 },
                 _ => None,
             };
-            if let Some(reason) = reason {
+            if let Some(why) = why {
                 node.session = None;
-                node.offline_reason = reason.clone();
+                node.offline = why.clone();
                 node.dirty = true;
                 offline.push(WentOffline {
                     node_id: node.record.name.clone(),
-                    reason,
+                    why,
                 });
             }
             if node.dirty || (all_seen && node.record.last_seen_ms != node.flushed_seen_ms) {
@@ -816,25 +712,41 @@ impl Registry {
                 dirty.push(node.record.name.clone());
             }
         }
-        self.persist(dirty).await?;
+        self.write_records(dirty).await?;
         Ok(offline)
     }
 
+    /// Writes the named nodes' records, each copied and queued while its
+    /// entry is locked, and waits until all are durable.
+    async fn write_records(&self, names: Vec<String>) -> Result<(), MasterError> {
+        let mut pending = Vec::with_capacity(names.len());
+        for name in names {
+            let slot = self.store.reserve().await?;
+            if let Some(node) = self.nodes.get(&name) {
+                pending.push(slot.send(vec![Write::Node(node.record.clone())]));
+            }
+        }
+        for p in pending {
+            p.await?;
+        }
+        Ok(())
+    }
+
     /// Ends the node's session at once (its certificate was revoked): the
-    /// command stream is told why and closed, and the node shows offline
-    /// with `reason`. True if it had a session.
-    pub fn cut(&self, node_id: &str, reason: &str) -> bool {
+    /// command stream is told why and closed, and the node shows offline.
+    /// True if it had a session.
+    pub fn cut(&self, node_id: &str, why: Offline) -> bool {
         let Some(mut node) = self.nodes.get_mut(node_id) else {
             return false;
         };
+        let reason = why.to_string();
+        node.offline = why;
         let Some(mut session) = node.session.take() else {
-            node.offline_reason = reason.to_string();
             return false;
         };
         if let Some(slot) = session.stream.take() {
-            let _ = slot.tx.try_send(Ok(close_message(reason)));
+            let _ = slot.tx.try_send(Ok(close_message(&reason)));
         }
-        node.offline_reason = reason.to_string();
         node.dirty = true;
         true
     }
@@ -869,7 +781,8 @@ fn fmt_secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::EmbeddedStore;
+    use crate::store::{EmbeddedStore, StoreWriter};
+    use std::sync::Arc;
 
     fn liveness(ms: u64) -> Liveness {
         Liveness {
@@ -880,9 +793,22 @@ mod tests {
         }
     }
 
-    fn registry(dir: &std::path::Path, ms: u64) -> Arc<Registry> {
-        let store = Arc::new(EmbeddedStore::open(dir).unwrap());
-        Arc::new(Registry::load(store, liveness(ms)).unwrap())
+    /// A registry on a fresh or existing store in `dir`; drop the writer
+    /// (closing it) before opening the same directory again.
+    async fn registry(dir: &std::path::Path, ms: u64) -> (Arc<Registry>, StoreWriter) {
+        let (store, writer) = Store::start(Arc::new(EmbeddedStore::open(dir).unwrap()));
+        let nodes = store.load().await.unwrap().nodes;
+        (Arc::new(Registry::load(store, nodes, liveness(ms))), writer)
+    }
+
+    async fn reopen(
+        dir: &std::path::Path,
+        ms: u64,
+        old: (Arc<Registry>, StoreWriter),
+    ) -> (Arc<Registry>, StoreWriter) {
+        drop(old.0);
+        old.1.close().await;
+        registry(dir, ms).await
     }
 
     fn reg(node: &str, instance: &str) -> Registration {
@@ -893,7 +819,6 @@ mod tests {
             addresses: vec!["127.0.0.1".into()],
             hostname: "h".into(),
             agent_version: "0.1.0".into(),
-            config_version: String::new(),
             accept_encodings: Vec::new(),
         }
     }
@@ -901,7 +826,7 @@ mod tests {
     #[tokio::test]
     async fn second_live_agent_is_refused_and_same_agent_replaces_its_session() {
         let dir = tempfile::tempdir().unwrap();
-        let r = registry(dir.path(), 10_000);
+        let (r, _w) = registry(dir.path(), 10_000).await;
         let first = r.register(reg("n1", "A")).await.unwrap();
         let (tx, _rx) = mpsc::channel(1);
         r.attach_stream("n1", first, tx).unwrap();
@@ -913,17 +838,16 @@ mod tests {
         let again = r.register(reg("n1", "A")).await.unwrap();
         assert!(again > first);
         assert!(matches!(
-            r.heartbeat("n1", first, Some(Reported::Online), 0, "", ""),
+            r.heartbeat("n1", first, Some(Reported::Online), 0),
             Err(MasterError::UnknownSession { .. })
         ));
-        r.heartbeat("n1", again, Some(Reported::Online), 0, "", "")
-            .unwrap();
+        r.heartbeat("n1", again, Some(Reported::Online), 0).unwrap();
     }
 
     #[tokio::test]
     async fn dead_stream_frees_the_node_id_for_another_agent() {
         let dir = tempfile::tempdir().unwrap();
-        let r = registry(dir.path(), 10_000);
+        let (r, _w) = registry(dir.path(), 10_000).await;
         let first = r.register(reg("n1", "A")).await.unwrap();
         let (tx, rx) = mpsc::channel(1);
         r.attach_stream("n1", first, tx).unwrap();
@@ -934,7 +858,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn silent_node_goes_offline_and_its_session_expires() {
         let dir = tempfile::tempdir().unwrap();
-        let r = registry(dir.path(), 20);
+        let (r, _w) = registry(dir.path(), 20).await;
         let s = r.register(reg("n1", "A")).await.unwrap();
         let (tx, _rx) = mpsc::channel(1);
         r.attach_stream("n1", s, tx).unwrap();
@@ -942,18 +866,53 @@ mod tests {
         tokio::time::advance(Duration::from_millis(45)).await;
         assert_eq!(r.get("n1").unwrap().state, NodeState::Degraded);
         tokio::time::advance(Duration::from_millis(30)).await;
+        let v = r.get("n1").unwrap();
+        assert_eq!(v.state, NodeState::Offline);
+        assert!(matches!(v.offline, Some(Offline::NoHeartbeat { .. })));
+        assert!(r.heartbeat("n1", s, Some(Reported::Online), 0).is_err());
         assert_eq!(r.get("n1").unwrap().state, NodeState::Offline);
-        assert!(
-            r.heartbeat("n1", s, Some(Reported::Online), 0, "", "")
-                .is_err()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_says_why_each_node_went_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, _w) = registry(dir.path(), 20).await;
+        let silent = r.register(reg("silent", "A")).await.unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        r.attach_stream("silent", silent, tx).unwrap();
+        r.register(reg("no-stream", "B")).await.unwrap();
+        let bye = r.register(reg("bye", "C")).await.unwrap();
+        r.heartbeat("bye", bye, None, 0).unwrap();
+        tokio::time::advance(Duration::from_millis(70)).await;
+        let mut went = r.sweep().await.unwrap();
+        went.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let why: Vec<(&str, OfflineReason)> = went
+            .iter()
+            .map(|w| (w.node_id.as_str(), w.why.wire()))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                ("no-stream", OfflineReason::NoHeartbeat),
+                ("silent", OfflineReason::NoHeartbeat)
+            ]
         );
-        assert_eq!(r.get("n1").unwrap().state, NodeState::Offline);
+        assert_eq!(r.get("bye").unwrap().offline, Some(Offline::AgentShutDown));
+        assert_eq!(
+            went[1].why.to_string(),
+            "no heartbeat for 0.1s (offline after 3 missed intervals)"
+        );
+        assert!(!r.cut("silent", Offline::CertificateRevoked));
+        assert_eq!(
+            r.get("silent").unwrap().offline.map(|o| o.wire()),
+            Some(OfflineReason::CertificateRevoked)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_registration_storm_is_durable_for_every_node() {
         let dir = tempfile::tempdir().unwrap();
-        let r = registry(dir.path(), 10_000);
+        let (r, w) = registry(dir.path(), 10_000).await;
         let storm: Vec<_> = (0..300)
             .map(|i| {
                 let r = Arc::clone(&r);
@@ -971,8 +930,7 @@ mod tests {
             300,
             "every registration got its own session"
         );
-        drop(r);
-        let again = registry(dir.path(), 10_000);
+        let (again, _w) = reopen(dir.path(), 10_000, (r, w)).await;
         assert_eq!(
             again.len(),
             300,
@@ -983,17 +941,14 @@ mod tests {
     #[tokio::test]
     async fn known_nodes_survive_a_reload_as_offline() {
         let dir = tempfile::tempdir().unwrap();
-        let s = {
-            let r = registry(dir.path(), 10_000);
-            let s = r.register(reg("n1", "A")).await.unwrap();
-            r.heartbeat("n1", s, Some(Reported::Online), 0, "", "")
-                .unwrap();
-            r.sweep().await.unwrap();
-            s
-        };
-        let r = registry(dir.path(), 10_000);
+        let (r, w) = registry(dir.path(), 10_000).await;
+        let s = r.register(reg("n1", "A")).await.unwrap();
+        r.heartbeat("n1", s, Some(Reported::Online), 0).unwrap();
+        r.sweep().await.unwrap();
+        let (r, _w) = reopen(dir.path(), 10_000, (r, w)).await;
         let v = r.get("n1").unwrap();
         assert_eq!(v.state, NodeState::Offline);
+        assert_eq!(v.offline, Some(Offline::MasterRestarted));
         assert_eq!(
             v.record.labels.get("role").map(String::as_str),
             Some("edge")
@@ -1005,53 +960,40 @@ mod tests {
     #[tokio::test]
     async fn last_seen_alone_is_written_rarely_and_always_at_the_final_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let stored_seen = |dir: &std::path::Path| {
-            let r = registry(dir, 10_000);
-            r.get("n1").unwrap().record.last_seen_ms
-        };
-        let (registered, seen) = {
-            let r = registry(dir.path(), 10_000);
-            let s = r.register(reg("n1", "A")).await.unwrap();
-            let registered = r.get("n1").unwrap().record.last_seen_ms;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            r.heartbeat("n1", s, Some(Reported::Online), 0, "", "")
-                .unwrap();
-            r.sweep().await.unwrap();
-            (registered, r.get("n1").unwrap().record.last_seen_ms)
-        };
+        let (r, w) = registry(dir.path(), 10_000).await;
+        let s = r.register(reg("n1", "A")).await.unwrap();
+        let registered = r.get("n1").unwrap().record.last_seen_ms;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        r.heartbeat("n1", s, Some(Reported::Online), 0).unwrap();
+        r.sweep().await.unwrap();
+        let seen = r.get("n1").unwrap().record.last_seen_ms;
         assert!(seen > registered);
+        let (r, w) = reopen(dir.path(), 10_000, (r, w)).await;
         assert_eq!(
-            stored_seen(dir.path()),
+            r.get("n1").unwrap().record.last_seen_ms,
             registered,
             "a sweep skips last_seen alone"
         );
-        {
-            let r = registry(dir.path(), 10_000);
-            let s = r.register(reg("n1", "A")).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            r.heartbeat("n1", s, Some(Reported::Online), 0, "7", "")
-                .unwrap();
-            let seen = r.get("n1").unwrap().record.last_seen_ms;
-            r.final_flush().await.unwrap();
-            drop(r);
-            assert_eq!(stored_seen(dir.path()), seen, "the final flush writes it");
-        }
+        let s = r.register(reg("n1", "A")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        r.heartbeat("n1", s, Some(Reported::Online), 0).unwrap();
+        let seen = r.get("n1").unwrap().record.last_seen_ms;
+        r.final_flush().await.unwrap();
+        let (r, _w) = reopen(dir.path(), 10_000, (r, w)).await;
+        assert_eq!(
+            r.get("n1").unwrap().record.last_seen_ms,
+            seen,
+            "the final flush writes it"
+        );
     }
 
     #[tokio::test]
     async fn degraded_report_is_shown_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let r = registry(dir.path(), 10_000);
+        let (r, _w) = registry(dir.path(), 10_000).await;
         let s = r.register(reg("n1", "A")).await.unwrap();
-        r.heartbeat(
-            "n1",
-            s,
-            Some(Reported::Degraded("disk full".into())),
-            0,
-            "",
-            "",
-        )
-        .unwrap();
+        r.heartbeat("n1", s, Some(Reported::Degraded("disk full".into())), 0)
+            .unwrap();
         let v = r.get("n1").unwrap();
         assert_eq!(v.state, NodeState::Degraded);
         assert_eq!(v.reason, "disk full");

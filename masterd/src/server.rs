@@ -15,14 +15,16 @@ use tracing::{error, info, warn};
 
 use crate::admin_service::AdminApi;
 use crate::agent_service::AgentApi;
-use crate::auth::Auth;
+use crate::audit::Audit;
+use crate::auth::{Authenticator, Credentials, Enrolment};
 use crate::config::MasterConfig;
+use crate::configs::{Configs, RolloutOwner};
 use crate::error::MasterError;
+use crate::events::Events;
 use crate::exec::ExecHub;
 use crate::metrics::{Metrics, StateLabel};
-use crate::push::Configs;
-use crate::registry::{Liveness, Registry};
-use crate::store::{EmbeddedStore, NodeStore};
+use crate::registry::{Liveness, Offline, Registry};
+use crate::store::{EmbeddedStore, Store, StoreWriter};
 
 /// How long shutdown waits for in-flight calls before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -66,20 +68,28 @@ pub struct Security {
     pub insecure_non_loopback: bool,
 }
 
-/// A master with its listeners bound, ready to serve.
+/// A master with its listeners bound, ready to serve: every owner of
+/// state, built from what the store loaded.
 pub struct Master {
     config: Arc<MasterConfig>,
+    live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
+    /// The store's writer task, closed last.
+    writer: StoreWriter,
     registry: Arc<Registry>,
-    configs: Arc<Configs>,
+    configs: Configs,
+    rollouts: RolloutOwner,
     execs: Arc<ExecHub>,
+    credentials: Arc<Credentials>,
+    authn: Arc<Authenticator>,
+    enrolment: Arc<Enrolment>,
+    audit: Arc<Audit>,
+    events: Arc<Events>,
+    metrics: Arc<Metrics>,
     grpc: TcpListener,
     admin: Option<TcpListener>,
     metrics_listener: Option<TcpListener>,
-    metrics: Arc<Metrics>,
-    auth: Arc<Auth>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     written: Vec<std::path::PathBuf>,
-    live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
 }
 
 /// Applies a reloaded master.yml (SIGHUP) to a running master: what can
@@ -88,9 +98,9 @@ pub struct Master {
 pub struct Reloader {
     started: Arc<MasterConfig>,
     live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
-    auth: Arc<Auth>,
+    authn: Arc<Authenticator>,
     execs: Arc<ExecHub>,
-    configs: Arc<Configs>,
+    configs: Configs,
 }
 
 /// What a reload did.
@@ -115,7 +125,7 @@ impl Reloader {
         let mut out = Reloaded::default();
         let changed = |key: &str| was.get(key) != now.get(key);
         if changed("limits") {
-            self.auth.set_limits(&new.limits);
+            self.authn.set_limits(&new.limits);
             out.applied.push("limits");
         }
         if changed("pool") {
@@ -205,9 +215,9 @@ async fn bind(hp: &HostPort) -> Result<TcpListener, ServeError> {
 }
 
 impl Master {
-    /// Opens the store, sets up TLS (making the CA, the admin credential
-    /// and a join token on first start) and binds every listener; nothing
-    /// is served yet.
+    /// Opens the store, loads every owner of state from it, sets up TLS
+    /// (making the CA, the admin credential and a join token on first
+    /// start) and binds every listener; nothing is served yet.
     pub async fn bind(config: MasterConfig, security: Security) -> Result<Self, ServeError> {
         if security.insecure && !security.insecure_non_loopback {
             for hp in std::iter::once(&config.grpc.addr).chain(config.admin.addr.as_ref()) {
@@ -218,12 +228,14 @@ impl Master {
                 }
             }
         }
-        let store: Arc<dyn NodeStore> =
-            Arc::new(EmbeddedStore::open(&config.data_dir).map_err(MasterError::from)?);
+        let backend = EmbeddedStore::open(&config.data_dir).map_err(MasterError::from)?;
+        let (store, writer) = Store::start(Arc::new(backend));
+        let mut loaded = store.load().await.map_err(MasterError::from)?;
         let registry = Arc::new(Registry::load(
-            Arc::clone(&store),
+            store.clone(),
+            std::mem::take(&mut loaded.nodes),
             Liveness::from_config(&config.heartbeat),
-        )?);
+        ));
         let metrics = Arc::new(Metrics::default());
         let (pki, first_start) = if security.insecure {
             (None, false)
@@ -236,38 +248,55 @@ impl Master {
             let (pki, created) =
                 crate::pki::Pki::load_or_create(&crate::pki::dir_in(&config.data_dir), &names)
                     .map_err(|e| ServeError::Tls(e.to_string()))?;
-            (Some(pki), created)
+            (Some(Arc::new(pki)), created)
         };
         let tls = match &pki {
             None => None,
             Some(p) => Some(server_tls(p, &config.tls)?),
         };
-        let events = Arc::new(crate::events::Events::default());
-        let mut auth = Auth::load(
+        let own_ca = match (&tls, &config.tls.cert_file) {
+            (Some(_), Some(cert)) => Some(own_chain_anchor(cert)?),
+            _ => None,
+        };
+        let credentials = Arc::new(Credentials::load(
+            &mut loaded,
             pki,
-            Arc::clone(&store),
-            &config.limits,
+            store.clone(),
             config.tls.client_cert_ttl,
+            own_ca,
+        ));
+        let authn = Arc::new(Authenticator::new(
+            security.insecure,
+            Arc::clone(&credentials),
+            &config.limits,
             Arc::clone(&metrics),
+        ));
+        let events = Arc::new(Events::default());
+        let audit = Arc::new(Audit::new(
+            store.clone(),
             Arc::clone(&events),
-        )?;
-        if let (Some(_), Some(cert)) = (&tls, &config.tls.cert_file) {
-            auth.set_server_ca(own_chain_anchor(cert)?);
-        }
-        let auth = Arc::new(auth);
-        let configs = Arc::new(Configs::load(
+            loaded.last_audit_id,
+        ));
+        let enrolment = Arc::new(Enrolment::new(
+            Arc::clone(&authn),
+            Arc::clone(&credentials),
+            Arc::clone(&audit),
+        ));
+        let (configs, rollouts) = Configs::load(
+            &mut loaded,
             Arc::clone(&registry),
-            Arc::clone(&store),
+            store.clone(),
             Arc::clone(&metrics),
             config.compression.clone(),
-        )?);
-        let execs = Arc::new(ExecHub::load(
+        );
+        let execs = Arc::new(ExecHub::new(
             Arc::clone(&registry),
-            Arc::clone(&store),
+            store.clone(),
+            loaded.last_exec_id,
             Arc::clone(&events),
             metrics.exec_active.clone(),
             config.pool.clone(),
-        )?);
+        ));
         let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {
             Some(a) => Some(bind(a).await?),
@@ -287,19 +316,27 @@ impl Master {
                 source,
             })?,
         );
-        let written = auth.bootstrap(&config.data_dir, &admin_addr, first_start)?;
+        let written =
+            crate::auth::bootstrap(&credentials, &config.data_dir, &admin_addr, first_start)
+                .await?;
         let config = Arc::new(config);
         Ok(Self {
             live: Arc::new(std::sync::RwLock::new(Arc::clone(&config))),
             config,
+            writer,
             registry,
             configs,
+            rollouts,
             execs,
+            credentials,
+            authn,
+            enrolment,
+            audit,
+            events,
+            metrics,
             grpc,
             admin,
             metrics_listener,
-            metrics,
-            auth,
             tls,
             written,
         })
@@ -310,9 +347,9 @@ impl Master {
         Reloader {
             started: Arc::clone(&self.config),
             live: Arc::clone(&self.live),
-            auth: Arc::clone(&self.auth),
+            authn: Arc::clone(&self.authn),
             execs: Arc::clone(&self.execs),
-            configs: Arc::clone(&self.configs),
+            configs: self.configs.clone(),
         }
     }
 
@@ -328,7 +365,9 @@ impl Master {
 
     /// sha256 of the CA certificate, when TLS is on.
     pub fn ca_fingerprint(&self) -> Option<String> {
-        self.auth.pki().map(|p| p.ca_fingerprint().to_string())
+        self.credentials
+            .pki()
+            .map(|p| p.ca_fingerprint().to_string())
     }
 
     /// Address of the metrics endpoint, if enabled.
@@ -356,44 +395,62 @@ impl Master {
         self.registry.len()
     }
 
-    /// Serves until `shutdown` is cancelled, then drains and flushes.
+    /// Serves until `shutdown` is cancelled, then drains: listeners stop,
+    /// waiting pushes report, agents' streams close, tasks end (within
+    /// [`SHUTDOWN_GRACE`]), the registry and the rollouts write what they
+    /// hold, and the store's writer commits the last batch.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
         let Self {
             config,
+            live,
+            writer,
             registry,
             configs,
+            rollouts,
             execs,
+            credentials,
+            authn,
+            enrolment,
+            audit,
+            events,
+            metrics,
             grpc,
             admin,
             metrics_listener,
-            metrics,
-            auth,
             tls,
             written: _,
-            live,
         } = self;
+        // Owned here and closed after everything that sends it commands.
+        let rollouts_closing = CancellationToken::new();
+        let rollouts_task = tokio::spawn(rollouts.run(rollouts_closing.clone()));
         let tasks = TaskTracker::new();
         let agent_api = AgentApi {
             registry: Arc::clone(&registry),
-            configs: Arc::clone(&configs),
+            configs: configs.clone(),
             execs: Arc::clone(&execs),
             config: Arc::clone(&config),
             live,
-            auth: Arc::clone(&auth),
+            authn: Arc::clone(&authn),
+            enrolment,
+            audit: Arc::clone(&audit),
+            events: Arc::clone(&events),
             metrics: Arc::clone(&metrics),
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
         };
-        let admin_api = AdminServiceServer::new(AdminApi::new(
-            Arc::clone(&registry),
-            Arc::clone(&configs),
-            Arc::clone(&execs),
-            Arc::clone(&auth),
-            tasks.clone(),
-        ))
+        let admin_api = AdminServiceServer::new(AdminApi {
+            registry: Arc::clone(&registry),
+            configs: configs.clone(),
+            execs,
+            authn: Arc::clone(&authn),
+            credentials,
+            audit,
+            events: Arc::clone(&events),
+            tasks: tasks.clone(),
+        })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut builder = server_builder(&config, &auth);
+        let mut builder = server_builder(&config, &authn);
         let mut router = builder.add_service(
             AgentServiceServer::new(agent_api)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -403,13 +460,13 @@ impl Master {
         match admin {
             None => router = router.add_service(admin_api),
             Some(l) => {
-                admin_router = Some((server_builder(&config, &auth).add_service(admin_api), l));
+                admin_router = Some((server_builder(&config, &authn).add_service(admin_api), l));
             }
         }
 
         let sweeper = tasks.spawn(sweep_loop(
             Arc::clone(&registry),
-            Arc::clone(&auth),
+            events,
             Arc::clone(&metrics),
             shutdown.clone(),
         ));
@@ -436,7 +493,7 @@ impl Master {
         }
         let stop = {
             let registry = Arc::clone(&registry);
-            let configs = Arc::clone(&configs);
+            let configs = configs.clone();
             let shutdown = shutdown.clone();
             async move {
                 shutdown.cancelled().await;
@@ -458,6 +515,8 @@ impl Master {
                     })
                     .clone(),
             },
+            tasks: tasks.clone(),
+            stop: shutdown.clone(),
         };
         let agent_server = serve(router, grpc, accept.clone(), tls.clone(), stop);
         let result = match admin_router {
@@ -484,6 +543,11 @@ impl Master {
         if let Err(e) = registry.final_flush().await {
             error!(error = %e, "final flush of the node registry failed");
         }
+        rollouts_closing.cancel();
+        if let Err(e) = rollouts_task.await {
+            error!(error = %e, "config rollouts task failed");
+        }
+        writer.close().await;
         result
     }
 }
@@ -536,7 +600,7 @@ type GatedServer =
 
 /// TLS is not tonic's: [`crate::conn`] does the handshakes, so the PING
 /// policy can see the plaintext HTTP/2 frames.
-fn server_builder(config: &MasterConfig, auth: &Arc<Auth>) -> GatedServer {
+fn server_builder(config: &MasterConfig, auth: &Arc<Authenticator>) -> GatedServer {
     let ka = &config.grpc.keepalive;
     Server::builder()
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
@@ -607,9 +671,10 @@ fn dial_addr(addr: SocketAddr) -> String {
     }
 }
 
+/// Ends silent sessions every half heartbeat interval and says so.
 async fn sweep_loop(
     registry: Arc<Registry>,
-    auth: Arc<Auth>,
+    events: Arc<Events>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
@@ -624,15 +689,15 @@ async fn sweep_loop(
         match registry.sweep().await {
             Ok(went) => {
                 for w in went {
-                    warn!(node = %w.node_id, reason = %w.reason, "node offline");
-                    if w.reason.starts_with("no heartbeat") {
+                    let reason = w.why.to_string();
+                    warn!(node = %w.node_id, reason = %reason, "node offline");
+                    if matches!(w.why, Offline::NoHeartbeat { .. }) {
                         metrics
                             .heartbeat_failures
                             .get_or_create(&crate::metrics::ReasonLabel { reason: "missed" })
                             .inc();
                     }
-                    auth.events()
-                        .publish("node.offline", &w.node_id, "", w.reason, true);
+                    events.publish("node.offline", &w.node_id, "", reason, true);
                 }
             }
             Err(e) => error!(error = %e, "cannot persist node registry"),

@@ -1,19 +1,24 @@
-//! The embedded backend: one redb file (`masterd.redb`) in the data directory.
-//! redb commits are atomic and durable (fsync'd), so a crash never leaves a
-//! half-written registry.
+//! The embedded backend: one redb file (`masterd.redb`) in the data
+//! directory. redb commits are atomic and durable (fsync'd), so a crash
+//! never leaves half a batch. redb is synchronous: every call runs on
+//! tokio's blocking pool, never on a runtime worker.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use bytes::Bytes;
+use cdn_proto::Version;
 use redb::{Database, ReadableTable, TableDefinition};
-
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuditRecord, CertRecord, ConfigChange, ConfigVersion, ExecRecord, NodeRecord, NodeStore,
-    StoreError, TokenRecord,
+    AuditQuery, AuditRecord, Backend, CertRecord, ExecRecord, Loaded, NodeConfigRecord, NodeRecord,
+    StoreError, TokenRecord, VersionRecord, Write,
 };
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const NODE_CONFIG: TableDefinition<&str, &[u8]> = TableDefinition::new("node_config");
 const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("config_versions");
 const CONTENT: TableDefinition<u64, &[u8]> = TableDefinition::new("config_content");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -26,9 +31,25 @@ const FLEET_DESIRED: &str = "fleet_desired_version";
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "masterd.redb";
 
-/// Node registry in a redb file.
+/// Master state in a redb file.
+#[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Database,
+    db: Arc<Database>,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(what: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("{what} {key}"),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(io)
 }
 
 impl EmbeddedStore {
@@ -53,9 +74,10 @@ impl EmbeddedStore {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         }
-        // Make sure the table exists so reads on a fresh store succeed.
+        // Every table exists, so reads on a fresh store succeed.
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(NODES).map_err(io)?;
+        txn.open_table(NODE_CONFIG).map_err(io)?;
         txn.open_table(VERSIONS).map_err(io)?;
         txn.open_table(CONTENT).map_err(io)?;
         txn.open_table(META).map_err(io)?;
@@ -64,216 +86,201 @@ impl EmbeddedStore {
         txn.open_table(TOKENS).map_err(io)?;
         txn.open_table(AUDIT).map_err(io)?;
         txn.commit().map_err(io)?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
     }
-}
 
-fn io(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(e.to_string())
-}
-
-fn decode<T: DeserializeOwned>(what: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: format!("{what} {key}"),
-        message: e.to_string(),
-    })
-}
-
-impl EmbeddedStore {
-    fn load_all<T: DeserializeOwned>(
+    /// Runs `f` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
         &self,
-        table: TableDefinition<&str, &[u8]>,
-        what: &str,
-    ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let t = txn.open_table(table).map_err(io)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(io)? {
-            let (k, v) = row.map_err(io)?;
-            out.push(decode(what, k.value(), v.value())?);
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
+    }
+
+    fn load_now(db: &Database) -> Result<Loaded, StoreError> {
+        let txn = db.begin_read().map_err(io)?;
+        fn all<T: DeserializeOwned>(
+            txn: &redb::ReadTransaction,
+            table: TableDefinition<&str, &[u8]>,
+            what: &str,
+        ) -> Result<Vec<T>, StoreError> {
+            let t = txn.open_table(table).map_err(io)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io)? {
+                let (k, v) = row.map_err(io)?;
+                out.push(decode(what, k.value(), v.value())?);
+            }
+            Ok(out)
         }
-        Ok(out)
-    }
-}
-
-impl NodeStore for EmbeddedStore {
-    fn load_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
-        self.load_all(CERTS, "certificate")
-    }
-
-    fn load_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        self.load_all(TOKENS, "join token")
-    }
-
-    fn put_security(&self, tokens: &[TokenRecord], certs: &[CertRecord]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        let nodes: Vec<NodeRecord> = all(&txn, NODES, "node")?;
+        let mut node_configs: Vec<NodeConfigRecord> = all(&txn, NODE_CONFIG, "node config")?;
+        // Stores written before the split kept config state in the node
+        // record: carry it over for nodes that have no config record yet.
+        let known: std::collections::HashSet<String> =
+            node_configs.iter().map(|c| c.name.clone()).collect();
+        for n in &nodes {
+            if !known.contains(&n.name) && n.legacy_config != Default::default() {
+                node_configs.push(n.legacy_config.clone().into_record(&n.name));
+            }
+        }
+        let certs: Vec<CertRecord> = all(&txn, CERTS, "certificate")?;
+        let tokens: Vec<TokenRecord> = all(&txn, TOKENS, "join token")?;
+        let mut versions = Vec::new();
         {
-            let mut t = txn.open_table(TOKENS).map_err(io)?;
-            for r in tokens {
-                let bytes = serde_json::to_vec(r).map_err(io)?;
-                t.insert(r.id.as_str(), bytes.as_slice()).map_err(io)?;
-            }
-            let mut c = txn.open_table(CERTS).map_err(io)?;
-            for r in certs {
-                let bytes = serde_json::to_vec(r).map_err(io)?;
-                c.insert(r.fingerprint.as_str(), bytes.as_slice())
-                    .map_err(io)?;
+            let t = txn.open_table(VERSIONS).map_err(io)?;
+            for row in t.iter().map_err(io)? {
+                let (k, v) = row.map_err(io)?;
+                versions.push(decode::<VersionRecord>(
+                    "config version",
+                    &k.value().to_string(),
+                    v.value(),
+                )?);
             }
         }
-        txn.commit().map_err(io)
-    }
-
-    fn append_audit(&self, entry: &mut AuditRecord) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
-        {
-            let mut t = txn.open_table(AUDIT).map_err(io)?;
-            entry.id = t.last().map_err(io)?.map_or(0, |(k, _)| k.value()) + 1;
-            let bytes = serde_json::to_vec(entry).map_err(io)?;
-            t.insert(entry.id, bytes.as_slice()).map_err(io)?;
-        }
-        txn.commit().map_err(io)
-    }
-
-    fn load_audit(
-        &self,
-        limit: usize,
-        keep: &dyn Fn(&AuditRecord) -> bool,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let t = txn.open_table(AUDIT).map_err(io)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(io)?.rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = row.map_err(io)?;
-            let rec: AuditRecord = decode("audit entry", &k.value().to_string(), v.value())?;
-            if keep(&rec) {
-                out.push(rec);
-            }
-        }
-        Ok(out)
-    }
-
-    fn load_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(NODES).map_err(io)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(io)? {
-            let (k, v) = row.map_err(io)?;
-            let rec: NodeRecord =
-                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
-                    key: k.value().to_string(),
-                    message: e.to_string(),
-                })?;
-            out.push(rec);
-        }
-        Ok(out)
-    }
-
-    fn put_nodes(&self, nodes: &[NodeRecord]) -> Result<(), StoreError> {
-        if nodes.is_empty() {
-            return Ok(());
-        }
-        self.put_config(&ConfigChange {
-            nodes: nodes.to_vec(),
-            ..Default::default()
+        let fleet_desired = txn
+            .open_table(META)
+            .map_err(io)?
+            .get(FLEET_DESIRED)
+            .map_err(io)?
+            .and_then(|v| Version::new(v.value()));
+        let last_key = |table: TableDefinition<u64, &[u8]>| -> Result<u64, StoreError> {
+            let t = txn.open_table(table).map_err(io)?;
+            Ok(t.last().map_err(io)?.map_or(0, |(k, _)| k.value()))
+        };
+        Ok(Loaded {
+            nodes,
+            node_configs,
+            versions,
+            fleet_desired,
+            certs,
+            tokens,
+            last_exec_id: last_key(EXECS)?,
+            last_audit_id: last_key(AUDIT)?,
         })
     }
 
-    fn put_exec(&self, record: &ExecRecord) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+    fn commit_now(db: &Database, writes: Vec<Write>) -> Result<(), StoreError> {
+        let txn = db.begin_write().map_err(io)?;
         {
-            let mut t = txn.open_table(EXECS).map_err(io)?;
-            let bytes = serde_json::to_vec(record).map_err(io)?;
-            t.insert(record.exec_id, bytes.as_slice()).map_err(io)?;
+            let mut nodes = txn.open_table(NODES).map_err(io)?;
+            let mut node_config = txn.open_table(NODE_CONFIG).map_err(io)?;
+            let mut versions = txn.open_table(VERSIONS).map_err(io)?;
+            let mut content = txn.open_table(CONTENT).map_err(io)?;
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let mut tokens = txn.open_table(TOKENS).map_err(io)?;
+            let mut certs = txn.open_table(CERTS).map_err(io)?;
+            let mut audit = txn.open_table(AUDIT).map_err(io)?;
+            let mut execs = txn.open_table(EXECS).map_err(io)?;
+            for w in writes {
+                match w {
+                    Write::Node(r) => {
+                        nodes
+                            .insert(r.name.as_str(), encode(&r)?.as_slice())
+                            .map_err(io)?;
+                    }
+                    Write::NodeConfig(r) => {
+                        node_config
+                            .insert(r.name.as_str(), encode(&r)?.as_slice())
+                            .map_err(io)?;
+                    }
+                    Write::Version(r, bytes) => {
+                        versions
+                            .insert(r.version.get(), encode(&r)?.as_slice())
+                            .map_err(io)?;
+                        content
+                            .insert(r.version.get(), bytes.as_ref())
+                            .map_err(io)?;
+                    }
+                    Write::FleetDesired(v) => {
+                        meta.insert(FLEET_DESIRED, Version::to_u64(v)).map_err(io)?;
+                    }
+                    Write::Token(r) => {
+                        tokens
+                            .insert(r.id.as_str(), encode(&r)?.as_slice())
+                            .map_err(io)?;
+                    }
+                    Write::Cert(r) => {
+                        certs
+                            .insert(r.fingerprint.as_str(), encode(&r)?.as_slice())
+                            .map_err(io)?;
+                    }
+                    Write::Audit(r) => {
+                        audit.insert(r.id, encode(&r)?.as_slice()).map_err(io)?;
+                    }
+                    Write::Exec(r) => {
+                        execs
+                            .insert(r.exec_id, encode(&r)?.as_slice())
+                            .map_err(io)?;
+                    }
+                }
+            }
         }
         txn.commit().map_err(io)
     }
+}
 
-    fn load_execs(&self, limit: usize) -> Result<Vec<ExecRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let t = txn.open_table(EXECS).map_err(io)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(io)?.rev() {
-            let (k, v) = row.map_err(io)?;
-            out.push(
-                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
-                    key: format!("exec session {}", k.value()),
-                    message: e.to_string(),
-                })?,
-            );
-            if out.len() >= limit {
-                break;
-            }
+#[async_trait::async_trait]
+impl Backend for EmbeddedStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        self.blocking(Self::load_now).await
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
         }
-        Ok(out)
+        self.blocking(move |db| Self::commit_now(db, writes)).await
     }
 
-    fn last_exec_id(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let t = txn.open_table(EXECS).map_err(io)?;
-        Ok(t.last().map_err(io)?.map_or(0, |(k, _)| k.value()))
+    async fn version_content(&self, v: Version) -> Result<Option<Bytes>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(io)?;
+            let t = txn.open_table(CONTENT).map_err(io)?;
+            Ok(t.get(v.get())
+                .map_err(io)?
+                .map(|x| Bytes::copy_from_slice(x.value())))
+        })
+        .await
     }
 
-    fn fleet_desired(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(META).map_err(io)?;
-        Ok(table
-            .get(FLEET_DESIRED)
-            .map_err(io)?
-            .map_or(0, |v| v.value()))
-    }
-
-    fn load_versions(&self) -> Result<Vec<ConfigVersion>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(VERSIONS).map_err(io)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(io)? {
-            let (k, v) = row.map_err(io)?;
-            let rec: ConfigVersion =
-                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
-                    key: format!("config version {}", k.value()),
-                    message: e.to_string(),
-                })?;
-            out.push(rec);
-        }
-        Ok(out)
-    }
-
-    fn version_content(&self, version: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(CONTENT).map_err(io)?;
-        Ok(table.get(version).map_err(io)?.map(|v| v.value().to_vec()))
-    }
-
-    fn put_config(&self, change: &ConfigChange) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
-        {
-            if let Some((meta, content)) = &change.version {
-                let mut versions = txn.open_table(VERSIONS).map_err(io)?;
-                let bytes = serde_json::to_vec(meta).map_err(io)?;
-                versions
-                    .insert(meta.version, bytes.as_slice())
-                    .map_err(io)?;
-                let mut contents = txn.open_table(CONTENT).map_err(io)?;
-                contents
-                    .insert(meta.version, content.as_slice())
-                    .map_err(io)?;
+    async fn execs(&self, limit: usize) -> Result<Vec<ExecRecord>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(io)?;
+            let t = txn.open_table(EXECS).map_err(io)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io)?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = row.map_err(io)?;
+                out.push(decode("exec session", &k.value().to_string(), v.value())?);
             }
-            if let Some(v) = change.fleet_desired {
-                let mut meta = txn.open_table(META).map_err(io)?;
-                meta.insert(FLEET_DESIRED, v).map_err(io)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(io)?;
+            let t = txn.open_table(AUDIT).map_err(io)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io)?.rev() {
+                if out.len() >= query.limit {
+                    break;
+                }
+                let (k, v) = row.map_err(io)?;
+                let rec: AuditRecord = decode("audit entry", &k.value().to_string(), v.value())?;
+                if query.matches(&rec) {
+                    out.push(rec);
+                }
             }
-            let mut table = txn.open_table(NODES).map_err(io)?;
-            for n in &change.nodes {
-                let bytes = serde_json::to_vec(n).map_err(io)?;
-                table
-                    .insert(n.name.as_str(), bytes.as_slice())
-                    .map_err(io)?;
-            }
-        }
-        txn.commit().map_err(io)
+            Ok(out)
+        })
+        .await
     }
 }
 
@@ -281,51 +288,99 @@ impl NodeStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_survive_reopen() {
+    fn version(n: u64) -> VersionRecord {
+        VersionRecord {
+            version: Version::new(n).unwrap(),
+            hash: "h".into(),
+            size: 4,
+            author: "a".into(),
+            message: String::new(),
+            created_ms: 1,
+            targets: vec!["n".into()],
+            fleet_wide: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = NodeRecord {
+        let node = NodeRecord {
             name: "agent-1".into(),
             last_session_id: 7,
             ..Default::default()
         };
-        {
-            let s = EmbeddedStore::open(dir.path()).unwrap();
-            s.put_nodes(std::slice::from_ref(&rec)).unwrap();
-        }
-        let s = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(s.load_nodes().unwrap(), vec![rec]);
-    }
-
-    #[test]
-    fn a_version_and_its_targets_commit_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = ConfigVersion {
-            version: 1,
-            hash: "h".into(),
-            size: 3,
-            ..Default::default()
-        };
-        let node = NodeRecord {
-            name: "n".into(),
-            desired_version: 1,
+        let cfg = NodeConfigRecord {
+            name: "agent-1".into(),
+            desired: Version::new(1),
             ..Default::default()
         };
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
-            s.put_config(&ConfigChange {
-                version: Some((meta.clone(), b"a: 1".to_vec())),
-                nodes: vec![node],
-                fleet_desired: Some(1),
-            })
+            s.commit(vec![
+                Write::Node(node.clone()),
+                Write::NodeConfig(cfg.clone()),
+                Write::Version(version(1), Bytes::from_static(b"a: 1")),
+                Write::FleetDesired(Version::new(1)),
+                Write::Audit(AuditRecord {
+                    id: 3,
+                    action: "push".into(),
+                    ..Default::default()
+                }),
+                Write::Exec(ExecRecord {
+                    exec_id: 9,
+                    ..Default::default()
+                }),
+            ])
+            .await
             .unwrap();
         }
         let s = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(s.load_versions().unwrap(), vec![meta]);
-        assert_eq!(s.version_content(1).unwrap().as_deref(), Some(&b"a: 1"[..]));
-        assert_eq!(s.load_nodes().unwrap()[0].desired_version, 1);
-        assert_eq!(s.version_content(2).unwrap(), None);
-        assert_eq!(s.fleet_desired().unwrap(), 1);
+        let l = s.load().await.unwrap();
+        assert_eq!(l.nodes, vec![node]);
+        assert_eq!(l.node_configs, vec![cfg]);
+        assert_eq!(l.versions, vec![version(1)]);
+        assert_eq!(l.fleet_desired, Version::new(1));
+        assert_eq!((l.last_audit_id, l.last_exec_id), (3, 9));
+        assert_eq!(
+            s.version_content(Version::FIRST).await.unwrap().as_deref(),
+            Some(&b"a: 1"[..])
+        );
+        assert_eq!(
+            s.version_content(Version::new(2).unwrap()).await.unwrap(),
+            None
+        );
+        let q = AuditQuery {
+            limit: 10,
+            action: "push".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.audit(q).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn config_state_of_an_old_store_is_carried_over() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            let db = Arc::clone(&s.db);
+            let txn = db.begin_write().unwrap();
+            txn.open_table(NODES)
+                .unwrap()
+                .insert(
+                    "old",
+                    br#"{"name":"old","first_seen_ms":1,"last_seen_ms":1,"connected_since_ms":1,"last_session_id":1,"desired_version":2,"applied_version":2}"#.as_slice(),
+                )
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let l = EmbeddedStore::open(dir.path())
+            .unwrap()
+            .load()
+            .await
+            .unwrap();
+        assert_eq!(l.node_configs.len(), 1);
+        assert_eq!(l.node_configs[0].desired, Version::new(2));
+        assert_eq!(l.node_configs[0].applied, Version::new(2));
     }
 
     #[test]
