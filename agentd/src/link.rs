@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cdn_common::config::HostPort;
+use cdn_proto::Version;
 use cdn_proto::v1::agent_service_client::AgentServiceClient;
 use cdn_proto::v1::{
     CommandRequest, ConfigAck, HeartbeatRequest, LinkStats, Pong, RegisterRequest, StatusRequest,
@@ -187,7 +188,7 @@ pub struct Link {
     /// The current session had a heartbeat answered.
     healthy: std::sync::atomic::AtomicBool,
     /// Version last fetched because a heartbeat said we are behind, and when.
-    fetched: Mutex<Option<(u64, Instant)>>,
+    fetched: Mutex<Option<(Version, Instant)>>,
     /// Interval between HTTP/2 PINGs: `master.keepalive.time`, doubled each
     /// time the master says we ping too often (gRFC A8).
     keepalive_time: Duration,
@@ -226,11 +227,9 @@ impl Link {
         }
     }
 
+    /// The applied version as the agent messages spell it.
     fn applied_version(&self) -> String {
-        match self.applier.applied().version {
-            0 => String::new(),
-            v => v.to_string(),
-        }
+        Version::to_wire(self.applier.applied().version)
     }
 
     /// Counters of this link (for tests and status).
@@ -466,7 +465,7 @@ impl Link {
         &self,
         mut client: AgentServiceClient<Channel>,
         session_id: u64,
-        behind: &watch::Sender<Option<String>>,
+        behind: &watch::Sender<Option<Version>>,
     ) -> LinkError {
         let hb = &self.config.heartbeat;
         let mut tick = tokio::time::interval(hb.interval);
@@ -506,8 +505,14 @@ impl Link {
                     self.healthy.store(true, Ordering::Relaxed);
                     let reply = reply.into_inner();
                     if reply.config_updated {
-                        // Fetched beside the heartbeats, never in their way.
-                        behind.send_replace(Some(reply.config_version));
+                        match Version::parse_wire(&reply.config_version) {
+                            // Fetched beside the heartbeats, never in their way.
+                            Ok(Some(v)) => {
+                                behind.send_replace(Some(v));
+                            }
+                            Ok(None) => {}
+                            Err(e) => debug!("heartbeat reply ignored: {e}"),
+                        }
                     }
                 }
             }
@@ -520,16 +525,16 @@ impl Link {
         &self,
         mut client: AgentServiceClient<Channel>,
         session_id: u64,
-        mut behind: watch::Receiver<Option<String>>,
+        mut behind: watch::Receiver<Option<Version>>,
         outcomes: &mpsc::Sender<Outcome>,
     ) -> LinkError {
         loop {
             if behind.changed().await.is_err() {
                 return LinkError::StreamClosed("heartbeats stopped".into());
             }
-            let version = behind.borrow_and_update().clone();
+            let version = *behind.borrow_and_update();
             if let Some(v) = version {
-                self.fetch_if_behind(&mut client, session_id, &v, outcomes)
+                self.fetch_if_behind(&mut client, session_id, v, outcomes)
                     .await;
             }
         }
@@ -541,13 +546,10 @@ impl Link {
         &self,
         client: &mut AgentServiceClient<Channel>,
         session_id: u64,
-        version: &str,
+        v: Version,
         outcomes: &mpsc::Sender<Outcome>,
     ) {
-        let Ok(v) = version.parse::<u64>() else {
-            return;
-        };
-        if self.applier.applied().version == v {
+        if self.applier.applied().version == Some(v) {
             return;
         }
         if let Ok(mut f) = self.fetched.lock() {
@@ -559,14 +561,14 @@ impl Link {
         let request = cdn_proto::v1::PushConfigRequest {
             node_id: self.node_id.clone(),
             session_id,
-            version: version.to_string(),
+            version: v.to_string(),
         };
         let timeout = self.config.heartbeat.timeout;
         match tokio::time::timeout(timeout, client.push_config(request)).await {
             Ok(Ok(r)) => {
                 let r = r.into_inner();
                 info!(
-                    version = v,
+                    version = %v,
                     "fetching desired config the master says we lack"
                 );
                 let req = apply::Request {
@@ -578,9 +580,9 @@ impl Link {
                 let _ = self.applier.submit(req, outcomes.clone()).await;
             }
             Ok(Err(s)) => {
-                warn!(version = v, error = %status_line(&s), "cannot fetch desired config")
+                warn!(version = %v, error = %status_line(&s), "cannot fetch desired config")
             }
-            Err(_) => warn!(version = v, "fetching desired config timed out"),
+            Err(_) => warn!(version = %v, "fetching desired config timed out"),
         }
     }
 
@@ -617,7 +619,7 @@ impl Link {
                     }
                 }
                 Some(command_response::Body::ApplyConfig(a)) => {
-                    let Ok(version) = a.version.parse::<u64>() else {
+                    let Ok(Some(version)) = Version::parse_wire(&a.version) else {
                         warn!(version = %a.version, "config version is not a number; ignored");
                         continue;
                     };
@@ -632,7 +634,7 @@ impl Link {
                     // through the heartbeat reply.
                     if !self.applier.try_submit(req, outcomes.clone()) {
                         warn!(
-                            version,
+                            %version,
                             "config queue full; the version will be fetched again"
                         );
                     }
@@ -667,7 +669,7 @@ impl Link {
             let ack = CommandRequest {
                 node_id: self.node_id.clone(),
                 session_id,
-                command_id: o.version,
+                command_id: o.version.get(),
                 body: Some(command_request::Body::ConfigAck(ConfigAck {
                     version: o.version.to_string(),
                     hash: o.hash,
