@@ -253,7 +253,7 @@ mod tests {
     async fn jitter_stays_within_its_bounds_and_under_the_cap() {
         let p = policy(100, 3000, 0.5, 1000);
         let mut d = dialer(&["a"], p);
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         let slept = fail_times(&mut d, 60).await;
         // Paused time wakes a sleep at its deadline rounded up to the
         // timer's millisecond.
@@ -285,7 +285,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_connection_gives_the_address_its_retries_afresh() {
         let mut d = dialer(&["a", "b"], policy(10, 100, 0.0, 2));
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         d.failed();
         assert_eq!(timed_next(&mut d).await.0, "a");
         d.connected();
@@ -304,7 +304,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_single_address_is_never_left() {
         let mut d = dialer(&["only"], policy(10, 50, 0.0, 1));
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         for _ in 0..10 {
             d.failed();
             assert_eq!(timed_next(&mut d).await.0, "only");
@@ -314,7 +314,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn only_a_healthy_session_resets_the_delay() {
         let mut d = dialer(&["a"], policy(100, 60_000, 0.0, 100));
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         assert_eq!(fail_times(&mut d, 3).await, ms(&[100, 200, 400]));
         assert_eq!(d.attempt(), 3);
 
@@ -338,7 +338,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_session_left_unreported_counts_as_unhealthy() {
         let mut d = dialer(&["a"], policy(100, 60_000, 0.0, 100));
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         fail_times(&mut d, 2).await;
         d.connected();
         assert_eq!(timed_next(&mut d).await.1, Duration::from_millis(400));
@@ -347,7 +347,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cancelling_during_the_delay_returns_at_once() {
         let mut d = dialer(&["a"], policy(60_000, 60_000, 0.0, 3));
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         d.failed();
         let cancel = CancellationToken::new();
         let started = Instant::now();
@@ -364,12 +364,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn connected_tells_how_long_the_link_was_down() {
         let mut d = dialer(&["a"], policy(100, 60_000, 0.0, 100));
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         assert_eq!(d.connected(), None, "never down before");
         d.session_ended(true);
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         d.failed();
-        d.next(&CancellationToken::new()).await.unwrap();
+        timed_next(&mut d).await;
         assert_eq!(d.connected(), Some(Duration::from_millis(300)));
     }
 

@@ -269,19 +269,20 @@ fn save(dir: &Path, id: &Identity) -> Result<(), IdentityError> {
 mod tests {
     use super::*;
 
-    /// A loopback address nothing listens on.
-    fn closed_port() -> HostPort {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        HostPort {
+    /// Two distinct loopback addresses nothing listens on.
+    fn closed_ports() -> (HostPort, HostPort) {
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (x, y) = (bind(), bind());
+        let addr = |l: &std::net::TcpListener| HostPort {
             host: "127.0.0.1".into(),
-            port,
-        }
+            port: l.local_addr().unwrap().port(),
+        };
+        (addr(&x), addr(&y))
     }
 
     #[tokio::test]
     async fn enrolment_retries_each_address_max_retries_times_then_moves_on() {
-        let (a, b) = (closed_port(), closed_port());
+        let (a, b) = closed_ports();
         let mut config = AgentConfig::default();
         config.master.addr.0 = vec![a.clone(), b.clone()];
         config.master.max_retries = std::num::NonZeroU32::new(2);
@@ -304,6 +305,7 @@ mod tests {
         assert!(matches!(enrolled, Ok(None)), "{enrolled:?}");
         let at = |addr: &HostPort| format!("cannot reach master at {addr}");
         let expected = [&a, &a, &b, &b, &a];
+        assert_eq!(tried.len(), expected.len(), "{tried:?}");
         for (m, addr) in tried.iter().zip(expected) {
             assert!(m.contains(&at(addr)), "{m} (expected {addr}) in {tried:?}");
         }
