@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cdn_proto::Version;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -99,17 +100,21 @@ fn tail(stderr: &str) -> String {
 
 pub use cdn_common::tls::sha256_hex;
 
-/// What is applied now, as recorded in the state file.
+/// What is applied now, as recorded in the state file (JSON; the version
+/// as a number, 0 for none, as it has always been written).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
-    pub version: u64,
+    /// None before the first apply.
+    #[serde(with = "cdn_proto::version::or_zero")]
+    pub version: Option<Version>,
+    /// sha256 (hex) of the applied content.
     pub hash: String,
 }
 
 /// A version to apply.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub version: u64,
+    pub version: Version,
     pub hash: String,
     pub content: bytes::Bytes,
     pub encoding: String,
@@ -118,7 +123,7 @@ pub struct Request {
 /// The outcome, for the acknowledgement.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub version: u64,
+    pub version: Version,
     pub hash: String,
     pub result: Result<(), ApplyError>,
     pub elapsed: Duration,
@@ -258,7 +263,7 @@ impl Applier {
     }
 
     /// Applies `req`; on success also returns the content to keep a copy of.
-    async fn apply(&self, req: Request) -> (Outcome, Option<(u64, Vec<u8>)>) {
+    async fn apply(&self, req: Request) -> (Outcome, Option<(Version, Vec<u8>)>) {
         let started = Instant::now();
         let (version, hash) = (req.version, req.hash.clone());
         let encoding = if req.encoding.is_empty() {
@@ -270,11 +275,11 @@ impl Applier {
         let result = self.apply_inner(req).await;
         let (result, keep) = match result {
             Ok(content) => {
-                info!(version, encoding = %encoding, wire_bytes, "config applied");
+                info!(%version, encoding = %encoding, wire_bytes, "config applied");
                 (Ok(()), content.map(|c| (version, c)))
             }
             Err(e) => {
-                warn!(version, error = %e, "config apply failed");
+                warn!(%version, error = %e, "config apply failed");
                 (Err(e), None)
             }
         };
@@ -287,11 +292,11 @@ impl Applier {
         (outcome, keep)
     }
 
-    async fn keep_copy(&self, version: u64, content: Vec<u8>) {
+    async fn keep_copy(&self, version: Version, content: Vec<u8>) {
         let paths = Arc::clone(&self.paths);
         let keep = self.cfg.keep.get() as usize;
         if let Err(e) = blocking(move || keep_version(&paths, version, &content, keep)).await {
-            warn!(version, error = %e, "cannot keep a copy of the applied version");
+            warn!(%version, error = %e, "cannot keep a copy of the applied version");
         }
     }
 
@@ -300,7 +305,7 @@ impl Applier {
         let paths = Arc::clone(&self.paths);
         let cfg = Arc::clone(&self.cfg);
         let current = self.applied();
-        let already = current.version == req.version && current.hash == req.hash;
+        let already = current.version == Some(req.version) && current.hash == req.hash;
         if already && self.disk_hash() == req.hash {
             return Ok(None);
         }
@@ -319,7 +324,7 @@ impl Applier {
         }
         let paths = Arc::clone(&self.paths);
         let applied = Applied {
-            version: req.version,
+            version: Some(req.version),
             hash: req.hash.clone(),
         };
         let state = applied.clone();
@@ -333,7 +338,7 @@ impl Applier {
     /// Runs the reload command in its own process group. Its exit decides,
     /// not the closing of its stderr (a daemon it restarts may keep that
     /// open); past the timeout the whole group is killed.
-    async fn reload(&self, cmd: &str, version: u64) -> Result<(), ApplyError> {
+    async fn reload(&self, cmd: &str, version: Version) -> Result<(), ApplyError> {
         use tokio::io::AsyncReadExt;
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
@@ -464,7 +469,7 @@ fn write_phase(
     paths: &Paths,
     cfg: &ManagedConfig,
     req: &Request,
-    last_applied: u64,
+    last_applied: Option<Version>,
 ) -> Result<(Option<Vec<u8>>, Vec<u8>), ApplyError> {
     let content = decode(req)?;
     // The YAML check runs beside the hash, the space check and the write of
@@ -515,7 +520,7 @@ fn stage(
     cfg: &ManagedConfig,
     req: &Request,
     content: &[u8],
-    last_applied: u64,
+    last_applied: Option<Version>,
 ) -> Result<(Option<Vec<u8>>, PathBuf), ApplyError> {
     let actual = sha256_hex(content);
     if actual != req.hash {
@@ -538,9 +543,7 @@ fn stage(
     // What a failed reload puts back: the last applied version as kept
     // beside the file (the file itself may already hold a version whose
     // apply a crash interrupted), else the file as it is.
-    let kept = (last_applied > 0)
-        .then(|| std::fs::read(paths.versions.join(last_applied.to_string())).ok())
-        .flatten();
+    let kept = last_applied.and_then(|v| std::fs::read(paths.versions.join(v.to_string())).ok());
     let previous = match kept {
         Some(k) => Some(k),
         None => match std::fs::read(&paths.file) {
@@ -583,13 +586,13 @@ fn restore(paths: &Paths, previous: Option<&[u8]>) -> Result<(), ApplyError> {
 /// Keeps a copy of an applied version and prunes old copies.
 fn keep_version(
     paths: &Paths,
-    version: u64,
+    version: Version,
     content: &[u8],
     keep: usize,
 ) -> Result<(), ApplyError> {
     std::fs::create_dir_all(&paths.versions).map_err(|e| io_error(&paths.versions, &e))?;
     atomic_write(&paths.versions.join(version.to_string()), content)?;
-    let mut kept: Vec<u64> = std::fs::read_dir(&paths.versions)
+    let mut kept: Vec<Version> = std::fs::read_dir(&paths.versions)
         .map_err(|e| io_error(&paths.versions, &e))?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
@@ -695,7 +698,7 @@ mod tests {
 
     fn req(version: u64, text: &str) -> Request {
         Request {
-            version,
+            version: Version::new(version).unwrap(),
             hash: sha256_hex(text.as_bytes()),
             content: bytes::Bytes::copy_from_slice(text.as_bytes()),
             encoding: String::new(),
@@ -739,8 +742,25 @@ mod tests {
             .collect();
         assert_eq!(kept.len(), 2);
         let again = start(c);
-        assert_eq!(again.applied().version, 3);
+        assert_eq!(again.applied().version, Version::new(3));
         assert_eq!(again.disk_hash(), sha256_hex(b"v: 3\n"));
+    }
+
+    #[tokio::test]
+    async fn the_state_file_keeps_its_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".edge.yml.state");
+        // As older agents wrote it: the version a number, 0 for none.
+        std::fs::write(&state, r#"{"version":0,"hash":""}"#).unwrap();
+        assert_eq!(start(cfg(dir.path())).applied().version, None);
+        std::fs::write(&state, r#"{"version":4,"hash":"abc"}"#).unwrap();
+        let a = start(cfg(dir.path()));
+        assert_eq!(a.applied().version, Version::new(4));
+        run(&a, req(5, "v: 5\n")).await.result.unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert_eq!(written["version"], 5);
+        assert_eq!(written["hash"], sha256_hex(b"v: 5\n"));
     }
 
     #[tokio::test]
@@ -808,7 +828,7 @@ mod tests {
             std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
             "ok: 1\n"
         );
-        assert_eq!(b.applied().version, 1);
+        assert_eq!(b.applied().version, Version::new(1));
     }
 
     #[tokio::test]
@@ -853,7 +873,7 @@ mod tests {
         r.content = enc.finish().unwrap().into();
         r.encoding = "gzip".into();
         run(&a, r.clone()).await.result.unwrap();
-        r.version = 2;
+        r.version = Version::new(2).unwrap();
         r.hash = "0".repeat(64);
         let e = run(&a, r).await.result.unwrap_err().to_string();
         assert!(e.contains("does not match its hash"), "{e}");

@@ -1,7 +1,8 @@
 //! The agent's identity: its private key (made here, never sent), the
 //! certificate the master signed for its node id, and the master's CA, all
 //! in `data_dir`. The first start enrols with a join token: fetch the CA the
-//! token pins, send a CSR with the token, keep what comes back.
+//! token pins, send a CSR with the token, keep what comes back; while the
+//! master is unreachable or busy it retries as the [`Dialer`] says.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,9 +11,13 @@ use cdn_common::config::HostPort;
 use cdn_common::tls::{JoinToken, TlsError, client_tls, fetch_pinned_ca, write_private};
 use cdn_proto::v1::EnrollRequest;
 use cdn_proto::v1::agent_service_client::AgentServiceClient;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tonic::Code;
+use tracing::info;
 
 use crate::config::AgentConfig;
+use crate::dialer::Dialer;
 
 const KEY_FILE: &str = "node.key";
 const CERT_FILE: &str = "node.crt";
@@ -198,6 +203,54 @@ pub async fn enroll(
     Ok(identity)
 }
 
+/// Enrols `node_id` with `token`, trying the master addresses as the
+/// [`Dialer`] says (backoff, `max_retries` per address, then the next one)
+/// for as long as the failures are transient. `permits`, when given, bounds
+/// the enrolments of this process in flight at once: a permit is held for
+/// each try, not during the delays. `on_retry` hears of each transient
+/// failure with the attempt number and the reason.
+///
+/// Ok(None) when `shutdown` came first; Err only for a refusal retrying
+/// cannot help (always [`IdentityError::Fatal`]).
+pub async fn enroll_retrying(
+    config: &AgentConfig,
+    node_id: &str,
+    token: &JoinToken,
+    permits: Option<&Semaphore>,
+    shutdown: &CancellationToken,
+    mut on_retry: impl FnMut(u32, String),
+) -> Result<Option<Identity>, IdentityError> {
+    let mut dialer =
+        Dialer::for_master(&config.master).map_err(|e| IdentityError::Fatal(e.to_string()))?;
+    while let Some(addr) = dialer.next(shutdown).await {
+        let attempt = async {
+            let _permit = match permits {
+                Some(p) => Some(p.acquire().await.ok()?),
+                None => None,
+            };
+            Some(enroll(config, node_id, token, &addr).await)
+        };
+        let enrolled = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            r = attempt => r,
+        };
+        match enrolled {
+            // The permits were closed: the process is stopping.
+            None => return Ok(None),
+            Some(Ok(id)) => {
+                info!(node = %node_id, master = %addr, dir = %config.data_dir.display(), "enrolled: certificate issued and kept");
+                return Ok(Some(id));
+            }
+            Some(Err(IdentityError::Fatal(m))) => return Err(IdentityError::Fatal(m)),
+            Some(Err(IdentityError::Transient(m))) => {
+                on_retry(dialer.attempt(), m);
+                dialer.failed();
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Writes the identity; the node id last, as the mark of a complete set.
 fn save(dir: &Path, id: &Identity) -> Result<(), IdentityError> {
     cdn_common::tls::ensure_private_dir(dir).map_err(|e| file_err(dir, e))?;
@@ -210,4 +263,51 @@ fn save(dir: &Path, id: &Identity) -> Result<(), IdentityError> {
         write_private(&dir.join(file), text.as_bytes()).map_err(tls_fatal)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two distinct loopback addresses nothing listens on.
+    fn closed_ports() -> (HostPort, HostPort) {
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (x, y) = (bind(), bind());
+        let addr = |l: &std::net::TcpListener| HostPort {
+            host: "127.0.0.1".into(),
+            port: l.local_addr().unwrap().port(),
+        };
+        (addr(&x), addr(&y))
+    }
+
+    #[tokio::test]
+    async fn enrolment_retries_each_address_max_retries_times_then_moves_on() {
+        let (a, b) = closed_ports();
+        let mut config = AgentConfig::default();
+        config.master.addr.0 = vec![a.clone(), b.clone()];
+        config.master.max_retries = std::num::NonZeroU32::new(2);
+        let token: JoinToken = format!("cdn1.{}.id1.secret1", "a".repeat(64))
+            .parse()
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let mut tried = Vec::new();
+        let stop = shutdown.clone();
+        let enrolled = enroll_retrying(&config, "n1", &token, None, &shutdown, |attempt, m| {
+            assert_eq!(attempt as usize, tried.len());
+            tried.push(m);
+            if tried.len() == 5 {
+                stop.cancel();
+            }
+        });
+        let enrolled = tokio::time::timeout(Duration::from_secs(20), enrolled)
+            .await
+            .expect("enrolment retries in time");
+        assert!(matches!(enrolled, Ok(None)), "{enrolled:?}");
+        let at = |addr: &HostPort| format!("cannot reach master at {addr}");
+        let expected = [&a, &a, &b, &b, &a];
+        assert_eq!(tried.len(), expected.len(), "{tried:?}");
+        for (m, addr) in tried.iter().zip(expected) {
+            assert!(m.contains(&at(addr)), "{m} (expected {addr}) in {tried:?}");
+        }
+    }
 }

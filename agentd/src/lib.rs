@@ -6,6 +6,8 @@ pub mod apply;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod dialer;
 pub mod exec;
 pub mod identity;
 pub mod link;

@@ -1,6 +1,7 @@
-//! The agent's link to the master: a small state machine
-//! `Connecting → Connected (session) → Backoff → Connecting …` that never
-//! gives up while agentd runs.
+//! The agent's link to the master: connect and register, serve the session
+//! (heartbeats, status reports, the command stream, config fetches), and
+//! when it ends do it again, as long as agentd runs. Which address to try
+//! and how long to wait first is the [`Dialer`]'s to say.
 //!
 //! One HTTP/2 connection carries every RPC of a session. A session ends when
 //! a heartbeat goes unanswered for `heartbeat.timeout`, the command stream
@@ -14,12 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cdn_common::config::HostPort;
+use cdn_proto::Version;
 use cdn_proto::v1::agent_service_client::AgentServiceClient;
 use cdn_proto::v1::{
     CommandRequest, ConfigAck, HeartbeatRequest, LinkStats, Pong, RegisterRequest, StatusRequest,
     StreamHello, command_request, command_response,
 };
-use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,7 @@ use tracing::{debug, error, info, warn};
 use crate::apply::{self, Applier, Outcome};
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
+use crate::dialer::Dialer;
 use crate::exec::Executor;
 use crate::status::Snapshot;
 
@@ -166,6 +168,8 @@ impl LinkCounters {
 struct Granted {
     session_id: u64,
     stream_open_timeout: Duration,
+    /// The master's reconnect policy, if it sent a sane one.
+    reconnect: Option<Backoff>,
 }
 
 /// The agent's link to the master.
@@ -176,7 +180,6 @@ pub struct Link {
     hostname: String,
     status: watch::Receiver<Snapshot>,
     counters: Arc<LinkCounters>,
-    backoff: Backoff,
     permit_without_stream: bool,
     applier: Applier,
     executor: Executor,
@@ -185,7 +188,7 @@ pub struct Link {
     /// The current session had a heartbeat answered.
     healthy: std::sync::atomic::AtomicBool,
     /// Version last fetched because a heartbeat said we are behind, and when.
-    fetched: Mutex<Option<(u64, Instant)>>,
+    fetched: Mutex<Option<(Version, Instant)>>,
     /// Interval between HTTP/2 PINGs: `master.keepalive.time`, doubled each
     /// time the master says we ping too often (gRFC A8).
     keepalive_time: Duration,
@@ -205,10 +208,6 @@ impl Link {
         executor: Executor,
         identity: Option<Arc<crate::identity::Identity>>,
     ) -> Self {
-        let mut backoff = Backoff::default();
-        if let Some(n) = config.master.max_retries {
-            backoff.max_retries = n.get();
-        }
         let instance_id = format!("{:032x}", rand::random::<u128>());
         let keepalive_time = config.master.keepalive.time;
         Self {
@@ -218,7 +217,6 @@ impl Link {
             instance_id,
             status,
             counters: Arc::new(LinkCounters::default()),
-            backoff,
             permit_without_stream: true,
             applier,
             executor,
@@ -229,11 +227,9 @@ impl Link {
         }
     }
 
+    /// The applied version as the agent messages spell it.
     fn applied_version(&self) -> String {
-        match self.applier.applied().version {
-            0 => String::new(),
-            v => v.to_string(),
-        }
+        Version::to_wire(self.applier.applied().version)
     }
 
     /// Counters of this link (for tests and status).
@@ -242,78 +238,63 @@ impl Link {
     }
 
     /// Runs until `shutdown`: connect, register, serve the session, back off,
-    /// and again. Never returns because the master is away.
+    /// and again, as the [`Dialer`] says. Never returns because the master
+    /// is away.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let addrs = self.config.master.addr.0.clone();
-        let mut rng = rand::rngs::StdRng::from_os_rng();
-        let mut index = 0usize;
-        let mut failures_here = 0u32;
-        let mut attempt = 0u32;
-        let mut down_since: Option<Instant> = None;
+        let mut dialer = match Dialer::for_master(&self.config.master) {
+            Ok(d) => d,
+            Err(e) => {
+                error!("{e}");
+                return;
+            }
+        };
         let mut ever_connected = false;
-        loop {
-            let addr = &addrs[index];
+        while let Some(addr) = dialer.next(&shutdown).await {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = self.connect_and_register(addr) => r,
+                r = self.connect_and_register(&addr) => r,
             };
-            match outcome {
-                Ok((client, granted)) => {
-                    if let Some(since) = down_since.take() {
-                        info!(
-                            master = %addr,
-                            session = granted.session_id,
-                            down_for_ms = since.elapsed().as_millis() as u64,
-                            "reconnected to master"
-                        );
-                    } else {
-                        info!(master = %addr, session = granted.session_id, node = %self.node_id, "registered with master");
-                    }
-                    if ever_connected {
-                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    ever_connected = true;
-                    failures_here = 0;
-                    self.healthy.store(false, Ordering::Relaxed);
-                    self.counters.set_session_live(true);
-                    let end = self.serve_session(client, &granted, &shutdown).await;
-                    self.counters.set_session_live(false);
-                    // Only a session that got a heartbeat answered resets the
-                    // backoff: one that dies at once must not turn into a
-                    // tight loop of registrations against the master.
-                    if self.healthy.load(Ordering::Relaxed) {
-                        attempt = 0;
-                    }
-                    match end {
-                        None => return,
-                        Some(e) => {
-                            warn!(master = %addr, error = %e, "session ended; reconnecting");
-                            self.ping_less_if_told(&e);
-                            down_since = Some(Instant::now());
-                        }
-                    }
-                }
+            let (client, granted) = match outcome {
+                Ok(registered) => registered,
                 Err(e) => {
-                    down_since.get_or_insert_with(Instant::now);
                     self.ping_less_if_told(&e);
                     match &e {
                         LinkError::Refused(_) => error!(master = %addr, "{e}"),
-                        _ => warn!(master = %addr, attempt, "{e}"),
+                        _ => warn!(master = %addr, attempt = dialer.attempt(), "{e}"),
                     }
-                    failures_here += 1;
-                    if failures_here >= self.backoff.max_retries && addrs.len() > 1 {
-                        failures_here = 0;
-                        index = (index + 1) % addrs.len();
-                        info!(next = %addrs[index], "moving to the next master address");
-                    }
+                    dialer.failed();
+                    continue;
+                }
+            };
+            if let Some(policy) = granted.reconnect {
+                dialer.adopt(policy);
+            }
+            match dialer.connected() {
+                Some(down_for) => info!(
+                    master = %addr,
+                    session = granted.session_id,
+                    down_for_ms = down_for.as_millis() as u64,
+                    "reconnected to master"
+                ),
+                None => {
+                    info!(master = %addr, session = granted.session_id, node = %self.node_id, "registered with master")
                 }
             }
-            let delay = self.backoff.delay(attempt, &mut rng);
-            attempt = attempt.saturating_add(1);
-            debug!(delay_ms = delay.as_millis() as u64, "backing off");
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+            if ever_connected {
+                self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            ever_connected = true;
+            self.healthy.store(false, Ordering::Relaxed);
+            self.counters.set_session_live(true);
+            let end = self.serve_session(client, &granted, &shutdown).await;
+            self.counters.set_session_live(false);
+            dialer.session_ended(self.healthy.load(Ordering::Relaxed));
+            match end {
+                None => return,
+                Some(e) => {
+                    warn!(master = %addr, error = %e, "session ended; reconnecting");
+                    self.ping_less_if_told(&e);
+                }
             }
         }
     }
@@ -412,14 +393,6 @@ impl Link {
                 _ => LinkError::Rpc(status_line(&s)),
             })?
             .into_inner();
-        if let Some(b) = reply.reconnect.as_ref().and_then(Backoff::from_proto) {
-            let max_retries = self
-                .config
-                .master
-                .max_retries
-                .map_or(b.max_retries, |n| n.get());
-            self.backoff = Backoff { max_retries, ..b };
-        }
         self.permit_without_stream = reply.keepalive_permit_without_stream;
         let offline_after = Duration::from_millis(reply.offline_after_ms);
         if !offline_after.is_zero() && self.config.heartbeat.interval >= offline_after {
@@ -434,6 +407,7 @@ impl Link {
             Granted {
                 session_id: reply.session_id,
                 stream_open_timeout: Duration::from_millis(reply.stream_open_timeout_ms.max(1000)),
+                reconnect: reply.reconnect.as_ref().and_then(Backoff::from_proto),
             },
         ))
     }
@@ -491,7 +465,7 @@ impl Link {
         &self,
         mut client: AgentServiceClient<Channel>,
         session_id: u64,
-        behind: &watch::Sender<Option<String>>,
+        behind: &watch::Sender<Option<Version>>,
     ) -> LinkError {
         let hb = &self.config.heartbeat;
         let mut tick = tokio::time::interval(hb.interval);
@@ -531,8 +505,14 @@ impl Link {
                     self.healthy.store(true, Ordering::Relaxed);
                     let reply = reply.into_inner();
                     if reply.config_updated {
-                        // Fetched beside the heartbeats, never in their way.
-                        behind.send_replace(Some(reply.config_version));
+                        match Version::parse_wire(&reply.config_version) {
+                            // Fetched beside the heartbeats, never in their way.
+                            Ok(Some(v)) => {
+                                behind.send_replace(Some(v));
+                            }
+                            Ok(None) => {}
+                            Err(e) => debug!("heartbeat reply ignored: {e}"),
+                        }
                     }
                 }
             }
@@ -545,16 +525,16 @@ impl Link {
         &self,
         mut client: AgentServiceClient<Channel>,
         session_id: u64,
-        mut behind: watch::Receiver<Option<String>>,
+        mut behind: watch::Receiver<Option<Version>>,
         outcomes: &mpsc::Sender<Outcome>,
     ) -> LinkError {
         loop {
             if behind.changed().await.is_err() {
                 return LinkError::StreamClosed("heartbeats stopped".into());
             }
-            let version = behind.borrow_and_update().clone();
+            let version = *behind.borrow_and_update();
             if let Some(v) = version {
-                self.fetch_if_behind(&mut client, session_id, &v, outcomes)
+                self.fetch_if_behind(&mut client, session_id, v, outcomes)
                     .await;
             }
         }
@@ -566,13 +546,10 @@ impl Link {
         &self,
         client: &mut AgentServiceClient<Channel>,
         session_id: u64,
-        version: &str,
+        v: Version,
         outcomes: &mpsc::Sender<Outcome>,
     ) {
-        let Ok(v) = version.parse::<u64>() else {
-            return;
-        };
-        if self.applier.applied().version == v {
+        if self.applier.applied().version == Some(v) {
             return;
         }
         if let Ok(mut f) = self.fetched.lock() {
@@ -584,14 +561,14 @@ impl Link {
         let request = cdn_proto::v1::PushConfigRequest {
             node_id: self.node_id.clone(),
             session_id,
-            version: version.to_string(),
+            version: v.to_string(),
         };
         let timeout = self.config.heartbeat.timeout;
         match tokio::time::timeout(timeout, client.push_config(request)).await {
             Ok(Ok(r)) => {
                 let r = r.into_inner();
                 info!(
-                    version = v,
+                    version = %v,
                     "fetching desired config the master says we lack"
                 );
                 let req = apply::Request {
@@ -603,9 +580,9 @@ impl Link {
                 let _ = self.applier.submit(req, outcomes.clone()).await;
             }
             Ok(Err(s)) => {
-                warn!(version = v, error = %status_line(&s), "cannot fetch desired config")
+                warn!(version = %v, error = %status_line(&s), "cannot fetch desired config")
             }
-            Err(_) => warn!(version = v, "fetching desired config timed out"),
+            Err(_) => warn!(version = %v, "fetching desired config timed out"),
         }
     }
 
@@ -642,7 +619,7 @@ impl Link {
                     }
                 }
                 Some(command_response::Body::ApplyConfig(a)) => {
-                    let Ok(version) = a.version.parse::<u64>() else {
+                    let Ok(Some(version)) = Version::parse_wire(&a.version) else {
                         warn!(version = %a.version, "config version is not a number; ignored");
                         continue;
                     };
@@ -657,7 +634,7 @@ impl Link {
                     // through the heartbeat reply.
                     if !self.applier.try_submit(req, outcomes.clone()) {
                         warn!(
-                            version,
+                            %version,
                             "config queue full; the version will be fetched again"
                         );
                     }
@@ -692,7 +669,7 @@ impl Link {
             let ack = CommandRequest {
                 node_id: self.node_id.clone(),
                 session_id,
-                command_id: o.version,
+                command_id: o.version.get(),
                 body: Some(command_request::Body::ConfigAck(ConfigAck {
                     version: o.version.to_string(),
                     hash: o.hash,

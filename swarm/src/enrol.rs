@@ -1,19 +1,19 @@
 //! Each hollow agent's identity, exactly as agentd gets its own: the
 //! certificate kept in the agent's directory, or a first enrolment with the
-//! join token, retried with backoff while the master is unreachable or busy
-//! and given up at once when the master refuses (a person must act).
+//! join token, retried by agentd's own enrolment loop (its dialer's backoff
+//! and address rotation) while the master is unreachable or busy and given
+//! up at once when the master refuses (a person must act).
 //!
-//! Enrolments in flight are bounded (`--enrol-concurrency`): each makes a
-//! key, two TLS handshakes and several fsynced writes.
+//! What the swarm adds: enrolments in flight are bounded
+//! (`--enrol-concurrency`; each makes a key, two TLS handshakes and several
+//! fsynced writes), and retries are counted for the statistics.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use agentd::AgentConfig;
-use agentd::backoff::Backoff;
-use agentd::identity::{self, Identity, IdentityError};
+use agentd::identity::{self, Identity};
 use cdn_common::tls::JoinToken;
-use rand::SeedableRng;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -83,39 +83,25 @@ impl Enroller {
                 config.data_dir.display()
             )));
         };
-        let addrs = &config.master.addr.0;
-        let backoff = Backoff::default();
-        let mut rng = rand::rngs::StdRng::from_os_rng();
-        let mut attempt = 0u32;
-        loop {
-            let addr = &addrs[attempt as usize % addrs.len()];
-            let enrolled = tokio::select! {
-                _ = shutdown.cancelled() => return Err(NoIdentity::Stopped),
-                permit = self.permits.acquire() => {
-                    let Ok(_permit) = permit else { return Err(NoIdentity::Stopped) };
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Err(NoIdentity::Stopped),
-                        r = identity::enroll(config, node_id, token, addr) => r,
-                    }
+        let enrolled = identity::enroll_retrying(
+            config,
+            node_id,
+            token,
+            Some(&self.permits),
+            shutdown,
+            |attempt, m| {
+                debug!(attempt, "enrolment failed: {m}; retrying");
+                self.retries.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = self.last_retry_reason.lock() {
+                    *last = Some(m);
                 }
-            };
-            match enrolled {
-                Ok(id) => return Ok((Some(id), true)),
-                Err(IdentityError::Fatal(m)) => return Err(NoIdentity::Refused(m)),
-                Err(IdentityError::Transient(m)) => {
-                    debug!(attempt, "enrolment failed: {m}; retrying");
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut last) = self.last_retry_reason.lock() {
-                        *last = Some(m);
-                    }
-                }
-            }
-            let delay = backoff.delay(attempt, &mut rng);
-            attempt = attempt.saturating_add(1);
-            tokio::select! {
-                _ = shutdown.cancelled() => return Err(NoIdentity::Stopped),
-                _ = tokio::time::sleep(delay) => {}
-            }
+            },
+        )
+        .await;
+        match enrolled {
+            Ok(Some(id)) => Ok((Some(id), true)),
+            Ok(None) => Err(NoIdentity::Stopped),
+            Err(e) => Err(NoIdentity::Refused(e.to_string())),
         }
     }
 }
