@@ -68,7 +68,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub insecure: bool,
     /// Give up on the master after this long (connecting and each call).
-    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, global = true, default_value = "10s", value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
     pub request_timeout: Duration,
     /// Print table rows without the header line (for scripts).
     #[arg(long, global = true)]
@@ -189,15 +189,6 @@ pub fn local_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Parses a duration flag (`10s`, `500ms`, `5m`), refusing zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 10s, 500ms)"))?;
-    if d.is_zero() {
-        return Err("must be greater than zero".into());
-    }
-    Ok(d)
 }
 
 /// Runs the parsed command line and turns the result into an exit code.

@@ -210,3 +210,21 @@ fn completion_prints_the_checked_in_script_and_version_names_the_commit() {
         "a suggestion: {err}"
     );
 }
+
+#[test]
+fn duration_flags_keep_their_wording() {
+    let (code, _, err) = cdnctl(&["--request-timeout", "0", "nodes", "list"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(
+            "invalid value '0' for '--request-timeout <DURATION>': must be greater than zero"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = cdnctl(&["exec", "--timeout", "10", "agent-1", "--", "true"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("time unit needed, for example 10sec or 10ms (write e.g. 10s, 500ms)"),
+        "{err}"
+    );
+}

@@ -73,7 +73,7 @@ pub struct WaitArgs {
     #[arg(long, overrides_with = "no_wait")]
     pub wait: bool,
     /// How long to wait for the nodes' answers; later ones are `pending`.
-    #[arg(long, default_value = "30s", value_parser = crate::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
     pub timeout: std::time::Duration,
     /// Output format of the final report.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]

@@ -77,7 +77,7 @@ pub struct ExecArgs {
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
     /// Kill the remote command after this long and exit 124.
-    #[arg(long, value_parser = crate::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
     pub timeout: Option<Duration>,
     /// Nodes run at once in a fan-out.
     #[arg(long, default_value_t = DEFAULT_PARALLEL, value_name = "K")]

@@ -37,7 +37,7 @@ pub struct ListArgs {
     #[arg(short, long)]
     pub watch: bool,
     /// How often --watch asks the master.
-    #[arg(long, default_value = "1s", value_parser = crate::parse_duration, value_name = "DURATION", requires = "watch")]
+    #[arg(long, default_value = "1s", value_parser = cdn_common::duration::parse_flag, value_name = "DURATION", requires = "watch")]
     pub interval: std::time::Duration,
 }
 
