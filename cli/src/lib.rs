@@ -4,7 +4,9 @@
 pub mod commands;
 pub mod context;
 pub mod error;
+pub mod exit;
 pub mod output;
+pub mod selector;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -205,7 +207,6 @@ pub fn main(cli: Cli) -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(code) => code,
-        Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => output::fail(&e),
     }
 }

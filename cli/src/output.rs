@@ -162,15 +162,13 @@ fn pipe_error(e: std::io::Error) -> CliError {
     }
 }
 
-/// Prints `e` as one line on stderr and returns its exit code: 2 for usage
-/// errors, 255 when `exec` could not run the command, else 1.
+/// Prints `e` as one line on stderr (nothing for a closed stdout) and
+/// returns its exit code.
 pub fn fail(e: &CliError) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "cdnctl: {e}");
-    match e {
-        CliError::Usage(_) => ExitCode::from(2),
-        CliError::Exec(_) => ExitCode::from(crate::commands::exec::EXIT_EXEC_ERROR),
-        _ => ExitCode::FAILURE,
+    if !matches!(e, CliError::BrokenPipe) {
+        let _ = writeln!(std::io::stderr(), "cdnctl: {e}");
     }
+    crate::exit::of_error(e)
 }
 
 /// "3s", "4m", "2h", "5d" (or "never"), as kubectl shows ages.

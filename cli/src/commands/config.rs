@@ -47,7 +47,7 @@ pub struct TargetArgs {
     #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
     /// Only nodes whose labels match `key=value[,key=value...]`; repeatable.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
     pub selector: Vec<Vec<(String, String)>>,
     /// Every node (the default when no --node or --selector is given).
     #[arg(long, conflicts_with_all = ["nodes", "selector"])]
@@ -58,7 +58,7 @@ impl TargetArgs {
     fn to_proto(&self) -> Targets {
         Targets {
             nodes: self.nodes.clone(),
-            selector: self.selector.iter().flatten().cloned().collect(),
+            selector: crate::selector::merge(&self.selector),
         }
     }
 }
@@ -370,11 +370,7 @@ async fn follow(
         || report.dry_run
         || w.no_wait
         || (report.failed == 0 && report.pending == 0);
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::exit::all_ok(ok))
 }
 
 fn progress_bar(len: u64) -> indicatif::ProgressBar {

@@ -18,10 +18,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::output::{self, Format};
-use crate::{CliError, Context};
+use crate::{CliError, Context, exit};
 
-/// Exit code when cdnctl itself could not run the command (as ssh's 255).
-pub const EXIT_EXEC_ERROR: u8 = 255;
 /// Bytes of local stdin sent per message.
 const STDIN_CHUNK_BYTES: usize = 32 * 1024;
 /// Messages queued towards the master per session.
@@ -58,7 +56,7 @@ pub struct ExecArgs {
     #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
     /// Run on nodes whose labels match `key=value[,key=value...]`.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
     pub selector: Vec<Vec<(String, String)>>,
     /// Run on every node.
     #[arg(long)]
@@ -191,10 +189,6 @@ fn start_of(ctx: &Context, a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
     }
 }
 
-fn exit_code(x: &ExecExit) -> ExitCode {
-    ExitCode::from((x.code & 0xff) as u8)
-}
-
 /// Starts a session; returns the sender for stdin/signals and the output stream.
 async fn open(
     ctx: &Context,
@@ -275,7 +269,7 @@ async fn single(
         tokio::select! {
             _ = &mut local_deadline => {
                 output::print_diagnostic("cdnctl: timed out (the remote command is killed by the agent)");
-                return Ok(ExitCode::from(124));
+                return Ok(exit::timed_out());
             }
             _ = &mut ctrl_c => {
                 interrupts += 1;
@@ -301,7 +295,7 @@ async fn single(
                             },
                             _ = &mut local_deadline => {
                                 output::print_diagnostic("cdnctl: timed out (the remote command is killed by the agent)");
-                                return Ok(ExitCode::from(124));
+                                return Ok(exit::timed_out());
                             }
                         }
                     }
@@ -312,7 +306,7 @@ async fn single(
                         if x.timed_out {
                             output::print_diagnostic(&format!("cdnctl: {}", x.error));
                         }
-                        return Ok(exit_code(&x));
+                        return Ok(exit::remote(x.code));
                     }
                 }
             }
@@ -404,7 +398,7 @@ async fn fan_out_run(
         let listed = client
             .list_nodes(ListNodesRequest {
                 status: 0,
-                selector: a.selector.iter().flatten().cloned().collect(),
+                selector: crate::selector::merge(&a.selector),
             })
             .await
             .map_err(|s| ctx.call_error(&s))?
@@ -459,12 +453,7 @@ async fn fan_out_run(
         ]);
     }
     output::print_diagnostic(&output::render(table));
-    let ok = rows.iter().all(|r| r.exit_code == Some(0));
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(exit::all_ok(rows.iter().all(|r| r.exit_code == Some(0))))
 }
 
 /// Runs on one node of a fan-out, printing its lines prefixed with its name.

@@ -30,7 +30,7 @@ pub struct ListArgs {
     #[arg(long, value_enum)]
     pub status: Option<StatusFilter>,
     /// Only nodes whose labels match, `key=value[,key=value...]`; repeatable.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = parse_selector)]
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
     pub selector: Vec<Vec<(String, String)>>,
     /// After the list, print a row whenever a node changes state (as
     /// `kubectl get -w`), until interrupted.
@@ -68,23 +68,6 @@ impl StatusFilter {
             Self::Offline => NodeStatus::Offline,
         }
     }
-}
-
-/// Parses `key=value[,key=value...]`.
-pub fn parse_selector(s: &str) -> Result<Vec<(String, String)>, String> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|pair| {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("`{pair}` is not key=value"))?;
-            let k = k.trim();
-            if k.is_empty() {
-                return Err(format!("`{pair}` has an empty key"));
-            }
-            Ok((k.to_string(), v.trim().to_string()))
-        })
-        .collect()
 }
 
 /// Runs a `nodes` verb.
@@ -235,7 +218,7 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
             .status
             .map_or(NodeStatus::Unspecified, StatusFilter::wire)
             .into(),
-        selector: args.selector.iter().flatten().cloned().collect(),
+        selector: crate::selector::merge(&args.selector),
     };
     let fetch = || {
         let (mut client, request) = (client.clone(), request.clone());
@@ -487,22 +470,4 @@ fn describe(r: &NodeRow) -> String {
         .map(|(k, v)| format!("{:<width$} {v}", format!("{k}:")))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selectors_parse() {
-        assert_eq!(
-            parse_selector("region=eu,role=edge").unwrap(),
-            vec![
-                ("region".into(), "eu".into()),
-                ("role".into(), "edge".into())
-            ]
-        );
-        assert!(parse_selector("region").is_err());
-        assert!(parse_selector("=x").is_err());
-    }
 }
