@@ -94,11 +94,7 @@ pub enum Command {
     #[command(subcommand)]
     Context(commands::context::ContextCommand),
     /// Show the user and role the master sees for your credential.
-    Whoami {
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = output::Format::Table)]
-        output: output::Format,
-    },
+    Whoami(commands::context::WhoamiArgs),
     /// What happens on the master: nodes online/offline, pushes, exec
     /// sessions, token, user and certificate changes.
     ///
@@ -193,6 +189,16 @@ pub fn local_user() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Parses the command line as clap does (`--help`, `--version` and usage
+/// errors print and exit there), except that an `-o` the command cannot
+/// honour ends with cdnctl's own one-line usage error.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| match output::refused_format(&e) {
+        Some(message) => output::fail(&CliError::Usage(message)),
+        None => e.exit(),
+    })
+}
+
 /// Runs the parsed command line and turns the result into an exit code.
 pub fn main(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -231,7 +237,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
-        Command::Whoami { output } => commands::context::whoami(&ctx, output).await,
+        Command::Whoami(a) => commands::context::whoami(&ctx, a).await,
         Command::Audit(a) => commands::audit::run(&ctx, a).await,
         Command::Events(a) => commands::events::run(&ctx, a).await,
         Command::Completion { .. } | Command::Context(_) => Ok(ExitCode::SUCCESS),

@@ -1,5 +1,6 @@
 //! `cdnctl exec`: run a command on one node like `ssh host cmd`, or on many
-//! with prefixed output; `cdnctl exec history` lists audited sessions.
+//! with prefixed output and a summary table; `cdnctl exec history` lists
+//! audited sessions.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use crate::output::{self, Format};
+use crate::output::{self, Cell, Format, Row};
 use crate::{CliError, Context, exit};
 
 /// Bytes of local stdin sent per message.
@@ -104,7 +105,7 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(SessionRow::FORMATS))]
     pub output: Format,
 }
 
@@ -379,13 +380,28 @@ async fn pump_stdin(tx: mpsc::Sender<ExecRequest>) {
     }
 }
 
-/// One node's outcome in a fan-out.
-#[derive(Debug, Serialize)]
+/// One node's outcome in a fan-out, a row of the summary on stderr.
+#[derive(Debug)]
 struct FanRow {
     node: String,
     exit_code: Option<i32>,
     duration_ms: f64,
     error: String,
+}
+
+impl Row for FanRow {
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec!["NODE", "EXIT", "DURATION", "ERROR"]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        vec![
+            Cell::new(&self.node),
+            Cell::new(self.exit_code.map_or("-".into(), |c| c.to_string())),
+            Cell::new(format!("{:.1}ms", self.duration_ms)),
+            Cell::or_dash(&self.error),
+        ]
+    }
 }
 
 async fn fan_out_run(
@@ -443,16 +459,7 @@ async fn fan_out_run(
         }
     }
     rows.sort_by(|x, y| x.node.cmp(&y.node));
-    let mut table = output::table(&["NODE", "EXIT", "DURATION", "ERROR"]);
-    for r in &rows {
-        table.add_row(vec![
-            comfy_table::Cell::new(&r.node),
-            comfy_table::Cell::new(r.exit_code.map_or("-".into(), |c| c.to_string())),
-            comfy_table::Cell::new(format!("{:.1}ms", r.duration_ms)),
-            comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
-        ]);
-    }
-    output::print_diagnostic(&output::render(table));
+    output::summary(&rows);
     Ok(exit::all_ok(rows.iter().all(|r| r.exit_code == Some(0))))
 }
 
@@ -537,23 +544,9 @@ async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
         .map_err(|s| ctx.call_error(&s))?
         .into_inner()
         .sessions;
-    #[derive(Serialize)]
-    struct Row {
-        exec_id: u64,
-        user: String,
-        peer: String,
-        node: String,
-        argv: Vec<String>,
-        started: Option<String>,
-        duration_ms: u64,
-        exit_code: i32,
-        bytes_in: u64,
-        bytes_out: u64,
-        error: String,
-    }
-    let rows: Vec<Row> = sessions
+    let rows: Vec<SessionRow> = sessions
         .into_iter()
-        .map(|s| Row {
+        .map(|s| SessionRow {
             exec_id: s.exec_id,
             user: s.user,
             peer: s.peer,
@@ -567,33 +560,47 @@ async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
             error: s.error,
         })
         .collect();
-    match h.output {
-        Format::Json | Format::Yaml => output::print_data(&rows, h.output)?,
-        Format::Table | Format::Wide => {
-            if rows.is_empty() {
-                output::print_text("No exec sessions yet.")?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut t = output::table(&[
-                "ID", "STARTED", "USER", "NODE", "COMMAND", "EXIT", "DURATION", "IN", "OUT",
-                "ERROR",
-            ]);
-            for r in &rows {
-                t.add_row(vec![
-                    comfy_table::Cell::new(r.exec_id),
-                    comfy_table::Cell::new(r.started.clone().unwrap_or_default()),
-                    comfy_table::Cell::new(&r.user),
-                    comfy_table::Cell::new(&r.node),
-                    comfy_table::Cell::new(r.argv.join(" ")),
-                    comfy_table::Cell::new(r.exit_code),
-                    comfy_table::Cell::new(format!("{}ms", r.duration_ms)),
-                    comfy_table::Cell::new(output::bytes(r.bytes_in)),
-                    comfy_table::Cell::new(output::bytes(r.bytes_out)),
-                    comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
-                ]);
-            }
-            output::print_table(t)?;
-        }
-    }
+    output::print(&rows, h.output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One audited session in `exec history`.
+#[derive(Serialize)]
+struct SessionRow {
+    exec_id: u64,
+    user: String,
+    peer: String,
+    node: String,
+    argv: Vec<String>,
+    started: Option<String>,
+    duration_ms: u64,
+    exit_code: i32,
+    bytes_in: u64,
+    bytes_out: u64,
+    error: String,
+}
+
+impl Row for SessionRow {
+    const EMPTY: Option<&'static str> = Some("No exec sessions yet.");
+
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec![
+            "ID", "STARTED", "USER", "NODE", "COMMAND", "EXIT", "DURATION", "IN", "OUT", "ERROR",
+        ]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        vec![
+            Cell::new(self.exec_id),
+            Cell::new(self.started.as_deref().unwrap_or_default()),
+            Cell::new(&self.user),
+            Cell::new(&self.node),
+            Cell::new(self.argv.join(" ")),
+            Cell::new(self.exit_code),
+            Cell::new(format!("{}ms", self.duration_ms)),
+            Cell::new(output::bytes(self.bytes_in)),
+            Cell::new(output::bytes(self.bytes_out)),
+            Cell::or_dash(&self.error),
+        ]
+    }
 }
