@@ -4,7 +4,9 @@
 pub mod commands;
 pub mod context;
 pub mod error;
+pub mod exit;
 pub mod output;
+pub mod selector;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -68,7 +70,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub insecure: bool,
     /// Give up on the master after this long (connecting and each call).
-    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, global = true, default_value = "10s", value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
     pub request_timeout: Duration,
     /// Print table rows without the header line (for scripts).
     #[arg(long, global = true)]
@@ -92,11 +94,7 @@ pub enum Command {
     #[command(subcommand)]
     Context(commands::context::ContextCommand),
     /// Show the user and role the master sees for your credential.
-    Whoami {
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = output::Format::Table)]
-        output: output::Format,
-    },
+    Whoami(commands::context::WhoamiArgs),
     /// What happens on the master: nodes online/offline, pushes, exec
     /// sessions, token, user and certificate changes.
     ///
@@ -191,13 +189,14 @@ pub fn local_user() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Parses a duration flag (`10s`, `500ms`, `5m`), refusing zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 10s, 500ms)"))?;
-    if d.is_zero() {
-        return Err("must be greater than zero".into());
-    }
-    Ok(d)
+/// Parses the command line as clap does (`--help`, `--version` and usage
+/// errors print and exit there), except that an `-o` the command cannot
+/// honour ends with cdnctl's own one-line usage error.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| match output::refused_format(&e) {
+        Some(message) => output::fail(&CliError::Usage(message)),
+        None => e.exit(),
+    })
 }
 
 /// Runs the parsed command line and turns the result into an exit code.
@@ -214,7 +213,6 @@ pub fn main(cli: Cli) -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(code) => code,
-        Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => output::fail(&e),
     }
 }
@@ -239,7 +237,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
-        Command::Whoami { output } => commands::context::whoami(&ctx, output).await,
+        Command::Whoami(a) => commands::context::whoami(&ctx, a).await,
         Command::Audit(a) => commands::audit::run(&ctx, a).await,
         Command::Events(a) => commands::events::run(&ctx, a).await,
         Command::Completion { .. } | Command::Context(_) => Ok(ExitCode::SUCCESS),

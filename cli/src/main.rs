@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     cdnctl::complete_if_asked();
-    cdnctl::main(cdnctl::Cli::parse())
+    match cdnctl::parse() {
+        Ok(cli) => cdnctl::main(cli),
+        Err(code) => code,
+    }
 }

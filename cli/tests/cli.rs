@@ -20,6 +20,24 @@ fn cdnctl(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// cdnctl with the config file `cfg` and no other context from the
+/// environment.
+fn cdnctl_with_config(cfg: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .args(args)
+        .env("CDNCTL_CONFIG", cfg)
+        .env_remove("CDNCTL_CONTEXT")
+        .env_remove("CDNCTL_CREDENTIAL")
+        .env_remove("CDNCTL_MASTER")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn clap_definition_is_consistent() {
     cdnctl::Cli::command().debug_assert();
@@ -144,21 +162,7 @@ fn contexts_are_kept_0600_and_a_missing_one_is_named() {
     use std::os::unix::fs::PermissionsExt;
     let home = tempfile::tempdir().unwrap();
     let cfg = home.path().join("cdnctl.yml");
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
-            .args(args)
-            .env("CDNCTL_CONFIG", &cfg)
-            .env_remove("CDNCTL_CONTEXT")
-            .env_remove("CDNCTL_CREDENTIAL")
-            .env_remove("CDNCTL_MASTER")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| cdnctl_with_config(&cfg, args);
     let (code, _, err) = run(&[
         "context",
         "add",
@@ -208,5 +212,93 @@ fn completion_prints_the_checked_in_script_and_version_names_the_commit() {
     assert!(
         err.contains("similar") || err.contains("tip"),
         "a suggestion: {err}"
+    );
+}
+
+#[test]
+fn duration_flags_keep_their_wording() {
+    let (code, _, err) = cdnctl(&["--request-timeout", "0", "nodes", "list"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(
+            "invalid value '0' for '--request-timeout <DURATION>': must be greater than zero"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = cdnctl(&["exec", "--timeout", "10", "agent-1", "--", "true"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("time unit needed, for example 10sec or 10ms (write e.g. 10s, 500ms)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_output_format_a_listing_cannot_print_is_refused_before_the_master_is_asked() {
+    // Nothing listens on port 1: a refusal must come before any call.
+    for (args, listing) in [
+        (&["config", "history"][..], "config history"),
+        (&["config", "status"], "config status"),
+        (&["config", "push", "/nonexistent/edge.yml"], "config push"),
+        (&["exec", "history"], "exec history"),
+        (&["events"], "events"),
+        (&["whoami"], "whoami"),
+        (&["context", "list"], "context list"),
+    ] {
+        let mut argv = vec!["--insecure", "--master", "127.0.0.1:1"];
+        argv.extend(args);
+        argv.extend(["-o", "wide"]);
+        let (code, out, err) = cdnctl(&argv);
+        assert_eq!(code, Some(2), "{argv:?}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(
+            err,
+            format!("cdnctl: {listing} does not support -o wide (use table, json or yaml)\n")
+        );
+    }
+    // Listings with a wide form take it (and then find no master).
+    for args in [
+        &["nodes", "list"][..],
+        &["nodes", "show", "agent-1"],
+        &["audit"],
+    ] {
+        let mut argv = vec!["--insecure", "--master", "127.0.0.1:1"];
+        argv.extend(args);
+        argv.extend(["-o", "wide"]);
+        let (code, _, err) = cdnctl(&argv);
+        assert_eq!(code, Some(1), "{argv:?}: {err}");
+        assert!(err.contains("cannot reach master"), "{err}");
+    }
+}
+
+#[test]
+fn context_list_prints_a_table_without_headers_on_request() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("cdnctl.yml");
+    let run = |args: &[&str]| {
+        let (code, out, err) = cdnctl_with_config(&cfg, args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        out
+    };
+    run(&[
+        "context",
+        "add",
+        "lab",
+        "--insecure",
+        "--master",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(
+        run(&["context", "list"]),
+        "CURRENT  NAME  MASTER       USER        ROLE  \n\
+         *        lab   127.0.0.1:9  (insecure)        \n"
+    );
+    assert_eq!(
+        run(&["--no-headers", "context", "list"]),
+        "*  lab  127.0.0.1:9  (insecure)     \n"
+    );
+    assert_eq!(
+        run(&["context", "list", "-o", "yaml"]),
+        "- name: lab\n  current: true\n  master: 127.0.0.1:9\n  user: ''\n  role: ''\n  insecure: true\n"
     );
 }

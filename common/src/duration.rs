@@ -1,23 +1,56 @@
-//! Durations written as in the seed (`10s`, `5m`, `100ms`), for serde.
+//! Durations written as in the seed (`10s`, `5m`, `100ms`): parsed once
+//! here for config files (through serde) and for the binaries' flags.
 //!
-//! Use as `#[serde(with = "cdn_common::duration")]`. Zero is refused: every
-//! duration in our configs is an interval or a timeout, where zero is a typo.
+//! Use as `#[serde(with = "cdn_common::duration")]`, or as a clap
+//! `value_parser` ([`parse`], [`parse_flag`]). Zero is refused: every
+//! duration we take is an interval or a timeout, where zero is a typo.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Parses a human duration such as `10s`, refusing zero and bare numbers.
-pub fn parse(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!(
-            "invalid duration `{text}` ({e}); write it with a unit, for example 10s, 500ms or 5m"
-        )
-    })?;
+/// Why a duration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a duration at all (no unit, an unknown unit, not a number); the
+    /// text says what humantime found wrong.
+    #[error("{0}")]
+    Syntax(String),
+    /// Zero, where an interval or a timeout is wanted.
+    #[error("must be greater than zero")]
+    Zero,
+}
+
+/// Parses `text` as written: a human duration (`10s`, `500ms`, `5m`),
+/// refusing zero and bare numbers. The one parser behind [`parse`] and
+/// [`parse_flag`].
+pub fn parse_nonzero(text: &str) -> Result<Duration, DurationError> {
+    let d = humantime::parse_duration(text).map_err(|e| DurationError::Syntax(e.to_string()))?;
     if d.is_zero() {
-        return Err(format!("duration `{text}` must be greater than zero"));
+        return Err(DurationError::Zero);
     }
     Ok(d)
+}
+
+/// Parses a duration of a config file (surrounding blanks ignored); the
+/// message quotes the text, since nothing else around it does.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    parse_nonzero(text.trim()).map_err(|e| match e {
+        DurationError::Syntax(why) => format!(
+            "invalid duration `{text}` ({why}); write it with a unit, for example 10s, 500ms or 5m"
+        ),
+        DurationError::Zero => format!("duration `{text}` must be greater than zero"),
+    })
+}
+
+/// Parses a duration flag of cdnctl (`--timeout 30s`): clap's error
+/// already names the flag and quotes the value, so the message only says
+/// what is wrong with it.
+pub fn parse_flag(text: &str) -> Result<Duration, String> {
+    parse_nonzero(text).map_err(|e| match e {
+        DurationError::Syntax(why) => format!("{why} (write e.g. 10s, 500ms)"),
+        DurationError::Zero => e.to_string(),
+    })
 }
 
 /// Serde deserializer for [`parse`].
@@ -53,5 +86,26 @@ mod tests {
         assert!(parse("0s").is_err());
         assert!(parse("10").is_err());
         assert!(parse("soon").is_err());
+    }
+
+    #[test]
+    fn config_and_flag_wording() {
+        assert_eq!(
+            parse("0s").unwrap_err(),
+            "duration `0s` must be greater than zero"
+        );
+        assert_eq!(
+            parse(" 10 ").unwrap_err(),
+            "invalid duration ` 10 ` (time unit needed, for example 10sec or 10ms); \
+             write it with a unit, for example 10s, 500ms or 5m"
+        );
+        assert_eq!(parse(" 2s ").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_flag("0ms").unwrap_err(), "must be greater than zero");
+        assert_eq!(
+            parse_flag("10").unwrap_err(),
+            "time unit needed, for example 10sec or 10ms (write e.g. 10s, 500ms)"
+        );
+        assert_eq!(parse_flag("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_nonzero("0s"), Err(DurationError::Zero));
     }
 }

@@ -1,5 +1,6 @@
-//! Code that `masterd` and `agentd` really share: loading a YAML config file
-//! with errors that name file, line and key; duration syntax; logging set-up.
+//! Code that `masterd`, `agentd` and `cdnctl` really share: loading a YAML
+//! config file with errors that name file, line and key; duration syntax;
+//! logging set-up.
 
 pub mod config;
 pub mod credential;

@@ -68,7 +68,7 @@ pub enum TokenCommand {
     /// Example: `masterd token create --ttl 1h --uses 10`
     Create {
         /// Expire after this long (e.g. 30m, 24h); never when omitted.
-        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        #[arg(long, value_parser = cdn_common::duration::parse, value_name = "DURATION")]
         ttl: Option<std::time::Duration>,
         /// Allow this many enrolments; unlimited when omitted.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -121,8 +121,4 @@ pub enum NodeCommand {
     ///
     /// Example: `masterd node allow edge-17`
     Allow { name: String },
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    cdn_common::duration::parse(s)
 }

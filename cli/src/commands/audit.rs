@@ -6,7 +6,7 @@ use cdn_proto::v1::ListAuditRequest;
 use clap::Args;
 use serde::Serialize;
 
-use crate::output::{self, Format};
+use crate::output::{self, Cell, Format, Row};
 use crate::{CliError, Context};
 
 /// Arguments of `cdnctl audit`.
@@ -23,7 +23,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "ACTION")]
     pub action: Option<String>,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(Entry::FORMATS))]
     pub output: Format,
 }
 
@@ -70,37 +70,45 @@ pub async fn run(ctx: &Context, a: AuditArgs) -> Result<ExitCode, CliError> {
             error: e.error,
         })
         .collect();
-    match a.output {
-        Format::Json | Format::Yaml => output::print_data(&entries, a.output)?,
-        f => {
-            let wide = f == Format::Wide;
-            let mut header = vec!["ID", "TIME", "USER", "ACTION", "TARGET", "RESULT", "DETAIL"];
-            if wide {
-                header.extend(["ROLE", "PEER", "ERROR"]);
-            }
-            let mut t = output::table(&header);
-            for e in entries {
-                let detail = if e.error.is_empty() || wide {
-                    e.detail
-                } else {
-                    e.error.clone()
-                };
-                let mut row = vec![
-                    e.id.to_string(),
-                    e.time.unwrap_or_default(),
-                    e.user,
-                    e.action,
-                    e.target,
-                    e.result.to_string(),
-                    detail,
-                ];
-                if wide {
-                    row.extend([e.role, e.peer, e.error]);
-                }
-                t.add_row(row);
-            }
-            output::print_table(t)?;
-        }
-    }
+    output::print(&entries, a.output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl Row for Entry {
+    const FORMATS: &'static [Format] = Format::ALL;
+
+    fn columns(wide: bool) -> Vec<&'static str> {
+        let mut columns = vec!["ID", "TIME", "USER", "ACTION", "TARGET", "RESULT", "DETAIL"];
+        if wide {
+            columns.extend(["ROLE", "PEER", "ERROR"]);
+        }
+        columns
+    }
+
+    /// DETAIL shows the error of a failed entry, unless the wide form has
+    /// an ERROR column for it.
+    fn cells(&self, wide: bool) -> Vec<Cell> {
+        let detail = if self.error.is_empty() || wide {
+            &self.detail
+        } else {
+            &self.error
+        };
+        let mut cells = vec![
+            Cell::new(self.id),
+            Cell::new(self.time.as_deref().unwrap_or_default()),
+            Cell::new(&self.user),
+            Cell::new(&self.action),
+            Cell::new(&self.target),
+            Cell::new(self.result),
+            Cell::new(detail),
+        ];
+        if wide {
+            cells.extend([
+                Cell::new(&self.role),
+                Cell::new(&self.peer),
+                Cell::new(&self.error),
+            ]);
+        }
+        cells
+    }
 }

@@ -1,5 +1,6 @@
 //! `cdnctl config push|status|history|show|diff|rollback`: versioned desired
-//! configuration for the fleet.
+//! configuration for the fleet, and the push report, status and history
+//! listings.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,13 +8,13 @@ use std::process::ExitCode;
 
 use cdn_proto::v1::{
     ApplyResult, ConfigHistoryRequest, ConfigPushEvent, ConfigPushRequest, ConfigRollbackRequest,
-    ConfigStatusRequest, GetConfigVersionRequest, NodeApplyResult, PushStored, Targets,
+    ConfigStatusRequest, GetConfigVersionRequest, NodeApplyResult, NodeStatus, PushStored, Targets,
     config_push_event,
 };
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::output::{self, Format};
+use crate::output::{self, Cell, Format, Human, Listing, Row};
 use crate::{CliError, Context};
 
 /// Largest config file cdnctl sends (the master enforces the same).
@@ -47,7 +48,7 @@ pub struct TargetArgs {
     #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
     /// Only nodes whose labels match `key=value[,key=value...]`; repeatable.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
     pub selector: Vec<Vec<(String, String)>>,
     /// Every node (the default when no --node or --selector is given).
     #[arg(long, conflicts_with_all = ["nodes", "selector"])]
@@ -58,7 +59,7 @@ impl TargetArgs {
     fn to_proto(&self) -> Targets {
         Targets {
             nodes: self.nodes.clone(),
-            selector: self.selector.iter().flatten().cloned().collect(),
+            selector: crate::selector::merge(&self.selector),
         }
     }
 }
@@ -73,10 +74,10 @@ pub struct WaitArgs {
     #[arg(long, overrides_with = "no_wait")]
     pub wait: bool,
     /// How long to wait for the nodes' answers; later ones are `pending`.
-    #[arg(long, default_value = "30s", value_parser = crate::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
     pub timeout: std::time::Duration,
     /// Output format of the final report.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(PushReport::FORMATS))]
     pub output: Format,
 }
 
@@ -114,7 +115,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(NodeConfigRow::FORMATS))]
     pub output: Format,
 }
 
@@ -125,7 +126,7 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(VersionRow::FORMATS))]
     pub output: Format,
 }
 
@@ -270,12 +271,17 @@ struct PushReport {
     failed: u32,
     pending: u32,
     results: Vec<NodeResultRow>,
+    /// `--no-wait`: the master stored the version; nodes were not awaited.
+    #[serde(skip)]
+    no_wait: bool,
 }
 
+/// One target's outcome in a push or rollback report.
 #[derive(Debug, Serialize)]
 struct NodeResultRow {
     node: String,
-    result: String,
+    #[serde(serialize_with = "output::as_word")]
+    result: ApplyResult,
     version: u64,
     duration_ms: f64,
     error: String,
@@ -284,7 +290,7 @@ struct NodeResultRow {
 impl From<NodeApplyResult> for NodeResultRow {
     fn from(n: NodeApplyResult) -> Self {
         Self {
-            result: n.result().word().to_string(),
+            result: n.result(),
             node: n.node,
             version: n.version,
             duration_ms: n.duration_us as f64 / 1000.0,
@@ -300,7 +306,10 @@ async fn follow(
     mut stream: tonic::Streaming<ConfigPushEvent>,
     w: &WaitArgs,
 ) -> Result<ExitCode, CliError> {
-    let mut report = PushReport::default();
+    let mut report = PushReport {
+        no_wait: w.no_wait,
+        ..PushReport::default()
+    };
     let mut bar: Option<indicatif::ProgressBar> = None;
     let mut finished = false;
     while let Some(ev) = stream.message().await.map_err(|s| ctx.call_error(&s))? {
@@ -365,16 +374,12 @@ async fn follow(
         ));
     }
     report.results.sort_by(|a, b| a.node.cmp(&b.node));
-    print_report(&report, w)?;
+    output::print(&report, w.output)?;
     let ok = report.unchanged
         || report.dry_run
         || w.no_wait
         || (report.failed == 0 && report.pending == 0);
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::exit::all_ok(ok))
 }
 
 fn progress_bar(len: u64) -> indicatif::ProgressBar {
@@ -391,71 +396,80 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn print_report(r: &PushReport, w: &WaitArgs) -> Result<(), CliError> {
-    match w.output {
-        Format::Json | Format::Yaml => return output::print_data(r, w.output),
-        Format::Table | Format::Wide => {}
+impl Listing for PushReport {
+    fn data(&self) -> impl Serialize {
+        self
     }
-    let n = r.targets.len();
-    let headline = if r.unchanged {
-        format!(
-            "unchanged: version {} ({}) is already desired by all {n} target(s); nothing stored",
-            r.version,
-            short_hash(&r.hash)
-        )
-    } else if r.dry_run {
-        format!(
-            "dry run: would store version {} ({}, {} bytes, {} on the wire) for {n} target(s): {}",
-            r.version,
-            short_hash(&r.hash),
-            r.size,
-            r.wire_bytes,
-            r.targets.join(", ")
-        )
-    } else if w.no_wait {
-        format!(
-            "stored version {} ({}, {} bytes) for {n} target(s); not waiting for nodes",
-            r.version,
-            short_hash(&r.hash),
-            r.size
-        )
-    } else if n == 0 {
-        format!(
-            "stored version {} ({}); no nodes yet: nodes get it when they register",
-            r.version,
-            short_hash(&r.hash)
-        )
-    } else {
-        format!(
-            "version {} ({}, {} bytes): {} applied, {} failed, {} pending of {n}",
-            r.version,
-            short_hash(&r.hash),
-            r.size,
-            r.applied,
-            r.failed,
-            r.pending
-        )
-    };
-    // The summary is a diagnostic, the table is data.
-    output::print_diagnostic(&headline);
-    if r.results.is_empty() {
-        return Ok(());
+
+    /// The per-node table; nothing when no node was awaited.
+    fn human(&self, wide: bool) -> Human {
+        if self.results.is_empty() {
+            Human::Nothing
+        } else {
+            Human::Table(output::Table::of(&self.results, wide))
+        }
     }
-    let mut table = output::table(&["NODE", "RESULT", "VERSION", "DURATION", "ERROR"]);
-    for row in &r.results {
-        table.add_row(vec![
-            comfy_table::Cell::new(&row.node),
-            output::result_cell(&row.result),
-            comfy_table::Cell::new(row.version),
-            comfy_table::Cell::new(format!("{:.1}ms", row.duration_ms)),
-            comfy_table::Cell::new(if row.error.is_empty() {
-                "-"
-            } else {
-                &row.error
-            }),
-        ]);
+
+    /// The headline: what was stored and how the targets answered.
+    fn note(&self) -> Option<String> {
+        let r = self;
+        let n = r.targets.len();
+        Some(if r.unchanged {
+            format!(
+                "unchanged: version {} ({}) is already desired by all {n} target(s); nothing stored",
+                r.version,
+                short_hash(&r.hash)
+            )
+        } else if r.dry_run {
+            format!(
+                "dry run: would store version {} ({}, {} bytes, {} on the wire) for {n} target(s): {}",
+                r.version,
+                short_hash(&r.hash),
+                r.size,
+                r.wire_bytes,
+                r.targets.join(", ")
+            )
+        } else if r.no_wait {
+            format!(
+                "stored version {} ({}, {} bytes) for {n} target(s); not waiting for nodes",
+                r.version,
+                short_hash(&r.hash),
+                r.size
+            )
+        } else if n == 0 {
+            format!(
+                "stored version {} ({}); no nodes yet: nodes get it when they register",
+                r.version,
+                short_hash(&r.hash)
+            )
+        } else {
+            format!(
+                "version {} ({}, {} bytes): {} applied, {} failed, {} pending of {n}",
+                r.version,
+                short_hash(&r.hash),
+                r.size,
+                r.applied,
+                r.failed,
+                r.pending
+            )
+        })
     }
-    output::print_table(table)
+}
+
+impl Row for NodeResultRow {
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec!["NODE", "RESULT", "VERSION", "DURATION", "ERROR"]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        vec![
+            Cell::new(&self.node),
+            Cell::word(self.result),
+            Cell::new(self.version),
+            Cell::new(format!("{:.1}ms", self.duration_ms)),
+            Cell::or_dash(&self.error),
+        ]
+    }
 }
 
 fn short_hash(h: &str) -> &str {
@@ -472,20 +486,10 @@ async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, CliError> {
         .map_err(|s| ctx.call_error(&s))?
         .into_inner()
         .nodes;
-    #[derive(Serialize)]
-    struct Row {
-        node: String,
-        node_status: String,
-        desired_version: u64,
-        applied_version: u64,
-        in_sync: bool,
-        drift: bool,
-        last_error: String,
-    }
-    let rows: Vec<Row> = nodes
+    let rows: Vec<NodeConfigRow> = nodes
         .into_iter()
-        .map(|n| Row {
-            node_status: n.node_status().word().to_string(),
+        .map(|n| NodeConfigRow {
+            node_status: n.node_status(),
             node: n.node,
             desired_version: n.desired_version,
             applied_version: n.applied_version,
@@ -494,47 +498,56 @@ async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, CliError> {
             last_error: n.last_error,
         })
         .collect();
-    match a.output {
-        Format::Json | Format::Yaml => output::print_data(&rows, a.output)?,
-        Format::Table | Format::Wide => {
-            if rows.is_empty() {
-                return output::print_text("No nodes found.").map(|_| ExitCode::SUCCESS);
-            }
-            let mut t = output::table(&[
-                "NODE",
-                "STATUS",
-                "DESIRED",
-                "APPLIED",
-                "IN SYNC",
-                "DRIFT",
-                "LAST ERROR",
-            ]);
-            let v = |n: u64| {
-                if n == 0 {
-                    "-".to_string()
-                } else {
-                    n.to_string()
-                }
-            };
-            for r in &rows {
-                t.add_row(vec![
-                    comfy_table::Cell::new(&r.node),
-                    output::state_cell(&r.node_status),
-                    comfy_table::Cell::new(v(r.desired_version)),
-                    comfy_table::Cell::new(v(r.applied_version)),
-                    comfy_table::Cell::new(if r.in_sync { "yes" } else { "no" }),
-                    comfy_table::Cell::new(if r.drift { "changed on disk" } else { "-" }),
-                    comfy_table::Cell::new(if r.last_error.is_empty() {
-                        "-"
-                    } else {
-                        &r.last_error
-                    }),
-                ]);
-            }
-            output::print_table(t)?;
-        }
-    }
+    output::print(&rows, a.output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One node of `config status`.
+#[derive(Serialize)]
+struct NodeConfigRow {
+    node: String,
+    #[serde(serialize_with = "output::as_word")]
+    node_status: NodeStatus,
+    desired_version: u64,
+    applied_version: u64,
+    in_sync: bool,
+    drift: bool,
+    last_error: String,
+}
+
+impl Row for NodeConfigRow {
+    const EMPTY: Option<&'static str> = Some("No nodes found.");
+
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec![
+            "NODE",
+            "STATUS",
+            "DESIRED",
+            "APPLIED",
+            "IN SYNC",
+            "DRIFT",
+            "LAST ERROR",
+        ]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        let version = |n: u64| {
+            if n == 0 {
+                "-".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        vec![
+            Cell::new(&self.node),
+            Cell::word(self.node_status),
+            Cell::new(version(self.desired_version)),
+            Cell::new(version(self.applied_version)),
+            Cell::new(if self.in_sync { "yes" } else { "no" }),
+            Cell::new(if self.drift { "changed on disk" } else { "-" }),
+            Cell::or_dash(&self.last_error),
+        ]
+    }
 }
 
 async fn history(ctx: &Context, a: HistoryArgs) -> Result<ExitCode, CliError> {
@@ -545,21 +558,9 @@ async fn history(ctx: &Context, a: HistoryArgs) -> Result<ExitCode, CliError> {
         .map_err(|s| ctx.call_error(&s))?
         .into_inner()
         .versions;
-    #[derive(Serialize)]
-    struct Row {
-        version: u64,
-        hash: String,
-        size: u64,
-        author: String,
-        created: Option<String>,
-        message: String,
-        targets: Vec<String>,
-        #[serde(skip)]
-        created_ms: i64,
-    }
-    let rows: Vec<Row> = versions
+    let rows: Vec<VersionRow> = versions
         .into_iter()
-        .map(|v| Row {
+        .map(|v| VersionRow {
             version: v.version,
             hash: v.hash,
             size: v.size,
@@ -570,43 +571,48 @@ async fn history(ctx: &Context, a: HistoryArgs) -> Result<ExitCode, CliError> {
             created_ms: v.created_ms,
         })
         .collect();
-    match a.output {
-        Format::Json | Format::Yaml => output::print_data(&rows, a.output)?,
-        Format::Table | Format::Wide => {
-            if rows.is_empty() {
-                return output::print_text("No config versions yet.").map(|_| ExitCode::SUCCESS);
-            }
-            let now = output::now_ms();
-            let mut t = output::table(&[
-                "VERSION", "HASH", "SIZE", "AUTHOR", "AGE", "TARGETS", "MESSAGE",
-            ]);
-            for r in &rows {
-                let targets = match r.targets.len() {
-                    0..=3 => r.targets.join(","),
-                    n => format!("{n} nodes"),
-                };
-                t.add_row(vec![
-                    comfy_table::Cell::new(r.version),
-                    comfy_table::Cell::new(short_hash(&r.hash)),
-                    comfy_table::Cell::new(output::bytes(r.size)),
-                    comfy_table::Cell::new(&r.author),
-                    comfy_table::Cell::new(output::age(now - r.created_ms)),
-                    comfy_table::Cell::new(if targets.is_empty() {
-                        "-".into()
-                    } else {
-                        targets
-                    }),
-                    comfy_table::Cell::new(if r.message.is_empty() {
-                        "-"
-                    } else {
-                        &r.message
-                    }),
-                ]);
-            }
-            output::print_table(t)?;
-        }
-    }
+    output::print(&rows, a.output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One stored version in `config history`.
+#[derive(Serialize)]
+struct VersionRow {
+    version: u64,
+    hash: String,
+    size: u64,
+    author: String,
+    created: Option<String>,
+    message: String,
+    targets: Vec<String>,
+    #[serde(skip)]
+    created_ms: i64,
+}
+
+impl Row for VersionRow {
+    const EMPTY: Option<&'static str> = Some("No config versions yet.");
+
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec![
+            "VERSION", "HASH", "SIZE", "AUTHOR", "AGE", "TARGETS", "MESSAGE",
+        ]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        let targets = match self.targets.len() {
+            0..=3 => self.targets.join(","),
+            n => format!("{n} nodes"),
+        };
+        vec![
+            Cell::new(self.version),
+            Cell::new(short_hash(&self.hash)),
+            Cell::new(output::bytes(self.size)),
+            Cell::new(&self.author),
+            Cell::new(output::age(output::now_ms() - self.created_ms)),
+            Cell::or_dash(&targets),
+            Cell::or_dash(&self.message),
+        ]
+    }
 }
 
 async fn fetch(ctx: &Context, version: u64) -> Result<String, CliError> {

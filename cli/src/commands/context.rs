@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::context::{ContextEntry, FileConfig};
-use crate::output::{self, Format};
+use crate::output::{self, Cell, Format, Human, Listing, Row};
 use crate::{CliError, Context};
 
 /// Verbs of `cdnctl context`.
@@ -20,7 +20,7 @@ pub enum ContextCommand {
     #[command(visible_alias = "ls")]
     List {
         /// Output format.
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        #[arg(short, long, default_value = "table", value_parser = output::formats(ContextRow::FORMATS))]
         output: Format,
     },
     /// Make NAME the current context.
@@ -53,6 +53,7 @@ pub struct AddArgs {
     pub make_current: bool,
 }
 
+/// One context of `context list`.
 #[derive(Serialize)]
 struct ContextRow {
     name: String,
@@ -61,6 +62,26 @@ struct ContextRow {
     user: String,
     role: String,
     insecure: bool,
+}
+
+impl Row for ContextRow {
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec!["CURRENT", "NAME", "MASTER", "USER", "ROLE"]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        vec![
+            Cell::new(if self.current { "*" } else { "" }),
+            Cell::new(&self.name),
+            Cell::new(&self.master),
+            Cell::new(if self.insecure {
+                "(insecure)"
+            } else {
+                &self.user
+            }),
+            Cell::new(&self.role),
+        ]
+    }
 }
 
 fn file_path(path: Option<PathBuf>) -> Result<PathBuf, CliError> {
@@ -87,26 +108,7 @@ pub fn run(cmd: ContextCommand, sel: crate::context::Selection<'_>) -> Result<Ex
                     insecure: c.insecure,
                 })
                 .collect();
-            match format {
-                Format::Json | Format::Yaml => output::print_data(&rows, format)?,
-                _ => {
-                    let mut t = output::table(&["CURRENT", "NAME", "MASTER", "USER", "ROLE"]);
-                    for r in rows {
-                        t.add_row(vec![
-                            if r.current { "*" } else { "" }.to_string(),
-                            r.name,
-                            r.master,
-                            if r.insecure {
-                                "(insecure)".into()
-                            } else {
-                                r.user
-                            },
-                            r.role,
-                        ]);
-                    }
-                    output::print_table(t)?;
-                }
-            }
+            output::print(&rows, format)?;
         }
         ContextCommand::Use { name } => {
             if !file.contexts.contains_key(&name) {
@@ -185,6 +187,15 @@ pub fn run(cmd: ContextCommand, sel: crate::context::Selection<'_>) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// Arguments of `cdnctl whoami`.
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Output format.
+    #[arg(short, long, default_value = "table", value_parser = output::formats(WhoAmI::FORMATS))]
+    pub output: Format,
+}
+
+/// `whoami`: who the master says you are; a sentence in `table`.
 #[derive(Serialize)]
 struct WhoAmI {
     name: String,
@@ -193,8 +204,28 @@ struct WhoAmI {
     insecure: bool,
 }
 
+impl Listing for WhoAmI {
+    fn data(&self) -> impl Serialize {
+        self
+    }
+
+    fn human(&self, _wide: bool) -> Human {
+        Human::Text(format!(
+            "{} ({}) at {}{}",
+            self.name,
+            self.role,
+            self.master,
+            if self.insecure {
+                " (insecure master: nobody is authenticated)"
+            } else {
+                ""
+            }
+        ))
+    }
+}
+
 /// `cdnctl whoami`: the user and role the master sees.
-pub async fn whoami(ctx: &Context, format: Format) -> Result<ExitCode, CliError> {
+pub async fn whoami(ctx: &Context, a: WhoamiArgs) -> Result<ExitCode, CliError> {
     let mut client = ctx.admin().await?;
     let r = client
         .who_am_i(WhoAmIRequest {})
@@ -207,19 +238,6 @@ pub async fn whoami(ctx: &Context, format: Format) -> Result<ExitCode, CliError>
         master: ctx.master.clone(),
         insecure: r.insecure,
     };
-    match format {
-        Format::Json | Format::Yaml => output::print_data(&me, format)?,
-        _ => output::print_text(&format!(
-            "{} ({}) at {}{}",
-            me.name,
-            me.role,
-            me.master,
-            if me.insecure {
-                " (insecure master: nobody is authenticated)"
-            } else {
-                ""
-            }
-        ))?,
-    }
+    output::print(&me, a.output)?;
     Ok(ExitCode::SUCCESS)
 }

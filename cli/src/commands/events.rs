@@ -8,7 +8,7 @@ use cdn_proto::v1::EventsRequest;
 use clap::Args;
 use serde::Serialize;
 
-use crate::output::{self, Format};
+use crate::output::{self, Cell, Format, Row};
 use crate::{CliError, Context};
 
 /// Arguments of `cdnctl events`.
@@ -22,13 +22,13 @@ pub struct EventsArgs {
     pub limit: u32,
     /// Output format; json and yaml print one document per event (JSON: one
     /// object per line).
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(Event::FORMATS))]
     pub output: Format,
 }
 
 /// One event, with the documented field names of `-o json|yaml`.
 #[derive(Serialize)]
-struct Row {
+struct Event {
     id: u64,
     time: Option<String>,
     kind: String,
@@ -54,14 +54,14 @@ pub async fn run(ctx: &Context, a: EventsArgs) -> Result<ExitCode, CliError> {
         .await
         .map_err(|s| ctx.call_error(&s))?
         .into_inner();
-    let mut first = true;
+    let mut printer = output::Printer::new(a.output);
     loop {
         let next = tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             m = stream.message() => m.map_err(|s| ctx.call_error(&s))?,
         };
         let Some(e) = next else { break };
-        let row = Row {
+        printer.record(&Event {
             id: e.id,
             time: output::rfc3339(e.time_ms),
             kind: e.kind,
@@ -69,40 +69,31 @@ pub async fn run(ctx: &Context, a: EventsArgs) -> Result<ExitCode, CliError> {
             user: e.user,
             detail: e.detail,
             success: e.success,
-        };
-        match a.output {
-            Format::Json => output::print_text(
-                &serde_json::to_string(&row)
-                    .map_err(|e| CliError::Local(format!("cannot render JSON: {e}")))?,
-            )?,
-            Format::Yaml => {
-                let doc = serde_yaml_ng::to_string(&row)
-                    .map_err(|e| CliError::Local(format!("cannot render YAML: {e}")))?;
-                output::print_text(&format!("---\n{}", doc.trim_end()))?;
-            }
-            _ => {
-                if first && !output::no_headers() {
-                    output::print_text(&format!(
-                        "{:<24}  {:<13}  {:<16}  {:<10}  DETAIL",
-                        "TIME", "KIND", "TARGET", "USER"
-                    ))?;
-                }
-                let kind = if row.success {
-                    row.kind
-                } else {
-                    format!("{} (failed)", row.kind)
-                };
-                output::print_text(&format!(
-                    "{:<24}  {:<13}  {:<16}  {:<10}  {}",
-                    row.time.unwrap_or_default(),
-                    kind,
-                    row.target,
-                    row.user,
-                    row.detail
-                ))?;
-            }
-        }
-        first = false;
+        })?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+impl Row for Event {
+    /// Events come one by one: fixed widths keep their lines aligned.
+    const MIN_WIDTHS: &'static [usize] = &[24, 13, 16, 10];
+
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec!["TIME", "KIND", "TARGET", "USER", "DETAIL"]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        let kind = if self.success {
+            Cell::new(&self.kind)
+        } else {
+            Cell::new(format!("{} (failed)", self.kind))
+        };
+        vec![
+            Cell::new(self.time.as_deref().unwrap_or_default()),
+            kind,
+            Cell::new(&self.target),
+            Cell::new(&self.user),
+            Cell::new(&self.detail),
+        ]
+    }
 }

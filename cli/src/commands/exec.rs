@@ -1,5 +1,6 @@
 //! `cdnctl exec`: run a command on one node like `ssh host cmd`, or on many
-//! with prefixed output; `cdnctl exec history` lists audited sessions.
+//! with prefixed output and a summary table; `cdnctl exec history` lists
+//! audited sessions.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -17,11 +18,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use crate::output::{self, Format};
-use crate::{CliError, Context};
+use crate::output::{self, Cell, Format, Row};
+use crate::{CliError, Context, exit};
 
-/// Exit code when cdnctl itself could not run the command (as ssh's 255).
-pub const EXIT_EXEC_ERROR: u8 = 255;
 /// Bytes of local stdin sent per message.
 const STDIN_CHUNK_BYTES: usize = 32 * 1024;
 /// Messages queued towards the master per session.
@@ -58,7 +57,7 @@ pub struct ExecArgs {
     #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
     /// Run on nodes whose labels match `key=value[,key=value...]`.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = super::nodes::parse_selector)]
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
     pub selector: Vec<Vec<(String, String)>>,
     /// Run on every node.
     #[arg(long)]
@@ -77,7 +76,7 @@ pub struct ExecArgs {
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
     /// Kill the remote command after this long and exit 124.
-    #[arg(long, value_parser = crate::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
     pub timeout: Option<Duration>,
     /// Nodes run at once in a fan-out.
     #[arg(long, default_value_t = DEFAULT_PARALLEL, value_name = "K")]
@@ -106,7 +105,7 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(SessionRow::FORMATS))]
     pub output: Format,
 }
 
@@ -191,10 +190,6 @@ fn start_of(ctx: &Context, a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
     }
 }
 
-fn exit_code(x: &ExecExit) -> ExitCode {
-    ExitCode::from((x.code & 0xff) as u8)
-}
-
 /// Starts a session; returns the sender for stdin/signals and the output stream.
 async fn open(
     ctx: &Context,
@@ -275,7 +270,7 @@ async fn single(
         tokio::select! {
             _ = &mut local_deadline => {
                 output::print_diagnostic("cdnctl: timed out (the remote command is killed by the agent)");
-                return Ok(ExitCode::from(124));
+                return Ok(exit::timed_out());
             }
             _ = &mut ctrl_c => {
                 interrupts += 1;
@@ -301,7 +296,7 @@ async fn single(
                             },
                             _ = &mut local_deadline => {
                                 output::print_diagnostic("cdnctl: timed out (the remote command is killed by the agent)");
-                                return Ok(ExitCode::from(124));
+                                return Ok(exit::timed_out());
                             }
                         }
                     }
@@ -312,7 +307,7 @@ async fn single(
                         if x.timed_out {
                             output::print_diagnostic(&format!("cdnctl: {}", x.error));
                         }
-                        return Ok(exit_code(&x));
+                        return Ok(exit::remote(x.code));
                     }
                 }
             }
@@ -385,13 +380,28 @@ async fn pump_stdin(tx: mpsc::Sender<ExecRequest>) {
     }
 }
 
-/// One node's outcome in a fan-out.
-#[derive(Debug, Serialize)]
+/// One node's outcome in a fan-out, a row of the summary on stderr.
+#[derive(Debug)]
 struct FanRow {
     node: String,
     exit_code: Option<i32>,
     duration_ms: f64,
     error: String,
+}
+
+impl Row for FanRow {
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec!["NODE", "EXIT", "DURATION", "ERROR"]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        vec![
+            Cell::new(&self.node),
+            Cell::new(self.exit_code.map_or("-".into(), |c| c.to_string())),
+            Cell::new(format!("{:.1}ms", self.duration_ms)),
+            Cell::or_dash(&self.error),
+        ]
+    }
 }
 
 async fn fan_out_run(
@@ -404,7 +414,7 @@ async fn fan_out_run(
         let listed = client
             .list_nodes(ListNodesRequest {
                 status: 0,
-                selector: a.selector.iter().flatten().cloned().collect(),
+                selector: crate::selector::merge(&a.selector),
             })
             .await
             .map_err(|s| ctx.call_error(&s))?
@@ -449,22 +459,8 @@ async fn fan_out_run(
         }
     }
     rows.sort_by(|x, y| x.node.cmp(&y.node));
-    let mut table = output::table(&["NODE", "EXIT", "DURATION", "ERROR"]);
-    for r in &rows {
-        table.add_row(vec![
-            comfy_table::Cell::new(&r.node),
-            comfy_table::Cell::new(r.exit_code.map_or("-".into(), |c| c.to_string())),
-            comfy_table::Cell::new(format!("{:.1}ms", r.duration_ms)),
-            comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
-        ]);
-    }
-    output::print_diagnostic(&output::render(table));
-    let ok = rows.iter().all(|r| r.exit_code == Some(0));
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    output::summary(&rows);
+    Ok(exit::all_ok(rows.iter().all(|r| r.exit_code == Some(0))))
 }
 
 /// Runs on one node of a fan-out, printing its lines prefixed with its name.
@@ -548,23 +544,9 @@ async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
         .map_err(|s| ctx.call_error(&s))?
         .into_inner()
         .sessions;
-    #[derive(Serialize)]
-    struct Row {
-        exec_id: u64,
-        user: String,
-        peer: String,
-        node: String,
-        argv: Vec<String>,
-        started: Option<String>,
-        duration_ms: u64,
-        exit_code: i32,
-        bytes_in: u64,
-        bytes_out: u64,
-        error: String,
-    }
-    let rows: Vec<Row> = sessions
+    let rows: Vec<SessionRow> = sessions
         .into_iter()
-        .map(|s| Row {
+        .map(|s| SessionRow {
             exec_id: s.exec_id,
             user: s.user,
             peer: s.peer,
@@ -578,33 +560,47 @@ async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
             error: s.error,
         })
         .collect();
-    match h.output {
-        Format::Json | Format::Yaml => output::print_data(&rows, h.output)?,
-        Format::Table | Format::Wide => {
-            if rows.is_empty() {
-                output::print_text("No exec sessions yet.")?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut t = output::table(&[
-                "ID", "STARTED", "USER", "NODE", "COMMAND", "EXIT", "DURATION", "IN", "OUT",
-                "ERROR",
-            ]);
-            for r in &rows {
-                t.add_row(vec![
-                    comfy_table::Cell::new(r.exec_id),
-                    comfy_table::Cell::new(r.started.clone().unwrap_or_default()),
-                    comfy_table::Cell::new(&r.user),
-                    comfy_table::Cell::new(&r.node),
-                    comfy_table::Cell::new(r.argv.join(" ")),
-                    comfy_table::Cell::new(r.exit_code),
-                    comfy_table::Cell::new(format!("{}ms", r.duration_ms)),
-                    comfy_table::Cell::new(output::bytes(r.bytes_in)),
-                    comfy_table::Cell::new(output::bytes(r.bytes_out)),
-                    comfy_table::Cell::new(if r.error.is_empty() { "-" } else { &r.error }),
-                ]);
-            }
-            output::print_table(t)?;
-        }
-    }
+    output::print(&rows, h.output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One audited session in `exec history`.
+#[derive(Serialize)]
+struct SessionRow {
+    exec_id: u64,
+    user: String,
+    peer: String,
+    node: String,
+    argv: Vec<String>,
+    started: Option<String>,
+    duration_ms: u64,
+    exit_code: i32,
+    bytes_in: u64,
+    bytes_out: u64,
+    error: String,
+}
+
+impl Row for SessionRow {
+    const EMPTY: Option<&'static str> = Some("No exec sessions yet.");
+
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec![
+            "ID", "STARTED", "USER", "NODE", "COMMAND", "EXIT", "DURATION", "IN", "OUT", "ERROR",
+        ]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        vec![
+            Cell::new(self.exec_id),
+            Cell::new(self.started.as_deref().unwrap_or_default()),
+            Cell::new(&self.user),
+            Cell::new(&self.node),
+            Cell::new(self.argv.join(" ")),
+            Cell::new(self.exit_code),
+            Cell::new(format!("{}ms", self.duration_ms)),
+            Cell::new(output::bytes(self.bytes_in)),
+            Cell::new(output::bytes(self.bytes_out)),
+            Cell::or_dash(&self.error),
+        ]
+    }
 }

@@ -1,4 +1,5 @@
-//! `cdnctl nodes list|show`.
+//! `cdnctl nodes list|show`: the node listing (also as `--watch` rows)
+//! and the one-node description.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use cdn_proto::v1::{GetNodeRequest, ListNodesRequest, NodeInfo, NodeStatus};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::output::{self, Format};
+use crate::output::{self, Cell, Format, Human, Listing, Row};
 use crate::{CliError, Context};
 
 /// Verbs of `cdnctl nodes`.
@@ -24,20 +25,20 @@ pub enum NodesCommand {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(NodeRow::FORMATS))]
     pub output: Format,
     /// Only nodes in this state.
-    #[arg(long, value_enum)]
-    pub status: Option<StatusFilter>,
+    #[arg(long, value_parser = status_words())]
+    pub status: Option<NodeStatus>,
     /// Only nodes whose labels match, `key=value[,key=value...]`; repeatable.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = parse_selector)]
+    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
     pub selector: Vec<Vec<(String, String)>>,
     /// After the list, print a row whenever a node changes state (as
     /// `kubectl get -w`), until interrupted.
     #[arg(short, long)]
     pub watch: bool,
     /// How often --watch asks the master.
-    #[arg(long, default_value = "1s", value_parser = crate::parse_duration, value_name = "DURATION", requires = "watch")]
+    #[arg(long, default_value = "1s", value_parser = cdn_common::duration::parse_flag, value_name = "DURATION", requires = "watch")]
     pub interval: std::time::Duration,
 }
 
@@ -48,43 +49,20 @@ pub struct ShowArgs {
     #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub name: String,
     /// Output format (`table` and `wide` print a key: value list).
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, default_value = "table", value_parser = output::formats(NodeDetail::FORMATS))]
     pub output: Format,
 }
 
-/// Node states to filter on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusFilter {
-    Online,
-    Degraded,
-    Offline,
-}
-
-impl StatusFilter {
-    fn wire(self) -> NodeStatus {
-        match self {
-            Self::Online => NodeStatus::Online,
-            Self::Degraded => NodeStatus::Degraded,
-            Self::Offline => NodeStatus::Offline,
-        }
-    }
-}
-
-/// Parses `key=value[,key=value...]`.
-pub fn parse_selector(s: &str) -> Result<Vec<(String, String)>, String> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|pair| {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("`{pair}` is not key=value"))?;
-            let k = k.trim();
-            if k.is_empty() {
-                return Err(format!("`{pair}` has an empty key"));
-            }
-            Ok((k.to_string(), v.trim().to_string()))
-        })
-        .collect()
+/// `--status`: a node state in the words the listings print.
+fn status_words() -> impl clap::builder::TypedValueParser<Value = NodeStatus> {
+    use clap::builder::TypedValueParser;
+    let states = [
+        NodeStatus::Online,
+        NodeStatus::Degraded,
+        NodeStatus::Offline,
+    ];
+    clap::builder::PossibleValuesParser::new(states.map(NodeStatus::word))
+        .map(|word: String| NodeStatus::from_word(&word).unwrap_or_default())
 }
 
 /// Runs a `nodes` verb.
@@ -99,7 +77,8 @@ pub async fn run(ctx: &Context, cmd: NodesCommand) -> Result<ExitCode, CliError>
 #[derive(Debug, Serialize)]
 pub struct NodeRow {
     pub name: String,
-    pub status: String,
+    #[serde(serialize_with = "output::as_word")]
+    pub status: NodeStatus,
     pub status_reason: String,
     pub address: String,
     pub addresses: Vec<String>,
@@ -135,7 +114,7 @@ impl From<NodeInfo> for NodeRow {
     fn from(n: NodeInfo) -> Self {
         let sys = n.system;
         let link = n.link;
-        let status = n.status().word().to_string();
+        let status = n.status();
         Self {
             address: n.addresses.first().cloned().unwrap_or_default(),
             addresses: n.addresses,
@@ -212,6 +191,12 @@ impl NodeRow {
         }
     }
 
+    fn load_text(&self) -> String {
+        self.load.map_or("-".into(), |l| {
+            format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+        })
+    }
+
     fn rtt_text(&self) -> String {
         match (self.heartbeat_rtt_p50_us, self.heartbeat_rtt_p99_us) {
             (Some(a), Some(b)) if b > 0 => format!("{:.1}/{:.1}ms", a as f64 / 1e3, b as f64 / 1e3),
@@ -220,22 +205,70 @@ impl NodeRow {
     }
 }
 
-fn or_dash(s: &str) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s.to_string()
+impl Row for NodeRow {
+    const FORMATS: &'static [Format] = Format::ALL;
+    const EMPTY: Option<&'static str> = Some("No nodes found.");
+    /// STATUS is as wide as its widest word, so watch rows line up.
+    const MIN_WIDTHS: &'static [usize] = &[0, "degraded".len()];
+
+    fn columns(wide: bool) -> Vec<&'static str> {
+        let mut columns = vec![
+            "NAME",
+            "STATUS",
+            "ADDRESS",
+            "LABELS",
+            "LAST SEEN",
+            "CPU",
+            "MEMORY",
+            "CONFIG",
+            "AGENT",
+        ];
+        if wide {
+            columns.extend([
+                "HOSTNAME",
+                "DISK",
+                "LOAD",
+                "SESSION",
+                "STREAM",
+                "HB RTT p50/p99",
+                "REASON",
+            ]);
+        }
+        columns
+    }
+
+    fn cells(&self, wide: bool) -> Vec<Cell> {
+        let mut cells = vec![
+            Cell::new(&self.name),
+            Cell::word(self.status),
+            Cell::or_dash(&self.address),
+            self.labels_text().into(),
+            self.last_seen_age(output::now_ms()).into(),
+            self.cpu_text().into(),
+            self.mem_text().into(),
+            Cell::or_dash(&self.config_version),
+            Cell::or_dash(&self.agent_version),
+        ];
+        if wide {
+            cells.extend([
+                Cell::or_dash(&self.hostname),
+                self.disk_text().into(),
+                self.load_text().into(),
+                Cell::new(self.session_id),
+                Cell::new(if self.stream_open { "open" } else { "-" }),
+                self.rtt_text().into(),
+                Cell::or_dash(&self.status_reason),
+            ]);
+        }
+        cells
     }
 }
 
 async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
     let client = ctx.admin().await?;
     let request = ListNodesRequest {
-        status: args
-            .status
-            .map_or(NodeStatus::Unspecified, StatusFilter::wire)
-            .into(),
-        selector: args.selector.iter().flatten().cloned().collect(),
+        status: args.status.unwrap_or_default().into(),
+        selector: crate::selector::merge(&args.selector),
     };
     let fetch = || {
         let (mut client, request) = (client.clone(), request.clone());
@@ -254,21 +287,15 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
         }
     };
     let rows = fetch().await?;
-    let wide = args.output == Format::Wide;
-    let mut widths = Vec::new();
-    match args.output {
-        Format::Json | Format::Yaml => output::print_data(&rows, args.output)?,
-        Format::Table | Format::Wide => {
-            widths = print_table(&rows, wide, &[])?;
-        }
-    }
+    let mut printer = output::Printer::new(args.output);
+    printer.print(&rows)?;
     if !args.watch {
         return Ok(ExitCode::SUCCESS);
     }
-    // Watch: one row per change, as `kubectl get -w` prints them.
-    let key = |r: &NodeRow| (r.status.clone(), r.session_id, r.address.clone());
-    let mut seen: std::collections::BTreeMap<String, _> =
-        rows.iter().map(|r| (r.name.clone(), key(r))).collect();
+    // Watch: one row per change, as `kubectl get -w` prints them, under the
+    // first table's header.
+    let key = |r: &NodeRow| (r.status, r.session_id, r.address.clone());
+    let mut seen: BTreeMap<String, _> = rows.iter().map(|r| (r.name.clone(), key(r))).collect();
     let mut tick = tokio::time::interval(args.interval);
     tick.tick().await;
     loop {
@@ -287,107 +314,23 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
         for r in &changed {
             seen.insert(r.name.clone(), key(r));
         }
-        match args.output {
-            Format::Json | Format::Yaml => output::print_data(&changed, args.output)?,
-            Format::Table | Format::Wide => {
-                // Rows line up under the first table's header.
-                output::set_no_headers(true);
-                let now = print_table(&changed, wide, &widths)?;
-                widths = widths
-                    .iter()
-                    .zip(now.iter().chain(std::iter::repeat(&0)))
-                    .map(|(a, b)| *a.max(b))
-                    .collect();
-            }
-        }
+        printer.print(&changed)?;
     }
 }
 
-/// Prints the node table with columns at least `min_widths` wide; returns
-/// the widths used.
-fn print_table(rows: &[NodeRow], wide: bool, min_widths: &[u16]) -> Result<Vec<u16>, CliError> {
-    let now = output::now_ms();
-    let mut header = vec![
-        "NAME",
-        "STATUS",
-        "ADDRESS",
-        "LABELS",
-        "LAST SEEN",
-        "CPU",
-        "MEMORY",
-        "CONFIG",
-        "AGENT",
-    ];
-    if wide {
-        header.extend([
-            "HOSTNAME",
-            "DISK",
-            "LOAD",
-            "SESSION",
-            "STREAM",
-            "HB RTT p50/p99",
-            "REASON",
-        ]);
+/// `nodes show`: one node, as a `key: value` list in `table` and `wide`.
+struct NodeDetail(NodeRow);
+
+impl Listing for NodeDetail {
+    const FORMATS: &'static [Format] = Format::ALL;
+
+    fn data(&self) -> impl Serialize {
+        &self.0
     }
-    let mut table = output::table(&header);
-    // STATUS is as wide as its widest value, so watch rows line up.
-    let pad = |i: usize, text: String| -> String {
-        let mut w = min_widths.get(i).copied().unwrap_or(0) as usize;
-        if i == 1 {
-            w = w.max("degraded".len());
-        }
-        format!("{text:<w$}")
-    };
-    for r in rows {
-        let mut texts = vec![
-            r.name.clone(),
-            r.status.clone(),
-            or_dash(&r.address).to_string(),
-            r.labels_text(),
-            r.last_seen_age(now),
-            r.cpu_text(),
-            r.mem_text(),
-            or_dash(&r.config_version).to_string(),
-            or_dash(&r.agent_version).to_string(),
-        ];
-        if wide {
-            texts.extend([
-                or_dash(&r.hostname).to_string(),
-                r.disk_text(),
-                r.load.map_or("-".into(), |l| {
-                    format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
-                }),
-                r.session_id.to_string(),
-                if r.stream_open { "open" } else { "-" }.to_string(),
-                r.rtt_text(),
-                or_dash(&r.status_reason).to_string(),
-            ]);
-        }
-        let cells: Vec<comfy_table::Cell> = texts
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let t = pad(i, t);
-                if i == 1 {
-                    output::state_cell(&t)
-                } else {
-                    comfy_table::Cell::new(t)
-                }
-            })
-            .collect();
-        table.add_row(cells);
+
+    fn human(&self, _wide: bool) -> Human {
+        Human::Text(describe(&self.0))
     }
-    if rows.is_empty() {
-        output::print_text("No nodes found.")?;
-        return Ok(min_widths.to_vec());
-    }
-    if !min_widths.is_empty() {
-        // Watch rows: as wide as the first table's columns, never wrapped.
-        table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
-    }
-    let widths = table.column_max_content_widths().to_vec();
-    output::print_table(table)?;
-    Ok(widths)
 }
 
 async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
@@ -397,25 +340,23 @@ async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
         .await
         .map_err(|s| ctx.call_error(&s))?
         .into_inner();
-    let row = NodeRow::from(node);
-    match args.output {
-        Format::Json | Format::Yaml => output::print_data(&row, args.output)?,
-        Format::Table | Format::Wide => output::print_text(&describe(&row))?,
-    }
+    output::print(&NodeDetail(NodeRow::from(node)), args.output)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `nodes show` as a key: value list.
 fn describe(r: &NodeRow) -> String {
     let now = output::now_ms();
-    let mut lines: Vec<(&str, String)> =
-        vec![("Name", r.name.clone()), ("Status", r.status.clone())];
+    let mut lines: Vec<(&str, String)> = vec![
+        ("Name", r.name.clone()),
+        ("Status", r.status.word().to_string()),
+    ];
     if !r.status_reason.is_empty() {
         lines.push(("Reason", r.status_reason.clone()));
     }
     lines.extend([
-        ("Addresses", or_dash(&r.addresses.join(", "))),
-        ("Hostname", or_dash(&r.hostname)),
+        ("Addresses", output::dash(&r.addresses.join(", ")).into()),
+        ("Hostname", output::dash(&r.hostname).into()),
         ("Labels", r.labels_text()),
         (
             "Last seen",
@@ -442,8 +383,8 @@ fn describe(r: &NodeRow) -> String {
                 "closed".into()
             },
         ),
-        ("Agent version", or_dash(&r.agent_version)),
-        ("Config version", or_dash(&r.config_version)),
+        ("Agent version", output::dash(&r.agent_version).into()),
+        ("Config version", output::dash(&r.config_version).into()),
         (
             "CPU",
             match (r.cpu_percent, r.cpu_count) {
@@ -453,12 +394,7 @@ fn describe(r: &NodeRow) -> String {
         ),
         ("Memory", r.mem_text()),
         ("Disk", r.disk_text()),
-        (
-            "Load",
-            r.load.map_or("-".into(), |l| {
-                format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
-            }),
-        ),
+        ("Load", r.load_text()),
         (
             "Uptime",
             r.uptime_seconds.map_or("-".into(), |s| {
@@ -487,22 +423,4 @@ fn describe(r: &NodeRow) -> String {
         .map(|(k, v)| format!("{:<width$} {v}", format!("{k}:")))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selectors_parse() {
-        assert_eq!(
-            parse_selector("region=eu,role=edge").unwrap(),
-            vec![
-                ("region".into(), "eu".into()),
-                ("role".into(), "edge".into())
-            ]
-        );
-        assert!(parse_selector("region").is_err());
-        assert!(parse_selector("=x").is_err());
-    }
 }
