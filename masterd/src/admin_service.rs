@@ -169,7 +169,7 @@ where
             }
         };
         audit
-            .call(&caller, action, &target, summary.detail(), outcome)
+            .record(caller.entry(action, &target, summary.detail(), outcome))
             .await;
     });
     Box::pin(ReceiverStream::new(rx))
@@ -275,8 +275,9 @@ impl AdminService for AdminApi {
             &self.tasks,
             (Arc::clone(&self.audit), caller, action, target),
             move |tx| async move {
+                let prepared = crate::wire::prepare(content, &configs.compression()).await?;
                 configs
-                    .push(content, author, message, plan, dry_run, tx)
+                    .push(prepared, author, message, plan, dry_run, tx)
                     .await
             },
         )))
@@ -377,7 +378,7 @@ impl AdminService for AdminApi {
                 ..who
             };
             self.tasks.spawn(async move {
-                audit.call(&who, "exec", &node, detail, Ok(())).await;
+                audit.record(who.entry("exec", &node, detail, Ok(()))).await;
             });
         }
         let (tx, rx) = mpsc::channel(crate::exec::RELAY_DEPTH);
@@ -506,7 +507,7 @@ impl AdminService for AdminApi {
             Err(_) => (String::new(), String::new()),
         };
         self.audit
-            .call(&caller, "token.create", &target, detail, err_text(&result))
+            .record(caller.entry("token.create", &target, detail, err_text(&result)))
             .await;
         let (token, rec) = result?;
         Ok(Response::new(CreateTokenResponse {
@@ -538,13 +539,7 @@ impl AdminService for AdminApi {
         let id = request.into_inner().id;
         let result = self.credentials.revoke_token(&id).await;
         self.audit
-            .call(
-                &caller,
-                "token.revoke",
-                &id,
-                String::new(),
-                err_text(&result),
-            )
+            .record(caller.entry("token.revoke", &id, String::new(), err_text(&result)))
             .await;
         result?;
         Ok(Response::new(RevokeTokenResponse {}))
@@ -563,13 +558,12 @@ impl AdminService for AdminApi {
             Err(e) => Err(e),
         };
         self.audit
-            .call(
-                &caller,
+            .record(caller.entry(
                 "user.add",
                 &req.name,
                 format!("role {}", req.role),
                 err_text(&result),
-            )
+            ))
             .await;
         let (rec, cert_pem, key_pem) = result?;
         let ca_pem = self.credentials.server_ca_pem().to_string();
@@ -610,13 +604,7 @@ impl AdminService for AdminApi {
             self.credentials.revoke(CertKind::User, &name).await
         };
         self.audit
-            .call(
-                &caller,
-                "user.remove",
-                &name,
-                String::new(),
-                err_text(&result),
-            )
+            .record(caller.entry("user.remove", &name, String::new(), err_text(&result)))
             .await;
         Ok(Response::new(RemoveUserResponse {
             revoked_certs: result?,
@@ -635,8 +623,7 @@ impl AdminService for AdminApi {
             warn!(node = %node, by = %caller.name, was_connected, "node certificate revoked");
         }
         self.audit
-            .call(
-                &caller,
+            .record(caller.entry(
                 "node.revoke",
                 &node,
                 if was_connected {
@@ -645,7 +632,7 @@ impl AdminService for AdminApi {
                     String::new()
                 },
                 err_text(&result),
-            )
+            ))
             .await;
         Ok(Response::new(RevokeNodeResponse {
             revoked_certs: result?,
@@ -661,13 +648,7 @@ impl AdminService for AdminApi {
         let node = request.into_inner().node_id;
         let result = self.credentials.allow_node(&node).await;
         self.audit
-            .call(
-                &caller,
-                "node.allow",
-                &node,
-                String::new(),
-                err_text(&result),
-            )
+            .record(caller.entry("node.allow", &node, String::new(), err_text(&result)))
             .await;
         result?;
         Ok(Response::new(AllowNodeResponse {}))

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::warn;
 
-use crate::auth::Caller;
 use crate::error::MasterError;
 use crate::events::Events;
 use crate::store::{AuditQuery, AuditRecord, Store, Write};
@@ -73,27 +72,6 @@ impl Audit {
         if let Err(err) = self.store.write(vec![Write::Audit(entry)]).await {
             warn!(error = %err, action = %action, user = %user, "cannot write the audit log");
         }
-    }
-
-    /// Records a call of `caller` (see [`Audit::record`]).
-    pub async fn call(
-        &self,
-        caller: &Caller,
-        action: &str,
-        target: &str,
-        detail: String,
-        result: Result<(), String>,
-    ) {
-        self.record(Entry {
-            user: &caller.name,
-            role: caller.role.as_str(),
-            peer: &caller.peer,
-            action,
-            target,
-            detail,
-            result,
-        })
-        .await;
     }
 
     /// The newest entries `query` wants, newest first.

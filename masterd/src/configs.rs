@@ -34,8 +34,7 @@ use crate::error::MasterError;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{FailedApply, Loaded, NodeConfigRecord, Store, VersionRecord, Write};
-use crate::wire::{Encoder, WirePayload, compress};
-use cdn_proto::limits::MAX_CONFIG_BYTES;
+use crate::wire::{Encoder, Prepared, WirePayload};
 
 /// Time a fan-out may wait for room in one agent's command queue.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,10 +82,8 @@ pub struct PushPlan {
 }
 
 /// What a push carries to the owner.
-struct Prepared {
-    content: Bytes,
-    hash: String,
-    wire: (&'static str, Bytes),
+struct NewVersion {
+    prepared: Prepared,
     author: String,
     message: String,
     dry_run: bool,
@@ -115,7 +112,7 @@ enum Decision {
 /// What the owner is asked to do.
 enum Command {
     Push {
-        prepared: Prepared,
+        new: NewVersion,
         plan: PushPlan,
         reply: oneshot::Sender<Result<Decision, MasterError>>,
     },
@@ -166,43 +163,6 @@ pub struct RolloutOwner {
     commands: mpsc::Receiver<Command>,
     /// Nodes whose config state changed since the last flush.
     dirty: BTreeSet<String>,
-}
-
-/// Checks that `content` is one YAML document of at most
-/// [`MAX_CONFIG_BYTES`]; the error names line and column.
-pub fn validate_yaml(content: &[u8]) -> Result<(), MasterError> {
-    if content.len() > MAX_CONFIG_BYTES {
-        return Err(MasterError::Invalid(format!(
-            "config is {} bytes, at most {MAX_CONFIG_BYTES} allowed",
-            content.len()
-        )));
-    }
-    let text = std::str::from_utf8(content)
-        .map_err(|e| MasterError::Invalid(format!("config is not UTF-8: {e}")))?;
-    cdn_common::config::check_yaml_syntax(text)
-        .map_err(|e| MasterError::Invalid(format!("config is not valid YAML: {e}")))
-}
-
-/// Validates, hashes and compresses `content` off the async workers, the
-/// YAML check and the hash + compression in parallel.
-async fn prepare(
-    content: Bytes,
-    c: CompressionConfig,
-) -> Result<(String, (&'static str, Bytes)), MasterError> {
-    let check = {
-        let content = content.clone();
-        tokio::task::spawn_blocking(move || validate_yaml(&content))
-    };
-    let digest = tokio::task::spawn_blocking(move || {
-        (
-            cdn_common::tls::sha256_hex(&content),
-            compress(&content, &c, c.algorithm),
-        )
-    });
-    let joined =
-        |e: tokio::task::JoinError| MasterError::Internal(format!("push task failed: {e}"));
-    check.await.map_err(joined)??;
-    digest.await.map_err(joined)
 }
 
 impl Configs {
@@ -503,11 +463,16 @@ impl Configs {
         }
     }
 
-    /// Stores `content` as a new version desired by the plan's targets, fans
-    /// it out, and streams progress on `events`.
+    /// The compression settings in force (what [`prepare`] encodes with).
+    pub fn compression(&self) -> CompressionConfig {
+        self.state.wire.settings()
+    }
+
+    /// Stores `prepared` content as a new version desired by the plan's
+    /// targets, fans it out, and streams progress on `events`.
     pub async fn push(
         &self,
-        content: Bytes,
+        prepared: Prepared,
         author: String,
         message: String,
         plan: PushPlan,
@@ -515,24 +480,18 @@ impl Configs {
         events: EventTx,
     ) -> Result<(), MasterError> {
         let started = Instant::now();
-        let (hash, wire) = prepare(content.clone(), self.state.wire.settings()).await?;
-        let size = content.len();
-        let wire_bytes = wire.1.len() as u64;
-        let prepared = Prepared {
-            content,
-            hash: hash.clone(),
-            wire,
+        let hash = prepared.hash.clone();
+        let size = prepared.content.len();
+        let wire_bytes = prepared.wire.1.len() as u64;
+        let new = NewVersion {
+            prepared,
             author,
             message,
             dry_run,
         };
         let wait = plan.wait;
         let decision = self
-            .ask(|reply| Command::Push {
-                prepared,
-                plan,
-                reply,
-            })
+            .ask(|reply| Command::Push { new, plan, reply })
             .await??;
         match decision {
             Decision::Unchanged {
@@ -766,12 +725,8 @@ impl RolloutOwner {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Push {
-                prepared,
-                plan,
-                reply,
-            } => {
-                let _ = reply.send(self.decide_push(prepared, plan).await);
+            Command::Push { new, plan, reply } => {
+                let _ = reply.send(self.decide_push(new, plan).await);
             }
             Command::Rollback {
                 version,
@@ -899,7 +854,17 @@ impl RolloutOwner {
         }
     }
 
-    async fn decide_push(&mut self, p: Prepared, plan: PushPlan) -> Result<Decision, MasterError> {
+    async fn decide_push(
+        &mut self,
+        new: NewVersion,
+        plan: PushPlan,
+    ) -> Result<Decision, MasterError> {
+        let NewVersion {
+            prepared: p,
+            author,
+            message,
+            dry_run,
+        } = new;
         let fleet_wide = plan.fleet_wide;
         let targets = self.targets(plan.clone())?;
         // Unchanged: every target already desires a version with this content.
@@ -920,7 +885,7 @@ impl RolloutOwner {
         if let Some(v) = same {
             // Nodes that join later get it too when this push was for the
             // whole fleet.
-            if fleet_wide && !p.dry_run && self.fleet_desired() != Some(v) {
+            if fleet_wide && !dry_run && self.fleet_desired() != Some(v) {
                 self.state
                     .store
                     .write(vec![Write::FleetDesired(Some(v))])
@@ -949,7 +914,7 @@ impl RolloutOwner {
             .keys()
             .next_back()
             .map_or(Version::FIRST, |v| v.next());
-        if p.dry_run {
+        if dry_run {
             return Ok(Decision::DryRun {
                 version: next,
                 targets,
@@ -959,8 +924,8 @@ impl RolloutOwner {
             version: next,
             hash: p.hash,
             size: p.content.len() as u64,
-            author: p.author,
-            message: p.message,
+            author,
+            message,
             created_ms: cdn_common::unix_millis_now(),
             targets: targets.clone(),
             fleet_wide,
@@ -1125,13 +1090,6 @@ mod tests {
     use crate::store::{EmbeddedStore, StoreWriter};
     use cdn_proto::v1::command_response::Body;
 
-    #[test]
-    fn yaml_errors_name_line_and_column() {
-        let e = validate_yaml(b"a: 1\nb: [2\n").unwrap_err().to_string();
-        assert!(e.contains("line"), "{e}");
-        assert!(validate_yaml(b"a: 1\n").is_ok());
-    }
-
     /// A registry and rollouts on the store in `dir`, the owner running.
     struct Rig {
         registry: Arc<Registry>,
@@ -1237,9 +1195,13 @@ mod tests {
         let (tx, rx) = mpsc::channel(64);
         let configs = rig.configs.clone();
         let push = tokio::spawn(async move {
+            let prepared =
+                crate::wire::prepare(Bytes::from_static(b"cache: 20g\n"), &configs.compression())
+                    .await
+                    .unwrap();
             configs
                 .push(
-                    Bytes::from_static(b"cache: 20g\n"),
+                    prepared,
                     "alice".into(),
                     "m".into(),
                     plan(&["a", "b"], true),
@@ -1300,8 +1262,9 @@ mod tests {
             let push = tokio::spawn(async move {
                 let mut p = plan(&["a"], false);
                 p.wait = Some(Duration::from_millis(300));
+                let prepared = crate::wire::prepare(content, &configs.compression()).await?;
                 configs
-                    .push(content, "u".into(), String::new(), p, false, tx)
+                    .push(prepared, "u".into(), String::new(), p, false, tx)
                     .await
             });
             let events = events_of(rx).await;

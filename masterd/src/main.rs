@@ -157,17 +157,20 @@ async fn run(
         None => println!("listening grpc={grpc} admin={admin}"),
     }
     let shutdown = CancellationToken::new();
-    let reloader = master.reloader();
-    tokio::spawn(reload_on_sighup(reloader, reload_from));
+    // Owned here: aborted and awaited once the master has stopped.
+    let reloads = tokio::spawn(reload_on_sighup(master.reloader(), reload_from));
     let mut runner = tokio::spawn(master.run(shutdown.clone()));
-    tokio::select! {
+    let result = tokio::select! {
         _ = cdn_common::shutdown_signal() => {
             info!("signal received; shutting down");
             shutdown.cancel();
-            runner.await??;
+            runner.await
         }
-        r = &mut runner => r??,
-    }
+        r = &mut runner => r,
+    };
+    reloads.abort();
+    let _ = reloads.await;
+    result??;
     info!("masterd stopped");
     Ok(())
 }

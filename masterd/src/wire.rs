@@ -1,7 +1,8 @@
-//! Config content as it goes on the wire: compressed with the configured
-//! algorithm and level when that is worth it, in an encoding each agent
-//! decodes (negotiated per agent), and kept ready for re-sending in a small
-//! cache of encoded versions.
+//! Config content as it goes on the wire: checked (one YAML document within
+//! the protocol's size limit) and hashed before it is stored, compressed
+//! with the configured algorithm and level when that is worth it, in an
+//! encoding each agent decodes (negotiated per agent), and kept ready for
+//! re-sending in a small cache of encoded versions.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -13,6 +14,7 @@ use cdn_proto::Version;
 use crate::config::{Algorithm, CompressionConfig};
 use crate::error::MasterError;
 use crate::store::VersionRecord;
+use cdn_proto::limits::MAX_CONFIG_BYTES;
 
 /// Encoded versions kept ready for re-sending.
 const CACHE_ENTRIES: usize = 8;
@@ -82,6 +84,59 @@ pub fn negotiate(preferred: Algorithm, accepts: &[String]) -> Algorithm {
         .into_iter()
         .find(|a| can(*a))
         .unwrap_or(Algorithm::None)
+}
+
+/// Checks that `content` is one YAML document of at most
+/// [`MAX_CONFIG_BYTES`]; the error names line and column.
+pub fn validate_yaml(content: &[u8]) -> Result<(), MasterError> {
+    if content.len() > MAX_CONFIG_BYTES {
+        return Err(MasterError::Invalid(format!(
+            "config is {} bytes, at most {MAX_CONFIG_BYTES} allowed",
+            content.len()
+        )));
+    }
+    let text = std::str::from_utf8(content)
+        .map_err(|e| MasterError::Invalid(format!("config is not UTF-8: {e}")))?;
+    cdn_common::config::check_yaml_syntax(text)
+        .map_err(|e| MasterError::Invalid(format!("config is not valid YAML: {e}")))
+}
+
+/// Config content checked and encoded for a push.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub content: Bytes,
+    /// sha256 of the content, lowercase hex.
+    pub hash: String,
+    /// The content as it goes on the wire in the configured encoding.
+    pub wire: (&'static str, Bytes),
+}
+
+/// Validates, hashes and compresses `content` off the async workers, the
+/// YAML check and the hash + compression in parallel.
+pub async fn prepare(content: Bytes, c: &CompressionConfig) -> Result<Prepared, MasterError> {
+    let c = c.clone();
+    let check = {
+        let content = content.clone();
+        tokio::task::spawn_blocking(move || validate_yaml(&content))
+    };
+    let digest = {
+        let content = content.clone();
+        tokio::task::spawn_blocking(move || {
+            (
+                cdn_common::tls::sha256_hex(&content),
+                compress(&content, &c, c.algorithm),
+            )
+        })
+    };
+    let joined =
+        |e: tokio::task::JoinError| MasterError::Internal(format!("push task failed: {e}"));
+    check.await.map_err(joined)??;
+    let (hash, wire) = digest.await.map_err(joined)?;
+    Ok(Prepared {
+        content,
+        hash,
+        wire,
+    })
 }
 
 /// The compression settings in force and the encoded versions.
@@ -159,6 +214,13 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_errors_name_line_and_column() {
+        let e = validate_yaml(b"a: 1\nb: [2\n").unwrap_err().to_string();
+        assert!(e.contains("line"), "{e}");
+        assert!(validate_yaml(b"a: 1\n").is_ok());
+    }
 
     #[test]
     fn large_content_is_gzipped_and_small_is_not() {

@@ -585,7 +585,7 @@ struct VersionRow {
     created: Option<String>,
     message: String,
     targets: Vec<String>,
-    #[serde(skip)]
+    /// Unix milliseconds, as the README lists it.
     created_ms: i64,
 }
 

@@ -15,6 +15,7 @@ use tonic::Request;
 
 use super::credentials::Credentials;
 use super::ratelimit::Limiter;
+use crate::audit::Entry;
 use crate::config::LimitsConfig;
 use crate::error::MasterError;
 use crate::metrics::{Metrics, ReasonLabel};
@@ -46,6 +47,27 @@ pub struct Caller {
     /// Cancelled when the caller's credential is revoked: long calls
     /// (exec sessions, event streams) end then.
     pub revoked: CancellationToken,
+}
+
+impl Caller {
+    /// An audit entry of this caller's `action` on `target`.
+    pub fn entry<'a>(
+        &'a self,
+        action: &'a str,
+        target: &'a str,
+        detail: String,
+        result: Result<(), String>,
+    ) -> Entry<'a> {
+        Entry {
+            user: &self.name,
+            role: self.role.as_str(),
+            peer: &self.peer,
+            action,
+            target,
+            detail,
+            result,
+        }
+    }
 }
 
 /// Checks callers against the credentials; counts and rate-limits refusals.
