@@ -44,7 +44,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from config_push import PEER_GEN, payloads, push_series, start_fleet  # noqa: E402
 from drop import drop_series  # noqa: E402
-from lifecycle import BIN, Fleet, TOP, pct, wait, write_report  # noqa: E402
+from lifecycle import BIN, Fleet, TOP, machine, pct, wait, write_report  # noqa: E402
 from tls import WARMUP, interleaved  # noqa: E402
 
 # (label, master.yml compression section); zstd without a level takes the
