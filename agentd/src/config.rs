@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdn_common::config::{ConfigError, HostPort, Invalid, Validate};
+use cdn_proto::limits::MAX_LABELS;
 use serde::{Deserialize, Deserializer};
 
 /// The whole agent configuration.
@@ -306,8 +307,6 @@ pub struct NodeConfig {
     pub id: Option<String>,
     pub labels: BTreeMap<String, String>,
 }
-
-use cdn_proto::limits::MAX_LABELS;
 
 impl AgentConfig {
     /// Loads and validates `file`.

@@ -34,14 +34,13 @@ use crate::config::AgentConfig;
 use crate::dialer::Dialer;
 use crate::exec::Executor;
 use crate::status::Snapshot;
+use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
 /// Agent version sent to the master.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Heartbeat round trips kept for the percentiles reported to the master.
 const RTT_SAMPLES: usize = 256;
-
-use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
 /// Depth of the queue of replies on the command stream.
 const REPLY_QUEUE_DEPTH: usize = 64;

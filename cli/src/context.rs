@@ -17,8 +17,6 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, ClientTlsConfig};
 
 use crate::CliError;
-
-/// Largest gRPC message cdnctl sends or accepts (a full-size config).
 use cdn_proto::limits::MAX_MESSAGE_BYTES;
 
 /// Per-invocation state: where the master is, how to talk to it, the time

@@ -295,7 +295,7 @@ impl AgentService for AgentApi {
         // The registry holds the only sender: when the session ends, the stream ends.
         let generation = self.registry.attach_stream(&node_id, session_id, tx)?;
         debug!(node = %node_id, session = session_id, "command stream open");
-        {
+        if self.configs.behind(&node_id).is_some() {
             let configs = self.configs.clone();
             let node = node_id.clone();
             self.tasks

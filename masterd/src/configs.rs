@@ -320,6 +320,11 @@ impl Configs {
     /// A node registered running `applied`: a node never seen before is
     /// given the fleet's desired version. Returns once the owner noted it.
     pub async fn joined(&self, node: &str, applied: Option<Version>) {
+        // A node seen before only reports its version: no round trip to the
+        // owner unless that changed (a restart storm stays off its queue).
+        if self.state.nodes.contains_key(node) {
+            return self.observed(node, applied, None).await;
+        }
         let _ = self
             .ask(|reply| Command::Joined {
                 node: node.to_string(),
@@ -392,15 +397,18 @@ impl Configs {
             .config_sent(payload.size, payload.bytes.len() as u64);
     }
 
+    /// The desired version of `node` if it does not run it.
+    pub fn behind(&self, node: &str) -> Option<Version> {
+        self.state
+            .nodes
+            .get(node)
+            .and_then(|n| n.desired.filter(|d| n.applied != Some(*d)))
+    }
+
     /// Sends `node` its desired version if it is behind (its command stream
     /// just opened).
     pub async fn catch_up(&self, node: &str) {
-        let behind = self
-            .state
-            .nodes
-            .get(node)
-            .and_then(|n| n.desired.filter(|d| n.applied != Some(*d)));
-        let Some(v) = behind else { return };
+        let Some(v) = self.behind(node) else { return };
         let accepts = self.state.registry.accept_encodings(node);
         match self.payload_for(v, &accepts).await {
             Ok(p) => {

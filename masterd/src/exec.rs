@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::error::MasterError;
 use crate::registry::{NodeState, Registry};
 use crate::store::{ExecRecord, Store, Write};
+use cdn_proto::limits::MAX_ARGV_BYTES;
 
 /// Time an agent has to open the session's stream after being asked.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,7 +38,6 @@ const STREAM_WAIT: Duration = Duration::from_secs(3);
 const STREAM_POLL: Duration = Duration::from_millis(20);
 /// Messages buffered per direction of one session (each at most one chunk).
 pub const RELAY_DEPTH: usize = 8;
-use cdn_proto::limits::MAX_ARGV_BYTES;
 
 /// Output of one session to cdnctl.
 pub type ExecOut = mpsc::Sender<Result<ExecResponse, Status>>;
@@ -101,11 +101,10 @@ impl ExecHub {
         active: prometheus_client::metrics::gauge::Gauge,
         pool: crate::config::PoolConfig,
     ) -> Self {
-        let last = last_exec_id;
         Self {
             registry,
             store,
-            next_id: AtomicU64::new(last + 1),
+            next_id: AtomicU64::new(last_exec_id + 1),
             pending: DashMap::new(),
             events,
             active,

@@ -15,10 +15,10 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::auth::Authenticator;
 use crate::error::MasterError;
+use cdn_proto::limits::ENROLL_MAX_BYTES;
 
 /// Path of the one call open to callers without a certificate.
 pub const ENROLL_PATH: &str = "/cdn.v1.AgentService/Enroll";
-use cdn_proto::limits::ENROLL_MAX_BYTES;
 /// Enrolment requests read at once, master-wide.
 pub const ENROLL_CONCURRENCY: usize = 64;
 

@@ -25,6 +25,7 @@ use crate::exec::ExecHub;
 use crate::metrics::{Metrics, StateLabel};
 use crate::registry::{Liveness, Offline, Registry};
 use crate::store::{EmbeddedStore, Store, StoreWriter};
+use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
 /// How long shutdown waits for in-flight calls before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -32,8 +33,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest a unary call may take to answer (streams are not bounded by it:
 /// it covers producing the response head only).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
 /// Smallest pause between liveness sweeps.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(50);

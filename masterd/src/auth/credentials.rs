@@ -88,18 +88,45 @@ pub struct Credentials {
     in_use: DashMap<String, CancellationToken>,
 }
 
-/// A node name and a join-token use taken for an enrolment in progress;
-/// give it to [`Credentials::enrolled`] or [`Credentials::release`].
-#[derive(Debug)]
-pub struct EnrolmentSlot {
+/// A node name and a join-token use taken for an enrolment in progress.
+/// [`Credentials::enrolled`] turns it into a certificate; dropped before
+/// that (a refused CSR, a caller that went away mid-call), it gives both
+/// back.
+pub struct EnrolmentSlot<'a> {
+    credentials: &'a Credentials,
     node: String,
     token_id: String,
+    /// The reservation became a certificate (or was undone by hand).
+    settled: bool,
 }
 
-/// A user name taken while its credential is made.
-#[derive(Debug)]
-pub struct UserSlot {
+impl Drop for EnrolmentSlot<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let mut book = self.credentials.write();
+        book.reserved.remove(&(CertKind::Node, self.node.clone()));
+        if let Some(t) = book.tokens.get_mut(&self.token_id) {
+            t.used = t.used.saturating_sub(1);
+        }
+    }
+}
+
+/// A user name taken while its credential is made; dropped unused, it
+/// frees the name.
+pub struct UserSlot<'a> {
+    credentials: &'a Credentials,
     name: String,
+}
+
+impl Drop for UserSlot<'_> {
+    fn drop(&mut self) {
+        self.credentials
+            .write()
+            .reserved
+            .remove(&(CertKind::User, self.name.clone()));
+    }
 }
 
 fn now_ms() -> i64 {
@@ -197,7 +224,7 @@ impl Credentials {
         &self,
         token: &JoinToken,
         node: &str,
-    ) -> Result<EnrolmentSlot, MasterError> {
+    ) -> Result<EnrolmentSlot<'_>, MasterError> {
         let mut book = self.write();
         let rec = match book.tokens.get(&token.id) {
             Some(t) if t.secret_hash == secret_hash(&token.secret) => t,
@@ -247,24 +274,17 @@ impl Credentials {
         }
         book.reserved.insert((CertKind::Node, node.to_string()));
         Ok(EnrolmentSlot {
+            credentials: self,
             node: node.to_string(),
             token_id,
+            settled: false,
         })
-    }
-
-    /// Gives back what `slot` took (the certificate was not made).
-    pub fn release(&self, slot: EnrolmentSlot) {
-        let mut book = self.write();
-        book.reserved.remove(&(CertKind::Node, slot.node));
-        if let Some(t) = book.tokens.get_mut(&slot.token_id) {
-            t.used = t.used.saturating_sub(1);
-        }
     }
 
     /// Records the certificate made for `slot` and the token use, durably.
     pub async fn enrolled(
         &self,
-        slot: EnrolmentSlot,
+        mut slot: EnrolmentSlot<'_>,
         issued: &Issued,
     ) -> Result<TokenRecord, MasterError> {
         let cert = CertRecord {
@@ -278,16 +298,12 @@ impl Credentials {
             revoked_ms: 0,
             readmitted: false,
         };
-        let reserved = match self.store.reserve().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.release(slot);
-                return Err(e.into());
-            }
-        };
+        // On an error here, dropping the slot gives back what it took.
+        let reserved = self.store.reserve().await?;
         let (token, pending) = {
             let mut book = self.write();
             book.reserved.remove(&(CertKind::Node, slot.node.clone()));
+            slot.settled = true;
             let token = book.tokens.get(&slot.token_id).cloned().unwrap_or_default();
             book.insert_cert(cert.clone());
             let pending = reserved.send(vec![Write::Token(token.clone()), Write::Cert(cert)]);
@@ -370,7 +386,7 @@ impl Credentials {
     }
 
     /// Takes the name of a new user, or says it exists.
-    pub fn reserve_user(&self, name: &str) -> Result<UserSlot, MasterError> {
+    pub fn reserve_user(&self, name: &str) -> Result<UserSlot<'_>, MasterError> {
         self.pki_or("user credentials")?;
         cdn_common::check_node_id(name)
             .map_err(|e| MasterError::Invalid(e.replace("node id", "user name")))?;
@@ -382,6 +398,7 @@ impl Credentials {
         }
         book.reserved.insert((CertKind::User, name.to_string()));
         Ok(UserSlot {
+            credentials: self,
             name: name.to_string(),
         })
     }
@@ -390,32 +407,22 @@ impl Credentials {
     /// certificate and key PEM.
     pub async fn add_user(
         &self,
-        slot: UserSlot,
+        slot: UserSlot<'_>,
         issued_by: &str,
         role: Role,
     ) -> Result<(CertRecord, String, String), MasterError> {
-        let made = match self.pki_or("user credentials") {
-            Ok(pki) => {
-                let (pki, name, ttl) = (Arc::clone(pki), slot.name.clone(), self.client_ttl);
-                tokio::task::spawn_blocking(move || pki.issue_user(&name, ttl))
-                    .await
-                    .map_err(|e| MasterError::Internal(e.to_string()))
-                    .and_then(|r| r.map_err(|e| MasterError::Internal(e.to_string())))
-            }
-            Err(e) => Err(e),
-        };
+        // On any error, dropping the slot frees the name.
+        let pki = Arc::clone(self.pki_or("user credentials")?);
+        let (name, ttl) = (slot.name.clone(), self.client_ttl);
+        let (issued, key_pem) = tokio::task::spawn_blocking(move || pki.issue_user(&name, ttl))
+            .await
+            .map_err(|e| MasterError::Internal(e.to_string()))?
+            .map_err(|e| MasterError::Internal(e.to_string()))?;
         let key = (CertKind::User, slot.name.clone());
-        let (issued, key_pem) = match made {
-            Ok(m) => m,
-            Err(e) => {
-                self.write().reserved.remove(&key);
-                return Err(e);
-            }
-        };
         let rec = CertRecord {
             fingerprint: issued.fingerprint,
             kind: CertKind::User,
-            name: slot.name,
+            name: slot.name.clone(),
             role: Some(role),
             issued_ms: now_ms(),
             not_after_ms: issued.not_after_ms,
@@ -423,22 +430,18 @@ impl Credentials {
             revoked_ms: 0,
             readmitted: false,
         };
-        let result = self
-            .change(
-                |book| {
-                    book.reserved.remove(&key);
-                    book.insert_cert(rec.clone());
-                    Ok((vec![Write::Cert(rec.clone())], ()))
-                },
-                |book, ()| {
-                    book.remove_cert(&rec.fingerprint);
-                },
-            )
-            .await;
-        if result.is_err() {
-            self.write().reserved.remove(&key);
-        }
-        result?;
+        self.change(
+            |book| {
+                book.reserved.remove(&key);
+                book.insert_cert(rec.clone());
+                Ok((vec![Write::Cert(rec.clone())], ()))
+            },
+            |book, ()| {
+                book.remove_cert(&rec.fingerprint);
+            },
+        )
+        .await?;
+        drop(slot);
         Ok((rec, issued.cert_pem, key_pem))
     }
 
@@ -453,11 +456,6 @@ impl Credentials {
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
-    }
-
-    /// Whether a valid user certificate is named `name`.
-    pub fn user_exists(&self, name: &str) -> bool {
-        !self.read().named(CertKind::User, name).is_empty()
     }
 
     /// Revokes every valid certificate of `kind` named `name`; returns how

@@ -84,15 +84,12 @@ impl Enrolment {
         };
         let issued = match signed {
             Ok(Ok(issued)) => issued,
+            // Dropping the slot gives back the name and the token use.
             Ok(Err(e)) => {
-                self.credentials.release(slot);
                 self.authn.count_refusal("invalid");
                 return Err(MasterError::Invalid(e.to_string()));
             }
-            Err(e) => {
-                self.credentials.release(slot);
-                return Err(MasterError::Internal(format!("signing task failed: {e}")));
-            }
+            Err(e) => return Err(MasterError::Internal(format!("signing task failed: {e}"))),
         };
         let used = self.credentials.enrolled(slot, &issued).await?;
         self.authn.refund(ip);

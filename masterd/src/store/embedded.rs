@@ -163,30 +163,76 @@ impl EmbeddedStore {
     }
 
     fn commit_now(db: &Database, writes: Vec<Write>) -> Result<(), StoreError> {
+        // Tables are opened only when the batch writes to them: a batch of
+        // registrations touches one table, not nine.
+        let mut by_table: [Vec<Write>; 8] = Default::default();
+        for w in writes {
+            let slot = match &w {
+                Write::Node(_) => 0,
+                Write::NodeConfig(_) => 1,
+                Write::Version(..) => 2,
+                Write::FleetDesired(_) => 3,
+                Write::Token(_) => 4,
+                Write::Cert(_) => 5,
+                Write::Audit(_) => 6,
+                Write::Exec(_) => 7,
+            };
+            by_table[slot].push(w);
+        }
         let txn = db.begin_write().map_err(io)?;
-        {
-            let mut nodes = txn.open_table(NODES).map_err(io)?;
-            let mut node_config = txn.open_table(NODE_CONFIG).map_err(io)?;
-            let mut versions = txn.open_table(VERSIONS).map_err(io)?;
-            let mut content = txn.open_table(CONTENT).map_err(io)?;
-            let mut meta = txn.open_table(META).map_err(io)?;
-            let mut tokens = txn.open_table(TOKENS).map_err(io)?;
-            let mut certs = txn.open_table(CERTS).map_err(io)?;
-            let mut audit = txn.open_table(AUDIT).map_err(io)?;
-            let mut execs = txn.open_table(EXECS).map_err(io)?;
-            for w in writes {
-                match w {
-                    Write::Node(r) => {
-                        nodes
-                            .insert(r.name.as_str(), encode(&r)?.as_slice())
-                            .map_err(io)?;
-                    }
-                    Write::NodeConfig(r) => {
-                        node_config
-                            .insert(r.name.as_str(), encode(&r)?.as_slice())
-                            .map_err(io)?;
-                    }
-                    Write::Version(r, bytes) => {
+        for writes in by_table.into_iter().filter(|w| !w.is_empty()) {
+            Self::put_all(&txn, writes)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Puts `writes`, all of one kind, in their table(s).
+    fn put_all(txn: &redb::WriteTransaction, writes: Vec<Write>) -> Result<(), StoreError> {
+        let named = |table| txn.open_table(table).map_err(io);
+        let numbered = |table| txn.open_table(table).map_err(io);
+        match writes.first() {
+            Some(Write::Node(_))
+            | Some(Write::NodeConfig(_))
+            | Some(Write::Token(_))
+            | Some(Write::Cert(_)) => {
+                let table = match writes[0] {
+                    Write::Node(_) => NODES,
+                    Write::NodeConfig(_) => NODE_CONFIG,
+                    Write::Token(_) => TOKENS,
+                    _ => CERTS,
+                };
+                let mut t = named(table)?;
+                for w in writes {
+                    let (key, value) = match &w {
+                        Write::Node(r) => (r.name.as_str(), encode(r)?),
+                        Write::NodeConfig(r) => (r.name.as_str(), encode(r)?),
+                        Write::Token(r) => (r.id.as_str(), encode(r)?),
+                        Write::Cert(r) => (r.fingerprint.as_str(), encode(r)?),
+                        _ => continue,
+                    };
+                    t.insert(key, value.as_slice()).map_err(io)?;
+                }
+            }
+            Some(Write::Audit(_)) | Some(Write::Exec(_)) => {
+                let mut t = numbered(if matches!(writes[0], Write::Audit(_)) {
+                    AUDIT
+                } else {
+                    EXECS
+                })?;
+                for w in writes {
+                    let (key, value) = match &w {
+                        Write::Audit(r) => (r.id, encode(r)?),
+                        Write::Exec(r) => (r.exec_id, encode(r)?),
+                        _ => continue,
+                    };
+                    t.insert(key, value.as_slice()).map_err(io)?;
+                }
+            }
+            Some(Write::Version(..)) => {
+                let mut versions = numbered(VERSIONS)?;
+                let mut content = numbered(CONTENT)?;
+                for w in writes {
+                    if let Write::Version(r, bytes) = w {
                         versions
                             .insert(r.version.get(), encode(&r)?.as_slice())
                             .map_err(io)?;
@@ -194,31 +240,19 @@ impl EmbeddedStore {
                             .insert(r.version.get(), bytes.as_ref())
                             .map_err(io)?;
                     }
-                    Write::FleetDesired(v) => {
+                }
+            }
+            Some(Write::FleetDesired(_)) => {
+                let mut meta = txn.open_table(META).map_err(io)?;
+                for w in writes {
+                    if let Write::FleetDesired(v) = w {
                         meta.insert(FLEET_DESIRED, Version::to_u64(v)).map_err(io)?;
-                    }
-                    Write::Token(r) => {
-                        tokens
-                            .insert(r.id.as_str(), encode(&r)?.as_slice())
-                            .map_err(io)?;
-                    }
-                    Write::Cert(r) => {
-                        certs
-                            .insert(r.fingerprint.as_str(), encode(&r)?.as_slice())
-                            .map_err(io)?;
-                    }
-                    Write::Audit(r) => {
-                        audit.insert(r.id, encode(&r)?.as_slice()).map_err(io)?;
-                    }
-                    Write::Exec(r) => {
-                        execs
-                            .insert(r.exec_id, encode(&r)?.as_slice())
-                            .map_err(io)?;
                     }
                 }
             }
+            None => {}
         }
-        txn.commit().map_err(io)
+        Ok(())
     }
 }
 
