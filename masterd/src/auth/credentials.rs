@@ -578,3 +578,73 @@ impl Credentials {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EmbeddedStore;
+
+    async fn book(dir: &std::path::Path) -> (Credentials, crate::store::StoreWriter) {
+        let (store, writer) = Store::start(Arc::new(EmbeddedStore::open(&dir.join("db")).unwrap()));
+        let (pki, _) = Pki::load_or_create(&dir.join("pki"), &["localhost".into()]).unwrap();
+        let mut loaded = store.load().await.unwrap();
+        let c = Credentials::load(
+            &mut loaded,
+            Some(Arc::new(pki)),
+            store,
+            Duration::from_secs(3600),
+            None,
+        );
+        (c, writer)
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_enrolment_gives_back_its_name_and_token_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _writer) = book(dir.path()).await;
+        let (text, _) = c.create_token("t", None, 1, "").await.unwrap();
+        let token: JoinToken = text.parse().unwrap();
+        let slot = c.reserve_enrolment(&token, "n1").unwrap();
+        assert!(matches!(
+            c.reserve_enrolment(&token, "n2"),
+            Err(MasterError::Unauthenticated(_))
+        ));
+        assert_eq!(c.tokens()[0].used, 1);
+        drop(slot); // the caller went away before the certificate was made
+        assert_eq!(c.tokens()[0].used, 0);
+        let _again = c.reserve_enrolment(&token, "n1").unwrap();
+        // A name being enrolled is taken, whatever token is shown.
+        let (other, _) = c.create_token("t", None, 0, "").await.unwrap();
+        assert!(matches!(
+            c.reserve_enrolment(&other.parse().unwrap(), "n1"),
+            Err(MasterError::AlreadyExists(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn users_are_unique_revoked_at_once_and_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, writer) = book(dir.path()).await;
+        let slot = c.reserve_user("alice").unwrap();
+        assert!(matches!(
+            c.reserve_user("alice"),
+            Err(MasterError::AlreadyExists(_))
+        ));
+        let (rec, _, _) = c.add_user(slot, "admin", Role::Operator).await.unwrap();
+        assert!(c.knows(&rec.fingerprint));
+        assert!(matches!(
+            c.reserve_user("alice"),
+            Err(MasterError::AlreadyExists(_))
+        ));
+        let revoked = c.revocation_of(&rec.fingerprint);
+        assert_eq!(c.revoke(CertKind::User, "alice").await.unwrap(), 1);
+        assert!(revoked.is_cancelled() && !c.knows(&rec.fingerprint));
+        let slot = c.reserve_user("bob").unwrap();
+        let (bob, _, _) = c.add_user(slot, "admin", Role::Viewer).await.unwrap();
+        drop(c);
+        writer.close().await;
+        let (c, _writer) = book(dir.path()).await;
+        assert!(c.knows(&bob.fingerprint) && !c.knows(&rec.fingerprint));
+        assert_eq!(c.users().len(), 1);
+    }
+}
