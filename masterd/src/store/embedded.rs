@@ -281,41 +281,41 @@ impl Backend for EmbeddedStore {
     }
 
     async fn execs(&self, limit: usize) -> Result<Vec<ExecRecord>, StoreError> {
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(io)?;
-            let t = txn.open_table(EXECS).map_err(io)?;
-            let mut out = Vec::new();
-            for row in t.iter().map_err(io)?.rev() {
-                if out.len() >= limit {
-                    break;
-                }
-                let (k, v) = row.map_err(io)?;
-                out.push(decode("exec session", &k.value().to_string(), v.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.blocking(move |db| newest_first(db, EXECS, "exec session", limit, |_| true))
+            .await
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(io)?;
-            let t = txn.open_table(AUDIT).map_err(io)?;
-            let mut out = Vec::new();
-            for row in t.iter().map_err(io)?.rev() {
-                if out.len() >= query.limit {
-                    break;
-                }
-                let (k, v) = row.map_err(io)?;
-                let rec: AuditRecord = decode("audit entry", &k.value().to_string(), v.value())?;
-                if query.matches(&rec) {
-                    out.push(rec);
-                }
-            }
-            Ok(out)
+            newest_first(db, AUDIT, "audit entry", query.limit, |r| query.matches(r))
         })
         .await
     }
+}
+
+/// The newest `limit` records of a table numbered by id that `keep`
+/// accepts, newest first.
+fn newest_first<T: DeserializeOwned>(
+    db: &Database,
+    table: TableDefinition<u64, &[u8]>,
+    what: &str,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, StoreError> {
+    let txn = db.begin_read().map_err(io)?;
+    let t = txn.open_table(table).map_err(io)?;
+    let mut out = Vec::new();
+    for row in t.iter().map_err(io)?.rev() {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = row.map_err(io)?;
+        let rec: T = decode(what, &k.value().to_string(), v.value())?;
+        if keep(&rec) {
+            out.push(rec);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
