@@ -5,6 +5,7 @@
 pub mod config;
 pub mod credential;
 pub mod duration;
+pub mod leader;
 pub mod logging;
 pub mod tls;
 

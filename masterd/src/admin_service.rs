@@ -13,6 +13,7 @@ use cdn_proto::v1::{
     RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest, RevokeNodeResponse,
     RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo, WhoAmIRequest, WhoAmIResponse,
 };
+use cdn_proto::v1::{BackupChunk, BackupRequest, ListMastersRequest, ListMastersResponse};
 use cdn_proto::v1::{
     ConfigHistoryRequest, ConfigHistoryResponse, ConfigPushEvent, ConfigPushRequest,
     ConfigRollbackRequest, ConfigStatusRequest, ConfigStatusResponse, ConfigVersionContent,
@@ -414,6 +415,22 @@ impl AdminService for AdminApi {
             .ok_or(MasterError::NodeNotFound(name))?;
         let applied = self.configs.applied(&view.record.name);
         Ok(Response::new(node_info(view, applied)))
+    }
+
+    async fn list_masters(
+        &self,
+        _request: Request<ListMastersRequest>,
+    ) -> Result<Response<ListMastersResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+
+    type BackupStream = Pin<Box<dyn Stream<Item = Result<BackupChunk, Status>> + Send>>;
+
+    async fn backup(
+        &self,
+        _request: Request<BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;

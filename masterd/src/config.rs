@@ -23,8 +23,110 @@ pub struct MasterConfig {
     pub limits: LimitsConfig,
     pub compression: CompressionConfig,
     pub pool: PoolConfig,
+    /// Where master state lives: the embedded file (one master) or etcd
+    /// (active/standby masters).
+    pub store: StoreConfig,
+    /// Scheduled backups of the whole store, written by the leader.
+    pub backup: BackupConfig,
     /// Where the node registry, the CA and the credentials are stored.
     pub data_dir: PathBuf,
+}
+
+/// `store:` — which backend keeps master state.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `embedded` (one redb file in `data_dir`, one master) or `etcd`
+    /// (several masters, one leads).
+    pub backend: BackendKind,
+    pub etcd: EtcdConfig,
+}
+
+/// A store backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Embedded,
+    Etcd,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Embedded => "embedded",
+            BackendKind::Etcd => "etcd",
+        }
+    }
+}
+
+/// `store.etcd:` — the etcd cluster master state lives in.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdConfig {
+    /// Client URLs of the members (`http://10.0.0.1:2379` or
+    /// `https://…`); any member will do, the client moves on when one fails.
+    pub endpoints: Vec<String>,
+    /// Every key masterd writes starts with this (several fleets can share
+    /// one etcd under different prefixes).
+    pub prefix: String,
+    /// Lifetime of the leader's lease: a leader that cannot renew it for
+    /// this long loses leadership, and a standby takes over after it.
+    #[serde(with = "cdn_common::duration")]
+    pub lease_ttl: Duration,
+    /// Longest wait for a connection to a member.
+    #[serde(with = "cdn_common::duration")]
+    pub dial_timeout: Duration,
+    /// Longest wait for one request (a commit, a read).
+    #[serde(with = "cdn_common::duration")]
+    pub request_timeout: Duration,
+    /// CA of the members' certificates (https endpoints).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, when the members require one.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// This master's name among the masters (`cdnctl masters`); the host
+    /// name and the agent API's port when empty.
+    pub name: String,
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            prefix: "/cdn/".into(),
+            lease_ttl: Duration::from_secs(5),
+            dial_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            name: String::new(),
+        }
+    }
+}
+
+/// `backup:` — scheduled backups (the seed's 定期备份配置).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Time between scheduled backups; `0s` turns them off.
+    #[serde(with = "cdn_common::duration")]
+    pub interval: Duration,
+    /// Where backups are written; `<data_dir>/backups` when unset.
+    pub dir: Option<PathBuf>,
+    /// Newest backups kept in `dir`; older ones are deleted.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::ZERO,
+            dir: None,
+            keep: 7,
+        }
+    }
 }
 
 /// TLS of both APIs. By default the master makes its own CA and server
@@ -170,6 +272,8 @@ impl Default for MasterConfig {
             limits: LimitsConfig::default(),
             compression: CompressionConfig::default(),
             pool: PoolConfig::default(),
+            store: StoreConfig::default(),
+            backup: BackupConfig::default(),
             data_dir: default_data_dir(),
         }
     }
@@ -365,6 +469,60 @@ impl Validate for MasterConfig {
                 "compression.level",
                 format!("{} is out of range (1 to 9)", self.compression.level),
             ));
+        }
+        if self.store.backend == BackendKind::Etcd {
+            let etcd = &self.store.etcd;
+            if etcd.endpoints.is_empty() {
+                return Err(Invalid::new(
+                    "store.etcd.endpoints",
+                    "store.backend is etcd but no endpoint is given (for example [\"http://127.0.0.1:2379\"])",
+                ));
+            }
+            for e in &etcd.endpoints {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(Invalid::new(
+                        "store.etcd.endpoints",
+                        format!("{e:?} is not an http:// or https:// URL"),
+                    ));
+                }
+            }
+            if !etcd.prefix.starts_with('/') || !etcd.prefix.ends_with('/') {
+                return Err(Invalid::new(
+                    "store.etcd.prefix",
+                    format!("{:?} must start and end with `/`", etcd.prefix),
+                ));
+            }
+            if !(Duration::from_secs(2)..=Duration::from_secs(3600)).contains(&etcd.lease_ttl) {
+                return Err(Invalid::new(
+                    "store.etcd.lease_ttl",
+                    "must be between 2s and 1h (etcd leases count whole seconds)",
+                ));
+            }
+            for (key, d) in [
+                ("store.etcd.dial_timeout", etcd.dial_timeout),
+                ("store.etcd.request_timeout", etcd.request_timeout),
+            ] {
+                if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&d) {
+                    return Err(Invalid::new(key, "must be between 100ms and 10m"));
+                }
+            }
+            if etcd.cert_file.is_some() != etcd.key_file.is_some() {
+                return Err(Invalid::new(
+                    "store.etcd.cert_file",
+                    "store.etcd.cert_file and store.etcd.key_file go together",
+                ));
+            }
+        }
+        if !self.backup.interval.is_zero() {
+            if self.backup.interval < Duration::from_secs(1) {
+                return Err(Invalid::new(
+                    "backup.interval",
+                    "must be at least 1s (or 0s: off)",
+                ));
+            }
+            if self.backup.keep == 0 {
+                return Err(Invalid::new("backup.keep", "must be at least 1"));
+            }
         }
         if self.limits.auth_failures_per_minute == 0 {
             return Err(Invalid::new(

@@ -11,6 +11,18 @@ pub mod words;
 
 pub use version::Version;
 
+/// The subset of etcd's v3 API the master's etcd backend uses
+/// (`proto/etcd/`, written from etcd's documented API).
+#[allow(clippy::all)]
+pub mod etcd {
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+}
+
 /// Package `cdn.v1`.
 #[allow(clippy::all)]
 pub mod v1 {

@@ -258,6 +258,14 @@ impl EmbeddedStore {
 
 #[async_trait::async_trait]
 impl Backend for EmbeddedStore {
+    async fn export(&self) -> Result<Vec<super::Entry>, StoreError> {
+        Err(StoreError::Io("export: not written yet".into()))
+    }
+
+    async fn import(&self, _entries: Vec<super::Entry>) -> Result<(), StoreError> {
+        Err(StoreError::Io("import: not written yet".into()))
+    }
+
     async fn load(&self) -> Result<Loaded, StoreError> {
         self.blocking(Self::load_now).await
     }

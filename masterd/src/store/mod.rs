@@ -43,6 +43,92 @@ pub enum StoreError {
     /// The writer has stopped (the master is shutting down).
     #[error("the store is closed (master shutting down)")]
     Closed,
+    /// This master no longer leads: another master's election key is in
+    /// place (etcd). Nothing of the refused batch was written.
+    #[error("this master lost its leadership; the write was refused (fenced)")]
+    Fenced,
+    /// The store cannot be reached (etcd members down, no quorum).
+    #[error("the store is unreachable: {0}")]
+    Unavailable(String),
+    /// `restore` into a store that already holds state.
+    #[error("the target store is not empty ({0}); restore only into an empty store")]
+    NotEmpty(String),
+}
+
+/// The tables of the store, as both backends and backup files name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Nodes,
+    NodeConfig,
+    Versions,
+    Content,
+    Meta,
+    Execs,
+    Certs,
+    Tokens,
+    Audit,
+    /// The CA certificate and key (`ca.crt`, `ca.key`): in `<data_dir>/pki`
+    /// on the embedded store, in the store itself on etcd.
+    Pki,
+}
+
+impl Table {
+    pub const ALL: [Table; 10] = [
+        Table::Nodes,
+        Table::NodeConfig,
+        Table::Versions,
+        Table::Content,
+        Table::Meta,
+        Table::Execs,
+        Table::Certs,
+        Table::Tokens,
+        Table::Audit,
+        Table::Pki,
+    ];
+
+    /// The table's name (redb table, etcd key segment, backup field).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::Nodes => "nodes",
+            Table::NodeConfig => "node_config",
+            Table::Versions => "config_versions",
+            Table::Content => "config_content",
+            Table::Meta => "meta",
+            Table::Execs => "exec_sessions",
+            Table::Certs => "certificates",
+            Table::Tokens => "join_tokens",
+            Table::Audit => "audit",
+            Table::Pki => "pki",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether keys are numbers (versions, exec and audit ids).
+    pub fn numbered(self) -> bool {
+        matches!(
+            self,
+            Table::Versions | Table::Content | Table::Execs | Table::Audit
+        )
+    }
+}
+
+/// A numbered key as stored outside redb: 20 digits, so text order is
+/// number order.
+pub fn number_key(n: u64) -> String {
+    format!("{n:020}")
+}
+
+/// One record of the store as backups carry it: its table, its key
+/// (numbers as [`number_key`]), its stored bytes (records are JSON; config
+/// content is the pushed bytes; `meta` values are decimal numbers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub table: Table,
+    pub key: String,
+    pub value: bytes::Bytes,
 }
 
 /// One put, as the owners of state send it to the writer.
@@ -121,4 +207,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn execs(&self, limit: usize) -> Result<Vec<ExecRecord>, StoreError>;
     /// The newest audit entries `query` wants, newest first.
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Every record, as of one consistent point in time (backups).
+    async fn export(&self) -> Result<Vec<Entry>, StoreError>;
+    /// Writes `entries` into this store, which must hold no state yet
+    /// ([`StoreError::NotEmpty`] otherwise): restores and migrations.
+    async fn import(&self, entries: Vec<Entry>) -> Result<(), StoreError>;
 }
