@@ -54,6 +54,7 @@ pub struct AdminApi {
     pub credentials: Arc<Credentials>,
     pub audit: Arc<Audit>,
     pub events: Arc<Events>,
+    pub leadership: Arc<crate::leader::Leadership>,
     /// Push, exec and event-stream tasks.
     pub tasks: TaskTracker,
 }
@@ -419,9 +420,35 @@ impl AdminService for AdminApi {
 
     async fn list_masters(
         &self,
-        _request: Request<ListMastersRequest>,
+        request: Request<ListMastersRequest>,
     ) -> Result<Response<ListMastersResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        self.authn.operator(&request, Role::Viewer)?;
+        let masters = self.leadership.masters().await.map_err(MasterError::from)?;
+        let now = cdn_common::unix_millis_now();
+        let backend = self.leadership.backend().to_string();
+        let last = self.leadership.last_backup().await;
+        Ok(Response::new(ListMastersResponse {
+            masters: masters
+                .into_iter()
+                .map(|(m, leads)| cdn_proto::v1::MasterInfo {
+                    id: m.id,
+                    agent_addr: m.agent_addr,
+                    admin_addr: m.admin_addr,
+                    role: if leads { "leader" } else { "standby" }.into(),
+                    backend: backend.clone(),
+                    started_ms: m.started_ms,
+                    leader_since_ms: if leads { m.leader_since_ms } else { 0 },
+                    lease_age_ms: if m.renewed_ms > 0 {
+                        (now - m.renewed_ms).max(0)
+                    } else {
+                        0
+                    },
+                })
+                .collect(),
+            last_backup_ms: last.as_ref().map_or(0, |b| b.created_ms),
+            last_backup_by: last.as_ref().map(|b| b.by.clone()).unwrap_or_default(),
+            last_backup_file: last.map(|b| b.file).unwrap_or_default(),
+        }))
     }
 
     type BackupStream = Pin<Box<dyn Stream<Item = Result<BackupChunk, Status>> + Send>>;

@@ -15,6 +15,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::auth::Authenticator;
 use crate::error::MasterError;
+use crate::leader::Leadership;
 use cdn_proto::limits::ENROLL_MAX_BYTES;
 
 /// Path of the one call open to callers without a certificate.
@@ -26,13 +27,15 @@ pub const ENROLL_CONCURRENCY: usize = 64;
 #[derive(Clone)]
 pub struct GateLayer {
     auth: Arc<Authenticator>,
+    leadership: Arc<Leadership>,
     enrolling: Arc<Semaphore>,
 }
 
 impl GateLayer {
-    pub fn new(auth: Arc<Authenticator>) -> Self {
+    pub fn new(auth: Arc<Authenticator>, leadership: Arc<Leadership>) -> Self {
         Self {
             auth,
+            leadership,
             enrolling: Arc::new(Semaphore::new(ENROLL_CONCURRENCY)),
         }
     }
@@ -44,6 +47,7 @@ impl<S> tower::Layer<S> for GateLayer {
         Gate {
             inner,
             auth: Arc::clone(&self.auth),
+            leadership: Arc::clone(&self.leadership),
             enrolling: Arc::clone(&self.enrolling),
         }
     }
@@ -54,6 +58,7 @@ impl<S> tower::Layer<S> for GateLayer {
 pub struct Gate<S> {
     inner: S,
     auth: Arc<Authenticator>,
+    leadership: Arc<Leadership>,
     enrolling: Arc<Semaphore>,
 }
 
@@ -61,6 +66,17 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 fn refuse<E: Send + 'static>(e: MasterError) -> BoxFuture<Result<http::Response<Body>, E>> {
     let status: tonic::Status = e.into();
+    Box::pin(std::future::ready(Ok(status.into_http())))
+}
+
+/// The refusal of a master that does not lead, naming the leader's
+/// address for the API `path` belongs to.
+pub fn standby<E: Send + 'static>(
+    leadership: &Leadership,
+    path: &str,
+) -> BoxFuture<Result<http::Response<Body>, E>> {
+    let agent = path.starts_with("/cdn.v1.AgentService/");
+    let status = cdn_common::leader::standby_status(&leadership.leader_addr(agent));
     Box::pin(std::future::ready(Ok(status.into_http())))
 }
 
@@ -85,6 +101,11 @@ where
         // The clone that was made ready goes to this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        // A master that does not lead (or whose lease may have run out)
+        // serves nobody: callers go to the leader.
+        if !self.leadership.is_leader() {
+            return standby(&self.leadership, req.uri().path());
+        }
         if self.auth.insecure() {
             return Box::pin(inner.call(req));
         }

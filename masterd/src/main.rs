@@ -82,7 +82,7 @@ fn main() -> ExitCode {
 /// SIGHUP: read master.yml again and put in force what can change while
 /// running; a file with an error is refused and nothing changes.
 async fn reload_on_sighup(
-    reloader: masterd::server::Reloader,
+    reloader: ReloadSlot,
     from: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -100,7 +100,11 @@ async fn reload_on_sighup(
                 if let Some(d) = data_dir {
                     new.data_dir = d.clone();
                 }
-                let r = reloader.apply(new);
+                let Some(current) = reloader.lock().ok().and_then(|r| r.clone()) else {
+                    warn!("SIGHUP: this master is a standby; the config is read when it leads");
+                    continue;
+                };
+                let r = current.apply(new);
                 info!(
                     file = %path.display(),
                     applied = ?r.applied,
@@ -122,8 +126,74 @@ fn eprintln_config_error(msg: &str) {
     eprintln!("masterd: configuration error: {msg}");
 }
 
-#[allow(clippy::print_stdout)]
+/// The reloader of the master in force (a standby has none).
+type ReloadSlot = std::sync::Arc<std::sync::Mutex<Option<masterd::server::Reloader>>>;
+
 async fn run(
+    config: MasterConfig,
+    security: masterd::server::Security,
+    reload_from: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
+) -> anyhow::Result<()> {
+    match config.store.backend {
+        masterd::config::BackendKind::Embedded => run_single(config, security, reload_from).await,
+        masterd::config::BackendKind::Etcd => run_ha(config, security, reload_from).await,
+    }
+}
+
+/// Active/standby on etcd: campaigns, serves as standby or leader.
+#[allow(clippy::print_stdout)]
+async fn run_ha(
+    config: MasterConfig,
+    security: masterd::server::Security,
+    reload_from: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
+) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let endpoints = config.store.etcd.endpoints.join(",");
+    let prefix = config.store.etcd.prefix.clone();
+    let master = masterd::ha::HaMaster::bind(config, security).await?;
+    let l = master.listeners();
+    let (grpc, admin) = (l.grpc_local()?, l.admin_local()?);
+    let me = master.leadership().me();
+    info!(
+        agent_api = %grpc,
+        admin_api = %admin,
+        data_dir = %data_dir.display(),
+        etcd = %endpoints,
+        prefix = %prefix,
+        master = %me.id,
+        "masterd listening (standby until elected)"
+    );
+    match l.metrics_addr() {
+        Some(m) => println!("listening grpc={grpc} admin={admin} metrics={m}"),
+        None => println!("listening grpc={grpc} admin={admin}"),
+    }
+    let shutdown = CancellationToken::new();
+    let slot: ReloadSlot = Default::default();
+    let reloads = tokio::spawn(reload_on_sighup(slot.clone(), reload_from));
+    let on_term = move |r: masterd::server::Reloader| {
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(r);
+        }
+    };
+    let mut runner = tokio::spawn(master.run(shutdown.clone(), on_term));
+    let result = tokio::select! {
+        _ = cdn_common::shutdown_signal() => {
+            info!("signal received; shutting down");
+            shutdown.cancel();
+            runner.await
+        }
+        r = &mut runner => r,
+    };
+    reloads.abort();
+    let _ = reloads.await;
+    result??;
+    info!("masterd stopped");
+    Ok(())
+}
+
+/// One master on the embedded store.
+#[allow(clippy::print_stdout)]
+async fn run_single(
     config: MasterConfig,
     security: masterd::server::Security,
     reload_from: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
@@ -158,7 +228,8 @@ async fn run(
     }
     let shutdown = CancellationToken::new();
     // Owned here: aborted and awaited once the master has stopped.
-    let reloads = tokio::spawn(reload_on_sighup(master.reloader(), reload_from));
+    let slot: ReloadSlot = std::sync::Arc::new(std::sync::Mutex::new(Some(master.reloader())));
+    let reloads = tokio::spawn(reload_on_sighup(slot, reload_from));
     let mut runner = tokio::spawn(master.run(shutdown.clone()));
     let result = tokio::select! {
         _ = cdn_common::shutdown_signal() => {

@@ -24,6 +24,12 @@ pub struct ScopeLabel {
     pub scope: &'static str,
 }
 
+/// `change` of a leadership change: `acquired` or `lost`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabel {
+    pub change: &'static str,
+}
+
 /// `reason` of a push failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -80,6 +86,10 @@ pub struct Metrics {
     /// Requests refused by authentication, authorisation, rate or input
     /// limits, by reason.
     pub refused: Family<ReasonLabel, Counter>,
+    /// 1 while this master leads (always on the embedded store).
+    pub master_is_leader: Gauge,
+    /// Leadership acquired or lost by this master (failovers).
+    pub leadership_changes: Family<ChangeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -167,6 +177,21 @@ impl Default for Metrics {
             "Open file descriptors of masterd",
             process_fds.clone(),
         );
+        let master_is_leader = Gauge::default();
+        registry.register(
+            "cdn_master_is_leader",
+            "1 while this master leads (serves agents and operators), 0 while it is a standby",
+            master_is_leader.clone(),
+        );
+        let leadership_changes = Family::<ChangeLabel, Counter>::default();
+        registry.register(
+            "cdn_master_leadership_changes",
+            "Times this master acquired or lost the leadership (etcd store)",
+            leadership_changes.clone(),
+        );
+        for change in ["acquired", "lost"] {
+            let _ = leadership_changes.get_or_create(&ChangeLabel { change });
+        }
         // Every label set exists from the start: a scrape shows each series
         // at 0 rather than not at all.
         for reason in ["refused", "missed"] {
@@ -207,6 +232,8 @@ impl Default for Metrics {
             config_push_latency,
             config_push_failures,
             nodes,
+            master_is_leader,
+            leadership_changes,
         }
     }
 }

@@ -67,10 +67,167 @@ pub struct Security {
     pub insecure_non_loopback: bool,
 }
 
+/// What a master is built on: its store, its listeners, and what outlives
+/// one term of leadership (metrics, events, the leadership itself).
+pub struct Foundation {
+    pub backend: Arc<dyn crate::store::Backend>,
+    pub listeners: Listeners,
+    pub metrics: Arc<Metrics>,
+    pub events: Arc<Events>,
+    pub leadership: Arc<crate::leader::Leadership>,
+    /// Whether the store is new (make the first join token); judged from
+    /// the PKI when None.
+    pub first_start: Option<bool>,
+}
+
+/// The master's listening sockets, bound once for the life of the process:
+/// a standby and each term of leadership serve on clones of them, so a
+/// failover never closes the port agents dial.
+pub struct Listeners {
+    grpc: std::net::TcpListener,
+    admin: Option<std::net::TcpListener>,
+    metrics: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `grpc.addr`, `admin.addr` and `metrics.addr`.
+    pub async fn bind(config: &MasterConfig) -> Result<Self, ServeError> {
+        let std = |l: TcpListener, hp: &HostPort| {
+            l.into_std().map_err(|source| ServeError::Bind {
+                addr: listen_addr(hp),
+                source,
+            })
+        };
+        let grpc = std(bind(&config.grpc.addr).await?, &config.grpc.addr)?;
+        let admin = match &config.admin.addr {
+            Some(a) => Some(std(bind(a).await?, a)?),
+            None => None,
+        };
+        let metrics = match &config.metrics.addr {
+            Some(a) => Some(std(bind(a).await?, a)?),
+            None => None,
+        };
+        Ok(Self {
+            grpc,
+            admin,
+            metrics,
+        })
+    }
+
+    /// Runtime listeners on clones of the sockets.
+    #[allow(clippy::type_complexity)]
+    pub fn share(
+        &self,
+    ) -> std::io::Result<(TcpListener, Option<TcpListener>, Option<TcpListener>)> {
+        let clone = |l: &std::net::TcpListener| TcpListener::from_std(l.try_clone()?);
+        Ok((
+            clone(&self.grpc)?,
+            self.admin.as_ref().map(clone).transpose()?,
+            self.metrics.as_ref().map(clone).transpose()?,
+        ))
+    }
+
+    /// The address agents dial and the one cdnctl dials, as a local client
+    /// would write them.
+    pub fn dial_addrs(&self) -> std::io::Result<(String, String)> {
+        let grpc = dial_addr(self.grpc.local_addr()?);
+        let admin = match &self.admin {
+            Some(l) => dial_addr(l.local_addr()?),
+            None => grpc.clone(),
+        };
+        Ok((grpc, admin))
+    }
+
+    /// Another handle on the same sockets.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            grpc: self.grpc.try_clone()?,
+            admin: self.admin.as_ref().map(|l| l.try_clone()).transpose()?,
+            metrics: self.metrics.as_ref().map(|l| l.try_clone()).transpose()?,
+        })
+    }
+
+    /// The agent API's bound address.
+    pub fn grpc_local(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+
+    /// The admin API's bound address (the agent API's when shared).
+    pub fn admin_local(&self) -> std::io::Result<SocketAddr> {
+        match &self.admin {
+            Some(l) => l.local_addr(),
+            None => self.grpc.local_addr(),
+        }
+    }
+
+    /// The metrics endpoint's address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// The PKI (made on first start) and the TLS acceptor of the listeners;
+/// nothing when the master runs insecure. Also says whether the CA was
+/// made now.
+#[allow(clippy::type_complexity)]
+pub fn tls_setup(
+    config: &MasterConfig,
+    security: Security,
+) -> Result<
+    (
+        Option<Arc<crate::pki::Pki>>,
+        bool,
+        Option<tokio_rustls::TlsAcceptor>,
+    ),
+    ServeError,
+> {
+    if security.insecure {
+        return Ok((None, false, None));
+    }
+    let hosts: Vec<String> = std::iter::once(&config.grpc.addr)
+        .chain(config.admin.addr.as_ref())
+        .map(|h| h.host.clone())
+        .collect();
+    let names = crate::pki::server_names(&hosts, &config.tls.names);
+    let (pki, created) =
+        crate::pki::Pki::load_or_create(&crate::pki::dir_in(&config.data_dir), &names)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let tls = server_tls(&pki, &config.tls)?;
+    Ok((Some(Arc::new(pki)), created, Some(tls)))
+}
+
+/// Refuses `--insecure` on a public address unless explicitly allowed.
+pub fn check_security(config: &MasterConfig, security: Security) -> Result<(), ServeError> {
+    if security.insecure && !security.insecure_non_loopback {
+        for hp in std::iter::once(&config.grpc.addr).chain(config.admin.addr.as_ref()) {
+            if !is_loopback(&hp.host) {
+                return Err(ServeError::InsecurePublic {
+                    addr: hp.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// This master's name among masters: `store.etcd.name`, else the host
+/// name and the agent API's port.
+pub fn master_id(config: &MasterConfig) -> String {
+    if !config.store.etcd.name.is_empty() {
+        return config.store.etcd.name.clone();
+    }
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "masterd".into());
+    format!("{host}:{}", config.grpc.addr.port)
+}
+
 /// A master with its listeners bound, ready to serve: every owner of
 /// state, built from what the store loaded.
 pub struct Master {
     config: Arc<MasterConfig>,
+    leadership: Arc<crate::leader::Leadership>,
     live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
     /// The store's writer task, closed last.
     writer: StoreWriter,
@@ -218,41 +375,52 @@ impl Master {
     /// (making the CA, the admin credential and a join token on first
     /// start) and binds every listener; nothing is served yet.
     pub async fn bind(config: MasterConfig, security: Security) -> Result<Self, ServeError> {
-        if security.insecure && !security.insecure_non_loopback {
-            for hp in std::iter::once(&config.grpc.addr).chain(config.admin.addr.as_ref()) {
-                if !is_loopback(&hp.host) {
-                    return Err(ServeError::InsecurePublic {
-                        addr: hp.to_string(),
-                    });
-                }
-            }
-        }
+        check_security(&config, security)?;
         let backend = EmbeddedStore::open(&config.data_dir).map_err(MasterError::from)?;
-        let (store, writer) = Store::start(Arc::new(backend));
+        let listeners = Listeners::bind(&config).await?;
+        let metrics = Arc::new(Metrics::default());
+        let me = crate::leader::MasterRecord {
+            id: master_id(&config),
+            backend: "embedded".into(),
+            started_ms: cdn_common::unix_millis_now(),
+            ..Default::default()
+        };
+        let foundation = Foundation {
+            backend: Arc::new(backend),
+            listeners,
+            leadership: crate::leader::Leadership::single(me, Arc::clone(&metrics)),
+            metrics,
+            events: Arc::new(Events::default()),
+            first_start: None,
+        };
+        Self::bind_on(config, security, foundation).await
+    }
+
+    /// Builds every owner of state from what `foundation`'s store holds,
+    /// on its listeners. On etcd this runs at the start of each term of
+    /// leadership.
+    pub async fn bind_on(
+        config: MasterConfig,
+        security: Security,
+        foundation: Foundation,
+    ) -> Result<Self, ServeError> {
+        let Foundation {
+            backend,
+            listeners,
+            metrics,
+            events,
+            leadership,
+            first_start: first_start_given,
+        } = foundation;
+        let (store, writer) = Store::start(backend);
         let mut loaded = store.load().await.map_err(MasterError::from)?;
         let registry = Arc::new(Registry::load(
             store.clone(),
             std::mem::take(&mut loaded.nodes),
             Liveness::from_config(&config.heartbeat),
         ));
-        let metrics = Arc::new(Metrics::default());
-        let (pki, first_start) = if security.insecure {
-            (None, false)
-        } else {
-            let hosts: Vec<String> = std::iter::once(&config.grpc.addr)
-                .chain(config.admin.addr.as_ref())
-                .map(|h| h.host.clone())
-                .collect();
-            let names = crate::pki::server_names(&hosts, &config.tls.names);
-            let (pki, created) =
-                crate::pki::Pki::load_or_create(&crate::pki::dir_in(&config.data_dir), &names)
-                    .map_err(|e| ServeError::Tls(e.to_string()))?;
-            (Some(Arc::new(pki)), created)
-        };
-        let tls = match &pki {
-            None => None,
-            Some(p) => Some(server_tls(p, &config.tls)?),
-        };
+        let (pki, created, tls) = tls_setup(&config, security)?;
+        let first_start = first_start_given.unwrap_or(created);
         let own_ca = match (&tls, &config.tls.cert_file) {
             (Some(_), Some(cert)) => Some(own_chain_anchor(cert)?),
             _ => None,
@@ -270,7 +438,6 @@ impl Master {
             &config.limits,
             Arc::clone(&metrics),
         ));
-        let events = Arc::new(Events::default());
         let audit = Arc::new(Audit::new(
             store.clone(),
             Arc::clone(&events),
@@ -296,15 +463,11 @@ impl Master {
             metrics.exec_active.clone(),
             config.pool.clone(),
         ));
-        let grpc = bind(&config.grpc.addr).await?;
-        let admin = match &config.admin.addr {
-            Some(a) => Some(bind(a).await?),
-            None => None,
-        };
-        let metrics_listener = match &config.metrics.addr {
-            Some(a) => Some(bind(a).await?),
-            None => None,
-        };
+        let (grpc, admin, metrics_listener) =
+            listeners.share().map_err(|source| ServeError::Bind {
+                addr: listen_addr(&config.grpc.addr),
+                source,
+            })?;
         let admin_addr = dial_addr(
             match &admin {
                 Some(l) => l.local_addr(),
@@ -320,6 +483,7 @@ impl Master {
                 .await?;
         let config = Arc::new(config);
         Ok(Self {
+            leadership,
             live: Arc::new(std::sync::RwLock::new(Arc::clone(&config))),
             config,
             writer,
@@ -401,6 +565,7 @@ impl Master {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
         let Self {
             config,
+            leadership,
             live,
             writer,
             registry,
@@ -445,11 +610,12 @@ impl Master {
             credentials,
             audit,
             events: Arc::clone(&events),
+            leadership: Arc::clone(&leadership),
             tasks: tasks.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut builder = server_builder(&config, &authn);
+        let mut builder = server_builder(&config, &authn, &leadership);
         let mut router = builder.add_service(
             AgentServiceServer::new(agent_api)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -459,7 +625,10 @@ impl Master {
         match admin {
             None => router = router.add_service(admin_api),
             Some(l) => {
-                admin_router = Some((server_builder(&config, &authn).add_service(admin_api), l));
+                admin_router = Some((
+                    server_builder(&config, &authn, &leadership).add_service(admin_api),
+                    l,
+                ));
             }
         }
 
@@ -501,22 +670,7 @@ impl Master {
                 registry.close_all_streams("master shutting down");
             }
         };
-        let accept = crate::conn::Accept {
-            send_buffer: config.grpc.send_buffer_size as usize,
-            recv_buffer: config.grpc.recv_buffer_size as usize,
-            open: metrics.connections.clone(),
-            pings: crate::conn::PingPolicy {
-                min_interval: config.grpc.keepalive.min_ping_interval,
-                violations: metrics
-                    .refused
-                    .get_or_create(&crate::metrics::ReasonLabel {
-                        reason: "too_many_pings",
-                    })
-                    .clone(),
-            },
-            tasks: tasks.clone(),
-            stop: shutdown.clone(),
-        };
+        let accept = accept_policy(&config, &metrics, tasks.clone(), shutdown.clone());
         let agent_server = serve(router, grpc, accept.clone(), tls.clone(), stop);
         let result = match admin_router {
             None => drained(agent_server, &shutdown).await,
@@ -548,6 +702,32 @@ impl Master {
         }
         writer.close().await;
         result
+    }
+}
+
+/// How connections are accepted: socket buffers, the PING policy, counted
+/// in the connection gauge, handshakes owned by `tasks`.
+pub fn accept_policy(
+    config: &MasterConfig,
+    metrics: &Metrics,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+) -> crate::conn::Accept {
+    crate::conn::Accept {
+        send_buffer: config.grpc.send_buffer_size as usize,
+        recv_buffer: config.grpc.recv_buffer_size as usize,
+        open: metrics.connections.clone(),
+        pings: crate::conn::PingPolicy {
+            min_interval: config.grpc.keepalive.min_ping_interval,
+            violations: metrics
+                .refused
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "too_many_pings",
+                })
+                .clone(),
+        },
+        tasks,
+        stop,
     }
 }
 
@@ -599,7 +779,11 @@ type GatedServer =
 
 /// TLS is not tonic's: [`crate::conn`] does the handshakes, so the PING
 /// policy can see the plaintext HTTP/2 frames.
-fn server_builder(config: &MasterConfig, auth: &Arc<Authenticator>) -> GatedServer {
+fn server_builder(
+    config: &MasterConfig,
+    auth: &Arc<Authenticator>,
+    leadership: &Arc<crate::leader::Leadership>,
+) -> GatedServer {
     let ka = &config.grpc.keepalive;
     Server::builder()
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
@@ -608,7 +792,10 @@ fn server_builder(config: &MasterConfig, auth: &Arc<Authenticator>) -> GatedServ
         .http2_keepalive_interval(Some(ka.time))
         .http2_keepalive_timeout(Some(ka.timeout))
         .timeout(CALL_TIMEOUT)
-        .layer(crate::gate::GateLayer::new(Arc::clone(auth)))
+        .layer(crate::gate::GateLayer::new(
+            Arc::clone(auth),
+            Arc::clone(leadership),
+        ))
 }
 
 /// TLS of the listeners: the server certificate (the operator's, or the

@@ -17,10 +17,12 @@
 //! too cold to keep (config content, exec history, the audit log).
 
 mod embedded;
+pub mod etcd;
 mod records;
 mod writer;
 
 pub use embedded::{DB_FILE, EmbeddedStore};
+pub use etcd::{EtcdStore, Fence};
 pub use records::{
     AuditRecord, CertKind, CertRecord, ExecRecord, FailedApply, NodeConfigRecord, NodeRecord,
     TokenRecord, VersionRecord,

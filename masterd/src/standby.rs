@@ -1,0 +1,93 @@
+//! The server of a master that does not lead: on the same sockets as a
+//! leader's, every gRPC call is answered `UNAVAILABLE` with the leader's
+//! address ([`cdn_common::leader`]), so agents and cdnctl move on without
+//! an operator; `/metrics` is served as usual (`cdn_master_is_leader` 0).
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Server;
+use tracing::error;
+
+use crate::config::MasterConfig;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::server::ServeError;
+
+/// What the standby's connections are accepted with.
+pub struct Policy {
+    config: MasterConfig,
+}
+
+impl Policy {
+    pub fn of(config: &MasterConfig, _metrics: &Metrics) -> Self {
+        Self {
+            config: config.clone(),
+        }
+    }
+}
+
+/// Serves the standby's answers on `listeners` until `stop`.
+pub async fn serve(
+    listeners: (TcpListener, Option<TcpListener>, Option<TcpListener>),
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    policy: Policy,
+    leadership: Arc<Leadership>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> Result<(), ServeError> {
+    let (grpc, admin, metrics_listener) = listeners;
+    let tasks = TaskTracker::new();
+    if let Some(l) = metrics_listener {
+        let served = Arc::clone(&metrics);
+        let refresh: Arc<dyn Fn() + Send + Sync> = {
+            let m = Arc::clone(&metrics);
+            Arc::new(move || m.refresh_process())
+        };
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = crate::metrics::serve(l, served, refresh, stop).await {
+                error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+    let accept =
+        crate::server::accept_policy(&policy.config, &metrics, tasks.clone(), stop.clone());
+    let mut servers = Vec::new();
+    for listener in std::iter::once(grpc).chain(admin) {
+        let leadership = Arc::clone(&leadership);
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let leadership = Arc::clone(&leadership);
+            async move {
+                let agent = req.uri().path().starts_with("/cdn.v1.AgentService/");
+                cdn_common::leader::standby_status(&leadership.leader_addr(agent))
+                    .into_http::<axum::body::Body>()
+            }
+        });
+        let mut builder = Server::builder();
+        let router = builder.add_routes(tonic::service::Routes::from(app));
+        let stop_serving = stop.clone().cancelled_owned();
+        let accept = accept.clone();
+        let server: futures::future::BoxFuture<'static, Result<(), tonic::transport::Error>> =
+            match &tls {
+                Some(t) => Box::pin(router.serve_with_incoming_shutdown(
+                    crate::conn::tls(listener, accept, t.clone()),
+                    stop_serving,
+                )),
+                None => Box::pin(router.serve_with_incoming_shutdown(
+                    crate::conn::plain(listener, accept),
+                    stop_serving,
+                )),
+            };
+        servers.push(server);
+    }
+    let results = futures::future::join_all(servers).await;
+    tasks.close();
+    tasks.wait().await;
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
