@@ -24,6 +24,14 @@ pub fn standby_status(leader: &str) -> tonic::Status {
     status
 }
 
+/// The refusal of a standby that knows why no master leads (etcd
+/// unreachable, no quorum).
+pub fn no_leader_status(why: &str) -> tonic::Status {
+    tonic::Status::unavailable(format!(
+        "this master is a standby and no master leads right now: {why}"
+    ))
+}
+
 /// The leader's address a standby named in `status`, if it is such a
 /// refusal.
 pub fn leader_hint(status: &tonic::Status) -> Option<String> {

@@ -152,13 +152,27 @@ impl EtcdClient {
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
+        self.call_within(what, self.request_timeout, call).await
+    }
+
+    /// [`EtcdClient::call`] with `per_member` as each member's time limit.
+    async fn call_within<T, F, Fut>(
+        &self,
+        what: &str,
+        per_member: Duration,
+        call: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
         let n = self.members.len();
         let start = self.current.load(Ordering::Relaxed);
         let mut last = String::new();
         for i in 0..n {
             let idx = (start + i) % n;
             let (url, channel) = &self.members[idx];
-            match tokio::time::timeout(self.request_timeout, call(channel.clone())).await {
+            match tokio::time::timeout(per_member, call(channel.clone())).await {
                 Ok(Ok(v)) => {
                     self.current.store(idx, Ordering::Relaxed);
                     return Ok(v);
@@ -173,7 +187,7 @@ impl EtcdClient {
                 Err(_) => {
                     last = format!(
                         "{url}: no answer within {}",
-                        cdn_common::duration::short(self.request_timeout)
+                        cdn_common::duration::short(per_member)
                     )
                 }
             }
@@ -328,10 +342,13 @@ impl EtcdClient {
 
     /// Renews lease `id` once: its remaining TTL in seconds (0 or less:
     /// the lease is gone). A stream per renewal keeps the failover across
-    /// members simple; renewals are seconds apart.
-    pub async fn keep_alive(&self, id: i64) -> Result<i64, StoreError> {
+    /// members simple; renewals are seconds apart. Each member gets
+    /// `per_member` to answer, so one unreachable member does not cost the
+    /// lease.
+    pub async fn keep_alive(&self, id: i64, per_member: Duration) -> Result<i64, StoreError> {
+        let per_member = per_member.min(self.request_timeout);
         let r: LeaseKeepAliveResponse = self
-            .call("lease keep-alive", |ch| async move {
+            .call_within("lease keep-alive", per_member, |ch| async move {
                 let mut client = LeaseClient::new(ch);
                 let req = tokio_stream::iter([LeaseKeepAliveRequest { id }]);
                 let mut stream = client.lease_keep_alive(req).await?.into_inner();

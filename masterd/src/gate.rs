@@ -76,7 +76,7 @@ pub fn standby<E: Send + 'static>(
     path: &str,
 ) -> BoxFuture<Result<http::Response<Body>, E>> {
     let agent = path.starts_with("/cdn.v1.AgentService/");
-    let status = cdn_common::leader::standby_status(&leadership.leader_addr(agent));
+    let status = leadership.refusal(agent);
     Box::pin(std::future::ready(Ok(status.into_http())))
 }
 

@@ -80,6 +80,8 @@ pub struct Leadership {
     store: Option<EtcdStore>,
     metrics: Arc<Metrics>,
     last_backup: std::sync::Mutex<Option<BackupNote>>,
+    /// Why no master leads, as far as this one knows (etcd errors).
+    why: RwLock<String>,
 }
 
 fn now_ms() -> i64 {
@@ -102,6 +104,7 @@ impl Leadership {
             store: None,
             metrics,
             last_backup: Default::default(),
+            why: Default::default(),
         })
     }
 
@@ -116,6 +119,7 @@ impl Leadership {
             store: Some(store),
             metrics,
             last_backup: Default::default(),
+            why: Default::default(),
         })
     }
 
@@ -155,6 +159,23 @@ impl Leadership {
             Role::Standby { leader: Some(l) } if agent => l.agent_addr.clone(),
             Role::Standby { leader: Some(l) } => l.admin_addr.clone(),
             _ => String::new(),
+        }
+    }
+
+    /// The refusal of a caller while this master does not lead.
+    pub fn refusal(&self, agent: bool) -> tonic::Status {
+        let addr = self.leader_addr(agent);
+        let why = self.why.read().map(|w| w.clone()).unwrap_or_default();
+        if addr.is_empty() && !why.is_empty() {
+            cdn_common::leader::no_leader_status(&why)
+        } else {
+            cdn_common::leader::standby_status(&addr)
+        }
+    }
+
+    fn set_why(&self, why: String) {
+        if let Ok(mut w) = self.why.write() {
+            *w = why;
         }
     }
 
@@ -286,6 +307,7 @@ impl Leadership {
                 Ok(l) => l,
                 Err(e) => {
                     warn!(error = %e, "etcd: cannot get a lease; retrying");
+                    self.set_why(format!("cannot reach etcd ({e})"));
                     self.set_role(Role::Standby { leader: None });
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -342,6 +364,12 @@ impl Leadership {
                             .lead(&store, lease, fence, renewed, ttl, &stop, &publish)
                             .await;
                         store.fence().clear();
+                        if let Some(why) = &lost {
+                            self.set_why(format!(
+                                "the last leader ({}) stepped down: {why}",
+                                self.me().id
+                            ));
+                        }
                         self.set_role(Role::Standby { leader: None });
                         let _ = tokio::time::timeout(Duration::from_secs(1), client.revoke(lease))
                             .await;
@@ -364,9 +392,14 @@ impl Leadership {
                                 _ => None,
                             })
                             .and_then(|kv| serde_json::from_slice::<MasterRecord>(&kv.value).ok());
+                        self.set_why(String::new());
                         self.set_role(Role::Standby { leader });
                     }
-                    Err(e) => warn!(error = %e, "etcd: campaign attempt failed"),
+                    Err(e) => {
+                        warn!(error = %e, "etcd: campaign attempt failed");
+                        self.set_why(format!("cannot reach etcd ({e})"));
+                        self.set_role(Role::Standby { leader: None });
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(POLL) => {}
@@ -377,7 +410,7 @@ impl Leadership {
                 }
                 if renewed.elapsed() >= ttl / 3 {
                     let sent = Instant::now();
-                    match client.keep_alive(lease).await {
+                    match client.keep_alive(lease, ttl / 4).await {
                         Ok(left) if left > 0 => renewed = sent,
                         Ok(_) => continue 'lease,
                         Err(e) if renewed.elapsed() >= ttl => {
@@ -440,7 +473,8 @@ impl Leadership {
             }
             let sent = Instant::now();
             let left = hold.saturating_sub(renewed.elapsed());
-            let renewal = match tokio::time::timeout(left, client.keep_alive(lease)).await {
+            let renewal = match tokio::time::timeout(left, client.keep_alive(lease, ttl / 4)).await
+            {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Unavailable(format!(
                     "no renewal within {}",

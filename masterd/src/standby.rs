@@ -62,8 +62,7 @@ pub async fn serve(
             let leadership = Arc::clone(&leadership);
             async move {
                 let agent = req.uri().path().starts_with("/cdn.v1.AgentService/");
-                cdn_common::leader::standby_status(&leadership.leader_addr(agent))
-                    .into_http::<axum::body::Body>()
+                leadership.refusal(agent).into_http::<axum::body::Body>()
             }
         });
         let mut builder = Server::builder();
