@@ -6,6 +6,7 @@ pub mod admin_service;
 pub mod agent_service;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod configs;
