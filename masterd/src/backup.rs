@@ -69,7 +69,7 @@ impl Origin {
     /// `masterd backup --offline` on this host: no master was involved.
     pub fn offline(backend: BackendKind) -> Self {
         Self {
-            master: format!("{} (offline)", host_name()),
+            master: format!("masterd backup --offline on {}", host_name()),
             backend,
         }
     }
@@ -606,6 +606,21 @@ pub fn rotate(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
         std::fs::remove_file(p).map_err(io_error(p))?;
     }
     Ok(old)
+}
+
+/// What a command that wrote or restored `header`'s backup at `path` (of
+/// `bytes`) prints: a summary line, then entries per table.
+pub fn report(verb: &str, path: &Path, header: &Header, bytes: u64) -> String {
+    let mut lines = vec![format!(
+        "{verb} {}: {} entries, {bytes} bytes; {} store, backed up at {} by {}",
+        path.display(),
+        header.entries(),
+        header.source_backend,
+        crate::error::fmt_ms(header.created_ms),
+        header.master,
+    )];
+    lines.extend(header.table_lines());
+    lines.join("\n")
 }
 
 /// A consistent copy of the store, encoded (on the blocking pool).

@@ -16,6 +16,7 @@ pub mod events;
 pub mod exec;
 pub mod gate;
 pub mod metrics;
+pub mod offline;
 pub mod pki;
 pub mod registry;
 pub mod role;
