@@ -125,6 +125,48 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
     let forced = fleet.master.manage(["backup", "--force", path(&file)]);
     assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+    // Admins only, and audited.
+    let by_operator = masterd([
+        OsStr::new("--credential"),
+        alice.as_os_str(),
+        OsStr::new("--master"),
+        OsStr::new(&admin.addr),
+        OsStr::new("backup"),
+        dir.join("alice.cdnbak").as_os_str(),
+    ]);
+    assert_eq!(by_operator.code, Some(1));
+    assert!(
+        by_operator.stderr.contains("permission denied"),
+        "{}",
+        by_operator.stderr
+    );
+    assert!(!dir.join("alice.cdnbak").exists());
+    // The first backup and the forced one (each written once its stream
+    // ended); refusals are counted, not audited, as for every call.
+    let audited = wait_for("both backups in the audit log", || {
+        let Value::Array(entries) = admin.json(&["audit", "--action", "backup", "-o", "json"])
+        else {
+            panic!("audit is not an array");
+        };
+        (entries.len() >= 2).then_some(entries)
+    });
+    let outcomes: Vec<(&str, &str, &str)> = audited
+        .iter()
+        .map(|e| {
+            (
+                e["user"].as_str().unwrap_or_default(),
+                e["result"].as_str().unwrap_or_default(),
+                e["target"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes, [("admin", "ok", "store"); 2], "{audited:?}");
+    assert!(
+        audited[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(" entries, ")
+    );
     // The running master holds its embedded store: --offline says what to
     // do instead.
     let offline = masterd([
