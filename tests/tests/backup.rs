@@ -91,6 +91,20 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// `len` hex digits of a fixed pseudo-random sequence (xorshift).
+fn noise(len: usize) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = String::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push_str(&format!("{x:016x}"));
+    }
+    out.truncate(len);
+    out
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -103,8 +117,9 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
         credential: fleet.master.credential(),
         addr: fleet.master.admin_addr.to_string(),
     };
-    let text = "cache:\n  size: 10g\n";
-    let cfg = write(&dir, "edge.yml", text);
+    // Incompressible enough that the backup spans several 1 MiB chunks.
+    let text = format!("cache:\n  size: 10g\nblob: {}\n", noise(3 << 20));
+    let cfg = write(&dir, "edge.yml", &text);
     admin.ok(&["config", "push", &cfg, "-m", "before the backup"]);
     let alice = fleet.master.add_user("alice", "operator");
     admin.manage(&["token", "create", "--description", "spare"]);
@@ -115,6 +130,7 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
         out.starts_with(&format!("wrote {}: ", file.display())),
         "{out}"
     );
+    assert!(std::fs::metadata(&file).unwrap().len() > 1 << 20);
     assert!(
         out.lines().any(|l| l.split_whitespace().eq(["nodes", "2"])),
         "{out}"
