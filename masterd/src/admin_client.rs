@@ -1,6 +1,7 @@
-//! `masterd token|user|node …`: management commands that call the running
-//! master's AdminService with the admin credential from the data directory
-//! (the store is held by the running master, so they never open it).
+//! `masterd token|user|node|backup …`: management commands that call the
+//! running master's AdminService with the admin credential from the data
+//! directory (the store is held by the running master, so they never open
+//! it; `backup --offline` and `restore` do, in [`crate::offline`]).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -10,8 +11,8 @@ use std::time::Duration;
 use cdn_common::credential::Credential;
 use cdn_proto::v1::admin_service_client::AdminServiceClient;
 use cdn_proto::v1::{
-    AddUserRequest, AllowNodeRequest, CreateTokenRequest, ListTokensRequest, ListUsersRequest,
-    RemoveUserRequest, RevokeNodeRequest, RevokeTokenRequest,
+    AddUserRequest, AllowNodeRequest, BackupRequest, CreateTokenRequest, ListTokensRequest,
+    ListUsersRequest, RemoveUserRequest, RevokeNodeRequest, RevokeTokenRequest,
 };
 use tonic::transport::Channel;
 
@@ -209,6 +210,41 @@ pub async fn run(
                 })
                 .await?;
             println!("node {name} may enrol again (with a join token)");
+        }
+        Command::Backup {
+            file,
+            offline: false,
+            force,
+        } => {
+            // Before asking: a large store is a long wait to be refused.
+            if !force && file.symlink_metadata().is_ok() {
+                return Err(ClientError::Local(
+                    crate::backup::BackupError::Exists {
+                        file: file.display().to_string(),
+                    }
+                    .to_string(),
+                ));
+            }
+            let mut stream = client.backup(BackupRequest {}).await?.into_inner();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.message().await? {
+                bytes.extend_from_slice(&chunk.data);
+            }
+            let local = |e: crate::backup::BackupError| ClientError::Local(e.to_string());
+            // Checked before it is written: a copy damaged on the way is
+            // refused now, not at restore time.
+            let checked =
+                crate::backup::decode(&bytes[..], "the backup the master sent").map_err(local)?;
+            crate::backup::write_bytes_atomically(&file, &bytes, force).map_err(local)?;
+            println!(
+                "{}",
+                crate::backup::report("wrote", &file, &checked.header, bytes.len() as u64)
+            );
+        }
+        Command::Backup { offline: true, .. } | Command::Restore { .. } => {
+            return Err(ClientError::Local(
+                "this command opens the store itself; it does not call the master".into(),
+            ));
         }
         Command::Node(NodeCommand::Revoke { name }) => {
             let r = client

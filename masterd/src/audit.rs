@@ -41,6 +41,12 @@ impl Audit {
         }
     }
 
+    /// The store the log is written to: the backup call reads the whole
+    /// store through it.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The event bus audited actions are published on.
     pub fn events(&self) -> &Arc<Events> {
         &self.events

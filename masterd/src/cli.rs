@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand};
 /// Without a command it serves. On first start it creates, in its data
 /// directory, a private CA, an admin credential for cdnctl
 /// (`admin.credential`) and a join token for agents (`join-token`), all
-/// 0600, and prints where they are. The token, user and node commands talk
-/// to the running master with the admin credential.
+/// 0600, and prints where they are. The token, user, node and backup
+/// commands talk to the running master with the admin credential;
+/// `backup --offline` and `restore` open the configured store themselves.
 ///
 /// Exit codes: 0 success, 1 runtime failure, 2 usage error,
 /// 78 configuration error.
@@ -20,10 +21,10 @@ use clap::{Parser, Subcommand};
 #[command(name = "masterd", version, long_version = cdn_common::LONG_VERSION, about, long_about)]
 pub struct Args {
     /// Configuration file (see examples/master.yml); built-in defaults if omitted.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory of the node registry; overrides `data_dir` from the file.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Serve plaintext gRPC with no authentication at all (loudly logged;
     /// refused on a non-loopback address without --insecure-non-loopback).
@@ -47,7 +48,8 @@ pub struct Args {
     pub command: Option<Command>,
 }
 
-/// Management commands: they call the running master's AdminService.
+/// Management commands: most call the running master's AdminService;
+/// `backup --offline` and `restore` open the configured store instead.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Join tokens that let agents enrol.
@@ -59,6 +61,53 @@ pub enum Command {
     /// Node certificates.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Write a backup of the whole store (nodes, config history, users,
+    /// join tokens, certificates, audit, the CA) to FILE.
+    ///
+    /// The running master streams a consistent copy (admin credential);
+    /// with --offline the store of master.yml is read directly, for a
+    /// stopped master. The file is gzip'd JSON lines with a checksum,
+    /// written 0600: it holds the CA's private key.
+    ///
+    /// Example: `masterd backup /var/backups/masterd.cdnbak`
+    Backup {
+        /// Where to write the backup.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Read the configured store directly instead of asking the
+        /// running master (which holds an embedded store while it runs).
+        #[arg(long)]
+        offline: bool,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a backup into the store of master.yml, which must be empty.
+    ///
+    /// Checks FILE, writes everything in it, and exits 1 without writing
+    /// anything when the store already holds state. Then start masterd on
+    /// that store: agents reconnect with their certificates and existing
+    /// credentials keep working, as the CA comes back with the rest. The
+    /// credential files themselves are not in a backup: a restored
+    /// embedded master writes a new admin.credential on its first start.
+    ///
+    /// Example: `masterd restore masterd.cdnbak -c /etc/masterd/master.yml`
+    Restore {
+        /// The backup to restore.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+impl Command {
+    /// Whether the command opens the configured store itself instead of
+    /// calling the running master.
+    pub fn opens_the_store(&self) -> bool {
+        matches!(
+            self,
+            Command::Backup { offline: true, .. } | Command::Restore { .. }
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]

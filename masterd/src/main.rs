@@ -45,13 +45,22 @@ fn main() -> ExitCode {
         }
     };
     if let Some(cmd) = args.command {
-        let credential = args
-            .credential
-            .unwrap_or_else(|| config.data_dir.join(masterd::auth::ADMIN_CREDENTIAL));
-        return match runtime.block_on(masterd::admin_client::run(cmd, credential, args.master)) {
+        let result = if cmd.opens_the_store() {
+            runtime
+                .block_on(masterd::offline::run(cmd, &config))
+                .map_err(|e| e.to_string())
+        } else {
+            let credential = args
+                .credential
+                .unwrap_or_else(|| config.data_dir.join(masterd::auth::ADMIN_CREDENTIAL));
+            runtime
+                .block_on(masterd::admin_client::run(cmd, credential, args.master))
+                .map_err(|e| e.to_string())
+        };
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln_error(&e.to_string());
+                eprintln_error(&e);
                 ExitCode::FAILURE
             }
         };

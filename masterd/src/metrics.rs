@@ -59,6 +59,13 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// `result` of a scheduled backup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 /// The master's metric families.
 pub struct Metrics {
     registry: Registry,
@@ -90,6 +97,15 @@ pub struct Metrics {
     pub master_is_leader: Gauge,
     /// Leadership acquired or lost by this master (failovers).
     pub leadership_changes: Family<ChangeLabel, Counter>,
+    /// When the newest scheduled backup was written (unix seconds; 0 =
+    /// none known).
+    pub backup_last_success: Gauge,
+    /// Scheduled backups by result.
+    pub backups: Family<ResultLabel, Counter>,
+    /// `backup.interval` while this master schedules backups (it leads and
+    /// they are on), else 0: alerts look only at masters that should be
+    /// writing them.
+    pub backup_interval: Gauge,
 }
 
 impl Default for Metrics {
@@ -192,6 +208,24 @@ impl Default for Metrics {
         for change in ["acquired", "lost"] {
             let _ = leadership_changes.get_or_create(&ChangeLabel { change });
         }
+        let backup_last_success = Gauge::default();
+        registry.register(
+            "cdn_backup_last_success_timestamp_seconds",
+            "When the newest scheduled backup was written, unix seconds (0 = none known)",
+            backup_last_success.clone(),
+        );
+        let backups = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "cdn_backups",
+            "Scheduled backups by result: ok or error",
+            backups.clone(),
+        );
+        let backup_interval = Gauge::default();
+        registry.register(
+            "cdn_backup_interval_seconds",
+            "backup.interval while this master schedules backups, else 0",
+            backup_interval.clone(),
+        );
         // Every label set exists from the start: a scrape shows each series
         // at 0 rather than not at all.
         for reason in ["refused", "missed"] {
@@ -209,6 +243,9 @@ impl Default for Metrics {
             "too_many_pings",
         ] {
             let _ = refused.get_or_create(&ReasonLabel { reason });
+        }
+        for result in ["ok", "error"] {
+            let _ = backups.get_or_create(&ResultLabel { result });
         }
         for kind in ["raw", "wire"] {
             let _ = config_bytes.get_or_create(&KindLabel { kind });
@@ -234,6 +271,9 @@ impl Default for Metrics {
             nodes,
             master_is_leader,
             leadership_changes,
+            backup_last_success,
+            backups,
+            backup_interval,
         }
     }
 }
@@ -273,6 +313,21 @@ impl Metrics {
         self.config_bytes
             .get_or_create(&KindLabel { kind: "wire" })
             .inc_by(wire);
+    }
+
+    /// Counts a scheduled backup written at `created_ms` (unix ms).
+    pub fn backup_succeeded(&self, created_ms: i64) {
+        self.backups
+            .get_or_create(&ResultLabel { result: "ok" })
+            .inc();
+        self.backup_last_success.set(created_ms / 1000);
+    }
+
+    /// Counts a scheduled backup that failed.
+    pub fn backup_failed(&self) {
+        self.backups
+            .get_or_create(&ResultLabel { result: "error" })
+            .inc();
     }
 
     /// Reads this process's memory, CPU time and open files from /proc.

@@ -1,20 +1,21 @@
 //! The embedded backend: one redb file (`masterd.redb`) in the data
 //! directory. redb commits are atomic and durable (fsync'd), so a crash
 //! never leaves half a batch. redb is synchronous: every call runs on
-//! tokio's blocking pool, never on a runtime worker.
+//! tokio's blocking pool, never on a runtime worker. Its [`Table::Pki`] is
+//! the CA's two files in `<data_dir>/pki`, beside the database.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use cdn_proto::Version;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AuditQuery, AuditRecord, Backend, CertRecord, ExecRecord, Loaded, NodeConfigRecord, NodeRecord,
-    StoreError, TokenRecord, VersionRecord, Write,
+    AuditQuery, AuditRecord, Backend, CertRecord, Entry, ExecRecord, Loaded, NodeConfigRecord,
+    NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, number_key,
 };
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -31,10 +32,43 @@ const FLEET_DESIRED: &str = "fleet_desired_version";
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "masterd.redb";
 
+/// The files of [`Table::Pki`] (in `<data_dir>/pki`), the key first: it is
+/// written first, so a crash never leaves a CA certificate without its key.
+const PKI_FILES: [&str; 2] = ["ca.key", "ca.crt"];
+
 /// Master state in a redb file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// `<data_dir>/pki`: the CA files, exported and imported with the rest.
+    pki_dir: PathBuf,
+}
+
+/// Where an embedded table lives.
+enum Layout {
+    /// Keys are names.
+    Named(TableDefinition<'static, &'static str, &'static [u8]>),
+    /// Keys are numbers ([`number_key`] outside redb).
+    Numbered(TableDefinition<'static, u64, &'static [u8]>),
+    /// `meta`: values are numbers (decimal text outside redb).
+    Meta,
+    /// Files in the PKI directory.
+    Files,
+}
+
+fn layout(table: Table) -> Layout {
+    match table {
+        Table::Nodes => Layout::Named(NODES),
+        Table::NodeConfig => Layout::Named(NODE_CONFIG),
+        Table::Certs => Layout::Named(CERTS),
+        Table::Tokens => Layout::Named(TOKENS),
+        Table::Versions => Layout::Numbered(VERSIONS),
+        Table::Content => Layout::Numbered(CONTENT),
+        Table::Execs => Layout::Numbered(EXECS),
+        Table::Audit => Layout::Numbered(AUDIT),
+        Table::Meta => Layout::Meta,
+        Table::Pki => Layout::Files,
+    }
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -86,7 +120,10 @@ impl EmbeddedStore {
         txn.open_table(TOKENS).map_err(io)?;
         txn.open_table(AUDIT).map_err(io)?;
         txn.commit().map_err(io)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            pki_dir: crate::pki::dir_in(data_dir),
+        })
     }
 
     /// Runs `f` on the blocking pool.
@@ -98,6 +135,152 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
+    }
+
+    /// Every record in one read transaction, table by table in
+    /// [`Table::ALL`] order, and the CA files read while it is open.
+    fn export_now(db: &Database, pki_dir: &Path) -> Result<Vec<Entry>, StoreError> {
+        let txn = db.begin_read().map_err(io)?;
+        let mut out = Vec::new();
+        for table in Table::ALL {
+            let entry = |key: String, value: &[u8]| Entry {
+                table,
+                key,
+                value: Bytes::copy_from_slice(value),
+            };
+            match layout(table) {
+                Layout::Named(def) => {
+                    for row in txn.open_table(def).map_err(io)?.iter().map_err(io)? {
+                        let (k, v) = row.map_err(io)?;
+                        out.push(entry(k.value().to_string(), v.value()));
+                    }
+                }
+                Layout::Numbered(def) => {
+                    for row in txn.open_table(def).map_err(io)?.iter().map_err(io)? {
+                        let (k, v) = row.map_err(io)?;
+                        out.push(entry(number_key(k.value()), v.value()));
+                    }
+                }
+                Layout::Meta => {
+                    for row in txn.open_table(META).map_err(io)?.iter().map_err(io)? {
+                        let (k, v) = row.map_err(io)?;
+                        out.push(entry(
+                            k.value().to_string(),
+                            v.value().to_string().as_bytes(),
+                        ));
+                    }
+                }
+                Layout::Files => {
+                    for name in PKI_FILES {
+                        let path = pki_dir.join(name);
+                        match std::fs::read(&path) {
+                            Ok(bytes) => out.push(entry(name.to_string(), &bytes)),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(io(format!("{}: {e}", path.display()))),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// What this store holds, as `nodes: 3, pki: ca.key ca.crt`; empty
+    /// when it holds nothing.
+    fn contents(txn: &redb::WriteTransaction, pki_dir: &Path) -> Result<Vec<String>, StoreError> {
+        let mut held = Vec::new();
+        for table in Table::ALL {
+            let rows = match layout(table) {
+                Layout::Named(def) => txn.open_table(def).map_err(io)?.len().map_err(io)?,
+                Layout::Numbered(def) => txn.open_table(def).map_err(io)?.len().map_err(io)?,
+                Layout::Meta => txn.open_table(META).map_err(io)?.len().map_err(io)?,
+                Layout::Files => {
+                    let files: Vec<&str> = PKI_FILES
+                        .into_iter()
+                        .filter(|f| pki_dir.join(f).exists())
+                        .collect();
+                    if !files.is_empty() {
+                        held.push(format!("{}: {}", table.as_str(), files.join(" ")));
+                    }
+                    continue;
+                }
+            };
+            if rows > 0 {
+                held.push(format!("{}: {rows}", table.as_str()));
+            }
+        }
+        Ok(held)
+    }
+
+    /// Writes `entries` into an empty store: every table in one write
+    /// transaction, the CA files (0600) just before it commits.
+    fn import_now(db: &Database, pki_dir: &Path, entries: Vec<Entry>) -> Result<(), StoreError> {
+        let bad = |e: &Entry, message: String| StoreError::Corrupt {
+            key: format!("{} {}", e.table.as_str(), e.key),
+            message,
+        };
+        let number = |e: &Entry, text: &str| {
+            text.parse::<u64>()
+                .map_err(|_| bad(e, format!("{text:?} is not a number")))
+        };
+        let txn = db.begin_write().map_err(io)?;
+        let held = Self::contents(&txn, pki_dir)?;
+        if !held.is_empty() {
+            return Err(StoreError::NotEmpty(held.join(", ")));
+        }
+        let mut files = Vec::new();
+        for e in &entries {
+            match layout(e.table) {
+                Layout::Named(def) => {
+                    txn.open_table(def)
+                        .map_err(io)?
+                        .insert(e.key.as_str(), e.value.as_ref())
+                        .map_err(io)?;
+                }
+                Layout::Numbered(def) => {
+                    txn.open_table(def)
+                        .map_err(io)?
+                        .insert(number(e, &e.key)?, e.value.as_ref())
+                        .map_err(io)?;
+                }
+                Layout::Meta => {
+                    let text = std::str::from_utf8(&e.value)
+                        .map_err(|_| bad(e, "the value is not text".into()))?;
+                    txn.open_table(META)
+                        .map_err(io)?
+                        .insert(e.key.as_str(), number(e, text)?)
+                        .map_err(io)?;
+                }
+                Layout::Files => {
+                    let Some(name) = PKI_FILES.into_iter().find(|f| *f == e.key) else {
+                        return Err(bad(e, format!("expected one of {PKI_FILES:?}")));
+                    };
+                    files.push((name, e.value.clone()));
+                }
+            }
+        }
+        // Key first (see PKI_FILES); removed again if the commit fails, so
+        // a refused import leaves the store as empty as it found it.
+        files.sort_by_key(|(name, _)| PKI_FILES.iter().position(|f| f == name));
+        if !files.is_empty() {
+            cdn_common::tls::ensure_private_dir(pki_dir)
+                .map_err(|e| io(format!("{}: {e}", pki_dir.display())))?;
+        }
+        let remove_files = || {
+            for (name, _) in &files {
+                let _ = std::fs::remove_file(pki_dir.join(name));
+            }
+        };
+        for (name, bytes) in &files {
+            if let Err(e) = cdn_common::tls::write_private(&pki_dir.join(name), bytes) {
+                remove_files();
+                return Err(io(e));
+            }
+        }
+        txn.commit().map_err(|e| {
+            remove_files();
+            io(e)
+        })
     }
 
     fn load_now(db: &Database) -> Result<Loaded, StoreError> {
@@ -258,12 +441,16 @@ impl EmbeddedStore {
 
 #[async_trait::async_trait]
 impl Backend for EmbeddedStore {
-    async fn export(&self) -> Result<Vec<super::Entry>, StoreError> {
-        Err(StoreError::Io("export: not written yet".into()))
+    async fn export(&self) -> Result<Vec<Entry>, StoreError> {
+        let pki_dir = self.pki_dir.clone();
+        self.blocking(move |db| Self::export_now(db, &pki_dir))
+            .await
     }
 
-    async fn import(&self, _entries: Vec<super::Entry>) -> Result<(), StoreError> {
-        Err(StoreError::Io("import: not written yet".into()))
+    async fn import(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        let pki_dir = self.pki_dir.clone();
+        self.blocking(move |db| Self::import_now(db, &pki_dir, entries))
+            .await
     }
 
     async fn load(&self) -> Result<Loaded, StoreError> {
@@ -431,5 +618,91 @@ mod tests {
         let _first = EmbeddedStore::open(dir.path()).unwrap();
         let second = EmbeddedStore::open(dir.path());
         assert!(matches!(second, Err(StoreError::InUse { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_export_imports_into_an_empty_store_as_it_was() {
+        let from = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(from.path()).unwrap();
+        s.commit(vec![
+            Write::Node(NodeRecord {
+                name: "agent-1".into(),
+                ..Default::default()
+            }),
+            Write::Version(version(1), Bytes::from_static(b"a: 1")),
+            Write::FleetDesired(Version::new(1)),
+            Write::Audit(AuditRecord {
+                id: 12,
+                ..Default::default()
+            }),
+        ])
+        .await
+        .unwrap();
+        let pki = crate::pki::dir_in(from.path());
+        std::fs::create_dir_all(&pki).unwrap();
+        std::fs::write(pki.join("ca.crt"), "CERT").unwrap();
+        std::fs::write(pki.join("ca.key"), "KEY").unwrap();
+        let exported = s.export().await.unwrap();
+        let find = |t: Table| -> Vec<(String, Bytes)> {
+            exported
+                .iter()
+                .filter(|e| e.table == t)
+                .map(|e| (e.key.clone(), e.value.clone()))
+                .collect()
+        };
+        assert_eq!(find(Table::Meta), [(FLEET_DESIRED.into(), "1".into())]);
+        assert_eq!(find(Table::Audit)[0].0, "00000000000000000012");
+        assert_eq!(find(Table::Content), [(number_key(1), "a: 1".into())]);
+        assert_eq!(find(Table::Pki).len(), 2);
+
+        let to = tempfile::tempdir().unwrap();
+        let t = EmbeddedStore::open(to.path()).unwrap();
+        t.import(exported.clone()).await.unwrap();
+        assert_eq!(t.export().await.unwrap(), exported);
+        let l = t.load().await.unwrap();
+        assert_eq!(l.fleet_desired, Version::new(1));
+        assert_eq!(l.last_audit_id, 12);
+        use std::os::unix::fs::PermissionsExt;
+        let key = crate::pki::dir_in(to.path()).join("ca.key");
+        let mode = std::fs::metadata(key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // Once is all: the store now holds state.
+        let again = t.import(exported).await.unwrap_err().to_string();
+        assert!(again.contains("not empty"), "{again}");
+        assert!(
+            again.contains("nodes: 1") && again.contains("pki: ca.key ca.crt"),
+            "{again}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ca_alone_makes_a_store_not_empty_and_a_bad_key_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let bad = vec![
+            Entry {
+                table: Table::Pki,
+                key: "ca.key".into(),
+                value: "KEY".into(),
+            },
+            Entry {
+                table: Table::Versions,
+                key: "seven".into(),
+                value: "{}".into(),
+            },
+        ];
+        let e = s.import(bad).await.unwrap_err().to_string();
+        assert!(e.contains("config_versions seven"), "{e}");
+        assert!(s.export().await.unwrap().is_empty());
+
+        let pki = crate::pki::dir_in(dir.path());
+        std::fs::create_dir_all(&pki).unwrap();
+        std::fs::write(pki.join("ca.crt"), "CERT").unwrap();
+        let e = s.import(Vec::new()).await.unwrap_err();
+        assert!(
+            matches!(&e, StoreError::NotEmpty(what) if what == "pki: ca.crt"),
+            "{e}"
+        );
     }
 }

@@ -98,6 +98,12 @@ impl Store {
     pub async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.backend.audit(query).await
     }
+
+    /// Every record as of one consistent point (backups); reads beside the
+    /// writer, never through its queue.
+    pub async fn export(&self) -> Result<Vec<super::Entry>, StoreError> {
+        self.backend.export().await
+    }
 }
 
 impl Reserved<'_> {
