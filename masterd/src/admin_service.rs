@@ -68,7 +68,14 @@ impl AdminApi {
     /// master opens the embedded store (server.rs); the etcd backend will
     /// hand its own origin in here.
     fn backup_origin(&self) -> backup::Origin {
-        backup::Origin::this_master(crate::config::BackendKind::Embedded)
+        backup::Origin {
+            master: self.leadership.me().id,
+            backend: if self.leadership.backend() == "etcd" {
+                crate::config::BackendKind::Etcd
+            } else {
+                crate::config::BackendKind::Embedded
+            },
+        }
     }
 
     /// The caller's name for records: the credential's user, or what an

@@ -37,18 +37,25 @@ impl From<StoreError> for OfflineError {
 /// The store `config` names, opened by this process (not through a
 /// master). An embedded store is created if missing, and is refused
 /// ([`StoreError::InUse`]) while a master holds it.
-pub fn open_backend(config: &MasterConfig) -> Result<Arc<dyn Backend>, OfflineError> {
+pub async fn open_backend(config: &MasterConfig) -> Result<Arc<dyn Backend>, OfflineError> {
     match config.store.backend {
         BackendKind::Embedded => Ok(Arc::new(EmbeddedStore::open(&config.data_dir)?)),
-        BackendKind::Etcd => Err(OfflineError::Unsupported(
-            "store.backend is etcd: opening an etcd store from the command line is not supported yet; back it up through the running master (`masterd backup FILE`)".into(),
-        )),
+        // etcd is shared and consistent: reading it while masters run is
+        // fine (one revision for the whole backup); a restore checks that
+        // no master leads and the prefix is empty.
+        BackendKind::Etcd => {
+            let etcd = &config.store.etcd;
+            let client = Arc::new(crate::etcd::EtcdClient::new(etcd)?);
+            Ok(Arc::new(
+                crate::store::EtcdStore::open(client, &etcd.prefix).await?,
+            ))
+        }
     }
 }
 
 /// [`open_backend`], with what to do instead when a master holds the store.
-fn open(config: &MasterConfig, hint: &'static str) -> Result<Arc<dyn Backend>, OfflineError> {
-    open_backend(config).map_err(|e| match e {
+async fn open(config: &MasterConfig, hint: &'static str) -> Result<Arc<dyn Backend>, OfflineError> {
+    open_backend(config).await.map_err(|e| match e {
         OfflineError::Store(StoreError::InUse { dir }) => OfflineError::InUse { dir, hint },
         other => other,
     })
@@ -98,7 +105,8 @@ async fn backup(config: &MasterConfig, file: PathBuf, force: bool) -> Result<(),
     let backend = open(
         config,
         "back it up through that master instead: `masterd backup FILE` (without --offline)",
-    )?;
+    )
+    .await?;
     let entries = backend.export().await?;
     let origin = Origin::offline(config.store.backend);
     let created_ms = cdn_common::unix_millis_now();
@@ -129,7 +137,8 @@ async fn restore(config: &MasterConfig, file: PathBuf) -> Result<(), OfflineErro
     let backend = open(
         config,
         "stop it first: restore writes only into an empty store that no master runs on",
-    )?;
+    )
+    .await?;
     let header = checked.header;
     backend.import(checked.entries).await?;
     println!("{}", backup::report("restored", &file, &header, bytes));

@@ -227,6 +227,8 @@ pub fn master_id(config: &MasterConfig) -> String {
 /// state, built from what the store loaded.
 pub struct Master {
     config: Arc<MasterConfig>,
+    /// For the backup schedule.
+    store: Store,
     leadership: Arc<crate::leader::Leadership>,
     live: Arc<std::sync::RwLock<Arc<MasterConfig>>>,
     /// The store's writer task, closed last.
@@ -483,6 +485,7 @@ impl Master {
                 .await?;
         let config = Arc::new(config);
         Ok(Self {
+            store,
             leadership,
             live: Arc::new(std::sync::RwLock::new(Arc::clone(&config))),
             config,
@@ -565,6 +568,7 @@ impl Master {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
         let Self {
             config,
+            store,
             leadership,
             live,
             writer,
@@ -632,6 +636,26 @@ impl Master {
             }
         }
 
+        // Scheduled backups, while this master serves.
+        let on_written: crate::backup::OnWritten = {
+            let leadership = Arc::clone(&leadership);
+            Box::new(move |path: &std::path::Path, created_ms: i64| {
+                let (leadership, path) = (Arc::clone(&leadership), path.to_path_buf());
+                tokio::spawn(async move { leadership.note_backup(&path, created_ms).await });
+            })
+        };
+        tasks.spawn(crate::backup::schedule(
+            store,
+            config.backup.clone(),
+            config.data_dir.clone(),
+            crate::backup::Origin {
+                master: leadership.me().id,
+                backend: config.store.backend,
+            },
+            Arc::clone(&metrics),
+            on_written,
+            shutdown.clone(),
+        ));
         let sweeper = tasks.spawn(sweep_loop(
             Arc::clone(&registry),
             events,
