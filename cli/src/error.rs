@@ -6,6 +6,9 @@ pub enum CliError {
     /// The master could not be reached at all.
     #[error("cannot reach master at {addr}: {reason}")]
     Unreachable { addr: String, reason: String },
+    /// None of several masters could be reached: each address and why.
+    #[error("cannot reach any master: {}", .0.iter().map(|(a, r)| format!("{a}: {r}")).collect::<Vec<_>>().join("; "))]
+    NoMaster(Vec<(String, String)>),
     /// The master answered with an error.
     #[error("{0}")]
     Master(String),

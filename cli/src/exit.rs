@@ -25,7 +25,10 @@ pub fn of_error(e: &CliError) -> ExitCode {
         CliError::BrokenPipe => SUCCESS,
         CliError::Usage(_) => USAGE,
         CliError::Exec(_) => EXEC_NOT_RUN,
-        CliError::Unreachable { .. } | CliError::Master(_) | CliError::Local(_) => FAILURE,
+        CliError::Unreachable { .. }
+        | CliError::NoMaster(_)
+        | CliError::Master(_)
+        | CliError::Local(_) => FAILURE,
     })
 }
 
@@ -57,6 +60,7 @@ mod tests {
         assert_eq!(code(CliError::Usage("x".into())), ExitCode::from(2));
         assert_eq!(code(CliError::Exec("x".into())), ExitCode::from(255));
         assert_eq!(code(CliError::Master("x".into())), ExitCode::FAILURE);
+        assert_eq!(code(CliError::NoMaster(Vec::new())), ExitCode::FAILURE);
         assert_eq!(code(CliError::BrokenPipe), ExitCode::SUCCESS);
         assert_eq!(remote(256 + 3), ExitCode::from(3));
         assert_eq!(all_ok(false), ExitCode::FAILURE);

@@ -215,11 +215,11 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         let (path, content) = (a.file.clone(), std::sync::Arc::clone(&content));
         tokio::task::spawn_blocking(move || check_yaml(&path, &content))
     };
-    let client = ctx.admin().await;
+    let connected = ctx.connect().await;
     checking
         .await
         .map_err(|e| CliError::Local(format!("YAML check failed: {e}")))??;
-    let mut client = client?;
+    connected?;
     let content = std::sync::Arc::try_unwrap(content).unwrap_or_else(|c| c.as_ref().clone());
     let request = ConfigPushRequest {
         content: content.into(),
@@ -230,30 +230,32 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         wait_ms: wait_ms(&a.wait),
     };
     // The master answers within the wait plus the time to store.
-    let mut req = tonic::Request::new(request);
-    req.set_timeout(ctx.timeout + a.wait.timeout);
-    let stream = client
-        .push_config(req)
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    let limit = ctx.timeout + a.wait.timeout;
+    let stream = ctx
+        .call(request, |mut c, r| async move {
+            let mut req = tonic::Request::new(r);
+            req.set_timeout(limit);
+            c.push_config(req).await
+        })
+        .await?;
     follow(ctx, stream, &a.wait).await
 }
 
 async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let mut req = tonic::Request::new(ConfigRollbackRequest {
+    let request = ConfigRollbackRequest {
         version: a.version,
         targets: Some(a.targets.to_proto()),
         author: ctx.author(),
         wait_ms: wait_ms(&a.wait),
-    });
-    req.set_timeout(ctx.timeout + a.wait.timeout);
-    let stream = client
-        .rollback_config(req)
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    };
+    let limit = ctx.timeout + a.wait.timeout;
+    let stream = ctx
+        .call(request, |mut c, r| async move {
+            let mut req = tonic::Request::new(r);
+            req.set_timeout(limit);
+            c.rollback_config(req).await
+        })
+        .await?;
     follow(ctx, stream, &a.wait).await
 }
 
@@ -477,14 +479,12 @@ fn short_hash(h: &str) -> &str {
 }
 
 async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let nodes = client
-        .config_status(ConfigStatusRequest {
-            targets: Some(a.targets.to_proto()),
-        })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner()
+    let request = ConfigStatusRequest {
+        targets: Some(a.targets.to_proto()),
+    };
+    let nodes = ctx
+        .call(request, |mut c, r| async move { c.config_status(r).await })
+        .await?
         .nodes;
     let rows: Vec<NodeConfigRow> = nodes
         .into_iter()
@@ -551,12 +551,10 @@ impl Row for NodeConfigRow {
 }
 
 async fn history(ctx: &Context, a: HistoryArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let versions = client
-        .config_history(ConfigHistoryRequest { limit: a.limit })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner()
+    let request = ConfigHistoryRequest { limit: a.limit };
+    let versions = ctx
+        .call(request, |mut c, r| async move { c.config_history(r).await })
+        .await?
         .versions;
     let rows: Vec<VersionRow> = versions
         .into_iter()
@@ -616,12 +614,13 @@ impl Row for VersionRow {
 }
 
 async fn fetch(ctx: &Context, version: u64) -> Result<String, CliError> {
-    let mut client = ctx.admin().await?;
-    let v = client
-        .get_config_version(GetConfigVersionRequest { version })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    let request = GetConfigVersionRequest { version };
+    let v = ctx
+        .call(
+            request,
+            |mut c, r| async move { c.get_config_version(r).await },
+        )
+        .await?;
     Ok(String::from_utf8_lossy(&v.content).into_owned())
 }
 
