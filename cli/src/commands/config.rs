@@ -238,7 +238,7 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
             c.push_config(req).await
         })
         .await?;
-    follow(ctx, stream, &a.wait).await
+    follow(ctx, stream, &a.wait, Change::Push).await
 }
 
 async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> {
@@ -256,7 +256,34 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
             c.rollback_config(req).await
         })
         .await?;
-    follow(ctx, stream, &a.wait).await
+    follow(ctx, stream, &a.wait, Change::Rollback).await
+}
+
+/// What a progress stream reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Push,
+    Rollback,
+}
+
+/// The error when the progress stream of `change` broke before its final
+/// result; `stored` is the version the master said it stored, if it did.
+fn change_lost(change: Change, stored: Option<u64>) -> CliError {
+    let (noun, again) = match change {
+        Change::Push => ("push", "push again"),
+        Change::Rollback => ("rollback", "roll back again"),
+    };
+    let lost = format!(
+        "lost the connection to the master during the {noun} (master stopped or failed over)"
+    );
+    CliError::ConnectionLost(match stored {
+        None => format!(
+            "{lost}; the version may or may not have been stored — check `cdnctl config history` and {again}"
+        ),
+        Some(v) => format!(
+            "{lost}; version {v} was stored, but not every node's answer was reported — check `cdnctl config status`"
+        ),
+    })
 }
 
 /// The final report of a push or rollback (`-o json|yaml`).
@@ -302,19 +329,32 @@ impl From<NodeApplyResult> for NodeResultRow {
 }
 
 /// Reads the progress stream, drawing a bar on a terminal, then prints the
-/// report. Exit 0 only if every target applied the version.
+/// report. Exit 0 only if every target applied the version. A stream that
+/// breaks before its final result is a [`CliError::ConnectionLost`] saying
+/// whether the version was stored.
 async fn follow(
     ctx: &Context,
     mut stream: tonic::Streaming<ConfigPushEvent>,
     w: &WaitArgs,
+    change: Change,
 ) -> Result<ExitCode, CliError> {
     let mut report = PushReport {
         no_wait: w.no_wait,
         ..PushReport::default()
     };
     let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut stored = None;
     let mut finished = false;
-    while let Some(ev) = stream.message().await.map_err(|s| ctx.call_error(&s))? {
+    let mut broken = None;
+    loop {
+        let ev = match stream.message().await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => break,
+            Err(s) => {
+                broken = Some(s);
+                break;
+            }
+        };
         match ev.event {
             Some(config_push_event::Event::Stored(s)) => {
                 let PushStored {
@@ -333,7 +373,9 @@ async fn follow(
                 report.unchanged = unchanged;
                 report.dry_run = dry_run;
                 report.wire_bytes = wire_bytes;
+                stored = (!dry_run).then_some(version);
                 if w.no_wait {
+                    finished = true;
                     break;
                 }
                 if !unchanged && !dry_run && std::io::stderr().is_terminal() {
@@ -370,10 +412,11 @@ async fn follow(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if !finished && !w.no_wait {
-        return Err(CliError::Master(
-            "master ended the push before reporting every node".into(),
-        ));
+    match broken {
+        Some(s) if !crate::error::connection_lost(&s) => return Err(ctx.call_error(&s)),
+        // Broken, or ended without the final result.
+        _ if !finished => return Err(change_lost(change, stored)),
+        _ => {}
     }
     report.results.sort_by(|a, b| a.node.cmp(&b.node));
     output::print(&report, w.output)?;

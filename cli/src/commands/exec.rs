@@ -41,7 +41,9 @@ Examples:
 
 Exit code: the remote command's (128 + N when killed by signal N, 124 after
 --timeout, 127 command not found, 126 not executable); 255 when the command
-could not be run (unknown or offline node, refused by the agent's policy).
+could not be run (unknown or offline node, refused by the agent's policy)
+or the connection to the master was lost during the session (then the
+command's outcome on the node is unknown).
 A fan-out exits 0 only if every node's command exited 0, else 1.
 Ctrl-C sends SIGINT to the remote process group; a second Ctrl-C sends SIGKILL.";
 
@@ -212,12 +214,21 @@ async fn open(
     })
 }
 
-fn exec_error(ctx: &Context, s: &tonic::Status) -> CliError {
+/// What a session's stream ending with `s` means: a lost connection to
+/// the master, or the master's own answer.
+fn session_error(ctx: &Context, s: &tonic::Status) -> CliError {
+    if crate::error::connection_lost(s) {
+        return CliError::Exec(SESSION_LOST.into());
+    }
     match ctx.call_error(s) {
         CliError::Master(m) => CliError::Exec(m),
         other => other,
     }
 }
+
+/// Said when the stream of a running session breaks (exit 255): whether
+/// the command ran, and how, only the node knows.
+pub const SESSION_LOST: &str = "lost the connection to the master during the session (master stopped or failed over); the command's outcome on the node is unknown";
 
 /// The local terminal in raw mode while this lives.
 struct RawMode;
@@ -280,10 +291,11 @@ async fn single(
                 ctrl_c = Box::pin(tokio::signal::ctrl_c());
             }
             msg = stream.message() => {
-                let msg = msg.map_err(|s| exec_error(ctx, &s))?;
+                let msg = msg.map_err(|s| session_error(ctx, &s))?;
                 let Some(ExecResponse { body: Some(body) }) = msg else {
                     if msg.is_none() {
-                        return Err(CliError::Exec("the master ended the session without an exit status".into()));
+                        // Ended without an exit status: as good as lost.
+                        return Err(CliError::Exec(SESSION_LOST.into()));
                     }
                     continue;
                 };
@@ -455,6 +467,10 @@ async fn fan_out_run(ctx: &Context, a: ExecArgs) -> Result<ExitCode, CliError> {
     }
     rows.sort_by(|x, y| x.node.cmp(&y.node));
     output::summary(&rows);
+    if rows.iter().any(|r| r.error == SESSION_LOST) {
+        // Said once, after the table, and exit 255 as for one node.
+        return Err(CliError::Exec(SESSION_LOST.into()));
+    }
     Ok(exit::all_ok(rows.iter().all(|r| r.exit_code == Some(0))))
 }
 
@@ -470,12 +486,10 @@ async fn one_of_many(
     let mut err_buf = Vec::new();
     let prefix = format!("{node:<width$} | ");
     loop {
-        let msg = stream.message().await.map_err(|s| exec_error(ctx, &s))?;
+        let msg = stream.message().await.map_err(|s| session_error(ctx, &s))?;
         let Some(ExecResponse { body: Some(body) }) = msg else {
             if msg.is_none() {
-                return Err(CliError::Exec(
-                    "session ended without an exit status".into(),
-                ));
+                return Err(CliError::Exec(SESSION_LOST.into()));
             }
             continue;
         };
