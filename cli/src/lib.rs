@@ -39,6 +39,7 @@ Fleet:
   nodes       List and inspect edge nodes (list --watch follows changes)
   exec        Run a command on one node (like ssh) or many (prefixed output)
   events      Stream what happens: nodes online/offline, pushes, exec sessions
+  masters     The masters: leader and standbys, addresses, lease, last backup
 
 Configuration:
   config      Push, roll back and inspect versioned configuration
@@ -110,6 +111,12 @@ pub enum Command {
     ///
     /// Example: `cdnctl events --follow`
     Events(commands::events::EventsArgs),
+    /// The masters of the control plane: which one leads and since when,
+    /// the standbys, their addresses, store backend and lease, and the last
+    /// backup.
+    ///
+    /// Example: `cdnctl masters -o wide`
+    Masters(commands::masters::MastersArgs),
     /// Who pushed, rolled back, ran commands, changed tokens, users and
     /// certificates, and with what result (admin).
     ///
@@ -250,6 +257,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Whoami(a) => commands::context::whoami(&ctx, a).await,
         Command::Audit(a) => commands::audit::run(&ctx, a).await,
         Command::Events(a) => commands::events::run(&ctx, a).await,
+        Command::Masters(a) => commands::masters::run(&ctx, a).await,
         Command::Completion { .. } | Command::Context(_) => Ok(ExitCode::SUCCESS),
     }
 }
