@@ -11,10 +11,19 @@
 //!
 //! A caller asks [`Dialer::next`] for the address to try (it sleeps the
 //! backoff delay first, and gives up when its [`CancellationToken`] is
-//! cancelled), then tells the dialer how the try went: [`Dialer::failed`],
-//! or [`Dialer::connected`] and later [`Dialer::session_ended`]. The
+//! cancelled), then tells the dialer how the try went: [`Dialer::failed`]
+//! (or [`Dialer::failed_because`] when it knows why), or
+//! [`Dialer::connected`] and later [`Dialer::session_ended`]. The
 //! enrolment retry loop and the link use it alike. Time comes from
 //! `tokio::time`, so the policy is tested under paused time.
+//!
+//! With several masters (active/standby), a try can go wrong in ways that
+//! say where to go next ([`Failure`]): a standby names the leader, which is
+//! dialled next at once (at most [`MAX_LEADER_HINTS`] times in a row
+//! without a registration, so two standbys naming each other cannot keep
+//! the agent busy); a standby that knows no leader (an election) sends the
+//! agent on to the next address after the base delay; and an address where
+//! nothing listens any more (a killed master) is left after one try.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -24,10 +33,35 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::MasterLink;
+
+/// Leader hints followed in a row without a registration; past this a hint
+/// counts as a failed try (normal rotation and backoff).
+pub const MAX_LEADER_HINTS: u32 = 3;
+
+/// Rounds through the address list at the base delay while standbys say no
+/// master leads (an election is under way); after them such answers count
+/// as failed tries.
+const ELECTION_ROUNDS: u32 = 2;
+
+/// Why a try failed, as far as the next address and delay go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Anything else: counts against the address (`max_retries` there,
+    /// then the next one) and the delay grows.
+    Other,
+    /// Nothing listens at the address (connection refused): a master that
+    /// was stopped or killed does not come back soon, so with several
+    /// addresses the next one is tried, after the usual delay.
+    Refused,
+    /// The master answered UNAVAILABLE: it is a standby. With the leader's
+    /// address, that is dialled next, at once; without (an election is
+    /// under way), the next address after the base delay.
+    Standby(Option<HostPort>),
+}
 
 /// The dialer was given no address to dial.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +99,16 @@ pub struct Dialer {
     attempt: u32,
     /// Since when no session has been up (None before the first failure).
     down_since: Option<Instant>,
+    /// A leader a standby named that is not in `addrs`: tried instead of
+    /// `addrs[index]` until a try there fails.
+    leader: Option<HostPort>,
+    /// Leader hints followed since the last registration.
+    hints_followed: u32,
+    /// Standby answers without a leader since the last registration.
+    election_answers: u32,
+    /// The next delay is the base delay, whatever `attempt` says (an
+    /// election is under way).
+    short_delay: bool,
 }
 
 impl Dialer {
@@ -84,6 +128,10 @@ impl Dialer {
             failures_here: 0,
             attempt: 0,
             down_since: None,
+            leader: None,
+            hints_followed: 0,
+            election_answers: 0,
+            short_delay: false,
         })
     }
 
@@ -123,9 +171,10 @@ impl Dialer {
         self.attempt
     }
 
-    /// The address tried now, or next.
+    /// The address tried now, or next: a leader a standby named, else the
+    /// current one of the list.
     pub fn address(&self) -> &HostPort {
-        &self.addrs[self.index]
+        self.leader.as_ref().unwrap_or(&self.addrs[self.index])
     }
 
     /// The address to try next, after the backoff delay when the last try
@@ -142,8 +191,13 @@ impl Dialer {
             self.session_ended(false);
         }
         if self.state == State::Backoff {
-            let delay = self.policy.delay(self.attempt, &mut self.rng);
-            self.attempt = self.attempt.saturating_add(1);
+            let delay = if std::mem::take(&mut self.short_delay) {
+                self.policy.delay(0, &mut self.rng)
+            } else {
+                let delay = self.policy.delay(self.attempt, &mut self.rng);
+                self.attempt = self.attempt.saturating_add(1);
+                delay
+            };
             debug!(delay_ms = delay.as_millis() as u64, "backing off");
             tokio::select! {
                 _ = cancel.cancelled() => return None,
@@ -158,14 +212,89 @@ impl Dialer {
     /// `max_retries` failures there the next address (wrapping around) is
     /// tried. A list of one address is never left.
     pub fn failed(&mut self) {
+        self.failed_because(Failure::Other);
+    }
+
+    /// The try failed for `why`, which may say where to go next (see
+    /// [`Failure`]). A failed try at a leader a standby named returns to
+    /// the list where it left it.
+    pub fn failed_because(&mut self, why: Failure) {
         self.down_since.get_or_insert_with(Instant::now);
         self.state = State::Backoff;
+        self.short_delay = false;
+        match why {
+            Failure::Standby(Some(leader)) if self.hints_followed < MAX_LEADER_HINTS => {
+                self.follow(leader);
+                return;
+            }
+            Failure::Standby(Some(leader)) => {
+                // Said once until the next registration.
+                if self.hints_followed == MAX_LEADER_HINTS {
+                    self.hints_followed += 1;
+                    warn!(
+                        %leader,
+                        "followed {MAX_LEADER_HINTS} leader hints in a row without registering; back to the usual rotation and backoff"
+                    );
+                }
+            }
+            Failure::Standby(None)
+                if self.election_answers < ELECTION_ROUNDS.saturating_mul(self.len()) =>
+            {
+                self.election_answers += 1;
+                self.short_delay = true;
+                self.leader = None;
+                self.move_on();
+                return;
+            }
+            Failure::Refused if self.leader.is_none() && self.addrs.len() > 1 => {
+                self.move_on();
+                return;
+            }
+            Failure::Standby(None) | Failure::Refused | Failure::Other => {}
+        }
+        if self.leader.take().is_some() {
+            // The named leader failed: back to the list, where the next try
+            // counts as usual.
+            return;
+        }
         self.failures_here = self.failures_here.saturating_add(1);
-        if self.failures_here >= self.policy.max_retries && self.addrs.len() > 1 {
-            self.failures_here = 0;
+        if self.failures_here >= self.policy.max_retries {
+            self.move_on();
+        }
+    }
+
+    /// Dials `leader`, named by a standby, next and at once.
+    fn follow(&mut self, leader: HostPort) {
+        self.hints_followed += 1;
+        info!(
+            standby = %self.address(),
+            %leader,
+            "the master is a standby; dialling the leader it named"
+        );
+        self.state = State::Connecting;
+        self.failures_here = 0;
+        match self.addrs.iter().position(|a| *a == leader) {
+            Some(i) => {
+                self.index = i;
+                self.leader = None;
+            }
+            None => self.leader = Some(leader),
+        }
+    }
+
+    /// The next address of the list (wrapping around), with its retries
+    /// afresh; a list of one address is never left.
+    fn move_on(&mut self) {
+        self.failures_here = 0;
+        if self.addrs.len() > 1 {
             self.index = (self.index + 1) % self.addrs.len();
             info!(next = %self.address(), "moving to the next master address");
         }
+    }
+
+    /// Addresses in the list.
+    fn len(&self) -> u32 {
+        u32::try_from(self.addrs.len()).unwrap_or(u32::MAX)
     }
 
     /// The try succeeded and a session is up: the current address starts
@@ -175,6 +304,8 @@ impl Dialer {
     pub fn connected(&mut self) -> Option<Duration> {
         self.state = State::Connected;
         self.failures_here = 0;
+        self.hints_followed = 0;
+        self.election_answers = 0;
         self.down_since.take().map(|since| since.elapsed())
     }
 
@@ -371,6 +502,122 @@ mod tests {
         d.failed();
         timed_next(&mut d).await;
         assert_eq!(d.connected(), Some(Duration::from_millis(300)));
+    }
+
+    fn hint(host: &str) -> Failure {
+        Failure::Standby(Some(addr(host)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standbys_leader_hint_is_dialled_at_once() {
+        let mut d = dialer(&["a", "b", "c"], policy(100, 60_000, 0.0, 3));
+        timed_next(&mut d).await;
+        d.failed();
+        timed_next(&mut d).await;
+        d.failed_because(hint("c"));
+        assert_eq!(d.state(), State::Connecting);
+        assert_eq!(timed_next(&mut d).await, ("c".into(), Duration::ZERO));
+        // The rotation goes on from the leader's place in the list.
+        d.failed_because(Failure::Refused);
+        assert_eq!(timed_next(&mut d).await.0, "a");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_outside_the_list_is_tried_until_a_try_there_fails() {
+        let mut d = dialer(&["a", "b"], policy(100, 60_000, 0.0, 3));
+        timed_next(&mut d).await;
+        d.failed_because(hint("elsewhere"));
+        assert_eq!(
+            timed_next(&mut d).await,
+            ("elsewhere".into(), Duration::ZERO)
+        );
+        // Registered there: a session that ends comes back to it.
+        d.connected();
+        d.session_ended(true);
+        assert_eq!(timed_next(&mut d).await.0, "elsewhere");
+        // Nothing listens there any more: back to the list where it was.
+        d.failed_because(Failure::Refused);
+        assert_eq!(d.address().host, "a");
+        assert_eq!(timed_next(&mut d).await.0, "a");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn standbys_naming_each_other_are_followed_only_a_few_times() {
+        let mut d = dialer(&["a", "b"], policy(100, 60_000, 0.0, 2));
+        let mut tried = vec![timed_next(&mut d).await];
+        // a names b, b names a, and so on.
+        for _ in 0..6 {
+            let other = if tried.last().unwrap().0 == "a" {
+                "b"
+            } else {
+                "a"
+            };
+            d.failed_because(hint(other));
+            tried.push(timed_next(&mut d).await);
+        }
+        let hosts: Vec<&str> = tried.iter().map(|(h, _)| h.as_str()).collect();
+        let slept: Vec<Duration> = tried.iter().map(|(_, s)| *s).collect();
+        // Three hints at once; then each counts as a failed try: two at
+        // one address (max_retries), then the next, with growing delays.
+        assert_eq!(hosts, ["a", "b", "a", "b", "b", "a", "a"]);
+        assert_eq!(slept, ms(&[0, 0, 0, 0, 100, 200, 400]));
+        // A registration gives the hints back.
+        d.connected();
+        d.session_ended(true);
+        timed_next(&mut d).await;
+        d.failed_because(hint("b"));
+        assert_eq!(timed_next(&mut d).await, ("b".into(), Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_election_moves_on_after_the_base_delay_for_two_rounds() {
+        let mut d = dialer(&["a", "b"], policy(100, 60_000, 0.0, 3));
+        timed_next(&mut d).await;
+        // The delay has grown before the election started.
+        assert_eq!(fail_times(&mut d, 3).await, ms(&[100, 200, 400]));
+        assert_eq!(d.address().host, "b");
+        let mut tried = Vec::new();
+        for _ in 0..5 {
+            d.failed_because(Failure::Standby(None));
+            tried.push(timed_next(&mut d).await);
+        }
+        assert_eq!(
+            tried,
+            [
+                ("a".into(), Duration::from_millis(100)),
+                ("b".into(), Duration::from_millis(100)),
+                ("a".into(), Duration::from_millis(100)),
+                ("b".into(), Duration::from_millis(100)),
+                // Two rounds done: an ordinary failure, the delay grows on.
+                ("b".into(), Duration::from_millis(800)),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_connection_leaves_the_address_when_there_are_others() {
+        let mut d = dialer(&["a", "b"], policy(100, 60_000, 0.0, 3));
+        timed_next(&mut d).await;
+        d.connected();
+        // The master was killed: its session ends, the next try is refused.
+        d.session_ended(true);
+        assert_eq!(
+            timed_next(&mut d).await,
+            ("a".into(), Duration::from_millis(100))
+        );
+        d.failed_because(Failure::Refused);
+        assert_eq!(
+            timed_next(&mut d).await,
+            ("b".into(), Duration::from_millis(200))
+        );
+
+        // One address: refusals count as any failure, and it is never left.
+        let mut d = dialer(&["only"], policy(100, 60_000, 0.0, 2));
+        timed_next(&mut d).await;
+        for _ in 0..3 {
+            d.failed_because(Failure::Refused);
+            assert_eq!(timed_next(&mut d).await.0, "only");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tonic::Code;
 use tracing::info;
 
 use crate::config::AgentConfig;
-use crate::dialer::Dialer;
+use crate::dialer::{Dialer, Failure};
 
 const KEY_FILE: &str = "node.key";
 const CERT_FILE: &str = "node.crt";
@@ -33,6 +33,9 @@ pub enum IdentityError {
     /// The master could not be reached or answered oddly; retry later.
     #[error("{0}")]
     Transient(String),
+    /// The master is a standby and named the leader: enrol there.
+    #[error("{message}")]
+    Standby { message: String, leader: HostPort },
 }
 
 /// What the agent presents and trusts.
@@ -177,6 +180,14 @@ pub async fn enroll(
         })?
         .map_err(|s| {
             let msg = format!("enrolment refused by the master: {}", s.message());
+            if let Some(leader) =
+                cdn_common::leader::leader_hint(&s).and_then(|h| HostPort::parse(&h).ok())
+            {
+                return IdentityError::Standby {
+                    message: msg,
+                    leader,
+                };
+            }
             match s.code() {
                 Code::Unauthenticated
                 | Code::PermissionDenied
@@ -204,11 +215,12 @@ pub async fn enroll(
 }
 
 /// Enrols `node_id` with `token`, trying the master addresses as the
-/// [`Dialer`] says (backoff, `max_retries` per address, then the next one)
-/// for as long as the failures are transient. `permits`, when given, bounds
-/// the enrolments of this process in flight at once: a permit is held for
-/// each try, not during the delays. `on_retry` hears of each transient
-/// failure with the attempt number and the reason.
+/// [`Dialer`] says (backoff, `max_retries` per address, then the next one;
+/// the leader next when a standby names it) for as long as the failures are
+/// transient. `permits`, when given, bounds the enrolments of this process
+/// in flight at once: a permit is held for each try, not during the delays.
+/// `on_retry` hears of each transient failure with the attempt number and
+/// the reason.
 ///
 /// Ok(None) when `shutdown` came first; Err only for a refusal retrying
 /// cannot help (always [`IdentityError::Fatal`]).
@@ -245,6 +257,9 @@ pub async fn enroll_retrying(
             Some(Err(IdentityError::Transient(m))) => {
                 on_retry(dialer.attempt(), m);
                 dialer.failed();
+            }
+            Some(Err(IdentityError::Standby { leader, .. })) => {
+                dialer.failed_because(Failure::Standby(Some(leader)));
             }
         }
     }

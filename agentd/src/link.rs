@@ -7,6 +7,11 @@
 //! a heartbeat goes unanswered for `heartbeat.timeout`, the command stream
 //! closes, or the master no longer knows the session; the agent then backs
 //! off (capped exponential delay with jitter) and registers again.
+//!
+//! A standby master answers every call UNAVAILABLE, naming the leader when
+//! it knows it: such an answer, to the registration or to any call of a
+//! session, is a [`LinkError::Standby`], and the dialer dials the leader
+//! next (see [`Failure`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +36,7 @@ use tracing::{debug, error, info, warn};
 use crate::apply::{self, Applier, Outcome};
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
-use crate::dialer::Dialer;
+use crate::dialer::{Dialer, Failure};
 use crate::exec::Executor;
 use crate::status::Snapshot;
 use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
@@ -53,6 +58,16 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 pub enum LinkError {
     #[error("cannot reach master at {addr}: {message}")]
     Dial { addr: String, message: String },
+    /// Nothing listens at the address: the master is stopped (or killed).
+    #[error("cannot reach master at {addr}: connection refused")]
+    ConnectionRefused { addr: String },
+    /// The master is a standby; `leader` is the address it named, None
+    /// while no master leads (an election is under way).
+    #[error("{message}")]
+    Standby {
+        message: String,
+        leader: Option<HostPort>,
+    },
     #[error("master at {addr} did not answer within {}", cdn_common::duration::short(*after))]
     Timeout { addr: String, after: Duration },
     #[error("master refused registration: {0}")]
@@ -259,9 +274,13 @@ impl Link {
                     self.ping_less_if_told(&e);
                     match &e {
                         LinkError::Refused(_) => error!(master = %addr, "{e}"),
+                        // The dialer says which leader it dials next.
+                        LinkError::Standby {
+                            leader: Some(_), ..
+                        } => debug!(master = %addr, "{e}"),
                         _ => warn!(master = %addr, attempt = dialer.attempt(), "{e}"),
                     }
-                    dialer.failed();
+                    dialer.failed_because(e.failure());
                     continue;
                 }
             };
@@ -293,6 +312,10 @@ impl Link {
                 Some(e) => {
                     warn!(master = %addr, error = %e, "session ended; reconnecting");
                     self.ping_less_if_told(&e);
+                    // The master stepped down: go where it says.
+                    if let failure @ Failure::Standby(_) = e.failure() {
+                        dialer.failed_because(failure);
+                    }
                 }
             }
         }
@@ -358,9 +381,17 @@ impl Link {
                 addr: addr.to_string(),
                 after: dial,
             })?
-            .map_err(|e| LinkError::Dial {
-                addr: addr.to_string(),
-                message: cdn_common::tls::root_cause(&e),
+            .map_err(|e| {
+                if connection_refused(&e) {
+                    LinkError::ConnectionRefused {
+                        addr: addr.to_string(),
+                    }
+                } else {
+                    LinkError::Dial {
+                        addr: addr.to_string(),
+                        message: cdn_common::tls::root_cause(&e),
+                    }
+                }
             })?;
         let mut client = AgentServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -389,7 +420,7 @@ impl Link {
                 | Code::InvalidArgument
                 | Code::PermissionDenied
                 | Code::Unauthenticated => LinkError::Refused(s.message().to_string()),
-                _ => LinkError::Rpc(status_line(&s)),
+                _ => standby(&s).unwrap_or_else(|| LinkError::Rpc(status_line(&s))),
             })?
             .into_inner();
         self.permit_without_stream = reply.keepalive_permit_without_stream;
@@ -601,7 +632,10 @@ impl Link {
                 m = inbound.message() => match m {
                     Ok(Some(cmd)) => cmd,
                     Ok(None) => return LinkError::StreamClosed("master ended the stream".into()),
-                    Err(s) => return LinkError::StreamClosed(status_line(&s)),
+                    Err(s) => {
+                        return standby(&s)
+                            .unwrap_or_else(|| LinkError::StreamClosed(status_line(&s)));
+                    }
                 },
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
             };
@@ -708,7 +742,7 @@ impl Link {
                 Err(_) => warn!("status report unanswered within {timeout:?}"),
                 Ok(Err(s)) => {
                     let e = classify(&s);
-                    if matches!(e, LinkError::SessionLost(_)) {
+                    if matches!(e, LinkError::SessionLost(_) | LinkError::Standby { .. }) {
                         return e;
                     }
                     warn!(error = %e, "status report failed");
@@ -751,8 +785,54 @@ fn told_to_ping_less(e: &LinkError) -> bool {
 fn classify(s: &tonic::Status) -> LinkError {
     match s.code() {
         Code::FailedPrecondition | Code::NotFound => LinkError::SessionLost(s.message().into()),
-        _ => LinkError::Rpc(status_line(s)),
+        _ => standby(s).unwrap_or_else(|| LinkError::Rpc(status_line(s))),
     }
+}
+
+impl LinkError {
+    /// What this error says about where to dial next.
+    fn failure(&self) -> Failure {
+        match self {
+            Self::ConnectionRefused { .. } => Failure::Refused,
+            Self::Standby { leader, .. } => Failure::Standby(leader.clone()),
+            _ => Failure::Other,
+        }
+    }
+}
+
+/// A standby's refusal: UNAVAILABLE answered by a master (not made up by
+/// the transport for a connection that failed), with the leader it named.
+fn standby(s: &tonic::Status) -> Option<LinkError> {
+    let hint = cdn_common::leader::leader_hint(s);
+    let answered = s.code() == Code::Unavailable && std::error::Error::source(s).is_none();
+    if hint.is_none() && !answered {
+        return None;
+    }
+    let leader = hint.and_then(|h| match HostPort::parse(&h) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            warn!("the standby's leader hint is unusable: {e}");
+            None
+        }
+    });
+    Some(LinkError::Standby {
+        message: status_line(s),
+        leader,
+    })
+}
+
+/// Whether `e` (or what caused it) is a refused TCP connection.
+fn connection_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The status in one line, with the transport's root cause when tonic's
@@ -801,6 +881,56 @@ mod tests {
         let mut seen = Vec::new();
         c.for_each_rtt(|d| seen.push(d));
         assert_eq!(seen, [Duration::from_millis(2)]);
+    }
+
+    #[test]
+    fn a_standbys_refusal_says_where_to_dial_next() {
+        use cdn_common::leader::standby_status;
+        let leader = HostPort::parse("10.0.0.2:50051").unwrap();
+        let e = classify(&standby_status("10.0.0.2:50051"));
+        assert_eq!(e.failure(), Failure::Standby(Some(leader)));
+        assert!(
+            e.to_string().contains("the leader is at 10.0.0.2:50051"),
+            "{e}"
+        );
+        // No master leads: an election.
+        assert_eq!(
+            classify(&standby_status("")).failure(),
+            Failure::Standby(None)
+        );
+        // A hint that is no address is ignored, the refusal is kept.
+        let mut odd = tonic::Status::unavailable("standby");
+        odd.metadata_mut().insert(
+            cdn_common::leader::LEADER_METADATA,
+            "nowhere".parse().unwrap(),
+        );
+        assert_eq!(classify(&odd).failure(), Failure::Standby(None));
+        // Other answers say nothing about where to go.
+        assert_eq!(
+            classify(&tonic::Status::internal("store failed")).failure(),
+            Failure::Other
+        );
+        assert!(matches!(
+            classify(&tonic::Status::failed_precondition("unknown session")),
+            LinkError::SessionLost(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_told_apart_from_other_dial_failures() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(connection_refused(&e), "{e:?}");
+        let io = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        assert!(!connection_refused(&io));
     }
 
     #[test]

@@ -2,42 +2,82 @@
 //! invocation uses.
 //!
 //! The config file (`$XDG_CONFIG_HOME/cdnctl/config.yml`, or
-//! `$CDNCTL_CONFIG`) holds named contexts, each a master address with the
-//! CA, certificate and key of a credential `masterd` issued, and the name of
-//! the current one. It holds private keys, so it is written 0600 and a
-//! warning is printed when others can read it.
+//! `$CDNCTL_CONFIG`) holds named contexts, each a master address (or
+//! several: active/standby masters) with the CA, certificate and key of a
+//! credential `masterd` issued, and the name of the current one. It holds
+//! private keys, so it is written 0600 and a warning is printed when others
+//! can read it.
+//!
+//! Every call goes through [`Context::call`]: it connects to the first
+//! address that takes the connection, and when a standby answers
+//! UNAVAILABLE naming the leader, it connects there and makes the call
+//! once more (for a streaming call, only its opening is ever repeated).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cdn_common::credential::Credential;
+use cdn_common::tls::Keepalive;
 use cdn_proto::v1::admin_service_client::AdminServiceClient;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use tonic::transport::{Channel, ClientTlsConfig};
 
 use crate::CliError;
 use cdn_proto::limits::MAX_MESSAGE_BYTES;
 
-/// Per-invocation state: where the master is, how to talk to it, the time
-/// limit.
+/// HTTP/2 keepalive of cdnctl's connection: a master that vanished in the
+/// middle of an `exec` or a push (host down, no TCP reset) is noticed
+/// within about 10 to 20 seconds. Not more often than masterd's
+/// `grpc.keepalive.min_ping_interval` allows (default 5s).
+pub const KEEPALIVE: Keepalive = Keepalive {
+    interval: Duration::from_secs(10),
+    timeout: Duration::from_secs(10),
+};
+
+/// Per-invocation state: where the masters are, how to talk to them, the
+/// time limit, and the connection in use.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// `host:port` of the master.
-    pub master: String,
+    /// `host:port` of each master, tried in order.
+    pub masters: Vec<String>,
     /// Limit on connecting and on each call.
     pub timeout: Duration,
-    /// TLS settings with the user's certificate; None = plaintext
-    /// (`--insecure`).
-    tls: Option<ClientTlsConfig>,
+    /// The user's certificate and the CA; None = plaintext (`--insecure`).
+    tls: Option<Arc<TlsIdentity>>,
     /// The credential's user name, when known.
     pub user: Option<String>,
+    /// The connection in use, shared by the clones of this context: made
+    /// on first use, replaced when a standby names the leader.
+    connection: Arc<Mutex<Option<Connection>>>,
+}
+
+/// What TLS to a master needs: the CA, the user's certificate and key, and
+/// the name to check the master against (default: each address's host).
+#[derive(Debug)]
+struct TlsIdentity {
+    ca: String,
+    cert: String,
+    key: String,
+    server_name: Option<String>,
+}
+
+/// A connected master.
+#[derive(Debug, Clone)]
+struct Connection {
+    addr: String,
+    client: AdminServiceClient<Channel>,
 }
 
 /// One named master in the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContextEntry {
+    /// One `host:port`, or several separated by commas (tried in order);
+    /// the file may also hold a list.
+    #[serde(deserialize_with = "one_or_many")]
     pub master: String,
     /// Plaintext to a master started with --insecure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -70,6 +110,42 @@ impl ContextEntry {
             key: c.key,
         }
     }
+}
+
+/// A master field as one string, or a list of addresses joined by commas.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Field {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Field::deserialize(d)? {
+        Field::One(s) => s,
+        Field::Many(v) => v.join(","),
+    })
+}
+
+/// The addresses of `field` (one `host:port` or several separated by
+/// commas), each checked to be `host:port`.
+pub fn master_addrs(field: &str) -> Result<Vec<String>, CliError> {
+    let addrs = cdn_common::credential::masters(field);
+    if addrs.is_empty() {
+        return Err(CliError::Local(format!(
+            "master address `{field}` must be host:port (several: host:port,host:port)"
+        )));
+    }
+    for a in &addrs {
+        let port_ok = a.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(CliError::Local(format!(
+                "master address `{a}` must be host:port"
+            )));
+        }
+    }
+    Ok(addrs)
 }
 
 /// The cdnctl config file.
@@ -183,51 +259,140 @@ impl Context {
             .or_else(|| entry.as_ref().map(|e| e.master.clone()))
             .or(file.master.clone())
             .unwrap_or_else(|| crate::DEFAULT_MASTER.to_string());
-        let master = master.trim().to_string();
-        if master.is_empty() || !master.contains(':') {
-            return Err(CliError::Local(format!(
-                "master address `{master}` must be host:port"
-            )));
-        }
+        let masters = master_addrs(&master)?;
         let insecure = sel.insecure || entry.as_ref().is_some_and(|e| e.insecure);
         let (tls, user) = if insecure {
             (None, entry.map(|e| e.user).filter(|u| !u.is_empty()))
         } else {
             let Some(e) = entry.filter(|e| !e.cert.is_empty()) else {
                 return Err(CliError::Local(format!(
-                    "no credential for the master at {master}: run `cdnctl context add NAME --credential FILE` with the admin.credential masterd wrote in its data directory (or a file from `masterd user add`), or pass --credential FILE; --insecure talks to a master started with --insecure"
+                    "no credential for the master at {}: run `cdnctl context add NAME --credential FILE` with the admin.credential masterd wrote in its data directory (or a file from `masterd user add`), or pass --credential FILE; --insecure talks to a master started with --insecure",
+                    masters.join(",")
                 )));
             };
-            let server_name = e
-                .server_name
-                .clone()
-                .unwrap_or_else(|| cdn_common::tls::host_of(&master));
-            let tls = cdn_common::tls::client_tls(&e.ca, Some((&e.cert, &e.key)), &server_name);
-            (Some(tls), Some(e.user))
+            let tls = TlsIdentity {
+                ca: e.ca,
+                cert: e.cert,
+                key: e.key,
+                server_name: e.server_name,
+            };
+            (Some(Arc::new(tls)), Some(e.user))
         };
         Ok(Self {
-            master,
+            masters,
             timeout,
             tls,
             user,
+            connection: Arc::default(),
         })
     }
 
-    /// Connects to the master's AdminService.
-    pub async fn admin(&self) -> Result<AdminServiceClient<Channel>, CliError> {
-        let channel = cdn_common::tls::connect(&self.master, self.tls.clone(), self.timeout)
+    /// The master in use: the address connected to, else the configured
+    /// ones.
+    pub fn master(&self) -> String {
+        match self.connection.lock().ok().and_then(|c| c.clone()) {
+            Some(c) => c.addr,
+            None => self.masters.join(","),
+        }
+    }
+
+    /// Makes a call with `request` through `call`, which gets a client of
+    /// the master in use: connected on first use to the first address that
+    /// takes the connection. A standby's refusal naming the leader connects
+    /// there and makes the call once more; any other failure is the error,
+    /// naming the master. For a streaming call `call` only opens the
+    /// stream, so a stream under way is never repeated.
+    pub async fn call<Req, T, F, Fut>(&self, request: Req, mut call: F) -> Result<T, CliError>
+    where
+        Req: Clone,
+        F: FnMut(AdminServiceClient<Channel>, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = self.client().await?;
+        let refusal = match call(client, request.clone()).await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s) => s,
+        };
+        let Some(leader) = cdn_common::leader::leader_hint(&refusal) else {
+            return Err(self.call_error(&refusal));
+        };
+        let client = self.connect_to(&leader).await?;
+        call(client, request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.call_error(&s))
+    }
+
+    /// Connects to the master now (the first call would), so that the
+    /// connection is made while something else is done.
+    pub async fn connect(&self) -> Result<(), CliError> {
+        self.client().await.map(drop)
+    }
+
+    /// The client of the master in use, connecting on first use.
+    async fn client(&self) -> Result<AdminServiceClient<Channel>, CliError> {
+        if let Some(c) = self.connection.lock().ok().and_then(|c| c.clone()) {
+            return Ok(c.client);
+        }
+        let mut refused = Vec::new();
+        for addr in &self.masters {
+            match self.dial(addr).await {
+                Ok(client) => return Ok(self.keep(addr, client)),
+                Err(reason) => refused.push((addr.clone(), reason)),
+            }
+        }
+        Err(match <[_; 1]>::try_from(refused) {
+            Ok([(addr, reason)]) => CliError::Unreachable { addr, reason },
+            Err(all) => CliError::NoMaster(all),
+        })
+    }
+
+    /// Connects to `addr` (a leader a standby named) and uses it from now.
+    async fn connect_to(&self, addr: &str) -> Result<AdminServiceClient<Channel>, CliError> {
+        let client = self
+            .dial(addr)
             .await
             .map_err(|reason| CliError::Unreachable {
-                addr: self.master.clone(),
+                addr: addr.to_string(),
                 reason,
             })?;
+        Ok(self.keep(addr, client))
+    }
+
+    fn keep(&self, addr: &str, client: AdminServiceClient<Channel>) -> AdminServiceClient<Channel> {
+        if let Ok(mut c) = self.connection.lock() {
+            *c = Some(Connection {
+                addr: addr.to_string(),
+                client: client.clone(),
+            });
+        }
+        client
+    }
+
+    /// Connects to the master at `addr`: TLS checked against the
+    /// credential's server name, else the host of `addr`; keepalive on.
+    async fn dial(&self, addr: &str) -> Result<AdminServiceClient<Channel>, String> {
+        let channel =
+            cdn_common::tls::connect_with(addr, self.tls_for(addr), self.timeout, Some(KEEPALIVE))
+                .await?;
         Ok(AdminServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
-    /// Maps a failed call to an error naming this master.
+    fn tls_for(&self, addr: &str) -> Option<ClientTlsConfig> {
+        self.tls.as_ref().map(|t| {
+            let name = t
+                .server_name
+                .clone()
+                .unwrap_or_else(|| cdn_common::tls::host_of(addr));
+            cdn_common::tls::client_tls(&t.ca, Some((&t.cert, &t.key)), &name)
+        })
+    }
+
+    /// Maps a failed call to an error naming the master in use.
     pub fn call_error(&self, s: &tonic::Status) -> CliError {
+        let master = self.master();
         let msg = s.message();
         if self.tls.is_none()
             && (msg.contains("protocol error")
@@ -235,16 +400,158 @@ impl Context {
                 || msg.contains("transport error"))
         {
             return CliError::Unreachable {
-                addr: self.master.clone(),
+                addr: master,
                 reason: "no plaintext gRPC answer; the master probably speaks TLS here: drop --insecure and use a credential (`cdnctl context add`)".into(),
             };
         }
-        CliError::from_status(&self.master, s)
+        CliError::from_status(&master, s)
     }
 
     /// The name sent as author where the master does not know the caller
     /// (an insecure master): the credential's user, else the local user.
     pub fn author(&self) -> String {
         self.user.clone().unwrap_or_else(crate::local_user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::task::{Context as TaskContext, Poll};
+
+    use cdn_proto::v1::WhoAmIRequest;
+    use tonic::body::Body;
+    use tonic::codegen::http;
+    use tonic::server::NamedService;
+
+    use super::*;
+
+    #[test]
+    fn a_master_field_is_one_address_or_several() {
+        assert_eq!(master_addrs("m:1").unwrap(), ["m:1"]);
+        assert_eq!(master_addrs("m1:1, [::1]:2").unwrap(), ["m1:1", "[::1]:2"]);
+        for bad in ["", "m1", "m1:1,m2", ":5", "m:0", "m:x"] {
+            assert!(master_addrs(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_file_takes_a_list_or_a_string_and_writes_a_string() {
+        let text = "contexts:
+  old: {master: 'm1:1'}
+  comma: {master: 'm1:1,m2:2'}
+  list: {master: ['m1:1', 'm2:2']}
+";
+        let file: FileConfig = serde_yaml_ng::from_str(text).unwrap();
+        assert_eq!(file.contexts["old"].master, "m1:1");
+        assert_eq!(file.contexts["comma"].master, "m1:1,m2:2");
+        assert_eq!(file.contexts["list"].master, "m1:1,m2:2");
+        let written = serde_yaml_ng::to_string(&file).unwrap();
+        assert!(written.contains("master: m1:1,m2:2"), "{written}");
+        let again: FileConfig = serde_yaml_ng::from_str(&written).unwrap();
+        assert_eq!(again, file);
+    }
+
+    /// A master that answers every call with `status` (a standby, or a
+    /// leader refusing with a status of its own).
+    #[derive(Clone)]
+    struct Answers(tonic::Status);
+
+    impl tonic::codegen::Service<http::Request<Body>> for Answers {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+            std::future::ready(Ok(self.0.clone().into_http()))
+        }
+    }
+
+    impl NamedService for Answers {
+        const NAME: &'static str = "cdn.v1.AdminService";
+    }
+
+    /// Serves `answers` on a loopback port until the runtime ends.
+    async fn serve(answers: tonic::Status) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(Answers(answers))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        addr
+    }
+
+    fn plaintext(masters: &[&str]) -> Context {
+        Context {
+            masters: masters.iter().map(|m| m.to_string()).collect(),
+            timeout: Duration::from_secs(5),
+            tls: None,
+            user: None,
+            connection: Arc::default(),
+        }
+    }
+
+    async fn who_am_i(ctx: &Context) -> Result<cdn_proto::v1::WhoAmIResponse, CliError> {
+        ctx.call(
+            WhoAmIRequest {},
+            |mut c, r| async move { c.who_am_i(r).await },
+        )
+        .await
+    }
+
+    fn dead_addr() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_standbys_refusal_sends_the_call_to_the_leader_once() {
+        let leader = serve(tonic::Status::permission_denied("answered by the leader")).await;
+        let standby = serve(cdn_common::leader::standby_status(&leader)).await;
+        // The first address takes no connection: the next one is used.
+        let ctx = plaintext(&[&dead_addr(), &standby]);
+        match who_am_i(&ctx).await {
+            Err(CliError::Master(m)) => assert_eq!(m, "answered by the leader"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ctx.master(), leader, "the leader is used from now on");
+
+        // Two standbys naming each other: one more try, then the refusal.
+        let other = serve(cdn_common::leader::standby_status(&standby)).await;
+        let ctx = plaintext(&[&other]);
+        match who_am_i(&ctx).await {
+            Err(CliError::Unreachable { addr, reason }) => {
+                assert_eq!(addr, standby);
+                assert!(reason.contains("standby"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_master_taking_the_connection_names_each_address() {
+        let (a, b) = (dead_addr(), dead_addr());
+        match who_am_i(&plaintext(&[&a])).await {
+            Err(e @ CliError::Unreachable { .. }) => assert_eq!(
+                e.to_string(),
+                format!("cannot reach master at {a}: connection refused")
+            ),
+            other => panic!("{other:?}"),
+        }
+        match who_am_i(&plaintext(&[&a, &b])).await {
+            Err(e @ CliError::NoMaster(_)) => assert_eq!(
+                e.to_string(),
+                format!(
+                    "cannot reach any master: {a}: connection refused; {b}: connection refused"
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

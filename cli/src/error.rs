@@ -6,6 +6,14 @@ pub enum CliError {
     /// The master could not be reached at all.
     #[error("cannot reach master at {addr}: {reason}")]
     Unreachable { addr: String, reason: String },
+    /// None of several masters could be reached: each address and why.
+    #[error("cannot reach any master: {}", .0.iter().map(|(a, r)| format!("{a}: {r}")).collect::<Vec<_>>().join("; "))]
+    NoMaster(Vec<(String, String)>),
+    /// The connection to the master broke in the middle of a call that
+    /// changes something (the master stopped or failed over): what may or
+    /// may not have happened, and how to check.
+    #[error("{0}")]
+    ConnectionLost(String),
     /// The master answered with an error.
     #[error("{0}")]
     Master(String),
@@ -45,8 +53,60 @@ impl CliError {
     }
 }
 
+/// Whether a stream that was open ended with `s` because the connection
+/// to the master broke (the master was killed or stopped, the network
+/// dropped, a keepalive PING went unanswered) rather than by the master's
+/// own answer. The transport's failures carry their cause as the status's
+/// source, or are UNAVAILABLE or UNKNOWN (h2 and I/O errors: "h2 protocol
+/// error", broken pipe, connection reset, unexpected EOF); the master's own
+/// answers mid-stream are none of these.
+pub fn connection_lost(s: &tonic::Status) -> bool {
+    use tonic::Code;
+    const TRANSPORT_WORDS: [&str; 6] = [
+        "h2 protocol error",
+        "transport error",
+        "broken pipe",
+        "connection reset",
+        "unexpected eof",
+        "error reading a body",
+    ];
+    let message = s.message().to_lowercase();
+    matches!(s.code(), Code::Unavailable | Code::Unknown)
+        || std::error::Error::source(s).is_some()
+        || TRANSPORT_WORDS.iter().any(|w| message.contains(w))
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
 pub use cdn_common::describe_io;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_stream_is_told_apart_from_the_masters_answer() {
+        use tonic::Status;
+        for lost in [
+            Status::unavailable("connection closed"),
+            Status::unknown("error reading a body from connection"),
+            Status::internal("h2 protocol error: stream no longer needed"),
+            Status::cancelled("Broken pipe (os error 32)"),
+            Status::from_error(Box::new(std::io::Error::from(
+                std::io::ErrorKind::UnexpectedEof,
+            ))),
+        ] {
+            assert!(connection_lost(&lost), "{lost:?}");
+        }
+        for answer in [
+            Status::aborted("the node lost the session before it ended"),
+            Status::internal("store write failed"),
+            Status::unauthenticated("certificate revoked"),
+            Status::resource_exhausted("pool.size reached"),
+        ] {
+            assert!(!connection_lost(&answer), "{answer:?}");
+        }
+    }
+}

@@ -1,7 +1,9 @@
-//! Every exit code cdnctl ends with, decided here: 0 success, 1 failure,
-//! 2 usage error; for `exec`, the remote command's own code, 124 when
-//! `--timeout` expired and 255 when the command could not be run at all
-//! (as ssh does).
+//! Every exit code cdnctl ends with, decided here: 0 success, 1 failure
+//! (also a master that cannot be reached or went away in the middle of a
+//! push: retry), 2 usage error; for `exec`, the remote command's own code,
+//! 124 when `--timeout` expired and 255 when the command could not be run
+//! at all or the connection to the master was lost during the session (as
+//! ssh does).
 
 use std::process::ExitCode;
 
@@ -16,7 +18,8 @@ pub const USAGE: u8 = 2;
 /// `exec --timeout` expired (as timeout(1)); the agent kills the command.
 pub const TIMED_OUT: u8 = 124;
 /// `exec` could not run the command: unknown or offline node, refused by
-/// the agent's policy, master unreachable (as ssh's 255).
+/// the agent's policy, master unreachable; or the connection to the master
+/// was lost during the session, so the outcome is unknown (as ssh's 255).
 pub const EXEC_NOT_RUN: u8 = 255;
 
 /// The code a run that failed with `e` ends with.
@@ -25,7 +28,12 @@ pub fn of_error(e: &CliError) -> ExitCode {
         CliError::BrokenPipe => SUCCESS,
         CliError::Usage(_) => USAGE,
         CliError::Exec(_) => EXEC_NOT_RUN,
-        CliError::Unreachable { .. } | CliError::Master(_) | CliError::Local(_) => FAILURE,
+        // A lost connection is as retriable as an unreachable master.
+        CliError::Unreachable { .. }
+        | CliError::NoMaster(_)
+        | CliError::ConnectionLost(_)
+        | CliError::Master(_)
+        | CliError::Local(_) => FAILURE,
     })
 }
 
@@ -57,6 +65,11 @@ mod tests {
         assert_eq!(code(CliError::Usage("x".into())), ExitCode::from(2));
         assert_eq!(code(CliError::Exec("x".into())), ExitCode::from(255));
         assert_eq!(code(CliError::Master("x".into())), ExitCode::FAILURE);
+        assert_eq!(
+            code(CliError::ConnectionLost("x".into())),
+            ExitCode::FAILURE
+        );
+        assert_eq!(code(CliError::NoMaster(Vec::new())), ExitCode::FAILURE);
         assert_eq!(code(CliError::BrokenPipe), ExitCode::SUCCESS);
         assert_eq!(remote(256 + 3), ExitCode::from(3));
         assert_eq!(all_ok(false), ExitCode::FAILURE);

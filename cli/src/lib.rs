@@ -22,7 +22,9 @@ pub const DEFAULT_MASTER: &str = "127.0.0.1:50051";
 const AFTER_HELP: &str = "\
 Which master and credential: --credential FILE, else --context NAME, else
 the current context of the config file ($CDNCTL_CONFIG, or
-$XDG_CONFIG_HOME/cdnctl/config.yml); --master overrides the address.
+$XDG_CONFIG_HOME/cdnctl/config.yml); --master overrides the address (one,
+or several masters separated by commas; a standby sends cdnctl to the
+leader).
 First use: `cdnctl context add local --credential <data_dir>/admin.credential`
 with the credential masterd wrote on its first start.
 
@@ -37,6 +39,7 @@ Fleet:
   nodes       List and inspect edge nodes (list --watch follows changes)
   exec        Run a command on one node (like ssh) or many (prefixed output)
   events      Stream what happens: nodes online/offline, pushes, exec sessions
+  masters     The masters: leader and standbys, addresses, lease, last backup
 
 Configuration:
   config      Push, roll back and inspect versioned configuration
@@ -57,8 +60,16 @@ Options:
 #[derive(Debug, Parser)]
 #[command(name = "cdnctl", version, long_version = cdn_common::LONG_VERSION, about, after_help = AFTER_HELP, help_template = HELP_TEMPLATE)]
 pub struct Cli {
-    /// Master address (host:port); overrides the context's.
-    #[arg(long, global = true, env = "CDNCTL_MASTER", value_name = "ADDR")]
+    /// Master address (host:port), or several separated by commas
+    /// (active/standby masters): the first that takes the connection is
+    /// used, and a standby's pointer to the leader is followed. Overrides
+    /// the context's.
+    #[arg(
+        long,
+        global = true,
+        env = "CDNCTL_MASTER",
+        value_name = "ADDR[,ADDR...]"
+    )]
     pub master: Option<String>,
     /// Use this context of the config file instead of the current one.
     #[arg(long, global = true, env = "CDNCTL_CONTEXT", value_name = "NAME")]
@@ -100,6 +111,12 @@ pub enum Command {
     ///
     /// Example: `cdnctl events --follow`
     Events(commands::events::EventsArgs),
+    /// The masters of the control plane: which one leads and since when,
+    /// the standbys, their addresses, store backend and lease, and the last
+    /// backup.
+    ///
+    /// Example: `cdnctl masters -o wide`
+    Masters(commands::masters::MastersArgs),
     /// Who pushed, rolled back, ran commands, changed tokens, users and
     /// certificates, and with what result (admin).
     ///
@@ -163,12 +180,12 @@ pub fn complete_nodes(current: &std::ffi::OsStr) -> Vec<clap_complete::Completio
     };
     let nodes = rt.block_on(async {
         let ctx = Context::resolve(sel, Duration::from_secs(1)).ok()?;
-        let mut client = ctx.admin().await.ok()?;
-        let reply = client
-            .list_nodes(cdn_proto::v1::ListNodesRequest::default())
+        let request = cdn_proto::v1::ListNodesRequest::default();
+        let reply = ctx
+            .call(request, |mut c, r| async move { c.list_nodes(r).await })
             .await
             .ok()?;
-        Some(reply.into_inner().nodes)
+        Some(reply.nodes)
     });
     nodes
         .unwrap_or_default()
@@ -240,6 +257,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Whoami(a) => commands::context::whoami(&ctx, a).await,
         Command::Audit(a) => commands::audit::run(&ctx, a).await,
         Command::Events(a) => commands::events::run(&ctx, a).await,
+        Command::Masters(a) => commands::masters::run(&ctx, a).await,
         Command::Completion { .. } | Command::Context(_) => Ok(ExitCode::SUCCESS),
     }
 }

@@ -68,6 +68,13 @@ pub trait Listing {
     fn note(&self) -> Option<String> {
         None
     }
+
+    /// A line printed under the human form (`masters`: the last backup);
+    /// JSON and YAML carry it as data instead, and `--no-headers` leaves
+    /// it out with the header.
+    fn footer(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The human form of a listing.
@@ -429,6 +436,13 @@ impl Printer {
                 Some(text)
             }
             Human::Nothing => None,
+        };
+        let text = match (text, listing.footer().filter(|_| !no_headers())) {
+            (Some(text), Some(footer)) => {
+                Some(format!("{}\n{footer}", text.trim_end_matches('\n')))
+            }
+            (None, Some(footer)) => Some(footer),
+            (text, None) => text,
         };
         Ok(Printed {
             note: listing.note(),

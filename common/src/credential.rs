@@ -17,7 +17,8 @@ pub struct Credential {
     pub user: String,
     /// Role at issue time (the master's record decides).
     pub role: String,
-    /// `host:port` of the master's operator API.
+    /// `host:port` of the master's operator API, or several separated by
+    /// commas (active/standby masters, tried in order; see [`masters`]).
     pub master: String,
     /// Name the master's certificate is checked against (default: the host
     /// of `master`).
@@ -58,10 +59,44 @@ impl Credential {
         write_private(path, text.as_bytes())
     }
 
-    /// The name to check the master's certificate against.
+    /// The name to check the master's certificate against: `server_name`,
+    /// else the host of the first master address.
     pub fn server_name(&self) -> String {
-        self.server_name
-            .clone()
-            .unwrap_or_else(|| crate::tls::host_of(&self.master))
+        self.server_name.clone().unwrap_or_else(|| {
+            crate::tls::host_of(masters(&self.master).first().map_or("", String::as_str))
+        })
+    }
+}
+
+/// The addresses of a master field: one `host:port`, or several separated
+/// by commas (`a:50052,b:50052`), in order, blanks dropped.
+pub fn masters(field: &str) -> Vec<String> {
+    field
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_master_field_holds_one_address_or_several() {
+        assert_eq!(masters("m1:50052"), ["m1:50052"]);
+        assert_eq!(masters(" m1:1, m2:2 ,,"), ["m1:1", "m2:2"]);
+        assert!(masters("").is_empty());
+        let cred = Credential {
+            user: "u".into(),
+            role: "admin".into(),
+            master: "m1.example:1,m2.example:2".into(),
+            server_name: None,
+            ca: String::new(),
+            cert: String::new(),
+            key: String::new(),
+        };
+        assert_eq!(cred.server_name(), "m1.example");
     }
 }

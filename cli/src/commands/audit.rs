@@ -44,16 +44,14 @@ struct Entry {
 
 /// Runs `cdnctl audit`.
 pub async fn run(ctx: &Context, a: AuditArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let r = client
-        .list_audit(ListAuditRequest {
-            limit: a.limit,
-            user: a.user.unwrap_or_default(),
-            action: a.action.unwrap_or_default(),
-        })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    let request = ListAuditRequest {
+        limit: a.limit,
+        user: a.user.unwrap_or_default(),
+        action: a.action.unwrap_or_default(),
+    };
+    let r = ctx
+        .call(request, |mut c, r| async move { c.list_audit(r).await })
+        .await?;
     let entries: Vec<Entry> = r
         .entries
         .into_iter()

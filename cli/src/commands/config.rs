@@ -215,11 +215,11 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         let (path, content) = (a.file.clone(), std::sync::Arc::clone(&content));
         tokio::task::spawn_blocking(move || check_yaml(&path, &content))
     };
-    let client = ctx.admin().await;
+    let connected = ctx.connect().await;
     checking
         .await
         .map_err(|e| CliError::Local(format!("YAML check failed: {e}")))??;
-    let mut client = client?;
+    connected?;
     let content = std::sync::Arc::try_unwrap(content).unwrap_or_else(|c| c.as_ref().clone());
     let request = ConfigPushRequest {
         content: content.into(),
@@ -230,31 +230,60 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         wait_ms: wait_ms(&a.wait),
     };
     // The master answers within the wait plus the time to store.
-    let mut req = tonic::Request::new(request);
-    req.set_timeout(ctx.timeout + a.wait.timeout);
-    let stream = client
-        .push_config(req)
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
-    follow(ctx, stream, &a.wait).await
+    let limit = ctx.timeout + a.wait.timeout;
+    let stream = ctx
+        .call(request, |mut c, r| async move {
+            let mut req = tonic::Request::new(r);
+            req.set_timeout(limit);
+            c.push_config(req).await
+        })
+        .await?;
+    follow(ctx, stream, &a.wait, Change::Push).await
 }
 
 async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let mut req = tonic::Request::new(ConfigRollbackRequest {
+    let request = ConfigRollbackRequest {
         version: a.version,
         targets: Some(a.targets.to_proto()),
         author: ctx.author(),
         wait_ms: wait_ms(&a.wait),
-    });
-    req.set_timeout(ctx.timeout + a.wait.timeout);
-    let stream = client
-        .rollback_config(req)
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
-    follow(ctx, stream, &a.wait).await
+    };
+    let limit = ctx.timeout + a.wait.timeout;
+    let stream = ctx
+        .call(request, |mut c, r| async move {
+            let mut req = tonic::Request::new(r);
+            req.set_timeout(limit);
+            c.rollback_config(req).await
+        })
+        .await?;
+    follow(ctx, stream, &a.wait, Change::Rollback).await
+}
+
+/// What a progress stream reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Push,
+    Rollback,
+}
+
+/// The error when the progress stream of `change` broke before its final
+/// result; `stored` is the version the master said it stored, if it did.
+fn change_lost(change: Change, stored: Option<u64>) -> CliError {
+    let (noun, again) = match change {
+        Change::Push => ("push", "push again"),
+        Change::Rollback => ("rollback", "roll back again"),
+    };
+    let lost = format!(
+        "lost the connection to the master during the {noun} (master stopped or failed over)"
+    );
+    CliError::ConnectionLost(match stored {
+        None => format!(
+            "{lost}; the version may or may not have been stored — check `cdnctl config history` and {again}"
+        ),
+        Some(v) => format!(
+            "{lost}; version {v} was stored, but not every node's answer was reported — check `cdnctl config status`"
+        ),
+    })
 }
 
 /// The final report of a push or rollback (`-o json|yaml`).
@@ -300,19 +329,32 @@ impl From<NodeApplyResult> for NodeResultRow {
 }
 
 /// Reads the progress stream, drawing a bar on a terminal, then prints the
-/// report. Exit 0 only if every target applied the version.
+/// report. Exit 0 only if every target applied the version. A stream that
+/// breaks before its final result is a [`CliError::ConnectionLost`] saying
+/// whether the version was stored.
 async fn follow(
     ctx: &Context,
     mut stream: tonic::Streaming<ConfigPushEvent>,
     w: &WaitArgs,
+    change: Change,
 ) -> Result<ExitCode, CliError> {
     let mut report = PushReport {
         no_wait: w.no_wait,
         ..PushReport::default()
     };
     let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut stored = None;
     let mut finished = false;
-    while let Some(ev) = stream.message().await.map_err(|s| ctx.call_error(&s))? {
+    let mut broken = None;
+    loop {
+        let ev = match stream.message().await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => break,
+            Err(s) => {
+                broken = Some(s);
+                break;
+            }
+        };
         match ev.event {
             Some(config_push_event::Event::Stored(s)) => {
                 let PushStored {
@@ -331,7 +373,9 @@ async fn follow(
                 report.unchanged = unchanged;
                 report.dry_run = dry_run;
                 report.wire_bytes = wire_bytes;
+                stored = (!dry_run).then_some(version);
                 if w.no_wait {
+                    finished = true;
                     break;
                 }
                 if !unchanged && !dry_run && std::io::stderr().is_terminal() {
@@ -368,10 +412,11 @@ async fn follow(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if !finished && !w.no_wait {
-        return Err(CliError::Master(
-            "master ended the push before reporting every node".into(),
-        ));
+    match broken {
+        Some(s) if !crate::error::connection_lost(&s) => return Err(ctx.call_error(&s)),
+        // Broken, or ended without the final result.
+        _ if !finished => return Err(change_lost(change, stored)),
+        _ => {}
     }
     report.results.sort_by(|a, b| a.node.cmp(&b.node));
     output::print(&report, w.output)?;
@@ -477,14 +522,12 @@ fn short_hash(h: &str) -> &str {
 }
 
 async fn status(ctx: &Context, a: StatusArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let nodes = client
-        .config_status(ConfigStatusRequest {
-            targets: Some(a.targets.to_proto()),
-        })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner()
+    let request = ConfigStatusRequest {
+        targets: Some(a.targets.to_proto()),
+    };
+    let nodes = ctx
+        .call(request, |mut c, r| async move { c.config_status(r).await })
+        .await?
         .nodes;
     let rows: Vec<NodeConfigRow> = nodes
         .into_iter()
@@ -551,12 +594,10 @@ impl Row for NodeConfigRow {
 }
 
 async fn history(ctx: &Context, a: HistoryArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let versions = client
-        .config_history(ConfigHistoryRequest { limit: a.limit })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner()
+    let request = ConfigHistoryRequest { limit: a.limit };
+    let versions = ctx
+        .call(request, |mut c, r| async move { c.config_history(r).await })
+        .await?
         .versions;
     let rows: Vec<VersionRow> = versions
         .into_iter()
@@ -616,12 +657,13 @@ impl Row for VersionRow {
 }
 
 async fn fetch(ctx: &Context, version: u64) -> Result<String, CliError> {
-    let mut client = ctx.admin().await?;
-    let v = client
-        .get_config_version(GetConfigVersionRequest { version })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    let request = GetConfigVersionRequest { version };
+    let v = ctx
+        .call(
+            request,
+            |mut c, r| async move { c.get_config_version(r).await },
+        )
+        .await?;
     Ok(String::from_utf8_lossy(&v.content).into_owned())
 }
 

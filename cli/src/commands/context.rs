@@ -30,10 +30,12 @@ pub enum ContextCommand {
     /// Add a context from the credential file given with --credential
     /// (`masterd` wrote `admin.credential` in its data directory;
     /// `masterd user add` writes others); --master replaces the address in
-    /// it. The credential is copied into the config file. With --insecure
-    /// and --master instead: a context for a master started --insecure.
+    /// it, and may name several masters separated by commas (active and
+    /// standbys, tried in order). The credential is copied into the config
+    /// file. With --insecure and --master instead: a context for a master
+    /// started --insecure.
     ///
-    /// Example: `cdnctl context add prod --credential alice.credential --master master.example:50051`
+    /// Example: `cdnctl context add prod --credential alice.credential --master m1.example:50051,m2.example:50051`
     Add(AddArgs),
     /// Remove a context.
     #[command(visible_alias = "rm")]
@@ -149,12 +151,7 @@ pub fn run(cmd: ContextCommand, sel: crate::context::Selection<'_>) -> Result<Ex
             if let Some(m) = sel.master {
                 entry.master = m.to_string();
             }
-            if !entry.master.contains(':') {
-                return Err(CliError::Local(format!(
-                    "master address `{}` must be host:port",
-                    entry.master
-                )));
-            }
+            entry.master = crate::context::master_addrs(&entry.master)?.join(",");
             let first = file.contexts.is_empty();
             file.contexts.insert(a.name.clone(), entry);
             if first || a.make_current {
@@ -226,16 +223,16 @@ impl Listing for WhoAmI {
 
 /// `cdnctl whoami`: the user and role the master sees.
 pub async fn whoami(ctx: &Context, a: WhoamiArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let r = client
-        .who_am_i(WhoAmIRequest {})
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    let r = ctx
+        .call(
+            WhoAmIRequest {},
+            |mut c, r| async move { c.who_am_i(r).await },
+        )
+        .await?;
     let me = WhoAmI {
         name: r.name,
         role: r.role,
-        master: ctx.master.clone(),
+        master: ctx.master(),
         insecure: r.insecure,
     };
     output::print(&me, a.output)?;

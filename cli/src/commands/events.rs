@@ -40,20 +40,21 @@ struct Event {
 
 /// Runs `cdnctl events`.
 pub async fn run(ctx: &Context, a: EventsArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let mut req = tonic::Request::new(EventsRequest {
+    let request = EventsRequest {
         limit: a.limit,
         follow: a.follow,
-    });
-    if a.follow {
-        // A follower waits for events as long as it lives.
-        req.set_timeout(std::time::Duration::from_secs(100 * 365 * 24 * 3600));
-    }
-    let mut stream = client
-        .events(req)
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    };
+    let mut stream = ctx
+        .call(request, |mut c, r| async move {
+            let follow = r.follow;
+            let mut req = tonic::Request::new(r);
+            if follow {
+                // A follower waits for events as long as it lives.
+                req.set_timeout(std::time::Duration::from_secs(100 * 365 * 24 * 3600));
+            }
+            c.events(req).await
+        })
+        .await?;
     let mut printer = output::Printer::new(a.output);
     loop {
         let next = tokio::select! {

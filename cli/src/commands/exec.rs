@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use cdn_proto::v1::admin_service_client::AdminServiceClient;
 use cdn_proto::v1::{
     ExecExit, ExecHistoryRequest, ExecRequest, ExecResponse, ExecStart, ListNodesRequest,
     WindowSize, exec_request, exec_response,
@@ -16,7 +15,6 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use crate::output::{self, Cell, Format, Row};
 use crate::{CliError, Context, exit};
@@ -43,7 +41,9 @@ Examples:
 
 Exit code: the remote command's (128 + N when killed by signal N, 124 after
 --timeout, 127 command not found, 126 not executable); 255 when the command
-could not be run (unknown or offline node, refused by the agent's policy).
+could not be run (unknown or offline node, refused by the agent's policy)
+or the connection to the master was lost during the session (then the
+command's outcome on the node is unknown).
 A fan-out exits 0 only if every node's command exited 0, else 1.
 Ctrl-C sends SIGINT to the remote process group; a second Ctrl-C sends SIGKILL.";
 
@@ -149,9 +149,9 @@ async fn execute(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
     if a.tty && fan_out && a.nodes.len() != 1 {
         return Err(usage("-t works with one node only"));
     }
-    let mut client = ctx.admin().await?;
+    ctx.connect().await?;
     if fan_out && !(a.nodes.len() == 1 && !a.all && a.selector.is_empty()) {
-        return fan_out_run(ctx, client, a).await;
+        return fan_out_run(ctx, a).await;
     }
     let forward_stdin = a.tty || a.stdin || !std::io::stdin().is_terminal();
     let mut start = start_of(ctx, &a, &a.nodes[0], forward_stdin);
@@ -168,7 +168,7 @@ async fn execute(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
     } else {
         None
     };
-    single(ctx, &mut client, start, forward_stdin, a.tty).await
+    single(ctx, start, forward_stdin, a.tty).await
 }
 
 fn usage(msg: &str) -> CliError {
@@ -190,32 +190,45 @@ fn start_of(ctx: &Context, a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
     }
 }
 
-/// Starts a session; returns the sender for stdin/signals and the output stream.
+/// Starts a session; returns the sender for stdin/signals and the output
+/// stream. Only this opening is repeated at the leader when a standby
+/// answers; a session under way never is.
 async fn open(
     ctx: &Context,
-    client: &mut AdminServiceClient<Channel>,
     start: ExecStart,
 ) -> Result<(mpsc::Sender<ExecRequest>, tonic::Streaming<ExecResponse>), CliError> {
-    let (tx, rx) = mpsc::channel(SEND_DEPTH);
-    let first = ExecRequest {
-        body: Some(exec_request::Body::Start(start)),
-    };
-    tx.try_send(first)
-        .map_err(|_| CliError::Local("cannot queue the exec start".into()))?;
-    let stream = client
-        .exec(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| exec_error(ctx, &s))?
-        .into_inner();
-    Ok((tx, stream))
+    ctx.call(start, |mut client, start| async move {
+        let (tx, rx) = mpsc::channel(SEND_DEPTH);
+        let first = ExecRequest {
+            body: Some(exec_request::Body::Start(start)),
+        };
+        tx.try_send(first)
+            .map_err(|_| tonic::Status::internal("cannot queue the exec start"))?;
+        let stream = client.exec(ReceiverStream::new(rx)).await?;
+        Ok(stream.map(|s| (tx, s)))
+    })
+    .await
+    .map_err(|e| match e {
+        CliError::Master(m) => CliError::Exec(m),
+        other => other,
+    })
 }
 
-fn exec_error(ctx: &Context, s: &tonic::Status) -> CliError {
+/// What a session's stream ending with `s` means: a lost connection to
+/// the master, or the master's own answer.
+fn session_error(ctx: &Context, s: &tonic::Status) -> CliError {
+    if crate::error::connection_lost(s) {
+        return CliError::Exec(SESSION_LOST.into());
+    }
     match ctx.call_error(s) {
         CliError::Master(m) => CliError::Exec(m),
         other => other,
     }
 }
+
+/// Said when the stream of a running session breaks (exit 255): whether
+/// the command ran, and how, only the node knows.
+pub const SESSION_LOST: &str = "lost the connection to the master during the session (master stopped or failed over); the command's outcome on the node is unknown";
 
 /// The local terminal in raw mode while this lives.
 struct RawMode;
@@ -236,13 +249,12 @@ impl Drop for RawMode {
 
 async fn single(
     ctx: &Context,
-    client: &mut AdminServiceClient<Channel>,
     start: ExecStart,
     forward_stdin: bool,
     tty: bool,
 ) -> Result<ExitCode, CliError> {
     let timeout = (start.timeout_ms > 0).then(|| Duration::from_millis(start.timeout_ms));
-    let (tx, mut stream) = open(ctx, client, start).await?;
+    let (tx, mut stream) = open(ctx, start).await?;
     if forward_stdin {
         let tx = tx.clone();
         tokio::spawn(async move { pump_stdin(tx).await });
@@ -279,10 +291,11 @@ async fn single(
                 ctrl_c = Box::pin(tokio::signal::ctrl_c());
             }
             msg = stream.message() => {
-                let msg = msg.map_err(|s| exec_error(ctx, &s))?;
+                let msg = msg.map_err(|s| session_error(ctx, &s))?;
                 let Some(ExecResponse { body: Some(body) }) = msg else {
                     if msg.is_none() {
-                        return Err(CliError::Exec("the master ended the session without an exit status".into()));
+                        // Ended without an exit status: as good as lost.
+                        return Err(CliError::Exec(SESSION_LOST.into()));
                     }
                     continue;
                 };
@@ -404,21 +417,16 @@ impl Row for FanRow {
     }
 }
 
-async fn fan_out_run(
-    ctx: &Context,
-    mut client: AdminServiceClient<Channel>,
-    a: ExecArgs,
-) -> Result<ExitCode, CliError> {
+async fn fan_out_run(ctx: &Context, a: ExecArgs) -> Result<ExitCode, CliError> {
     let mut nodes = a.nodes.clone();
     if a.all || !a.selector.is_empty() {
-        let listed = client
-            .list_nodes(ListNodesRequest {
-                status: 0,
-                selector: crate::selector::merge(&a.selector),
-            })
-            .await
-            .map_err(|s| ctx.call_error(&s))?
-            .into_inner()
+        let request = ListNodesRequest {
+            status: 0,
+            selector: crate::selector::merge(&a.selector),
+        };
+        let listed = ctx
+            .call(request, |mut c, r| async move { c.list_nodes(r).await })
+            .await?
             .nodes;
         nodes.extend(listed.into_iter().map(|n| n.name));
     }
@@ -433,13 +441,12 @@ async fn fan_out_run(
     let mut tasks = tokio::task::JoinSet::new();
     for node in nodes {
         let start = start_of(ctx, &a, &node, false);
-        let mut client = client.clone();
         let sem = std::sync::Arc::clone(&sem);
         let ctx = ctx.clone();
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let t0 = Instant::now();
-            let result = one_of_many(&ctx, &mut client, start, &node, width).await;
+            let result = one_of_many(&ctx, start, &node, width).await;
             let (exit_code, error) = match result {
                 Ok(x) => (Some(x.code), x.error),
                 Err(e) => (None, e.to_string()),
@@ -460,28 +467,29 @@ async fn fan_out_run(
     }
     rows.sort_by(|x, y| x.node.cmp(&y.node));
     output::summary(&rows);
+    if rows.iter().any(|r| r.error == SESSION_LOST) {
+        // Said once, after the table, and exit 255 as for one node.
+        return Err(CliError::Exec(SESSION_LOST.into()));
+    }
     Ok(exit::all_ok(rows.iter().all(|r| r.exit_code == Some(0))))
 }
 
 /// Runs on one node of a fan-out, printing its lines prefixed with its name.
 async fn one_of_many(
     ctx: &Context,
-    client: &mut AdminServiceClient<Channel>,
     start: ExecStart,
     node: &str,
     width: usize,
 ) -> Result<ExecExit, CliError> {
-    let (_tx, mut stream) = open(ctx, client, start).await?;
+    let (_tx, mut stream) = open(ctx, start).await?;
     let mut out_buf = Vec::new();
     let mut err_buf = Vec::new();
     let prefix = format!("{node:<width$} | ");
     loop {
-        let msg = stream.message().await.map_err(|s| exec_error(ctx, &s))?;
+        let msg = stream.message().await.map_err(|s| session_error(ctx, &s))?;
         let Some(ExecResponse { body: Some(body) }) = msg else {
             if msg.is_none() {
-                return Err(CliError::Exec(
-                    "session ended without an exit status".into(),
-                ));
+                return Err(CliError::Exec(SESSION_LOST.into()));
             }
             continue;
         };
@@ -537,12 +545,10 @@ fn flush_lines(buf: &mut Vec<u8>, prefix: &str, to_stderr: bool, all: bool) {
 }
 
 async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let sessions = client
-        .exec_history(ExecHistoryRequest { limit: h.limit })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner()
+    let request = ExecHistoryRequest { limit: h.limit };
+    let sessions = ctx
+        .call(request, |mut c, r| async move { c.exec_history(r).await })
+        .await?
         .sessions;
     let rows: Vec<SessionRow> = sessions
         .into_iter()

@@ -5,4 +5,5 @@ pub mod config;
 pub mod context;
 pub mod events;
 pub mod exec;
+pub mod masters;
 pub mod nodes;

@@ -265,26 +265,17 @@ impl Row for NodeRow {
 }
 
 async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
-    let client = ctx.admin().await?;
     let request = ListNodesRequest {
         status: args.status.unwrap_or_default().into(),
         selector: crate::selector::merge(&args.selector),
     };
-    let fetch = || {
-        let (mut client, request) = (client.clone(), request.clone());
-        async move {
-            client
-                .list_nodes(request)
-                .await
-                .map(|r| {
-                    r.into_inner()
-                        .nodes
-                        .into_iter()
-                        .map(NodeRow::from)
-                        .collect::<Vec<_>>()
-                })
-                .map_err(|s| ctx.call_error(&s))
-        }
+    let fetch = || async {
+        ctx.call(
+            request.clone(),
+            |mut c, r| async move { c.list_nodes(r).await },
+        )
+        .await
+        .map(|r| r.nodes.into_iter().map(NodeRow::from).collect::<Vec<_>>())
     };
     let rows = fetch().await?;
     let mut printer = output::Printer::new(args.output);
@@ -334,12 +325,10 @@ impl Listing for NodeDetail {
 }
 
 async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
-    let mut client = ctx.admin().await?;
-    let node = client
-        .get_node(GetNodeRequest { name: args.name })
-        .await
-        .map_err(|s| ctx.call_error(&s))?
-        .into_inner();
+    let request = GetNodeRequest { name: args.name };
+    let node = ctx
+        .call(request, |mut c, r| async move { c.get_node(r).await })
+        .await?;
     output::print(&NodeDetail(NodeRow::from(node)), args.output)?;
     Ok(ExitCode::SUCCESS)
 }
