@@ -411,7 +411,16 @@ impl Leadership {
                 if renewed.elapsed() >= ttl / 3 {
                     let sent = Instant::now();
                     match client.keep_alive(lease, ttl / 4).await {
-                        Ok(left) if left > 0 => renewed = sent,
+                        Ok(left) if left > 0 => {
+                            renewed = sent;
+                            let _ = client
+                                .txn(TxnRequest {
+                                    compare: Vec::new(),
+                                    success: vec![publish(now_ms(), 0)],
+                                    failure: Vec::new(),
+                                })
+                                .await;
+                        }
                         Ok(_) => continue 'lease,
                         Err(e) if renewed.elapsed() >= ttl => {
                             warn!(error = %e, "etcd: lease lost while standby");
