@@ -16,10 +16,10 @@ pub fn standby_status(leader: &str) -> tonic::Status {
         format!("this master is a standby; the leader is at {leader}")
     };
     let mut status = tonic::Status::unavailable(message);
-    if let Ok(v) = leader.parse() {
-        if !leader.is_empty() {
-            status.metadata_mut().insert(LEADER_METADATA, v);
-        }
+    if !leader.is_empty()
+        && let Ok(v) = leader.parse()
+    {
+        status.metadata_mut().insert(LEADER_METADATA, v);
     }
     status
 }
