@@ -7,6 +7,17 @@
 //! `Swarm::start(dir, &swarm_yml(&addr), &["--count", "200"])` adds hollow
 //! agents. Each of them is a [`Proc`]: its stderr goes to a log file, it is
 //! killed when its handle drops, and a failing test shows the tail of its log.
+//!
+//! For the etcd store, `require_etcd!(3)` starts a real three-member etcd
+//! cluster ([`EtcdCluster`]) and `Master::start_with_yaml(dir,
+//! &cluster.store_yml("m1"))` a master on it.
+
+mod etcd;
+
+pub use etcd::{
+    ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, etcd_binary,
+    etcd_store_yml, http_get, http_post, in_ci,
+};
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -345,8 +356,9 @@ impl Master {
     }
 
     /// Starts masterd in `dir` on an ephemeral port with [`TEST_MASTER_YML`]
-    /// and `extra` merged into it (see [`merge_yaml`]). Masters sharing a
-    /// store each need their own `dir`.
+    /// and `extra` merged into it (see [`merge_yaml`]), for example
+    /// [`EtcdCluster::store_yml`]. Masters sharing an etcd each need their
+    /// own `dir`.
     pub fn start_with_yaml(dir: &Path, extra: &str) -> Self {
         Self::start(dir, &merge_yaml(TEST_MASTER_YML, extra), 0)
     }
