@@ -7,8 +7,19 @@
 //! `Swarm::start(dir, &swarm_yml(&addr), &["--count", "200"])` adds hollow
 //! agents. Each of them is a [`Proc`]: its stderr goes to a log file, it is
 //! killed when its handle drops, and a failing test shows the tail of its log.
+//!
+//! For the etcd store, `require_etcd!(3)` starts a real three-member etcd
+//! cluster ([`EtcdCluster`]) and `Master::start_with_yaml(dir,
+//! &cluster.store_yml("m1"))` a master on it.
 
-use std::collections::HashMap;
+mod etcd;
+
+pub use etcd::{
+    ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, etcd_binary,
+    etcd_store_yml, http_get, http_post, in_ci,
+};
+
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -86,10 +97,53 @@ pub fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Re
     rx
 }
 
-/// A free loopback port (bound, then released).
+/// Ports [`free_port`] handed out in this process: tests run in parallel
+/// threads, and two of them must not be given the same port.
+static PORTS_GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free loopback port (bound, then released), never one this process
+/// was given before.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    let mut given = PORTS_GIVEN.lock().expect("ports lock");
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        if given.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// `extra` merged into `base`, both YAML mappings: a mapping in both
+/// merges key by key, anything else in `extra` replaces what `base` has.
+/// Lets a test add `store:` or change `heartbeat.interval` on top of
+/// [`TEST_MASTER_YML`] without repeating it.
+pub fn merge_yaml(base: &str, extra: &str) -> String {
+    use serde_yaml_ng::{Mapping, Value as Yaml};
+    fn merge(base: &mut Yaml, extra: Yaml) {
+        match (base, extra) {
+            (Yaml::Mapping(b), Yaml::Mapping(e)) => {
+                for (k, v) in e {
+                    match b.get_mut(&k) {
+                        Some(old) => merge(old, v),
+                        None => {
+                            b.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (b, e) => *b = e,
+        }
+    }
+    let parse = |text: &str| -> Yaml {
+        if text.trim().is_empty() {
+            return Yaml::Mapping(Mapping::new());
+        }
+        serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("bad test YAML: {e}\n{text}"))
+    };
+    let mut merged = parse(base);
+    merge(&mut merged, parse(extra));
+    serde_yaml_ng::to_string(&merged).expect("YAML serializes")
 }
 
 /// How many of its last log lines a process shows when a test fails.
@@ -301,6 +355,14 @@ impl Master {
         Self::start_with_flags(dir, yaml, port, &[])
     }
 
+    /// Starts masterd in `dir` on an ephemeral port with [`TEST_MASTER_YML`]
+    /// and `extra` merged into it (see [`merge_yaml`]), for example
+    /// [`EtcdCluster::store_yml`]. Masters sharing an etcd each need their
+    /// own `dir`.
+    pub fn start_with_yaml(dir: &Path, extra: &str) -> Self {
+        Self::start(dir, &merge_yaml(TEST_MASTER_YML, extra), 0)
+    }
+
     /// As [`Master::start`], with extra flags such as `--insecure`.
     pub fn start_with_flags(dir: &Path, yaml: &str, port: u16, flags: &[&str]) -> Self {
         std::fs::create_dir_all(dir).expect("mkdir");
@@ -424,6 +486,15 @@ impl Master {
             &flags,
         );
     }
+}
+
+/// The agent addresses of `masters` as a YAML list (`["127.0.0.1:1",
+/// "127.0.0.1:2"]`), for the `master` argument of [`agent_yml`] and
+/// [`swarm_yml`]: agents try them in turn and follow a standby's hint to
+/// the leader.
+pub fn master_addrs(masters: &[&Master]) -> String {
+    let quoted: Vec<String> = masters.iter().map(|m| format!("\"{}\"", m.addr)).collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 /// A running agentd: its [`Proc`], node name and config file.
