@@ -32,7 +32,7 @@ pub const POLL: Duration = Duration::from_millis(200);
 
 /// How long before its lease's TTL a leader stops acting as one.
 pub fn margin(ttl: Duration) -> Duration {
-    (ttl / 5).max(Duration::from_millis(300))
+    (ttl / 10).max(Duration::from_millis(200))
 }
 
 /// One master, as the election key and `masters/<id>` describe it.

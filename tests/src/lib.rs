@@ -456,6 +456,16 @@ impl Master {
         out
     }
 
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        self.proc.log_text()
+    }
+
     /// The data directory (CA, admin credential, join token, store).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -472,6 +482,11 @@ impl Master {
             .expect("join token file")
             .trim()
             .to_string()
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        self.proc.kill();
     }
 
     /// Starts masterd again on the same port, config and data directory.
@@ -663,7 +678,7 @@ impl From<Output> for CtlOutput {
 
 /// Runs a short-lived command (cdnctl, `masterd token …`) to its end with
 /// stdin closed; what it printed.
-fn run(cmd: &mut Command) -> CtlOutput {
+pub fn run(cmd: &mut Command) -> CtlOutput {
     cmd.stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", cmd.get_program().to_string_lossy()))
