@@ -358,14 +358,18 @@ fn a_paused_leader_is_fenced_and_steps_down() {
     signal(m1, "CONT");
     // m1 wakes up, finds its lease gone, writes nothing and steps down.
     wait_for("m1 to step down", || {
-        let out = f.ctl_on(0, &["whoami"]);
-        (out.code != Some(0) && out.stderr.contains("standby")).then_some(())
+        f.master(0)
+            .log_text()
+            .contains("no longer leading: standby again")
+            .then_some(())
     });
     let log = f.master(0).log_text();
-    assert!(
-        log.contains("leadership lost") || log.contains("no longer leading"),
-        "{log}"
-    );
+    assert!(log.contains("leadership lost"), "{log}");
+    // What it still held in memory was refused by the fence.
+    assert!(log.contains("refused (fenced)"), "{log}");
+    // Asked directly, m1 sends cdnctl on to m2.
+    let via_m1 = f.ctl_on(0, &["config", "history", "-o", "json"]);
+    assert_eq!(via_m1.code, Some(0), "{}", via_m1.stderr);
     // Nothing m1 held in memory overwrote what m2 wrote.
     let h = history(&f);
     assert_eq!(h.len(), 1);
