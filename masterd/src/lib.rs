@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod configs;
 pub mod conn;
+pub mod daemon;
 pub mod error;
 pub mod etcd;
 pub mod events;
