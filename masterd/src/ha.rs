@@ -75,9 +75,20 @@ impl HaMaster {
         crate::server::check_security(&config, security)?;
         let etcd = &config.store.etcd;
         let client = Arc::new(EtcdClient::new(etcd).map_err(MasterError::from)?);
-        let store = EtcdStore::open(client, &etcd.prefix)
-            .await
-            .map_err(MasterError::from)?;
+        // etcd may start after the masters (a cluster forming, a machine
+        // booting): wait for it, saying so, as agents wait for a master.
+        let mut pause = Duration::from_millis(250);
+        let store = loop {
+            match EtcdStore::open(Arc::clone(&client), &etcd.prefix).await {
+                Ok(s) => break s,
+                Err(e @ crate::store::StoreError::Unavailable(_)) => {
+                    warn!(error = %e, retry_in = %cdn_common::duration::short(pause), "waiting for etcd");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(MasterError::from(e).into()),
+            }
+        };
         let made_ca = if security.insecure {
             false
         } else {
