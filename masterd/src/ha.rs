@@ -106,7 +106,7 @@ impl HaMaster {
         let listeners = Listeners::bind(&config).await?;
         let metrics = Arc::new(Metrics::default());
         let me = MasterRecord {
-            id: crate::server::master_id(&config),
+            id: crate::server::master_id(&config, &listeners),
             agent_addr: advertised(&config.grpc.addr, listeners.grpc_local()),
             admin_addr: match &config.admin.addr {
                 Some(a) => advertised(a, listeners.admin_local()),

@@ -212,7 +212,7 @@ pub fn check_security(config: &MasterConfig, security: Security) -> Result<(), S
 
 /// This master's name among masters: `store.etcd.name`, else the host
 /// name and the agent API's port.
-pub fn master_id(config: &MasterConfig) -> String {
+pub fn master_id(config: &MasterConfig, listeners: &Listeners) -> String {
     if !config.store.etcd.name.is_empty() {
         return config.store.etcd.name.clone();
     }
@@ -220,7 +220,10 @@ pub fn master_id(config: &MasterConfig) -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "masterd".into());
-    format!("{host}:{}", config.grpc.addr.port)
+    let port = listeners
+        .grpc_local()
+        .map_or(config.grpc.addr.port, |a| a.port());
+    format!("{host}:{port}")
 }
 
 /// A master with its listeners bound, ready to serve: every owner of
@@ -382,7 +385,7 @@ impl Master {
         let listeners = Listeners::bind(&config).await?;
         let metrics = Arc::new(Metrics::default());
         let me = crate::leader::MasterRecord {
-            id: master_id(&config),
+            id: master_id(&config, &listeners),
             backend: "embedded".into(),
             started_ms: cdn_common::unix_millis_now(),
             ..Default::default()
@@ -465,6 +468,11 @@ impl Master {
             metrics.exec_active.clone(),
             config.pool.clone(),
         ));
+        if leadership.me().agent_addr.is_empty()
+            && let Ok((agent, admin)) = listeners.dial_addrs()
+        {
+            leadership.set_addrs(agent, admin);
+        }
         let (grpc, admin, metrics_listener) =
             listeners.share().map_err(|source| ServeError::Bind {
                 addr: listen_addr(&config.grpc.addr),

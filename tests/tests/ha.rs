@@ -539,3 +539,30 @@ fn an_embedded_store_restored_into_etcd_serves_two_masters_and_the_same_agents()
     );
     drop(fleet.agents);
 }
+
+#[test]
+fn a_master_on_its_embedded_store_lists_itself_as_the_leader() {
+    let fleet = cdn_tests::Fleet::start(0);
+    let out = fleet.ctl(["masters", "-o", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    let list = v
+        .as_array()
+        .cloned()
+        .or_else(|| v["masters"].as_array().cloned())
+        .expect("a list of masters");
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["role"], "leader");
+    assert_eq!(list[0]["backend"], "embedded");
+    assert_eq!(
+        list[0]["admin_addr"].as_str(),
+        Some(fleet.master.admin_addr.to_string().as_str()),
+        "{v}"
+    );
+    // Leadership never changes on one machine.
+    let text = fleet.ctl(["masters"]).stdout;
+    assert!(
+        text.contains("leader") && text.contains("embedded"),
+        "{text}"
+    );
+}
