@@ -104,6 +104,11 @@ pub struct Dialer {
     leader: Option<HostPort>,
     /// Leader hints followed since the last registration.
     hints_followed: u32,
+    /// The leader the last hint named, while its try is under way.
+    followed: Option<HostPort>,
+    /// A leader a standby named that could not be reached: said to the
+    /// standby on the next try, so it answers once the election moved on.
+    unreachable: Option<HostPort>,
     /// Standby answers without a leader since the last registration.
     election_answers: u32,
     /// The next delay is the base delay, whatever `attempt` says (an
@@ -130,6 +135,8 @@ impl Dialer {
             down_since: None,
             leader: None,
             hints_followed: 0,
+            followed: None,
+            unreachable: None,
             election_answers: 0,
             short_delay: false,
         })
@@ -222,6 +229,12 @@ impl Dialer {
         self.down_since.get_or_insert_with(Instant::now);
         self.state = State::Backoff;
         self.short_delay = false;
+        if let Some(leader) = self.followed.take() {
+            // The named leader itself was a standby: not unreachable.
+            if !matches!(why, Failure::Standby(_)) {
+                self.unreachable = Some(leader);
+            }
+        }
         match why {
             Failure::Standby(Some(leader)) if self.hints_followed < MAX_LEADER_HINTS => {
                 self.follow(leader);
@@ -266,6 +279,10 @@ impl Dialer {
     /// Dials `leader`, named by a standby, next and at once.
     fn follow(&mut self, leader: HostPort) {
         self.hints_followed += 1;
+        self.followed = Some(leader.clone());
+        if self.unreachable.as_ref() == Some(&leader) {
+            self.unreachable = None;
+        }
         info!(
             standby = %self.address(),
             %leader,
@@ -292,6 +309,12 @@ impl Dialer {
         }
     }
 
+    /// A leader a standby named that could not be reached since, to tell
+    /// the standby on the next try.
+    pub fn unreachable_leader(&self) -> Option<&HostPort> {
+        self.unreachable.as_ref()
+    }
+
     /// Addresses in the list.
     fn len(&self) -> u32 {
         u32::try_from(self.addrs.len()).unwrap_or(u32::MAX)
@@ -305,6 +328,8 @@ impl Dialer {
         self.state = State::Connected;
         self.failures_here = 0;
         self.hints_followed = 0;
+        self.followed = None;
+        self.unreachable = None;
         self.election_answers = 0;
         self.down_since.take().map(|since| since.elapsed())
     }
@@ -520,6 +545,29 @@ mod tests {
         // The rotation goes on from the leader's place in the list.
         d.failed_because(Failure::Refused);
         assert_eq!(timed_next(&mut d).await.0, "a");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_named_leader_that_cannot_be_reached_is_told_to_the_standby() {
+        let mut d = dialer(&["a", "b"], policy(100, 60_000, 0.0, 3));
+        // a was killed; b, a standby, still names it (a's lease runs on).
+        timed_next(&mut d).await;
+        d.failed_because(Failure::Refused);
+        assert_eq!(timed_next(&mut d).await.0, "b");
+        assert_eq!(d.unreachable_leader(), None);
+        d.failed_because(hint("a"));
+        assert_eq!(timed_next(&mut d).await.0, "a");
+        d.failed_because(Failure::Refused);
+        // Back to b, saying a did not answer (b holds its answer until the
+        // election names another leader).
+        assert_eq!(timed_next(&mut d).await.0, "b");
+        assert_eq!(d.unreachable_leader(), Some(&addr("a")));
+        // b was elected and names itself: dialled at once, and a is
+        // forgotten once registered.
+        d.failed_because(hint("b"));
+        assert_eq!(timed_next(&mut d).await, ("b".into(), Duration::ZERO));
+        d.connected();
+        assert_eq!(d.unreachable_leader(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -266,7 +266,7 @@ impl Link {
         while let Some(addr) = dialer.next(&shutdown).await {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = self.connect_and_register(&addr) => r,
+                r = self.connect_and_register(&addr, dialer.unreachable_leader().cloned()) => r,
             };
             let (client, granted) = match outcome {
                 Ok(registered) => registered,
@@ -372,6 +372,7 @@ impl Link {
     async fn connect_and_register(
         &mut self,
         addr: &HostPort,
+        unreachable_leader: Option<HostPort>,
     ) -> Result<(AgentServiceClient<Channel>, Granted), LinkError> {
         let dial = self.config.master.dial_timeout;
         let endpoint = self.endpoint(addr)?;
@@ -409,6 +410,18 @@ impl Link {
             accept_encodings: self.config.compression.accept.clone(),
         };
         let timeout = self.config.heartbeat.timeout;
+        let mut request = tonic::Request::new(request);
+        // A standby may hold its answer this long (see below).
+        request.set_timeout(timeout);
+        if let Some(dead) = unreachable_leader
+            && let Ok(v) = dead.to_string().parse()
+        {
+            // The leader it named did not answer: let it answer once the
+            // election has moved on rather than name that one again.
+            request
+                .metadata_mut()
+                .insert(cdn_common::leader::UNREACHABLE_LEADER_METADATA, v);
+        }
         let reply = tokio::time::timeout(timeout, client.register(request))
             .await
             .map_err(|_| LinkError::Timeout {

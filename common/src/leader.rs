@@ -7,6 +7,12 @@
 /// Metadata key of the leader's address on a standby's refusal.
 pub const LEADER_METADATA: &str = "cdn-leader";
 
+/// Metadata key a caller sets when the leader a standby named could not be
+/// reached (it was killed; its lease has not run out yet): the standby then
+/// holds its answer until the election names another leader (or itself),
+/// instead of sending the caller back to a dead address.
+pub const UNREACHABLE_LEADER_METADATA: &str = "cdn-unreachable-leader";
+
 /// The refusal a standby answers with; `leader` is empty while no master
 /// leads (an election is under way).
 pub fn standby_status(leader: &str) -> tonic::Status {

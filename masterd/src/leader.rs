@@ -155,11 +155,40 @@ impl Leadership {
     /// The leader's address for a caller of the agent API (`agent`) or of
     /// the admin API; empty when unknown.
     pub fn leader_addr(&self, agent: bool) -> String {
+        let pick = |m: &MasterRecord| {
+            if agent {
+                m.agent_addr.clone()
+            } else {
+                m.admin_addr.clone()
+            }
+        };
         match &*self.role.borrow() {
-            Role::Standby { leader: Some(l) } if agent => l.agent_addr.clone(),
-            Role::Standby { leader: Some(l) } => l.admin_addr.clone(),
+            Role::Standby { leader: Some(l) } => pick(l),
+            // A standby that has just been elected answers the callers it
+            // held with its own address.
+            Role::Leader { .. } if self.is_leader() => pick(&self.me()),
             _ => String::new(),
         }
+    }
+
+    /// Waits, at most `within`, until the leader a caller of the agent API
+    /// (`agent`) or admin API would be sent to is no longer `dead`: a new
+    /// leader was elected (maybe this master). False when `within` passed
+    /// first.
+    pub async fn moved_on_from(&self, agent: bool, dead: &str, within: Duration) -> bool {
+        let mut rx = self.role.subscribe();
+        let moved = async {
+            loop {
+                let now = self.leader_addr(agent);
+                if !now.is_empty() && now != dead {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(within, moved).await.is_ok()
     }
 
     /// The refusal of a caller while this master does not lead.

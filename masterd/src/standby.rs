@@ -4,6 +4,7 @@
 //! an operator; `/metrics` is served as usual (`cdn_master_is_leader` 0).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +16,39 @@ use crate::config::MasterConfig;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::server::ServeError;
+
+/// Beyond the lease TTL, how long a held answer may wait for the election.
+const HOLD_SLACK: Duration = Duration::from_secs(1);
+/// A held answer leaves this much of the caller's deadline for the answer
+/// to travel.
+const DEADLINE_SLACK: Duration = Duration::from_millis(200);
+
+/// The leader the caller could not reach, as it says.
+fn unreachable_leader(req: &axum::extract::Request) -> Option<String> {
+    req.headers()
+        .get(cdn_common::leader::UNREACHABLE_LEADER_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// What is left of the caller's `grpc-timeout`, less the slack.
+fn caller_deadline(req: &axum::extract::Request) -> Option<Duration> {
+    let v = req.headers().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    let d = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Some(d.saturating_sub(DEADLINE_SLACK))
+}
 
 /// What the standby's connections are accepted with.
 pub struct Policy {
@@ -58,10 +92,22 @@ pub async fn serve(
     let mut servers = Vec::new();
     for listener in std::iter::once(grpc).chain(admin) {
         let leadership = Arc::clone(&leadership);
+        let hold = policy.config.store.etcd.lease_ttl + HOLD_SLACK;
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let leadership = Arc::clone(&leadership);
             async move {
                 let agent = req.uri().path().starts_with("/cdn.v1.AgentService/");
+                if let Some(dead) = unreachable_leader(&req) {
+                    // The caller could not reach the leader this standby
+                    // named (killed, its lease not yet run out): answer
+                    // when the election has moved on, within the caller's
+                    // deadline, instead of naming that leader again.
+                    let within = caller_deadline(&req).map_or(hold, |d| d.min(hold));
+                    if !leadership.moved_on_from(agent, &dead, within).await {
+                        return cdn_common::leader::standby_status("")
+                            .into_http::<axum::body::Body>();
+                    }
+                }
                 leadership.refusal(agent).into_http::<axum::body::Body>()
             }
         });
