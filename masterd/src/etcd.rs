@@ -312,6 +312,22 @@ impl EtcdClient {
         .await
     }
 
+    /// Drops the history before `revision` (etcd keeps every revision
+    /// until compacted).
+    pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
+        use cdn_proto::etcd::etcdserverpb::CompactionRequest;
+        self.call("compaction", |ch| async move {
+            Self::kv(ch)
+                .compact(CompactionRequest {
+                    revision,
+                    physical: false,
+                })
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
     /// A new lease of `ttl` (whole seconds, at least 1).
     pub async fn grant(&self, ttl: Duration) -> Result<i64, StoreError> {
         let ttl = ttl.as_secs().max(1) as i64;

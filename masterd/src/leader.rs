@@ -27,6 +27,10 @@ use crate::etcd::{created_at, get_op, put_op};
 use crate::metrics::{ChangeLabel, Metrics};
 use crate::store::{EtcdStore, StoreError};
 
+/// How often the leader compacts etcd's history (to the revision it saw
+/// one period earlier).
+pub const COMPACT_EVERY: Duration = Duration::from_secs(300);
+
 /// Pause between campaign attempts of a standby.
 pub const POLL: Duration = Duration::from_millis(200);
 
@@ -492,12 +496,26 @@ impl Leadership {
         info!(fence, lease_ttl = %cdn_common::duration::short(ttl), "this master leads");
         let mut fenced = store.fence().subscribe();
         let mut next = renewed + ttl / 3;
+        // History older than one COMPACT_EVERY is compacted, as the
+        // Kubernetes API server does: etcd keeps every revision otherwise,
+        // and registry flushes make many.
+        let mut compact_at = Instant::now() + COMPACT_EVERY;
+        let mut compact_to = fence;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return None,
                 _ = tokio::time::sleep_until(next.into()) => {}
                 _ = fenced.wait_for(|r| *r != fence) => {
                     return Some("a store write was refused: another master holds the election key".into());
+                }
+            }
+            if Instant::now() >= compact_at {
+                compact_at = Instant::now() + COMPACT_EVERY;
+                if let Err(e) = client.compact(compact_to).await {
+                    warn!(error = %e, revision = compact_to, "etcd: compaction failed");
+                }
+                if let Ok((_, rev)) = client.get(&store.election_key()).await {
+                    compact_to = rev;
                 }
             }
             // A pause longer than the lease (SIGSTOP, a frozen VM) ends here.
