@@ -237,7 +237,13 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
             req.set_timeout(limit);
             c.push_config(req).await
         })
-        .await?;
+        .await
+        // Broken while the request went out: the master may have stored
+        // it before it went away.
+        .map_err(|e| match e {
+            CliError::ConnectionLost(_) => change_lost(Change::Push, None),
+            other => other,
+        })?;
     follow(ctx, stream, &a.wait, Change::Push).await
 }
 
@@ -255,7 +261,13 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
             req.set_timeout(limit);
             c.rollback_config(req).await
         })
-        .await?;
+        .await
+        // Broken while the request went out: the master may have stored
+        // it before it went away.
+        .map_err(|e| match e {
+            CliError::ConnectionLost(_) => change_lost(Change::Rollback, None),
+            other => other,
+        })?;
     follow(ctx, stream, &a.wait, Change::Rollback).await
 }
 
