@@ -404,7 +404,9 @@ impl Context {
                 reason: "no plaintext gRPC answer; the master probably speaks TLS here: drop --insecure and use a credential (`cdnctl context add`)".into(),
             };
         }
-        if s.code() == tonic::Code::Unknown && crate::error::connection_lost(s) {
+        if matches!(s.code(), tonic::Code::Unknown | tonic::Code::Internal)
+            && crate::error::connection_lost(s)
+        {
             // The connection broke under the call (the master was killed or
             // failed over): not an answer of the master's.
             return CliError::ConnectionLost(format!(
