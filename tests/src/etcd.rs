@@ -128,11 +128,36 @@ pub fn etcd_store_yml(endpoints: &[String], prefix: &str, name: &str) -> String 
     )
 }
 
+/// TLS of the members' client URLs: their certificate (for 127.0.0.1) and
+/// the CA clients' certificates must come from (`--client-cert-auth`).
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl EtcdTls {
+    /// The client certificate masters present: `client.pem` beside the
+    /// CA file.
+    pub fn client_cert(&self) -> PathBuf {
+        self.ca_file.with_file_name("client.pem")
+    }
+
+    /// Its key: `client-key.pem` beside the CA file.
+    pub fn client_key(&self) -> PathBuf {
+        self.ca_file.with_file_name("client-key.pem")
+    }
+}
+
 /// One member: its ports, directory and process (None while down).
 struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// Plain HTTP `/health` (and `/metrics`) when the client URL is TLS.
+    metrics_port: u16,
+    tls: bool,
     /// Holds `data/` and the logs of each start.
     dir: PathBuf,
     proc: Option<Proc>,
@@ -142,7 +167,17 @@ struct Member {
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Where `/health` answers over plain HTTP.
+    fn health_url(&self) -> String {
+        if self.tls {
+            format!("http://127.0.0.1:{}", self.metrics_port)
+        } else {
+            self.client_url()
+        }
     }
 
     fn peer_url(&self) -> String {
@@ -158,6 +193,8 @@ pub struct EtcdCluster {
     initial_cluster: String,
     /// `--initial-cluster-token`, unique to this cluster.
     token: String,
+    /// TLS of the client URLs, if on.
+    tls: Option<EtcdTls>,
     /// A key prefix unique to this cluster, for [`EtcdCluster::store_yml`].
     pub prefix: String,
     /// Last, so that it is removed after the members were killed.
@@ -169,11 +206,17 @@ impl EtcdCluster {
     /// (after a loud message) when etcd is not installed, a panic instead
     /// when `CI` is set.
     pub fn start(members: usize) -> Option<Self> {
+        Self::start_with(members, None)
+    }
+
+    /// As [`EtcdCluster::start`], with TLS on the client URLs (and client
+    /// certificates required) when `tls` is given.
+    pub fn start_with(members: usize, tls: Option<EtcdTls>) -> Option<Self> {
         assert!(members >= 1, "an etcd cluster needs a member");
         let bin = etcd_or_skip()?;
         let mut taken = String::new();
         for _ in 0..START_ATTEMPTS {
-            let mut cluster = Self::create(&bin, members);
+            let mut cluster = Self::create(&bin, members, tls.clone());
             for i in 0..members {
                 cluster.spawn(i);
             }
@@ -187,7 +230,7 @@ impl EtcdCluster {
 
     /// A cluster description with fresh ports and directories, nothing
     /// started.
-    fn create(bin: &Path, members: usize) -> Self {
+    fn create(bin: &Path, members: usize, tls: Option<EtcdTls>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("etcd-")
             .tempdir()
@@ -207,6 +250,8 @@ impl EtcdCluster {
                     name,
                     client_port: free_port(),
                     peer_port: free_port(),
+                    metrics_port: free_port(),
+                    tls: tls.is_some(),
                     dir,
                     proc: None,
                     starts: 0,
@@ -224,6 +269,7 @@ impl EtcdCluster {
             initial_cluster,
             prefix: format!("/{token}/"),
             token,
+            tls,
             dir,
         }
     }
@@ -235,6 +281,7 @@ impl EtcdCluster {
         let initial_cluster = self.initial_cluster.clone();
         let token = self.token.clone();
         let bin = self.bin.clone();
+        let tls = self.tls.clone();
         let m = &mut self.members[i];
         assert!(m.proc.is_none(), "etcd {} is already running", m.name);
         m.starts += 1;
@@ -258,6 +305,17 @@ impl EtcdCluster {
             .args(["--heartbeat-interval", &HEARTBEAT_INTERVAL_MS.to_string()])
             .args(["--election-timeout", &ELECTION_TIMEOUT_MS.to_string()])
             .args(["--logger", "zap", "--log-outputs", "stderr"]);
+        if let Some(t) = &tls {
+            cmd.arg("--cert-file")
+                .arg(&t.cert_file)
+                .arg("--key-file")
+                .arg(&t.key_file)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca_file)
+                .arg("--client-cert-auth")
+                .arg("--listen-metrics-urls")
+                .arg(m.health_url());
+        }
         // etcd reads every flag from ETCD_<FLAG> too: the user's settings
         // must not reach the test members.
         for (key, _) in std::env::vars_os() {
@@ -335,7 +393,17 @@ impl EtcdCluster {
     /// [`prefix`](EtcdCluster::prefix), as master `name`: masters given
     /// the same cluster share one state and elect one leader.
     pub fn store_yml(&self, name: &str) -> String {
-        etcd_store_yml(&self.endpoints(), &self.prefix, name)
+        let yml = etcd_store_yml(&self.endpoints(), &self.prefix, name);
+        match &self.tls {
+            None => yml,
+            // The members' CA signed the masters' client certificates too.
+            Some(t) => format!(
+                "{yml}    ca_file: {}\n    cert_file: {}\n    key_file: {}\n",
+                t.ca_file.display(),
+                t.client_cert().display(),
+                t.client_key().display()
+            ),
+        }
     }
 
     /// Process id of member `i`; panics while it is down.
@@ -388,7 +456,11 @@ impl EtcdCluster {
     /// otherwise (no leader: no quorum), None when it does not answer
     /// within [`ETCD_HEALTH_REQUEST_TIMEOUT`].
     pub fn health(&self, i: usize) -> Option<bool> {
-        let (status, body) = http_get(&self.endpoint(i), "/health", ETCD_HEALTH_REQUEST_TIMEOUT)?;
+        let (status, body) = http_get(
+            &self.members[i].health_url(),
+            "/health",
+            ETCD_HEALTH_REQUEST_TIMEOUT,
+        )?;
         Some(status == 200 && body.contains(r#""health":"true""#))
     }
 

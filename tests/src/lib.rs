@@ -15,8 +15,8 @@
 mod etcd;
 
 pub use etcd::{
-    ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, etcd_binary,
-    etcd_store_yml, http_get, http_post, in_ci,
+    ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, EtcdTls,
+    etcd_binary, etcd_store_yml, http_get, http_post, in_ci,
 };
 
 use std::collections::{BTreeSet, HashMap};

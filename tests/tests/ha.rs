@@ -566,3 +566,97 @@ fn a_master_on_its_embedded_store_lists_itself_as_the_leader() {
         "{text}"
     );
 }
+
+/// A CA, a certificate for 127.0.0.1 (the members) and a client
+/// certificate (the masters) in `dir`, as [`cdn_tests::EtcdTls`] names them.
+fn etcd_tls(dir: &Path) -> cdn_tests::EtcdTls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+        (params.signed_by(&key, &issuer).unwrap(), key)
+    };
+    let (server, server_key) = leaf(vec!["localhost".into()]);
+    let (client, client_key) = leaf(vec!["masterd".into()]);
+    let tls = cdn_tests::EtcdTls {
+        ca_file: dir.join("ca.pem"),
+        cert_file: dir.join("server.pem"),
+        key_file: dir.join("server-key.pem"),
+    };
+    std::fs::write(&tls.ca_file, ca_cert.pem()).unwrap();
+    std::fs::write(&tls.cert_file, server.pem()).unwrap();
+    std::fs::write(&tls.key_file, server_key.serialize_pem()).unwrap();
+    std::fs::write(tls.client_cert(), client.pem()).unwrap();
+    std::fs::write(tls.client_key(), client_key.serialize_pem()).unwrap();
+    tls
+}
+
+#[test]
+fn masters_use_an_etcd_that_requires_client_certificates() {
+    let certs = tempfile::tempdir().unwrap();
+    let tls = etcd_tls(certs.path());
+    let Some(etcd) = EtcdCluster::start_with(1, Some(tls.clone())) else {
+        return;
+    };
+    assert!(etcd.endpoint(0).starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    // Without a client certificate etcd refuses the master, which waits
+    // and says why rather than start on nothing.
+    let plain = cdn_tests::etcd_store_yml(&etcd.endpoints(), &etcd.prefix, "m0")
+        + &format!("    ca_file: {}\n", tls.ca_file.display());
+    let mut refused = cdn_tests::Proc::spawn(
+        "masterd without a client certificate",
+        Command::new(bin("masterd")).arg("-c").arg({
+            let f = dir.path().join("m0.yml");
+            std::fs::write(
+                &f,
+                format!(
+                    "{}data_dir: {}\ngrpc:\n  addr: 127.0.0.1:0\n",
+                    plain,
+                    dir.path().join("m0").display()
+                ),
+            )
+            .unwrap();
+            f
+        }),
+        std::process::Stdio::null(),
+        dir.path().join("m0.log"),
+    );
+    wait_for("the refused master to say it waits for etcd", || {
+        refused
+            .log_text()
+            .contains("waiting for etcd")
+            .then_some(())
+    });
+    refused.kill();
+
+    let m1 = Master::start_with_yaml(&dir.path().join("m1"), &etcd.store_yml("m1"));
+    wait_for("m1 to lead", || m1.credential().exists().then_some(()));
+    let m2 = Master::start_with_yaml(&dir.path().join("m2"), &etcd.store_yml("m2"));
+    let both = format!("{},{}", m1.admin_addr, m2.admin_addr);
+    let cfg = dir.path().join("edge.yml");
+    std::fs::write(&cfg, "tls: etcd\n").unwrap();
+    let out = ctl(
+        &m1.credential(),
+        &both,
+        &["config", "push", &cfg.to_string_lossy()],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let masters = wait_for("both masters listed", || {
+        let out = ctl(&m1.credential(), &both, &["masters", "-o", "json"]).stdout;
+        (out.contains("\"m1\"") && out.contains("\"m2\"")).then_some(out)
+    });
+    assert!(masters.contains("standby"), "{masters}");
+    assert_eq!(
+        ctl(&m1.credential(), &both, &["config", "show", "1"]).stdout,
+        "tls: etcd\n"
+    );
+}
