@@ -542,7 +542,7 @@ fn an_embedded_store_restored_into_etcd_serves_two_masters_and_the_same_agents()
 
 #[test]
 fn a_master_on_its_embedded_store_lists_itself_as_the_leader() {
-    let fleet = cdn_tests::Fleet::start(0);
+    let fleet = cdn_tests::Fleet::start_with("backup:\n  interval: 1s\n  keep: 2\n", 0);
     let out = fleet.ctl(["masters", "-o", "json"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let v: Value = serde_json::from_str(&out.stdout).expect("json");
@@ -565,6 +565,18 @@ fn a_master_on_its_embedded_store_lists_itself_as_the_leader() {
         text.contains("leader") && text.contains("embedded"),
         "{text}"
     );
+    // The scheduled backup runs, is shown, and keeps the newest two files.
+    let dir = fleet.master.data_dir().join("backups");
+    let mut seen = std::collections::BTreeSet::new();
+    wait_for("three scheduled backups, two kept", || {
+        let v: Value = serde_json::from_str(&fleet.ctl(["masters", "-o", "json"]).stdout).ok()?;
+        let file = v["last_backup"]["file"].as_str()?.to_string();
+        assert!(Path::new(&file).starts_with(&dir), "{file}");
+        assert!(file.ends_with(".cdnbak"), "{file}");
+        seen.insert(file);
+        let kept = std::fs::read_dir(&dir).ok()?.count();
+        (seen.len() >= 3 && kept == 2).then_some(())
+    });
 }
 
 /// A CA, a certificate for 127.0.0.1 (the members) and a client
@@ -638,7 +650,10 @@ fn masters_use_an_etcd_that_requires_client_certificates() {
     });
     refused.kill();
 
-    let m1 = Master::start_with_yaml(&dir.path().join("m1"), &etcd.store_yml("m1"));
+    let m1 = Master::start_with_yaml(
+        &dir.path().join("m1"),
+        &(etcd.store_yml("m1") + "backup:\n  interval: 1s\n"),
+    );
     wait_for("m1 to lead", || m1.credential().exists().then_some(()));
     let m2 = Master::start_with_yaml(&dir.path().join("m2"), &etcd.store_yml("m2"));
     let both = format!("{},{}", m1.admin_addr, m2.admin_addr);
@@ -659,4 +674,11 @@ fn masters_use_an_etcd_that_requires_client_certificates() {
         ctl(&m1.credential(), &both, &["config", "show", "1"]).stdout,
         "tls: etcd\n"
     );
+    // The leader's scheduled backup is recorded in etcd, where
+    // `cdnctl masters` reads it.
+    wait_for("the last backup, as etcd keeps it", || {
+        let out = ctl(&m1.credential(), &both, &["masters", "-o", "json"]);
+        let v: Value = serde_json::from_str(&out.stdout).ok()?;
+        (v["last_backup"]["by"] == "m1").then_some(())
+    });
 }
