@@ -69,14 +69,19 @@ fn refuse<E: Send + 'static>(e: MasterError) -> BoxFuture<Result<http::Response<
     Box::pin(std::future::ready(Ok(status.into_http())))
 }
 
+/// Whether a call to `path` is the agent API's (the rest is the admin
+/// API's): which of the leader's addresses a refusal names.
+pub fn for_agents(path: &str) -> bool {
+    path.starts_with("/cdn.v1.AgentService/")
+}
+
 /// The refusal of a master that does not lead, naming the leader's
 /// address for the API `path` belongs to.
 pub fn standby<E: Send + 'static>(
     leadership: &Leadership,
     path: &str,
 ) -> BoxFuture<Result<http::Response<Body>, E>> {
-    let agent = path.starts_with("/cdn.v1.AgentService/");
-    let status = leadership.refusal(agent);
+    let status = leadership.refusal(for_agents(path));
     Box::pin(std::future::ready(Ok(status.into_http())))
 }
 

@@ -42,7 +42,6 @@ pub struct HaMaster {
     events: Arc<Events>,
     /// Whether this process put the CA into the store (a new store).
     made_ca: bool,
-    written: Vec<std::path::PathBuf>,
 }
 
 /// The address a master on another host dials for a listener on `hp`.
@@ -126,7 +125,6 @@ impl HaMaster {
             metrics,
             events: Arc::new(Events::default()),
             made_ca,
-            written: Vec::new(),
         })
     }
 
@@ -138,11 +136,6 @@ impl HaMaster {
     /// This master's leadership.
     pub fn leadership(&self) -> Arc<Leadership> {
         Arc::clone(&self.leadership)
-    }
-
-    /// Files with secrets written so far.
-    pub fn written_files(&self) -> &[std::path::PathBuf] {
-        &self.written
     }
 
     /// Campaigns and serves — as standby or as leader — until `shutdown`.
@@ -162,7 +155,6 @@ impl HaMaster {
             metrics,
             events,
             made_ca,
-            written: _,
         } = self;
         let (_, _, tls) = crate::server::tls_setup(&config, security)?;
         let election_stop = CancellationToken::new();
@@ -179,7 +171,7 @@ impl HaMaster {
                     source,
                 })?,
                 tls.clone(),
-                crate::standby::Policy::of(&config, &metrics),
+                config.clone(),
                 Arc::clone(&leadership),
                 Arc::clone(&metrics),
                 standing.clone(),

@@ -39,6 +39,23 @@ pub fn margin(ttl: Duration) -> Duration {
     (ttl / 10).max(Duration::from_millis(200))
 }
 
+/// Puts `op` when `compare` holds; for `masters/<id>`, whose loss only
+/// makes `cdnctl masters` stale until the next renewal, so errors are
+/// let go.
+async fn put_if(
+    client: &crate::etcd::EtcdClient,
+    compare: Vec<cdn_proto::etcd::etcdserverpb::Compare>,
+    op: cdn_proto::etcd::etcdserverpb::RequestOp,
+) {
+    let _ = client
+        .txn(TxnRequest {
+            compare,
+            success: vec![op],
+            failure: Vec::new(),
+        })
+        .await;
+}
+
 /// One master, as the election key and `masters/<id>` describe it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MasterRecord {
@@ -362,13 +379,7 @@ impl Leadership {
                     lease,
                 )
             };
-            let _ = client
-                .txn(TxnRequest {
-                    compare: Vec::new(),
-                    success: vec![publish(now_ms(), 0)],
-                    failure: Vec::new(),
-                })
-                .await;
+            put_if(&client, Vec::new(), publish(now_ms(), 0)).await;
             loop {
                 let since = now_ms();
                 let me = MasterRecord {
@@ -446,13 +457,7 @@ impl Leadership {
                     match client.keep_alive(lease, ttl / 4).await {
                         Ok(left) if left > 0 => {
                             renewed = sent;
-                            let _ = client
-                                .txn(TxnRequest {
-                                    compare: Vec::new(),
-                                    success: vec![publish(now_ms(), 0)],
-                                    failure: Vec::new(),
-                                })
-                                .await;
+                            put_if(&client, Vec::new(), publish(now_ms(), 0)).await;
                         }
                         Ok(_) => continue 'lease,
                         Err(e) if renewed.elapsed() >= ttl => {
@@ -542,13 +547,12 @@ impl Leadership {
                     renewed = sent;
                     next = renewed + ttl / 3;
                     set_deadline(renewed);
-                    let _ = client
-                        .txn(TxnRequest {
-                            compare: vec![created_at(store.election_key(), fence)],
-                            success: vec![publish(now_ms(), since)],
-                            failure: Vec::new(),
-                        })
-                        .await;
+                    put_if(
+                        &client,
+                        vec![created_at(store.election_key(), fence)],
+                        publish(now_ms(), since),
+                    )
+                    .await;
                 }
                 Ok(_) => return Some("the lease expired".into()),
                 Err(e) => {

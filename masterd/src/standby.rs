@@ -50,24 +50,11 @@ fn caller_deadline(req: &axum::extract::Request) -> Option<Duration> {
     Some(d.saturating_sub(DEADLINE_SLACK))
 }
 
-/// What the standby's connections are accepted with.
-pub struct Policy {
-    config: MasterConfig,
-}
-
-impl Policy {
-    pub fn of(config: &MasterConfig, _metrics: &Metrics) -> Self {
-        Self {
-            config: config.clone(),
-        }
-    }
-}
-
 /// Serves the standby's answers on `listeners` until `stop`.
 pub async fn serve(
     listeners: (TcpListener, Option<TcpListener>, Option<TcpListener>),
     tls: Option<tokio_rustls::TlsAcceptor>,
-    policy: Policy,
+    config: MasterConfig,
     leadership: Arc<Leadership>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
@@ -87,16 +74,15 @@ pub async fn serve(
             }
         });
     }
-    let accept =
-        crate::server::accept_policy(&policy.config, &metrics, tasks.clone(), stop.clone());
+    let accept = crate::server::accept_policy(&config, &metrics, tasks.clone(), stop.clone());
     let mut servers = Vec::new();
     for listener in std::iter::once(grpc).chain(admin) {
         let leadership = Arc::clone(&leadership);
-        let hold = policy.config.store.etcd.lease_ttl + HOLD_SLACK;
+        let hold = config.store.etcd.lease_ttl + HOLD_SLACK;
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let leadership = Arc::clone(&leadership);
             async move {
-                let agent = req.uri().path().starts_with("/cdn.v1.AgentService/");
+                let agent = crate::gate::for_agents(req.uri().path());
                 if let Some(dead) = unreachable_leader(&req) {
                     // The caller could not reach the leader this standby
                     // named (killed, its lease not yet run out): answer

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cdn_proto::Version;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
     AuditQuery, AuditRecord, Backend, CertRecord, Entry, ExecRecord, Loaded, NodeConfigRecord,
-    NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, number_key,
+    NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, decode, encode, number_key,
 };
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -73,17 +72,6 @@ fn layout(table: Table) -> Layout {
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
-}
-
-fn decode<T: DeserializeOwned>(what: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: format!("{what} {key}"),
-        message: e.to_string(),
-    })
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(io)
 }
 
 impl EmbeddedStore {

@@ -41,9 +41,9 @@ use tracing::{info, warn};
 
 use super::{
     AuditQuery, AuditRecord, Backend, CertRecord, Entry, ExecRecord, Loaded, NodeConfigRecord,
-    NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, number_key,
+    NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, decode, number_key,
 };
-use crate::etcd::{EtcdClient, created_at, get_op, prefix_end, put_op};
+use crate::etcd::{EtcdClient, created_at, prefix_end, put_op};
 
 /// Largest piece of config content in one key.
 pub const CHUNK: usize = 512 * 1024;
@@ -149,14 +149,8 @@ fn corrupt(key: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| corrupt(key, e))
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, StoreError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| StoreError::Io(e.to_string()))
+    super::encode(value).map(Bytes::from)
 }
 
 /// The entries one write puts (a version: its record and its content).
@@ -375,20 +369,22 @@ impl EtcdStore {
             ..Default::default()
         };
         for ((table, key), value) in &s.rows {
-            let name = format!("{} {key}", table.as_str());
+            let what = table.as_str();
             match table {
-                Table::Nodes => out.nodes.push(decode::<NodeRecord>(&name, value)?),
+                Table::Nodes => out.nodes.push(decode::<NodeRecord>(what, key, value)?),
                 Table::NodeConfig => out
                     .node_configs
-                    .push(decode::<NodeConfigRecord>(&name, value)?),
-                Table::Versions => out.versions.push(decode::<VersionRecord>(&name, value)?),
-                Table::Certs => out.certs.push(decode::<CertRecord>(&name, value)?),
-                Table::Tokens => out.tokens.push(decode::<TokenRecord>(&name, value)?),
+                    .push(decode::<NodeConfigRecord>(what, key, value)?),
+                Table::Versions => out
+                    .versions
+                    .push(decode::<VersionRecord>(what, key, value)?),
+                Table::Certs => out.certs.push(decode::<CertRecord>(what, key, value)?),
+                Table::Tokens => out.tokens.push(decode::<TokenRecord>(what, key, value)?),
                 Table::Meta if key == FLEET_DESIRED => {
                     let n: u64 = std::str::from_utf8(value)
                         .ok()
                         .and_then(|t| t.parse().ok())
-                        .ok_or_else(|| corrupt(&name, "not a number"))?;
+                        .ok_or_else(|| corrupt(&format!("{what} {key}"), "not a number"))?;
                     out.fleet_desired = Version::new(n);
                 }
                 _ => {}
@@ -573,7 +569,7 @@ impl EtcdStore {
             return Ok(None);
         };
         let name = format!("config content {v}");
-        let header: ContentHeader = decode(&name, &head.value)?;
+        let header: ContentHeader = decode("config content", v, &head.value)?;
         let mut prefix = head_key;
         prefix.push(b'/');
         let (chunks, _) = self
@@ -612,7 +608,7 @@ impl EtcdStore {
             let Some(last) = page.last() else { break };
             before = Some(last.key.clone());
             for kv in &page {
-                let rec: T = decode(&String::from_utf8_lossy(&kv.key), &kv.value)?;
+                let rec: T = decode(table.as_str(), &String::from_utf8_lossy(&kv.key), &kv.value)?;
                 if keep(&rec) && out.len() < limit {
                     out.push(rec);
                 }
@@ -746,11 +742,6 @@ impl Backend for EtcdStore {
             )))
         }
     }
-}
-
-/// A transaction op reading the election key (used by the election).
-pub fn read_election(store: &EtcdStore) -> RequestOp {
-    get_op(store.election_key())
 }
 
 #[cfg(test)]

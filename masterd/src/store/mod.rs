@@ -57,6 +57,24 @@ pub enum StoreError {
     NotEmpty(String),
 }
 
+/// A stored record, or [`StoreError::Corrupt`] naming it as `what key`
+/// (formatted only when it is corrupt).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("{what} {key}"),
+        message: e.to_string(),
+    })
+}
+
+/// A record as stored (JSON, as every backend keeps it).
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Io(e.to_string()))
+}
+
 /// The tables of the store, as both backends and backup files name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
