@@ -65,7 +65,7 @@ from datetime import datetime, timezone
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lifecycle import BIN, TOP, machine, pct, wait, write_report  # noqa: E402
 from config_push import payloads  # noqa: E402
-from scale import MASTER_EXTRA, PER_SWARM, merged, online  # noqa: E402
+from scale import MASTER_EXTRA, Swarm, merged, online  # noqa: E402
 
 RESULTS = os.path.join(TOP, "bench", "results")
 ETCD_READY_S = 20
@@ -287,56 +287,10 @@ def start_agents(root, masters, token_file, n):
     return procs
 
 
-class Swarm:
-    """cdn-swarm processes with count hollow agents dialling every master in
-    turn (the template's address list), data under data_root."""
-
-    def __init__(self, root, masters, token_file, data_root, count):
-        self.count, self.procs, self.stats_files = count, [], []
-        addrs = ", ".join(f'"{m.addr()}"' for m in masters)
-        template = os.path.join(root, "swarm.yml")
-        with open(template, "w") as f:
-            f.write(f"master:\n  addr: [{addrs}]\n  dial_timeout: 10s\n"
-                    "heartbeat:\n  interval: 10s\n  timeout: 10s\n"
-                    "status:\n  collect_interval: 10s\n  report_interval: 10s\n  degraded_disk_percent: 100\n"
-                    "config:\n  min_free_bytes: 0\n  check_yaml: false\n"
-                    "node:\n  labels:\n    role: hollow\n")
-        token = open(token_file).read().strip()
-        for k, start in enumerate(range(1, count + 1, PER_SWARM)):
-            stats = os.path.join(root, f"swarm-stats-{k}.json")
-            if os.path.exists(stats):
-                os.remove(stats)
-            self.stats_files.append(stats)
-            self.procs.append(subprocess.Popen(
-                [os.path.join(BIN, "cdn-swarm"), "-c", template, "--count", str(min(PER_SWARM, count - start + 1)),
-                 "--start-index", str(start), "--data-dir", data_root, "--stats", stats, "--stats-interval", "1s"],
-                stdout=subprocess.DEVNULL, stderr=open(os.path.join(root, f"swarm-{k}.log"), "a"),
-                env={**os.environ, "AGENTD_JOIN_TOKEN": token}))
-
-    def stats(self):
-        out = []
-        for path in self.stats_files:
-            try:
-                with open(path) as f:
-                    out.append(json.load(f))
-            except (OSError, ValueError):
-                out.append(None)
-        return out
-
-    def wait_all(self, timeout):
-        def done():
-            if any(p.poll() is not None for p in self.procs):
-                raise SystemExit("cdn-swarm exited early; see its log")
-            st = self.stats()
-            return st if all(s and s.get("time_to_all_registered_ms") is not None for s in st) else None
-        return wait(done, f"{self.count} hollow agents registered", timeout)
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            p.wait()
+def make_swarm(root, masters, token_file, data_root, count):
+    """Hollow agents dialling every master in turn (scale.py's Swarm with
+    the masters' address list), heartbeating every 10 s."""
+    return Swarm(root, [m.addr() for m in masters], token_file, data_root, count, "10s")
 
 
 def require_etcd_backend(etcd, prefix):
@@ -369,7 +323,7 @@ def failover(args, root, runs):
         require_etcd_backend(etcd, prefix)
         if hollow:
             data = tempfile.mkdtemp(prefix="cdn-failover-swarm-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-            swarm = Swarm(root, ms, ms[0].join_token_file, data, args.agents)
+            swarm = make_swarm(root, ms, ms[0].join_token_file, data, args.agents)
             swarm.wait_all(max(60, args.agents / 50) * 4)
         else:
             agents = start_agents(root, ms, ms[0].join_token_file, args.agents)
@@ -452,13 +406,13 @@ def storm_cost(args, root, backend, etcd, n):
     swarm = None
     try:
         timeout = max(60, n / 50)
-        swarm = Swarm(root, [m], m.join_token_file, data, n)
+        swarm = make_swarm(root, [m], m.join_token_file, data, n)
         swarm.wait_all(timeout * 4)
         storms = []
         for _ in range(args.storm_runs):
             swarm.stop()
             poll(lambda: online(m) == 0, "every hollow agent offline", 60)
-            swarm = Swarm(root, [m], m.join_token_file, data, n)
+            swarm = make_swarm(root, [m], m.join_token_file, data, n)
             st = swarm.wait_all(timeout)
             storms.append({k: merged(st, k) for k in
                            ("time_to_all_registered_ms", "registration_p50_ms", "registration_p99_ms")})

@@ -165,15 +165,18 @@ def rss_bytes(pid):
 
 class Swarm:
     """cdn-swarm processes running count hollow agents hollow-00001...
-    against fleet's master, their data under data_root."""
+    against the masters at addrs (tried in turn), their data under
+    data_root, files and logs in root; enrolled with the token in
+    token_file."""
 
-    def __init__(self, fleet, data_root, count, hb):
-        self.fleet, self.count = fleet, count
+    def __init__(self, root, addrs, token_file, data_root, count, hb):
+        self.root, self.count = root, count
         self.procs, self.stats_files = [], []
-        template = os.path.join(fleet.root, f"swarm-{hb}.yml")
+        template = os.path.join(root, f"swarm-{hb}.yml")
+        listed = ", ".join(f'"{a}"' for a in addrs)
         with open(template, "w") as f:
             f.write(
-                f"master:\n  addr: 127.0.0.1:{fleet.port}\n  dial_timeout: 10s\n"
+                f"master:\n  addr: [{listed}]\n  dial_timeout: 10s\n"
                 f"heartbeat:\n  interval: {hb}\n  timeout: 10s\n"
                 "status:\n  collect_interval: 10s\n  report_interval: 10s\n  degraded_disk_percent: 100\n"
                 # The master checked the YAML before storing the version and
@@ -183,11 +186,11 @@ class Swarm:
                 "config:\n  min_free_bytes: 0\n  check_yaml: false\n"
                 "node:\n  labels:\n    role: hollow\n"
             )
-        token = open(fleet.join_token_file).read().strip()
+        token = open(token_file).read().strip()
         self.started = time.time()
         for k, start in enumerate(range(1, count + 1, PER_SWARM)):
             n = min(PER_SWARM, count - start + 1)
-            stats = os.path.join(fleet.root, f"swarm-stats-{k}.json")
+            stats = os.path.join(root, f"swarm-stats-{k}.json")
             if os.path.exists(stats):
                 os.remove(stats)
             self.stats_files.append(stats)
@@ -196,7 +199,7 @@ class Swarm:
                  "--start-index", str(start), "--data-dir", data_root,
                  "--stats", stats, "--stats-interval", "1s"],
                 stdout=subprocess.DEVNULL,
-                stderr=open(os.path.join(fleet.root, f"swarm-{k}.log"), "a"),
+                stderr=open(os.path.join(root, f"swarm-{k}.log"), "a"),
                 env={**os.environ, "AGENTD_JOIN_TOKEN": token},
             )
             self.procs.append(p)
@@ -219,7 +222,7 @@ class Swarm:
         def done():
             for p in self.procs:
                 if p.poll() is not None:
-                    raise SystemExit(f"cdn-swarm exited with {p.returncode}; see {self.fleet.root}")
+                    raise SystemExit(f"cdn-swarm exited with {p.returncode}; see {self.root}")
             st = self.stats()
             ok = all(s and s.get("time_to_all_registered_ms") is not None for s in st)
             return st if ok else None
@@ -387,7 +390,7 @@ def run_size(n, args, texts):
         fleet.start_master()
         storm_timeout = max(60, n / 50)
         log(f"{n}: first start (enrolment + registration)")
-        swarm = Swarm(fleet, data, n, "10s")
+        swarm = Swarm(fleet.root, [f"127.0.0.1:{fleet.port}"], fleet.join_token_file, data, n, "10s")
         st = swarm.wait_all(storm_timeout * 4)
         res["first_start"] = {"all_registered_ms": merged(st, "time_to_all_registered_ms"),
                               "reg_p50_ms": merged(st, "registration_p50_ms"),
@@ -399,7 +402,7 @@ def run_size(n, args, texts):
 
         log(f"{n}: connect storm")
         m0 = cpu_seconds(fleet.master.pid)
-        swarm = Swarm(fleet, data, n, "10s")
+        swarm = Swarm(fleet.root, [f"127.0.0.1:{fleet.port}"], fleet.join_token_file, data, n, "10s")
         st = swarm.wait_all(storm_timeout)
         storm_cpu = (round(cpu_seconds(fleet.master.pid) - m0, 2),
                      round(sum(cpu_seconds(p) for p in swarm.pids()), 2))
@@ -440,7 +443,7 @@ def run_size(n, args, texts):
         log(f"{n}: steady heartbeats at 1 s")
         swarm.stop()
         wait_master(lambda: online(fleet) == 0, "every agent offline", 60)
-        swarm = Swarm(fleet, data, n, "1s")
+        swarm = Swarm(fleet.root, [f"127.0.0.1:{fleet.port}"], fleet.join_token_file, data, n, "1s")
         swarm.wait_all(storm_timeout)
         time.sleep(3)
         res["steady_1s"] = steady(fleet, swarm, max(10, args.window // 3))
