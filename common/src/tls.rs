@@ -175,15 +175,29 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `data` to `path` with mode 0600, atomically (a new temporary
-/// file of a random name in the same directory, never an existing one or a
-/// symlink planted there; fsync; rename; fsync of the directory).
+/// Writes `data` to `path` with mode 0600, atomically (see
+/// [`write_private_with`]), replacing what was there.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+    write_private_with(path, true, |f| f.write_all(data))
+        .map(|_| ())
+        .map_err(|e| TlsError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Writes a file with mode 0600 atomically: `fill` writes a new temporary
+/// file of a random name beside `path` (never an existing file or a symlink
+/// planted there), which is fsync'd and put in place — renamed over `path`
+/// when `replace`, else linked, so that a name taken meanwhile fails with
+/// `AlreadyExists` — and the directory is fsync'd. Returns what `fill`
+/// returned and the file's size; the temporary file is removed on failure.
+pub fn write_private_with<T>(
+    path: &Path,
+    replace: bool,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
+) -> std::io::Result<(T, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |e: std::io::Error| TlsError::File {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -191,27 +205,33 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
     let tmp = dir.join(format!(".{name}.{}.tmp", random_text(12)));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    let written = f.write_all(data).and_then(|_| f.sync_all());
-    if let Err(e) = written {
+    let written: std::io::Result<(T, u64)> = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let out = fill(&mut f)?;
+        f.sync_all()?;
+        let len = f.metadata()?.len();
+        if replace {
+            std::fs::rename(&tmp, path)?;
+        } else {
+            // A link fails if the name was taken meanwhile; rename would
+            // silently replace it.
+            std::fs::hard_link(&tmp, path)?;
+            std::fs::remove_file(&tmp)?;
+        }
+        Ok((out, len))
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
     }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    let out = written?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(out)
 }
 
 /// A warning when `path` can be read by its group or others.

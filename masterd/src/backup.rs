@@ -470,63 +470,19 @@ fn atomically<T>(
     replace: bool,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
 ) -> Result<(T, u64), BackupError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = io_error(path);
     let exists = || BackupError::Exists {
         file: path.display().to_string(),
     };
     if !replace && path.symlink_metadata().is_ok() {
         return Err(exists());
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| BackupError::Io {
-            file: path.display().to_string(),
-            message: "not a file name".into(),
-        })?;
-    // A new name of its own: never an existing file or a planted symlink.
-    let tmp = dir.join(format!(".{name}.{}.tmp", cdn_common::tls::random_text(8)));
-    let written: std::io::Result<(T, u64)> = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let out = fill(&mut f)?;
-        f.sync_all()?;
-        Ok((out, f.metadata()?.len()))
-    })();
-    let placed = written.and_then(|out| {
-        if replace {
-            std::fs::rename(&tmp, path)?;
+    cdn_common::tls::write_private_with(path, replace, fill).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exists()
         } else {
-            // A link fails if the name was taken meanwhile; rename would
-            // silently replace it.
-            std::fs::hard_link(&tmp, path)?;
-            std::fs::remove_file(&tmp)?;
+            io_error(path)(e)
         }
-        Ok(out)
-    });
-    let out = match placed {
-        Ok(out) => out,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
-                exists()
-            } else {
-                fail(e)
-            });
-        }
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))?;
-    Ok(out)
+    })
 }
 
 /// `20261130T081500Z` for `ms` (UTC).
