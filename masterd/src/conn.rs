@@ -21,6 +21,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
@@ -128,9 +130,10 @@ pub fn tls_acceptor(
 ) -> Result<TlsAcceptor, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = cdn_common::tls::pem_certs(chain_pem).map_err(|e| e.to_string())?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-        .map_err(|e| format!("private key: {e}"))?
-        .ok_or("no private key in the key file")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| match e {
+        pem::Error::NoItemsFound => "no private key in the key file".to_string(),
+        e => format!("private key: {e}"),
+    })?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in cdn_common::tls::pem_certs(client_ca_pem).map_err(|e| e.to_string())? {
         roots.add(ca).map_err(|e| format!("client CA: {e}"))?;
