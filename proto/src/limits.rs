@@ -44,3 +44,8 @@ pub const ENROLL_MAX_BYTES: usize = 64 * 1024;
 
 /// Largest certificate signing request in an `Enroll` call.
 pub const MAX_CSR_BYTES: usize = 16 * 1024;
+
+/// Deepest nesting of sequences and mappings a pushed YAML config may have.
+/// Real configs stay under 20; the bound keeps a hostile `[[[[…` from
+/// costing parse time in cdnctl, the master and every agent.
+pub const MAX_YAML_DEPTH: usize = 128;
