@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod chunks;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -35,6 +35,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::apply::{self, Applier, Outcome};
 use crate::backoff::Backoff;
+use crate::chunks::Piece;
 use crate::config::AgentConfig;
 use crate::dialer::{Dialer, Failure};
 use crate::exec::Executor;
@@ -601,31 +602,48 @@ impl Link {
             }
             *f = Some((v, Instant::now()));
         }
-        let request = cdn_proto::v1::PushConfigRequest {
-            node_id: self.node_id.clone(),
-            session_id,
-            version: v.to_string(),
-        };
-        let timeout = self.config.heartbeat.timeout;
-        match tokio::time::timeout(timeout, client.push_config(request)).await {
-            Ok(Ok(r)) => {
-                let r = r.into_inner();
-                info!(
-                    version = %v,
-                    "fetching desired config the master says we lack"
-                );
-                let req = apply::Request {
-                    version: v,
-                    hash: r.hash,
-                    content: r.content,
-                    encoding: r.encoding,
-                };
+        info!(
+            version = %v,
+            "fetching desired config the master says we lack"
+        );
+        match self.fetch(client, session_id, v).await {
+            Ok(req) => {
                 let _ = self.applier.submit(req, outcomes.clone()).await;
             }
-            Ok(Err(s)) => {
-                warn!(version = %v, error = %status_line(&s), "cannot fetch desired config")
+            Err(e) => warn!(version = %v, error = %e, "cannot fetch desired config"),
+        }
+    }
+
+    /// Fetches version `v` chunk by chunk (each call bounded by the
+    /// heartbeat timeout).
+    async fn fetch(
+        &self,
+        client: &mut AgentServiceClient<Channel>,
+        session_id: u64,
+        v: Version,
+    ) -> Result<apply::Request, String> {
+        let timeout = self.config.heartbeat.timeout;
+        let mut chunks = crate::chunks::Fetch::default();
+        loop {
+            let request = cdn_proto::v1::PushConfigRequest {
+                node_id: self.node_id.clone(),
+                session_id,
+                version: v.to_string(),
+                offset: chunks.offset(),
+            };
+            let r = tokio::time::timeout(timeout, client.push_config(request))
+                .await
+                .map_err(|_| format!("no answer within {}", cdn_common::duration::short(timeout)))?
+                .map_err(|s| status_line(&s))?
+                .into_inner();
+            if let Some(content) = chunks.add(r.content, r.wire_size)? {
+                return Ok(apply::Request {
+                    version: v,
+                    hash: r.hash,
+                    content,
+                    encoding: r.encoding,
+                });
             }
-            Err(_) => warn!(version = %v, "fetching desired config timed out"),
         }
     }
 
@@ -640,6 +658,7 @@ impl Link {
     ) -> LinkError {
         // Exec sessions of this connection; they end with it.
         let mut sessions = tokio::task::JoinSet::new();
+        let mut assembly = crate::chunks::Assembly::default();
         loop {
             let cmd = tokio::select! {
                 m = inbound.message() => match m {
@@ -669,11 +688,13 @@ impl Link {
                         warn!(version = %a.version, "config version is not a number; ignored");
                         continue;
                     };
-                    let req = apply::Request {
-                        version,
-                        hash: a.hash,
-                        content: a.content,
-                        encoding: a.encoding,
+                    let req = match assembly.add(version, a) {
+                        Piece::Complete(req) => req,
+                        Piece::Incomplete => continue,
+                        Piece::Dropped(why) => {
+                            warn!(%version, "config dropped ({why}); it will be fetched again");
+                            continue;
+                        }
                     };
                     // Never wait here: pings and exec starts must keep flowing.
                     // A version that finds the queue full arrives again

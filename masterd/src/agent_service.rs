@@ -12,9 +12,9 @@ use std::time::Duration;
 use cdn_proto::v1::agent_service_server::AgentService;
 use cdn_proto::v1::{
     CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, ExecFromAgent, ExecToAgent,
-    HeartbeatRequest, HeartbeatResponse, PushConfigRequest, PushConfigResponse, ReconnectPolicy,
-    RegisterRequest, RegisterResponse, StatusRequest, StatusResponse, command_request,
-    exec_from_agent,
+    HeartbeatRequest, HeartbeatResponse, Limits, PushConfigRequest, PushConfigResponse,
+    ReconnectPolicy, RegisterRequest, RegisterResponse, StatusRequest, StatusResponse,
+    command_request, exec_from_agent,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -36,6 +36,9 @@ use crate::metrics::{Metrics, ReasonLabel};
 use crate::registry::{Registration, Registry, Reported};
 use crate::validate;
 use cdn_proto::Version;
+use cdn_proto::limits::{
+    CONFIG_CHUNK_BYTES, MAX_CONFIG_BYTES, MAX_MESSAGE_BYTES, MAX_MESSAGE_TO_AGENT_BYTES,
+};
 
 /// Queue depth of one agent's command stream; a full queue is backpressure.
 pub const COMMAND_QUEUE_DEPTH: usize = 64;
@@ -133,6 +136,7 @@ impl AgentService for AgentApi {
             }
         };
         self.configs.joined(&node_id, applied).await;
+        self.configs.new_session(&node_id);
         info!(node = %node_id, session = session_id, peer = ?addresses.first(), "node registered");
         if let Some(ms) = away_since_ms {
             self.metrics.reconnects.inc();
@@ -168,8 +172,14 @@ impl AgentService for AgentApi {
                 jitter: rc.jitter.0,
             }),
             keepalive_permit_without_stream: live.grpc.keepalive.permit_without_stream,
-            desired_config_version: String::new(),
+            desired_config_version: Version::to_wire(self.configs.desired(&node_id)),
             stream_open_timeout_ms: heartbeat.timeout.as_millis() as u64,
+            limits: Some(Limits {
+                max_message_to_agent_bytes: MAX_MESSAGE_TO_AGENT_BYTES as u64,
+                max_message_from_agent_bytes: MAX_MESSAGE_BYTES as u64,
+                max_config_bytes: MAX_CONFIG_BYTES as u64,
+                config_chunk_bytes: CONFIG_CHUNK_BYTES as u64,
+            }),
         }))
     }
 
@@ -208,7 +218,7 @@ impl AgentService for AgentApi {
         self.configs
             .observed(&req.node_id, applied, Some(&req.config_disk_hash))
             .await;
-        let desired = self.configs.desired(&req.node_id);
+        let (desired, due) = self.configs.heartbeat_offer(&req.node_id, applied);
         if req.last_rtt_us > 0 {
             self.metrics
                 .heartbeat_latency
@@ -224,11 +234,10 @@ impl AgentService for AgentApi {
                 true,
             );
         }
-        let behind = desired.is_some() && applied != desired;
         Ok(Response::new(HeartbeatResponse {
             success: true,
             command: String::new(),
-            config_updated: behind,
+            config_updated: due,
             config_version: Version::to_wire(desired),
             server_time_ms: cdn_common::unix_millis_now(),
         }))
@@ -261,14 +270,26 @@ impl AgentService for AgentApi {
         }
         let accepts = self.registry.accept_encodings(&req.node_id);
         let p = self.configs.payload_for(version, &accepts).await?;
-        self.configs.count_fetch(&p);
+        let content = p.chunk_at(req.offset).ok_or_else(|| {
+            MasterError::Invalid(format!(
+                "offset {} is past the end of version {version} ({} bytes encoded)",
+                req.offset,
+                p.bytes.len()
+            ))
+        })?;
+        self.configs.fetched(&req.node_id, version);
+        if req.offset == 0 {
+            self.configs.count_fetch(&p);
+        }
         Ok(Response::new(PushConfigResponse {
             success: true,
             message: String::new(),
             version: p.version.to_string(),
-            hash: p.hash,
-            content: p.bytes,
+            hash: p.hash.clone(),
+            content,
             encoding: p.encoding.to_string(),
+            wire_size: p.bytes.len() as u64,
+            size: p.size,
         }))
     }
 
@@ -295,11 +316,11 @@ impl AgentService for AgentApi {
         // The registry holds the only sender: when the session ends, the stream ends.
         let generation = self.registry.attach_stream(&node_id, session_id, tx)?;
         debug!(node = %node_id, session = session_id, "command stream open");
-        if self.configs.behind(&node_id).is_some() {
+        if let Some(v) = self.configs.catch_up_due(&node_id) {
             let configs = self.configs.clone();
             let node = node_id.clone();
             self.tasks
-                .spawn(async move { configs.catch_up(&node).await });
+                .spawn(async move { configs.catch_up(&node, v).await });
         }
         let registry = Arc::clone(&self.registry);
         let configs = self.configs.clone();

@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 use crate::config::CompressionConfig;
 use crate::error::MasterError;
 use crate::metrics::Metrics;
+use crate::offers::Offers;
 use crate::registry::Registry;
 use crate::store::{FailedApply, Loaded, NodeConfigRecord, Store, VersionRecord, Write};
 use crate::wire::{Encoder, Prepared, WirePayload};
@@ -146,6 +147,8 @@ struct State {
     nodes: DashMap<String, NodeConfigRecord>,
     fleet_desired: RwLock<Option<Version>>,
     answers: broadcast::Sender<Answer>,
+    /// What was sent to whom and when it may be offered again.
+    offers: Offers,
     /// Cancelled when the master shuts down: waiting pushes report at once.
     stopping: CancellationToken,
 }
@@ -191,6 +194,7 @@ impl Configs {
             nodes,
             fleet_desired: RwLock::new(loaded.fleet_desired),
             answers: broadcast::channel(ANSWER_CHANNEL_DEPTH).0,
+            offers: Offers::default(),
             stopping: CancellationToken::new(),
         });
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE_DEPTH);
@@ -353,7 +357,41 @@ impl Configs {
 
     /// A node answered a version on its command stream.
     pub async fn answered(&self, answer: Answer) {
+        match &answer.outcome {
+            ApplyOutcome::Applied { .. } => self.state.offers.forget(&answer.node),
+            ApplyOutcome::Failed(_) => {
+                let wait = self
+                    .state
+                    .offers
+                    .failed(&answer.node, answer.version, Instant::now());
+                debug!(node = %answer.node, version = %answer.version, retry_in_s = wait.as_secs(), "failed version offered again later");
+            }
+        }
         self.tell(Command::Answered(answer)).await;
+    }
+
+    /// A node registered afresh: whatever failed on it before may be
+    /// offered again at once.
+    pub fn new_session(&self, node: &str) {
+        self.state.offers.forget(node);
+    }
+
+    /// What a heartbeat reply says of `node`'s config: its desired version,
+    /// and whether the agent should fetch it now (behind, not already on
+    /// its way, not failed within its backoff). A true answer is noted as
+    /// an offer.
+    pub fn heartbeat_offer(&self, node: &str, applied: Option<Version>) -> (Option<Version>, bool) {
+        let desired = self.desired(node);
+        let due = match desired {
+            Some(d) if applied != Some(d) => self.state.offers.claim(node, d, Instant::now()),
+            _ => false,
+        };
+        (desired, due)
+    }
+
+    /// The agent fetched `version` (a chunk from `offset`).
+    pub fn fetched(&self, node: &str, version: Version) {
+        self.state.offers.fetched(node, version, Instant::now());
     }
 
     /// The wire form of version `v` for a node that decodes `accepts`.
@@ -405,10 +443,17 @@ impl Configs {
             .and_then(|n| n.desired.filter(|d| n.applied != Some(*d)))
     }
 
-    /// Sends `node` its desired version if it is behind (its command stream
-    /// just opened).
-    pub async fn catch_up(&self, node: &str) {
-        let Some(v) = self.behind(node) else { return };
+    /// The version to send `node` now that its command stream opened: its
+    /// desired one if it is behind and that is not already on its way or
+    /// failed within its backoff. Noted as sent; pass it to
+    /// [`Configs::catch_up`].
+    pub fn catch_up_due(&self, node: &str) -> Option<Version> {
+        self.behind(node)
+            .filter(|v| self.state.offers.claim(node, *v, Instant::now()))
+    }
+
+    /// Sends `node` version `v` (from [`Configs::catch_up_due`]).
+    pub async fn catch_up(&self, node: &str, v: Version) {
         let accepts = self.state.registry.accept_encodings(node);
         match self.payload_for(v, &accepts).await {
             Ok(p) => {
@@ -416,13 +461,26 @@ impl Configs {
                     debug!(node, version = %v, "sent desired config on reconnect");
                 }
             }
-            Err(e) => warn!(node, version = %v, error = %e, "cannot load desired config"),
+            Err(e) => {
+                self.state.offers.unsent(node, v);
+                warn!(node, version = %v, error = %e, "cannot load desired config")
+            }
         }
     }
 
     /// Sends `payload` to `node` over its command stream, if it is open, in
-    /// an encoding the node decodes. False when it could not be queued.
+    /// an encoding the node decodes, in chunks of at most
+    /// `CONFIG_CHUNK_BYTES`. False when it could not be queued (the version
+    /// is then offered in the next heartbeat reply).
     async fn send_to(&self, node: &str, payload: &WirePayload) -> bool {
+        let sent = self.send_chunks(node, payload).await;
+        if !sent {
+            self.state.offers.unsent(node, payload.version);
+        }
+        sent
+    }
+
+    async fn send_chunks(&self, node: &str, payload: &WirePayload) -> bool {
         let Some(tx) = self.state.registry.command_tx(node) else {
             return false;
         };
@@ -443,32 +501,36 @@ impl Configs {
                     }
                 }
             };
-        let msg = CommandResponse {
-            command_id: payload.version.get(),
-            body: Some(command_response::Body::ApplyConfig(ApplyConfig {
-                version: payload.version.to_string(),
-                hash: payload.hash.clone(),
-                content: payload.bytes.clone(),
-                encoding: payload.encoding.to_string(),
-                size: payload.size,
-            })),
-        };
-        match tokio::time::timeout(ENQUEUE_TIMEOUT, tx.send(Ok(msg))).await {
-            Ok(Ok(())) => {
-                self.state
-                    .metrics
-                    .config_sent(payload.size, payload.bytes.len() as u64);
-                true
-            }
-            Ok(Err(_)) => false,
-            Err(_) => {
-                warn!(
-                    node,
-                    "command queue full; config not sent, the heartbeat will retry"
-                );
-                false
+        let deadline = tokio::time::Instant::now() + ENQUEUE_TIMEOUT;
+        for (offset, content) in payload.chunks() {
+            let msg = CommandResponse {
+                command_id: payload.version.get(),
+                body: Some(command_response::Body::ApplyConfig(ApplyConfig {
+                    version: payload.version.to_string(),
+                    hash: payload.hash.clone(),
+                    content,
+                    encoding: payload.encoding.to_string(),
+                    size: payload.size,
+                    offset,
+                    wire_size: payload.bytes.len() as u64,
+                })),
+            };
+            match tokio::time::timeout_at(deadline, tx.send(Ok(msg))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return false,
+                Err(_) => {
+                    warn!(
+                        node,
+                        "command queue full; config not sent, the heartbeat will retry"
+                    );
+                    return false;
+                }
             }
         }
+        self.state
+            .metrics
+            .config_sent(payload.size, payload.bytes.len() as u64);
+        true
     }
 
     /// The compression settings in force (what [`prepare`] encodes with).
@@ -617,8 +679,10 @@ impl Configs {
         .await;
         let mut waiting = HashSet::new();
         let mut pending = 0u32;
+        let now = Instant::now();
         let sends = targets.iter().map(|node| {
             let payload = &payload;
+            self.state.offers.pushed(node, version, now);
             async move { (node, self.send_to(node, payload).await) }
         });
         for (node, sent) in futures::future::join_all(sends).await {
@@ -1253,7 +1317,15 @@ mod tests {
         // A node that joins after a fleet-wide push is given it.
         let mut c = rig.node("c").await;
         assert_eq!(rig.configs.desired("c"), Some(Version::FIRST));
-        rig.configs.catch_up("c").await;
+        let due = rig.configs.catch_up_due("c").unwrap();
+        // Once on its way, it is neither sent again nor offered in a
+        // heartbeat reply.
+        assert_eq!(rig.configs.catch_up_due("c"), None);
+        assert_eq!(
+            rig.configs.heartbeat_offer("c", None),
+            (Some(Version::FIRST), false)
+        );
+        rig.configs.catch_up("c", due).await;
         assert_eq!(sent(&mut c).await, Version::FIRST);
         rig.close().await;
     }

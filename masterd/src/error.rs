@@ -16,8 +16,13 @@ pub enum MasterError {
         holder: String,
         since_ms: i64,
     },
-    #[error("session {session_id} of node {node_id} is not current; register again")]
-    UnknownSession { node_id: String, session_id: u64 },
+    #[error("session {session_id} of node {node_id} is not current ({why}); register again")]
+    UnknownSession {
+        node_id: String,
+        session_id: u64,
+        /// Why it is over, as far as the master knows.
+        why: String,
+    },
     #[error("node {0} not found")]
     NodeNotFound(String),
     #[error("config version {0} not found")]

@@ -20,6 +20,7 @@ pub mod gate;
 pub mod ha;
 pub mod leader;
 pub mod metrics;
+pub mod offers;
 pub mod offline;
 pub mod pki;
 pub mod registry;

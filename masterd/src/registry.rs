@@ -397,11 +397,15 @@ impl Registry {
         session_id: u64,
         f: impl FnOnce(&mut Node, Instant) -> T,
     ) -> Result<T, MasterError> {
-        let unknown = || MasterError::UnknownSession {
+        let unknown = |why: String| MasterError::UnknownSession {
             node_id: node_id.to_string(),
             session_id,
+            why,
         };
-        let mut node = self.nodes.get_mut(node_id).ok_or_else(unknown)?;
+        let mut node = self
+            .nodes
+            .get_mut(node_id)
+            .ok_or_else(|| unknown("the node is not registered".into()))?;
         let now = Instant::now();
         match &node.session {
             // Silent past the offline window: the node was shown offline, so
@@ -418,10 +422,16 @@ impl Registry {
                 };
                 node.dirty = true;
                 tracing::warn!(node = %node_id, silent = %fmt_secs(silent), "node offline: session expired");
-                Err(unknown())
+                Err(unknown(format!("ended: {}", node.offline)))
             }
             Some(s) if s.id == session_id => Ok(f(&mut node, now)),
-            _ => Err(unknown()),
+            // The agent is told why, not only the master's log.
+            Some(s) if s.id > session_id => Err(unknown(format!(
+                "replaced by session {} (a later registration of this node)",
+                s.id
+            ))),
+            Some(s) => Err(unknown(format!("the current session is {}", s.id))),
+            None => Err(unknown(format!("ended: {}", node.offline))),
         }
     }
 

@@ -25,7 +25,10 @@ use crate::exec::ExecHub;
 use crate::metrics::{Metrics, StateLabel};
 use crate::registry::{Liveness, Offline, Registry};
 use crate::store::{EmbeddedStore, Store, StoreWriter};
-use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+use cdn_proto::limits::{
+    CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, MAX_MESSAGE_TO_AGENT_BYTES, STREAM_WINDOW_BYTES,
+};
+use tonic::codec::CompressionEncoding;
 
 /// How long shutdown waits for in-flight calls before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -626,12 +629,18 @@ impl Master {
             tasks: tasks.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
         let mut builder = server_builder(&config, &authn, &leadership);
+        // Agents get nothing larger than gRPC's default client accepts
+        // (configs go in chunks); standard message compression is taken.
         let mut router = builder.add_service(
             AgentServiceServer::new(agent_api)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_encoding_message_size(MAX_MESSAGE_TO_AGENT_BYTES)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd),
         );
         let mut admin_router = None;
         match admin {

@@ -14,7 +14,7 @@ use cdn_proto::Version;
 use crate::config::{Algorithm, CompressionConfig};
 use crate::error::MasterError;
 use crate::store::VersionRecord;
-use cdn_proto::limits::MAX_CONFIG_BYTES;
+use cdn_proto::limits::{CONFIG_CHUNK_BYTES, MAX_CONFIG_BYTES};
 
 /// Encoded versions kept ready for re-sending.
 const CACHE_ENTRIES: usize = 8;
@@ -32,6 +32,31 @@ pub struct WirePayload {
 }
 
 impl WirePayload {
+    /// The encoded content cut at [`CONFIG_CHUNK_BYTES`]: each chunk with
+    /// its offset (one empty chunk for empty content). Slices, not copies.
+    pub fn chunks(&self) -> impl Iterator<Item = (u64, Bytes)> + '_ {
+        let n = self.bytes.len().div_ceil(CONFIG_CHUNK_BYTES).max(1);
+        (0..n).map(move |i| {
+            let start = i * CONFIG_CHUNK_BYTES;
+            let end = (start + CONFIG_CHUNK_BYTES).min(self.bytes.len());
+            (start as u64, self.bytes.slice(start..end))
+        })
+    }
+
+    /// The chunk a fetch at `offset` gets: at most [`CONFIG_CHUNK_BYTES`]
+    /// from there; None past the end.
+    pub fn chunk_at(&self, offset: u64) -> Option<Bytes> {
+        let len = self.bytes.len();
+        let start = usize::try_from(offset).ok().filter(|o| *o <= len)?;
+        if start == len && len > 0 {
+            return None;
+        }
+        Some(
+            self.bytes
+                .slice(start..(start + CONFIG_CHUNK_BYTES).min(len)),
+        )
+    }
+
     /// `content` of `meta` as encoded by [`compress`].
     pub fn new(meta: &VersionRecord, (encoding, bytes): (&'static str, Bytes)) -> Self {
         Self {
@@ -214,6 +239,44 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payloads_are_cut_into_chunks_that_add_up() {
+        let p = |len: usize| WirePayload {
+            version: Version::new(1).unwrap(),
+            hash: String::new(),
+            size: len as u64,
+            encoding: "",
+            bytes: Bytes::from(vec![7u8; len]),
+        };
+        for len in [
+            0,
+            1,
+            CONFIG_CHUNK_BYTES,
+            CONFIG_CHUNK_BYTES + 1,
+            3 * CONFIG_CHUNK_BYTES + 5,
+        ] {
+            let payload = p(len);
+            let chunks: Vec<_> = payload.chunks().collect();
+            assert_eq!(
+                chunks.len(),
+                len.div_ceil(CONFIG_CHUNK_BYTES).max(1),
+                "{len}"
+            );
+            let mut next = 0u64;
+            for (offset, bytes) in &chunks {
+                assert_eq!(*offset, next);
+                assert!(bytes.len() <= CONFIG_CHUNK_BYTES);
+                assert_eq!(payload.chunk_at(*offset).as_ref(), Some(bytes));
+                next += bytes.len() as u64;
+            }
+            assert_eq!(next, len as u64);
+            assert_eq!(payload.chunk_at(len as u64 + 1), None);
+            if len > 0 {
+                assert_eq!(payload.chunk_at(len as u64), None);
+            }
+        }
+    }
 
     #[test]
     fn yaml_errors_name_line_and_column() {

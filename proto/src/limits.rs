@@ -13,6 +13,24 @@ pub const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
 /// framing. (gRPC's own default of 4 MiB would refuse large configs.)
 pub const MAX_MESSAGE_BYTES: usize = MAX_CONFIG_BYTES + MESSAGE_OVERHEAD_BYTES;
 
+/// Config content travels in chunks of at most this many bytes of its
+/// encoded form (`ApplyConfig.offset`, `PushConfigRequest.offset`), so
+/// every message to an agent stays far below gRPC's default 4 MiB.
+pub const CONFIG_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// No message the master sends an agent is larger: a config chunk plus
+/// framing. Announced at registration (`Limits`) and enforced by the
+/// master's AgentService encoder.
+pub const MAX_MESSAGE_TO_AGENT_BYTES: usize = CONFIG_CHUNK_BYTES + MESSAGE_OVERHEAD_BYTES;
+
+/// gRPC's default receive limit, which [`MAX_MESSAGE_TO_AGENT_BYTES`]
+/// stays under.
+pub const GRPC_DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+const _: () = assert!(MAX_MESSAGE_TO_AGENT_BYTES < GRPC_DEFAULT_MAX_MESSAGE_BYTES);
+const _: () = assert!(MAX_ARGV_BYTES + MESSAGE_OVERHEAD_BYTES <= MAX_MESSAGE_TO_AGENT_BYTES);
+const _: () = assert!(EXEC_CHUNK_BYTES + MESSAGE_OVERHEAD_BYTES <= MAX_MESSAGE_TO_AGENT_BYTES);
+
 /// HTTP/2 receive window of one stream: what one stalled exec session (its
 /// reader stopped reading) may hold unread.
 pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;

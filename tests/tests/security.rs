@@ -795,6 +795,7 @@ fn a_node_cannot_fetch_a_config_meant_for_other_nodes() {
                 node_id: "agent-1".into(),
                 session_id: session,
                 version: "1".into(),
+                offset: 0,
             })
             .await
             .unwrap_err()
