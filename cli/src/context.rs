@@ -189,7 +189,7 @@ impl FileConfig {
         let cfg = if text.trim().is_empty() {
             Self::default()
         } else {
-            serde_yaml_ng::from_str(&text)
+            cdn_common::yaml::from_str(&text)
                 .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?
         };
         if !cfg.contexts.is_empty()
@@ -206,7 +206,7 @@ impl FileConfig {
             cdn_common::tls::create_private_dir(dir)
                 .map_err(|e| CliError::Local(format!("{}: cannot create: {e}", dir.display())))?;
         }
-        let text = serde_yaml_ng::to_string(self)
+        let text = cdn_common::yaml::to_string(self)
             .map_err(|e| CliError::Local(format!("cannot render the config: {e}")))?;
         let text = format!("# cdnctl contexts; holds private keys: keep it 0600.\n{text}");
         cdn_common::tls::write_private(path, text.as_bytes())
@@ -451,13 +451,13 @@ mod tests {
   comma: {master: 'm1:1,m2:2'}
   list: {master: ['m1:1', 'm2:2']}
 ";
-        let file: FileConfig = serde_yaml_ng::from_str(text).unwrap();
+        let file: FileConfig = cdn_common::yaml::from_str(text).unwrap();
         assert_eq!(file.contexts["old"].master, "m1:1");
         assert_eq!(file.contexts["comma"].master, "m1:1,m2:2");
         assert_eq!(file.contexts["list"].master, "m1:1,m2:2");
-        let written = serde_yaml_ng::to_string(&file).unwrap();
+        let written = cdn_common::yaml::to_string(&file).unwrap();
         assert!(written.contains("master: m1:1,m2:2"), "{written}");
-        let again: FileConfig = serde_yaml_ng::from_str(&written).unwrap();
+        let again: FileConfig = cdn_common::yaml::from_str(&written).unwrap();
         assert_eq!(again, file);
     }
 

@@ -533,7 +533,8 @@ fn json(value: &impl Serialize, pretty: bool) -> Result<String, CliError> {
 }
 
 fn yaml(value: &impl Serialize) -> Result<String, CliError> {
-    serde_yaml_ng::to_string(value).map_err(|e| CliError::Local(format!("cannot render YAML: {e}")))
+    cdn_common::yaml::to_string(value)
+        .map_err(|e| CliError::Local(format!("cannot render YAML: {e}")))
 }
 
 /// Whether stdout is a terminal and colour is wanted (`NO_COLOR` respected).
@@ -733,7 +734,7 @@ mod tests {
         );
         assert_eq!(
             stdout(&rows, Format::Yaml),
-            "- name: agent-1\n  status: online\n  detail: ''\n\
+            "- name: agent-1\n  status: online\n  detail: \"\"\n\
              - name: agent-22\n  status: offline\n  detail: agent shut down\n"
         );
         assert_eq!(stdout(&Vec::<Probe>::new(), Format::Table), "No probes.");
@@ -800,7 +801,7 @@ mod tests {
         let mut p = Printer::new(Format::Yaml);
         assert_eq!(
             p.render_record(&rows[0]).unwrap().text.unwrap(),
-            "---\nname: agent-1\nstatus: online\ndetail: ''"
+            "---\nname: agent-1\nstatus: online\ndetail: \"\""
         );
     }
 

@@ -299,6 +299,6 @@ fn context_list_prints_a_table_without_headers_on_request() {
     );
     assert_eq!(
         run(&["context", "list", "-o", "yaml"]),
-        "- name: lab\n  current: true\n  master: 127.0.0.1:9\n  user: ''\n  role: ''\n  insecure: true\n"
+        "- name: lab\n  current: true\n  master: 127.0.0.1:9\n  user: \"\"\n  role: \"\"\n  insecure: true\n"
     );
 }

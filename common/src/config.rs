@@ -8,6 +8,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use cdn_proto::limits::MAX_YAML_DEPTH;
+
+use crate::yaml::YamlError;
 use serde::de::DeserializeOwned;
 
 /// Why a configuration file could not be used.
@@ -140,7 +142,7 @@ pub fn parse<T: DeserializeOwned + Default>(file: &Path, text: &str) -> Result<T
     {
         return Ok(T::default());
     }
-    serde_yaml_ng::from_str(text).map_err(|e| invalid(file, text, &e))
+    crate::yaml::from_str(text).map_err(|e| invalid(file, text, e))
 }
 
 /// Why a text is not YAML: where, and what (without the position suffix
@@ -212,43 +214,49 @@ fn too_deep() -> String {
     format!("nested deeper than {MAX_YAML_DEPTH} levels")
 }
 
-/// serde_yaml_ng renders "message at line L column C"; keeps "message".
-fn without_position(raw: &str) -> String {
-    match raw.rfind(" at line ") {
-        Some(i) => raw[..i].to_string(),
-        None => raw.to_string(),
+fn invalid(file: &Path, text: &str, err: YamlError) -> ConfigError {
+    // The parser gives a position; the key is the one written there, under
+    // the keys whose blocks enclose that line.
+    let key = err.line.and_then(|l| key_path_at(text, l));
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        line: err.line,
+        column: err.column,
+        key,
+        message: err.message,
     }
 }
 
-fn invalid(file: &Path, text: &str, err: &serde_yaml_ng::Error) -> ConfigError {
-    let location = err.location();
-    // serde_yaml_ng renders "path.to.key: message at line L column C".
-    let without_pos = without_position(&err.to_string());
-    let (mut key, message) = split_key(&without_pos);
-    // For a bad value the parser's path stops at the enclosing map; the key
-    // itself is the one written on the error's line.
-    if !message.starts_with("unknown field") {
-        let line_key = location
-            .as_ref()
-            .and_then(|l| text.lines().nth(l.line().saturating_sub(1)))
-            .and_then(key_on_line);
-        if let Some(line_key) = line_key {
-            key = match key {
-                Some(p) if p.rsplit('.').next() != Some(line_key.as_str()) => {
-                    Some(format!("{p}.{line_key}"))
-                }
-                Some(p) => Some(p),
-                None => Some(line_key),
-            };
+/// Dotted path of the key written on (1-based) `line` of `text`, or of the
+/// innermost key enclosing it when the line has none (a list item, a
+/// flow value): `grpc.keepalive.time`.
+fn key_path_at(text: &str, line: usize) -> Option<String> {
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (n, l) in text.lines().enumerate().take(line) {
+        let trimmed = l.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = l.len() - trimmed.len();
+        let Some(k) = key_on_line(l) else {
+            continue;
+        };
+        // A key after `- ` sits deeper than the dash.
+        let indent = if trimmed.starts_with("- ") {
+            indent + 2
+        } else {
+            indent
+        };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, k));
+        if n + 1 == line {
+            break;
         }
     }
-    ConfigError::Invalid {
-        file: file.to_path_buf(),
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
-        key,
-        message,
-    }
+    let path: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
+    (!path.is_empty()).then(|| path.join("."))
 }
 
 /// The mapping key written on a YAML line (`  time: 10s` gives `time`).
@@ -260,26 +268,6 @@ fn key_on_line(line: &str) -> Option<String> {
         && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
     ok.then(|| k.to_string())
-}
-
-/// Splits "grpc.keepalive: unknown field `x`" into the key path and message,
-/// folding an unknown field's own name into the path.
-fn split_key(text: &str) -> (Option<String>, String) {
-    let (path, message) = match text.split_once(": ") {
-        Some((p, m)) if !p.contains(' ') && !p.is_empty() => (Some(p.to_string()), m.to_string()),
-        _ => (None, text.to_string()),
-    };
-    if let Some(field) = message
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-    {
-        let full = match &path {
-            Some(p) if p != "." => format!("{p}.{field}"),
-            _ => field.to_string(),
-        };
-        return (Some(full), message);
-    }
-    (path.filter(|p| p != "."), message)
 }
 
 /// A `host:port` address written as in the seed (`:50051` means every interface).

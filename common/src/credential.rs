@@ -41,16 +41,16 @@ impl Credential {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let cred: Credential = serde_yaml_ng::from_str(&text)
+        let cred: Credential = crate::yaml::from_str(&text)
             .map_err(|e| file_err(format!("not a cdnctl credential: {e}")))?;
         Ok((cred, exposure_warning(path)))
     }
 
     /// Writes the credential with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), TlsError> {
-        let body = serde_yaml_ng::to_string(self).map_err(|e| TlsError::File {
+        let body = crate::yaml::to_string(self).map_err(|message| TlsError::File {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message,
         })?;
         let text = format!(
             "# cdnctl credential of user `{}` (role {}) for the master at {}.\n# It holds a private key: keep it 0600 and never share it.\n{body}",

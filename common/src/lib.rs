@@ -8,6 +8,7 @@ pub mod duration;
 pub mod leader;
 pub mod logging;
 pub mod tls;
+pub mod yaml;
 
 /// `--version` text of the binaries: version and the git commit built from.
 pub const LONG_VERSION: &str = concat!(

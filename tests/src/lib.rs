@@ -119,10 +119,10 @@ pub fn free_port() -> u16 {
 /// Lets a test add `store:` or change `heartbeat.interval` on top of
 /// [`TEST_MASTER_YML`] without repeating it.
 pub fn merge_yaml(base: &str, extra: &str) -> String {
-    use serde_yaml_ng::{Mapping, Value as Yaml};
+    use serde_json::{Map, Value as Yaml};
     fn merge(base: &mut Yaml, extra: Yaml) {
         match (base, extra) {
-            (Yaml::Mapping(b), Yaml::Mapping(e)) => {
+            (Yaml::Object(b), Yaml::Object(e)) => {
                 for (k, v) in e {
                     match b.get_mut(&k) {
                         Some(old) => merge(old, v),
@@ -137,13 +137,13 @@ pub fn merge_yaml(base: &str, extra: &str) -> String {
     }
     let parse = |text: &str| -> Yaml {
         if text.trim().is_empty() {
-            return Yaml::Mapping(Mapping::new());
+            return Yaml::Object(Map::new());
         }
-        serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("bad test YAML: {e}\n{text}"))
+        serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("bad test YAML: {e}\n{text}"))
     };
     let mut merged = parse(base);
     merge(&mut merged, parse(extra));
-    serde_yaml_ng::to_string(&merged).expect("YAML serializes")
+    serde_saphyr::to_string(&merged).expect("YAML serializes")
 }
 
 /// How many of its last log lines a process shows when a test fails.

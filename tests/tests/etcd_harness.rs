@@ -128,7 +128,7 @@ fn extra_yaml_merges_into_the_test_master_config() {
         TEST_MASTER_YML,
         "heartbeat:\n  interval: 1s\nstore:\n  backend: etcd\n",
     );
-    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&merged).expect("merged YAML parses");
+    let v: serde_json::Value = serde_saphyr::from_str(&merged).expect("merged YAML parses");
     assert_eq!(v["heartbeat"]["interval"].as_str(), Some("1s"));
     assert_eq!(v["heartbeat"]["timeout"].as_str(), Some("3s"));
     assert_eq!(v["reconnect"]["base_delay"].as_str(), Some("50ms"));

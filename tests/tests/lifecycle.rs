@@ -501,7 +501,7 @@ fn every_listing_parses_as_json_and_yaml_with_its_documented_fields() {
         let j: Value = serde_json::from_str(&json.stdout).unwrap();
         let yaml = fleet.ctl(cmd.iter().copied().chain(["-o", "yaml"]));
         assert_eq!(yaml.code, Some(0), "{cmd:?}: {}", yaml.stderr);
-        let y: Value = serde_yaml_ng::from_str(&yaml.stdout).unwrap();
+        let y: Value = serde_saphyr::from_str(&yaml.stdout).unwrap();
         // Same records and fields (values such as last_seen move between calls).
         let keys = |v: &Value| -> Vec<Vec<String>> {
             v.as_array()
