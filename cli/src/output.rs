@@ -171,16 +171,16 @@ impl Format {
         };
         let kind = Kind::parse(word).ok_or(FormatError::Unknown)?;
         match (kind, arg) {
-            (Kind::JsonPath, Some(t)) => Template::parse(t)
+            (Kind::JsonPath, Some(t)) if !t.is_empty() => Template::parse(t)
                 .map(Format::JsonPath)
                 .map_err(|e| FormatError::Bad(format!("-o jsonpath: {e}"))),
-            (Kind::CustomColumns, Some(spec)) => Columns::parse(spec)
+            (Kind::CustomColumns, Some(spec)) if !spec.is_empty() => Columns::parse(spec)
                 .map(Format::CustomColumns)
                 .map_err(|e| FormatError::Bad(format!("-o custom-columns: {e}"))),
-            (Kind::JsonPath, None) => Err(FormatError::Bad(
+            (Kind::JsonPath, None) | (Kind::JsonPath, Some("")) => Err(FormatError::Bad(
                 "-o jsonpath needs a template: -o jsonpath='{.items[*].name}'".into(),
             )),
-            (Kind::CustomColumns, None) => Err(FormatError::Bad(
+            (Kind::CustomColumns, None) | (Kind::CustomColumns, Some("")) => Err(FormatError::Bad(
                 "-o custom-columns needs columns: -o custom-columns=NAME:.name,STATUS:.status"
                     .into(),
             )),
@@ -1287,6 +1287,8 @@ mod tests {
             "-o jsonpath: `{` at position 1 is not closed with `}`"
         );
         assert!(message("jsonpath").contains("needs a template"));
+        assert!(message("jsonpath=").contains("needs a template"));
+        assert!(message("custom-columns=").contains("needs columns"));
         assert!(message("custom-columns=NAME").contains("`NAME` is not HEADER:PATH"));
         assert!(message("custom-columns").contains("needs columns"));
         assert_eq!(message("json=x"), "-o json takes no `=` argument");

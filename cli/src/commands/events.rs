@@ -72,7 +72,9 @@ pub async fn run(ctx: &Context, a: EventsArgs) -> Result<ExitCode, CliError> {
             success: e.success,
         })?;
     }
-    printer.end_of_stream::<Event>();
+    if !a.follow {
+        printer.end_of_stream::<Event>();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
