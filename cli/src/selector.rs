@@ -160,19 +160,13 @@ impl Parser<'_> {
 
     /// A value after `=` or `!=`: a word, or nothing (the empty value).
     fn value(&mut self) -> Result<String, String> {
-        match self.peek() {
-            None | Some(Token::Comma) => Ok(String::new()),
-            Some(Token::Word(_)) => {
-                let Some(Token::Word(v)) = self.take() else {
-                    unreachable!("peeked a word")
-                };
-                check_value(&v).map(|_| v).map_err(|e| self.error(e))
-            }
-            Some(other) => {
-                let shown = other.shown();
-                self.next += 1;
-                Err(self.error(format!("expected a value, found {shown}")))
-            }
+        if matches!(self.peek(), None | Some(Token::Comma)) {
+            return Ok(String::new());
+        }
+        match self.take() {
+            Some(Token::Word(v)) => check_value(&v).map(|_| v).map_err(|e| self.error(e)),
+            Some(other) => Err(self.error(format!("expected a value, found {}", other.shown()))),
+            None => Ok(String::new()),
         }
     }
 

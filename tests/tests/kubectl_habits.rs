@@ -191,6 +191,20 @@ fn empty_results_say_so_on_stderr_and_nothing_on_stdout() {
         let out = fleet.ctl(["nodes", "list", "-l", "role=origin", "-o", format]);
         assert_eq!((out.stdout.as_str(), out.stderr.as_str()), (empty, ""));
     }
+    // A master nothing happened on yet: no nodes, no events.
+    let quiet = Fleet::start(0);
+    for (args, message) in [
+        (&["nodes", "list"][..], "No nodes found."),
+        (&["events"], "No events yet."),
+        (&["--no-headers", "events"], "No events yet."),
+    ] {
+        let out = quiet.ctl(args);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert_eq!(out.stderr, format!("{message}\n"), "{args:?}");
+    }
+    let out = quiet.ctl(["events", "-o", "json"]);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
 }
 
 #[test]
