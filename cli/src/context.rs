@@ -171,33 +171,39 @@ pub fn config_file() -> Option<PathBuf> {
 }
 
 impl FileConfig {
-    /// Reads the config file (empty when it does not exist).
+    /// Reads the config file (empty when it does not exist), warning on
+    /// stderr when others can read it.
     pub fn load() -> Result<(Self, Option<PathBuf>), CliError> {
         let Some(path) = config_file() else {
             return Ok((Self::default(), None));
         };
-        if !path.exists() {
-            return Ok((Self::default(), Some(path)));
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            CliError::Local(format!(
-                "{}: cannot read: {}",
-                path.display(),
-                crate::error::describe_io(&e)
-            ))
-        })?;
-        let cfg = if text.trim().is_empty() {
-            Self::default()
-        } else {
-            cdn_common::yaml::from_str(&text)
-                .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?
-        };
+        let cfg = Self::read(&path)?;
         if !cfg.contexts.is_empty()
             && let Some(w) = cdn_common::tls::exposure_warning(&path)
         {
             crate::output::print_diagnostic(&format!("cdnctl: warning: {w}"));
         }
         Ok((cfg, Some(path)))
+    }
+
+    /// Reads the config file at `path` (empty when it does not exist),
+    /// saying nothing.
+    pub fn read(path: &Path) -> Result<Self, CliError> {
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Local(format!(
+                "{}: cannot read: {}",
+                path.display(),
+                crate::error::describe_io(&e)
+            ))
+        })?;
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        cdn_common::yaml::from_str(&text)
+            .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))
     }
 
     /// Writes the config file with mode 0600.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod exit;
 pub mod output;
 pub mod selector;
+pub mod template;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,7 +37,7 @@ const HELP_TEMPLATE: &str = "\
 {usage-heading} {usage}
 
 Fleet:
-  nodes       List and inspect edge nodes (list --watch follows changes)
+  nodes       List, inspect and delete edge nodes (list --watch follows changes)
   exec        Run a command on one node (like ssh) or many (prefixed output)
   events      Stream what happens: nodes online/offline, pushes, exec sessions
   masters     The masters: leader and standbys, addresses, lease, last backup
@@ -72,7 +73,7 @@ pub struct Cli {
     )]
     pub master: Option<String>,
     /// Use this context of the config file instead of the current one.
-    #[arg(long, global = true, env = "CDNCTL_CONTEXT", value_name = "NAME")]
+    #[arg(long, global = true, env = "CDNCTL_CONTEXT", value_name = "NAME", add = clap_complete::engine::ArgValueCompleter::new(complete_contexts))]
     pub context: Option<String>,
     /// Use this credential file (from masterd) instead of a context.
     #[arg(long, global = true, env = "CDNCTL_CREDENTIAL", value_name = "FILE")]
@@ -93,7 +94,7 @@ pub struct Cli {
 /// Top-level nouns.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List and inspect edge nodes.
+    /// List, inspect and delete edge nodes.
     #[command(subcommand)]
     Nodes(commands::nodes::NodesCommand),
     /// Push, roll back and inspect versioned configuration.
@@ -194,6 +195,39 @@ pub fn complete_nodes(current: &std::ffi::OsStr) -> Vec<clap_complete::Completio
         .map(|n| {
             let status = n.status().word();
             clap_complete::CompletionCandidate::new(n.name).help(Some(status.into()))
+        })
+        .collect()
+}
+
+/// Context names for completion (`--context`, `context use|remove`), from
+/// the config file (`$CDNCTL_CONFIG` or the default); nothing when it
+/// cannot be read.
+pub fn complete_contexts(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    match context::config_file() {
+        Some(path) => context_candidates(&path, &current.to_string_lossy()),
+        None => Vec::new(),
+    }
+}
+
+/// The contexts of the config file at `path` whose names start with
+/// `prefix`, each with its master (and `current` for the current one) as
+/// help.
+pub fn context_candidates(
+    path: &std::path::Path,
+    prefix: &str,
+) -> Vec<clap_complete::CompletionCandidate> {
+    let Ok(file) = context::FileConfig::read(path) else {
+        return Vec::new();
+    };
+    file.contexts
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(name, c)| {
+            let mut help = c.master.clone();
+            if file.current_context.as_deref() == Some(name) {
+                help.push_str(" (current)");
+            }
+            clap_complete::CompletionCandidate::new(name).help(Some(help.into()))
         })
         .collect()
 }

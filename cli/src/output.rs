@@ -2,12 +2,17 @@
 //! history, push and rollback reports, exec history and the fan-out
 //! summary, audit, events, contexts, whoami — is a [`Listing`] (most are a
 //! list of [`Row`]s) that the [`Printer`] writes in the `-o` [`Format`] the
-//! user chose: a table, a wide table, JSON or YAML. A listing declares the
-//! formats it honours; its `-o` flag ([`formats`]) refuses any other while
-//! the command line is parsed, before a file is read or the master asked.
+//! user chose, kubectl's set: a table, a wide table, JSON, YAML, names
+//! (`node/agent-1`), a JSONPath template or custom columns. A listing
+//! declares the formats it honours; its `-o` flag ([`formats`]) refuses
+//! any other, and a bad template, while the command line is parsed, before
+//! a file is read or the master asked.
 //!
-//! Data goes to stdout, summaries and one-line errors to stderr; colour only
-//! on a terminal and without `NO_COLOR`; a closed stdout is not an error.
+//! Data goes to stdout, summaries, "No nodes found." and one-line errors
+//! to stderr; tables never wrap a row (a terminal narrower than the table
+//! wraps or cuts the line itself, as with kubectl) and no line ends in
+//! spaces; colour only on a terminal and without `NO_COLOR`; a closed
+//! stdout is not an error.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -15,16 +20,107 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use cdn_proto::v1::{ApplyResult, NodeStatus};
-use clap::ValueEnum;
-use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use comfy_table::{Color, ContentArrangement, presets};
 use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 use crate::CliError;
+use crate::template::{Columns, Template};
 
-/// The `-o` contract, as kubectl has it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+/// The kinds of `-o`, as kubectl has them; what a listing honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A table of the main columns.
+    Table,
+    /// A table with every column.
+    Wide,
+    /// JSON, for scripts.
+    Json,
+    /// YAML, for scripts.
+    Yaml,
+    /// `kind/name`, one per line.
+    Name,
+    /// A JSONPath template.
+    JsonPath,
+    /// Columns picked by JSONPath.
+    CustomColumns,
+}
+
+impl Kind {
+    /// Every kind: for listings with a wide form.
+    pub const ALL: &'static [Kind] = &[
+        Kind::Table,
+        Kind::Wide,
+        Kind::Json,
+        Kind::Yaml,
+        Kind::Name,
+        Kind::JsonPath,
+        Kind::CustomColumns,
+    ];
+    /// Every kind but `wide`: for listings without a wide form.
+    pub const NO_WIDE: &'static [Kind] = &[
+        Kind::Table,
+        Kind::Json,
+        Kind::Yaml,
+        Kind::Name,
+        Kind::JsonPath,
+        Kind::CustomColumns,
+    ];
+
+    /// The word given to `-o` (before `=` for the templates).
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Table => "table",
+            Kind::Wide => "wide",
+            Kind::Json => "json",
+            Kind::Yaml => "yaml",
+            Kind::Name => "name",
+            Kind::JsonPath => "jsonpath",
+            Kind::CustomColumns => "custom-columns",
+        }
+    }
+
+    /// How it is written on the command line (`jsonpath=TEMPLATE`).
+    fn spelled(self) -> &'static str {
+        match self {
+            Kind::JsonPath => "jsonpath=TEMPLATE",
+            Kind::CustomColumns => "custom-columns=SPEC",
+            other => other.word(),
+        }
+    }
+
+    /// What it prints, for `--help`.
+    fn help(self) -> &'static str {
+        match self {
+            Kind::Table => "a table of the main columns",
+            Kind::Wide => "a table with every column",
+            Kind::Json => "JSON, for scripts",
+            Kind::Yaml => "YAML, for scripts",
+            Kind::Name => "kind/name, one per line (node/agent-1)",
+            Kind::JsonPath => "a kubectl JSONPath template: jsonpath='{.items[*].name}'",
+            Kind::CustomColumns => "columns by JSONPath: custom-columns=NAME:.name,STATUS:.status",
+        }
+    }
+
+    /// What the user writes for the flag to pick this kind without its
+    /// argument: `jsonpath=` for the templates.
+    fn value_name(self) -> &'static str {
+        match self {
+            Kind::JsonPath => "jsonpath=",
+            Kind::CustomColumns => "custom-columns=",
+            other => other.word(),
+        }
+    }
+
+    fn parse(word: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.word() == word)
+    }
+}
+
+/// The `-o` a user chose: a [`Kind`], with its template.
+#[derive(Debug, Clone, Default)]
 pub enum Format {
     /// A table of the main columns.
     #[default]
@@ -35,19 +131,76 @@ pub enum Format {
     Json,
     /// YAML, for scripts.
     Yaml,
+    /// `kind/name`, one per line.
+    Name,
+    /// A kubectl JSONPath template.
+    JsonPath(Template),
+    /// kubectl's custom columns.
+    CustomColumns(Columns),
 }
 
 impl Format {
-    /// Every format: for listings with a wide form.
-    pub const ALL: &'static [Format] = &[Format::Table, Format::Wide, Format::Json, Format::Yaml];
-    /// Table, JSON and YAML: for listings without a wide form.
-    pub const NO_WIDE: &'static [Format] = &[Format::Table, Format::Json, Format::Yaml];
-
-    fn name(self) -> String {
-        self.to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default()
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Format::Table => Kind::Table,
+            Format::Wide => Kind::Wide,
+            Format::Json => Kind::Json,
+            Format::Yaml => Kind::Yaml,
+            Format::Name => Kind::Name,
+            Format::JsonPath(_) => Kind::JsonPath,
+            Format::CustomColumns(_) => Kind::CustomColumns,
+        }
     }
+
+    /// Whether it is for people (tables, names): an empty listing then says
+    /// so on stderr.
+    fn says_empty(&self) -> bool {
+        matches!(
+            self.kind(),
+            Kind::Table | Kind::Wide | Kind::Name | Kind::CustomColumns
+        )
+    }
+
+    /// Parses an `-o` value: `table`, …, `jsonpath=TEMPLATE`,
+    /// `custom-columns=SPEC`.
+    pub fn parse(value: &str) -> Result<Format, FormatError> {
+        let (word, arg) = match value.split_once('=') {
+            Some((w, a)) => (w, Some(a)),
+            None => (value, None),
+        };
+        let kind = Kind::parse(word).ok_or(FormatError::Unknown)?;
+        match (kind, arg) {
+            (Kind::JsonPath, Some(t)) if !t.is_empty() => Template::parse(t)
+                .map(Format::JsonPath)
+                .map_err(|e| FormatError::Bad(format!("-o jsonpath: {e}"))),
+            (Kind::CustomColumns, Some(spec)) if !spec.is_empty() => Columns::parse(spec)
+                .map(Format::CustomColumns)
+                .map_err(|e| FormatError::Bad(format!("-o custom-columns: {e}"))),
+            (Kind::JsonPath, None) | (Kind::JsonPath, Some("")) => Err(FormatError::Bad(
+                "-o jsonpath needs a template: -o jsonpath='{.items[*].name}'".into(),
+            )),
+            (Kind::CustomColumns, None) | (Kind::CustomColumns, Some("")) => Err(FormatError::Bad(
+                "-o custom-columns needs columns: -o custom-columns=NAME:.name,STATUS:.status"
+                    .into(),
+            )),
+            (_, Some(_)) => Err(FormatError::Bad(format!("-o {word} takes no `=` argument"))),
+            (Kind::Table, None) => Ok(Format::Table),
+            (Kind::Wide, None) => Ok(Format::Wide),
+            (Kind::Json, None) => Ok(Format::Json),
+            (Kind::Yaml, None) => Ok(Format::Yaml),
+            (Kind::Name, None) => Ok(Format::Name),
+        }
+    }
+}
+
+/// Why an `-o` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatError {
+    /// Not a format at all.
+    Unknown,
+    /// A format with a bad or missing argument: what is wrong.
+    Bad(String),
 }
 
 /// Something cdnctl prints in the `-o` formats: what JSON and YAML
@@ -55,13 +208,35 @@ impl Format {
 pub trait Listing {
     /// The formats it honours; its `-o` flag takes only these
     /// (`value_parser = output::formats(X::FORMATS)`).
-    const FORMATS: &'static [Format] = Format::NO_WIDE;
+    const FORMATS: &'static [Kind] = Kind::NO_WIDE;
+
+    /// The key in [`Listing::document`] of the array whose items
+    /// `-o custom-columns` prints one row each; None: the document is one
+    /// object, printed as one row.
+    const ITEMS: Option<&'static str> = None;
 
     /// What `-o json` and `-o yaml` print.
     fn data(&self) -> impl Serialize;
 
+    /// What `-o jsonpath` and `-o custom-columns` read: [`Listing::data`]
+    /// as JSON, unless a listing says otherwise (a list of rows reads as
+    /// `{"items": [...]}`, as kubectl's List).
+    fn document(&self) -> Result<Value, CliError> {
+        serde_json::to_value(self.data())
+            .map_err(|e| CliError::Local(format!("cannot render JSON: {e}")))
+    }
+
+    /// What `-o name` prints: `kind/name` of each thing listed.
+    fn names(&self) -> Vec<String>;
+
     /// What `-o table` prints, or with `wide` what `-o wide` prints.
     fn human(&self, wide: bool) -> Human;
+
+    /// When there is nothing to list: what to say on stderr instead of a
+    /// table ("No nodes found.").
+    fn empty(&self) -> Option<&'static str> {
+        None
+    }
 
     /// A summary printed to stderr before the human form; not data, so
     /// JSON and YAML leave it out.
@@ -81,7 +256,7 @@ pub trait Listing {
 pub enum Human {
     /// A table, with its header unless `--no-headers`.
     Table(Table),
-    /// Text as it is: a `key: value` list, a sentence, "No nodes found.".
+    /// Text as it is: a `key: value` list, a sentence.
     Text(String),
     /// Nothing on stdout (the note on stderr says it all).
     Nothing,
@@ -92,9 +267,9 @@ pub enum Human {
 /// ([`Table::of`]) and the lines of a stream ([`Printer::record`]).
 pub trait Row {
     /// The formats a list of these rows honours.
-    const FORMATS: &'static [Format] = Format::NO_WIDE;
-    /// What the table says when there are no rows (None: the header alone).
-    const EMPTY: Option<&'static str> = None;
+    const FORMATS: &'static [Kind] = Kind::NO_WIDE;
+    /// What an empty list says, on stderr, in the formats for people.
+    const EMPTY: &'static str = "No resources found.";
     /// Least width of each column, so that rows printed later line up.
     const MIN_WIDTHS: &'static [usize] = &[];
 
@@ -103,26 +278,41 @@ pub trait Row {
 
     /// This row's cells, one per column.
     fn cells(&self, wide: bool) -> Vec<Cell>;
+
+    /// What `-o name` prints for it: `kind/name` (`node/agent-1`).
+    fn name(&self) -> String;
 }
 
 impl<R: Row + Serialize> Listing for Vec<R> {
-    const FORMATS: &'static [Format] = R::FORMATS;
+    const FORMATS: &'static [Kind] = R::FORMATS;
+    const ITEMS: Option<&'static str> = Some("items");
 
     fn data(&self) -> impl Serialize {
         self
     }
 
+    fn document(&self) -> Result<Value, CliError> {
+        let items = serde_json::to_value(self)
+            .map_err(|e| CliError::Local(format!("cannot render JSON: {e}")))?;
+        Ok(serde_json::json!({ "items": items }))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.iter().map(Row::name).collect()
+    }
+
     fn human(&self, wide: bool) -> Human {
-        match R::EMPTY {
-            Some(text) if self.is_empty() => Human::Text(text.into()),
-            _ => Human::Table(Table::of(self, wide)),
-        }
+        Human::Table(Table::of(self, wide))
+    }
+
+    fn empty(&self) -> Option<&'static str> {
+        self.is_empty().then_some(R::EMPTY)
     }
 }
 
 /// A table before layout: header, rows and the least width of each column.
 pub struct Table {
-    columns: Vec<&'static str>,
+    columns: Vec<String>,
     rows: Vec<Vec<Cell>>,
     min_widths: &'static [usize],
 }
@@ -131,25 +321,32 @@ impl Table {
     /// The table of `rows`, with the wide form's columns if `wide`.
     pub fn of<R: Row>(rows: &[R], wide: bool) -> Self {
         Self {
-            columns: R::columns(wide),
+            columns: R::columns(wide).into_iter().map(str::to_string).collect(),
             rows: rows.iter().map(|r| r.cells(wide)).collect(),
             min_widths: R::MIN_WIDTHS,
         }
     }
 
-    /// Laid out in kubectl's plain style: no borders, two spaces after each
-    /// column, every column at least `at_least` wide. On a terminal it fits
-    /// the width (unless `at_least` fixes the columns) and the header is
-    /// bold when colour is on.
+    /// The custom columns `columns` of each item of `items`.
+    fn custom(columns: &Columns, items: &[Value]) -> Self {
+        Self {
+            columns: columns.headers(),
+            rows: items
+                .iter()
+                .map(|item| columns.cells(item).into_iter().map(Cell::new).collect())
+                .collect(),
+            min_widths: &[],
+        }
+    }
+
+    /// Laid out in kubectl's plain style: no borders, two spaces between
+    /// columns, every column at least `at_least` wide, never wrapped
+    /// inside a cell (a narrow terminal wraps or cuts the whole line
+    /// itself). The header is bold when colour is on.
     fn layout(self, header: bool, at_least: &[u16]) -> comfy_table::Table {
         let mut t = comfy_table::Table::new();
         t.load_preset(presets::NOTHING);
-        let fit = std::io::stdout().is_terminal() && at_least.is_empty();
-        t.set_content_arrangement(if fit {
-            ContentArrangement::Dynamic
-        } else {
-            ContentArrangement::Disabled
-        });
+        t.set_content_arrangement(ContentArrangement::Disabled);
         let colour = colour();
         if header && !no_headers() {
             t.set_header(self.columns.iter().map(|h| {
@@ -181,6 +378,27 @@ impl Table {
         }
         t
     }
+}
+
+/// A laid-out table as text: every line without its trailing spaces.
+fn table_text(t: &comfy_table::Table) -> String {
+    t.lines()
+        .map(|line| trim_line_end(&line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `line` without trailing spaces, also those just before a closing
+/// colour code (a coloured last cell).
+fn trim_line_end(line: &str) -> String {
+    const RESET: &str = "\u{1b}[0m";
+    let mut rest = line.trim_end();
+    let mut resets = 0;
+    while let Some(r) = rest.strip_suffix(RESET) {
+        rest = r.trim_end();
+        resets += 1;
+    }
+    format!("{rest}{}", RESET.repeat(resets))
 }
 
 /// One table cell: its text and what it means (coloured on a terminal).
@@ -296,17 +514,18 @@ pub fn as_word<W: Word, S: Serializer>(w: &W, s: S) -> Result<S::Ok, S::Error> {
 
 /// The `-o` flag of a listing that honours `honoured`
 /// (`value_parser = output::formats(X::FORMATS)`): help and completion offer
-/// only those; another format is a one-line usage error (see [`parse`]).
+/// only those; another format, or a bad template, is a one-line usage
+/// error (see [`parse`]).
 ///
 /// [`parse`]: crate::parse
-pub fn formats(honoured: &'static [Format]) -> FormatParser {
+pub fn formats(honoured: &'static [Kind]) -> FormatParser {
     FormatParser { honoured }
 }
 
 /// Parses `-o` for one listing; made by [`formats`].
 #[derive(Debug, Clone, Copy)]
 pub struct FormatParser {
-    honoured: &'static [Format],
+    honoured: &'static [Kind],
 }
 
 impl TypedValueParser for FormatParser {
@@ -318,54 +537,79 @@ impl TypedValueParser for FormatParser {
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<Format, clap::Error> {
-        match value.to_str().map(|v| Format::from_str(v, false)) {
-            Some(Ok(f)) if self.honoured.contains(&f) => Ok(f),
-            Some(Ok(f)) => Err(refusal(cmd, f, self.honoured)),
+        let text = value.to_string_lossy();
+        match Format::parse(&text) {
+            Ok(f) if self.honoured.contains(&f.kind()) => Ok(f),
+            Ok(f) => Err(refusal(cmd, f.kind(), self.honoured)),
+            Err(FormatError::Bad(message)) => Err(usage_error(message)),
             // Not a format at all: clap's own error, naming the honoured ones.
-            _ => Err(PossibleValuesParser::new(self.values())
-                .parse_ref(cmd, arg, value)
-                .err()
-                .unwrap_or_else(|| clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd))),
+            Err(FormatError::Unknown) => {
+                let mut e = clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd);
+                if let Some(arg) = arg {
+                    e.insert(
+                        ContextKind::InvalidArg,
+                        ContextValue::String(arg.to_string()),
+                    );
+                }
+                e.insert(
+                    ContextKind::InvalidValue,
+                    ContextValue::String(text.into_owned()),
+                );
+                e.insert(
+                    ContextKind::ValidValue,
+                    ContextValue::Strings(
+                        self.honoured
+                            .iter()
+                            .map(|k| k.spelled().to_string())
+                            .collect(),
+                    ),
+                );
+                Err(e)
+            }
         }
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(self.values()))
+        Some(Box::new(
+            self.honoured
+                .iter()
+                .map(|k| PossibleValue::new(k.value_name()).help(k.help())),
+        ))
     }
 }
 
-impl FormatParser {
-    fn values(&self) -> impl Iterator<Item = PossibleValue> + '_ {
-        self.honoured.iter().filter_map(|f| f.to_possible_value())
-    }
-}
-
-/// The error of an `-o` that `cmd`'s listing does not honour: "config
-/// history does not support -o wide (use table, json or yaml)". It carries
-/// the message for [`refused_format`] to find.
-fn refusal(cmd: &clap::Command, refused: Format, honoured: &[Format]) -> clap::Error {
-    // "cdnctl config history" while parsing: the command without the binary.
-    let listing = cmd
-        .get_bin_name()
-        .and_then(|b| b.split_once(' '))
-        .map_or(cmd.get_name(), |(_, path)| path);
-    let mut names: Vec<String> = honoured.iter().map(|f| f.name()).collect();
-    let last = names.pop().unwrap_or_default();
-    let choice = if names.is_empty() {
-        last
-    } else {
-        format!("{} or {last}", names.join(", "))
-    };
-    let message = format!(
-        "{listing} does not support -o {} (use {choice})",
-        refused.name()
-    );
+/// A usage error with `message` as cdnctl's one line (see
+/// [`refused_format`]).
+fn usage_error(message: String) -> clap::Error {
     let mut e = clap::Error::raw(ErrorKind::InvalidValue, format!("{message}\n"));
     e.insert(ContextKind::Custom, ContextValue::String(message));
     e
 }
 
-/// The one-line message of a refused `-o`, if clap's error `e` is one.
+/// The error of an `-o` that `cmd`'s listing does not honour: "config
+/// history does not support -o wide (use table, json, …)". It carries the
+/// message for [`refused_format`] to find.
+fn refusal(cmd: &clap::Command, refused: Kind, honoured: &[Kind]) -> clap::Error {
+    // "cdnctl config history" while parsing: the command without the binary.
+    let listing = cmd
+        .get_bin_name()
+        .and_then(|b| b.split_once(' '))
+        .map_or(cmd.get_name(), |(_, path)| path);
+    let mut names: Vec<&str> = honoured.iter().map(|k| k.spelled()).collect();
+    let last = names.pop().unwrap_or_default();
+    let choice = if names.is_empty() {
+        last.to_string()
+    } else {
+        format!("{} or {last}", names.join(", "))
+    };
+    usage_error(format!(
+        "{listing} does not support -o {} (use {choice})",
+        refused.word()
+    ))
+}
+
+/// The one-line message of a refused `-o` or a bad template, if clap's
+/// error `e` is one.
 pub fn refused_format(e: &clap::Error) -> Option<String> {
     match e.get(ContextKind::Custom) {
         Some(ContextValue::String(message)) => Some(message.clone()),
@@ -378,7 +622,7 @@ pub fn refused_format(e: &clap::Error) -> Option<String> {
 /// least as wide as before.
 pub struct Printer {
     format: Format,
-    /// Column widths of what was printed so far; None before the first.
+    /// Column widths of the table printed so far; None before the first.
     widths: Option<Vec<u16>>,
     /// Whether a record of a stream was printed (the header comes once).
     streaming: bool,
@@ -403,34 +647,74 @@ impl Printer {
     /// Prints one record of a stream (`events`) as it comes: in a table, a
     /// line under a header printed once, each column padded to the row's
     /// least width (no layout: rows come one by one); in JSON one object per
-    /// line; in YAML one document each.
+    /// line; in YAML one document each; a template applied to the record.
     pub fn record<R: Row + Serialize>(&mut self, row: &R) -> Result<(), CliError> {
         self.render_record(row)?.write()
     }
 
+    /// A stream ended: if it had no record, say so on stderr as an empty
+    /// listing does.
+    pub fn end_of_stream<R: Row>(&self) {
+        if !self.streaming && self.format.says_empty() {
+            print_diagnostic(R::EMPTY);
+        }
+    }
+
+    /// `table` as text, continuing the tables printed before.
+    fn table(&mut self, table: Table) -> String {
+        let at_least = self.widths.clone().unwrap_or_default();
+        let t = table.layout(self.widths.is_none(), &at_least);
+        let now = t.column_max_content_widths();
+        self.widths = Some(match self.widths.take() {
+            None => now,
+            Some(before) => before
+                .iter()
+                .zip(now.iter().chain(std::iter::repeat(&0)))
+                .map(|(a, b)| *a.max(b))
+                .collect(),
+        });
+        table_text(&t)
+    }
+
     fn render<L: Listing>(&mut self, listing: &L) -> Result<Printed, CliError> {
-        debug_assert!(L::FORMATS.contains(&self.format), "{:?}", self.format);
-        let wide = match self.format {
+        debug_assert!(
+            L::FORMATS.contains(&self.format.kind()),
+            "{:?}",
+            self.format
+        );
+        let empty = listing.empty().filter(|_| self.format.says_empty());
+        let wide = match &self.format {
             Format::Json => return Ok(Printed::data(json(&listing.data(), true)?)),
             Format::Yaml => return Ok(Printed::data(yaml(&listing.data())?)),
+            Format::JsonPath(t) => {
+                return Ok(Printed::raw(t.render(&listing.document()?)));
+            }
+            _ if empty.is_some() => {
+                return Ok(Printed {
+                    note: empty.map(str::to_string),
+                    text: None,
+                    raw: false,
+                });
+            }
+            Format::Name => return Ok(Printed::data(listing.names().join("\n"))),
+            Format::CustomColumns(columns) => {
+                let document = listing.document()?;
+                let items = match L::ITEMS {
+                    Some(key) => document
+                        .get(key)
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                    None => vec![document],
+                };
+                let text = self.table(Table::custom(columns, &items));
+                return Ok(Printed::data(text));
+            }
             Format::Table => false,
             Format::Wide => true,
         };
         let text = match listing.human(wide) {
-            Human::Table(t) => {
-                let at_least = self.widths.clone().unwrap_or_default();
-                let t = t.layout(self.widths.is_none(), &at_least);
-                let now = t.column_max_content_widths();
-                self.widths = Some(match self.widths.take() {
-                    None => now,
-                    Some(before) => before
-                        .iter()
-                        .zip(now.iter().chain(std::iter::repeat(&0)))
-                        .map(|(a, b)| *a.max(b))
-                        .collect(),
-                });
-                Some(t.to_string())
-            }
+            Human::Table(t) => Some(self.table(t)),
             Human::Text(text) => {
                 self.widths.get_or_insert_with(Vec::new);
                 Some(text)
@@ -447,21 +731,46 @@ impl Printer {
         Ok(Printed {
             note: listing.note(),
             text,
+            raw: false,
         })
     }
 
     fn render_record<R: Row + Serialize>(&mut self, row: &R) -> Result<Printed, CliError> {
-        debug_assert!(R::FORMATS.contains(&self.format), "{:?}", self.format);
+        debug_assert!(
+            R::FORMATS.contains(&self.format.kind()),
+            "{:?}",
+            self.format
+        );
         let first = !std::mem::replace(&mut self.streaming, true);
-        let wide = match self.format {
+        let header = first && !no_headers();
+        let document = || {
+            serde_json::to_value(row)
+                .map_err(|e| CliError::Local(format!("cannot render JSON: {e}")))
+        };
+        let wide = match &self.format {
             Format::Json => return Ok(Printed::data(json(row, false)?)),
             Format::Yaml => return Ok(Printed::data(format!("---\n{}", yaml(row)?.trim_end()))),
+            Format::Name => return Ok(Printed::data(row.name())),
+            Format::JsonPath(t) => return Ok(Printed::raw(t.render(&document()?))),
+            Format::CustomColumns(columns) => {
+                let headers = columns.headers();
+                let widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+                let cells = columns.cells(&document()?);
+                let mut text = line(cells.iter().map(String::as_str), &widths);
+                if header {
+                    text = format!(
+                        "{}\n{text}",
+                        line(headers.iter().map(String::as_str), &widths)
+                    );
+                }
+                return Ok(Printed::data(text));
+            }
             Format::Table => false,
             Format::Wide => true,
         };
         let cells = row.cells(wide);
         let mut text = line(cells.iter().map(|c| c.text.as_str()), R::MIN_WIDTHS);
-        if first && !no_headers() {
+        if header {
             text = format!(
                 "{}\n{text}",
                 line(R::columns(wide).into_iter(), R::MIN_WIDTHS)
@@ -476,6 +785,9 @@ impl Printer {
 struct Printed {
     note: Option<String>,
     text: Option<String>,
+    /// Written exactly as it is (a JSONPath template's output), not as
+    /// lines.
+    raw: bool,
 }
 
 impl Printed {
@@ -483,6 +795,15 @@ impl Printed {
         Self {
             note: None,
             text: Some(text),
+            raw: false,
+        }
+    }
+
+    fn raw(text: String) -> Self {
+        Self {
+            note: None,
+            text: Some(text),
+            raw: true,
         }
     }
 
@@ -491,6 +812,7 @@ impl Printed {
             print_diagnostic(&note);
         }
         match self.text {
+            Some(text) if self.raw => print_raw(&text),
             Some(text) => print_text(&text),
             None => Ok(()),
         }
@@ -505,10 +827,11 @@ pub fn print<L: Listing>(listing: &L, format: Format) -> Result<(), CliError> {
 /// Prints `rows` as a table to stderr: a summary that is not data (the
 /// exec fan-out's, after the nodes' own output).
 pub fn summary<R: Row>(rows: &[R]) {
-    print_diagnostic(&Table::of(rows, false).layout(true, &[]).to_string());
+    print_diagnostic(&table_text(&Table::of(rows, false).layout(true, &[])));
 }
 
-/// `texts` padded to `widths` with two spaces between, the last as it is.
+/// `texts` padded to `widths` with two spaces between, the last as it is,
+/// without trailing spaces.
 fn line<'a>(texts: impl ExactSizeIterator<Item = &'a str>, widths: &[usize]) -> String {
     let last = texts.len().saturating_sub(1);
     let mut out = String::new();
@@ -520,7 +843,7 @@ fn line<'a>(texts: impl ExactSizeIterator<Item = &'a str>, widths: &[usize]) -> 
             out.push_str(&format!("{text:<width$}  "));
         }
     }
-    out
+    out.trim_end().to_string()
 }
 
 fn json(value: &impl Serialize, pretty: bool) -> Result<String, CliError> {
@@ -650,6 +973,12 @@ pub(crate) fn rendered<L: Listing>(
     (p.note, p.text)
 }
 
+/// The `-o` value `spec` parsed, for tests.
+#[cfg(test)]
+pub(crate) fn format(spec: &str) -> Format {
+    Format::parse(spec).expect("a format")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,8 +993,8 @@ mod tests {
     }
 
     impl Row for Probe {
-        const FORMATS: &'static [Format] = Format::ALL;
-        const EMPTY: Option<&'static str> = Some("No probes.");
+        const FORMATS: &'static [Kind] = Kind::ALL;
+        const EMPTY: &'static str = "No probes.";
         const MIN_WIDTHS: &'static [usize] = &[0, 8];
 
         fn columns(wide: bool) -> Vec<&'static str> {
@@ -682,6 +1011,10 @@ mod tests {
                 c.push(Cell::or_dash(self.detail));
             }
             c
+        }
+
+        fn name(&self) -> String {
+            format!("probe/{}", self.name)
         }
     }
 
@@ -700,25 +1033,25 @@ mod tests {
         ]
     }
 
-    fn stdout(listing: &impl Listing, format: Format) -> String {
-        rendered(listing, format).1.expect("stdout")
+    fn stdout(listing: &impl Listing, spec: &str) -> String {
+        rendered(listing, format(spec)).1.expect("stdout")
     }
 
     #[test]
     fn one_listing_in_every_format() {
         let rows = probes();
         assert_eq!(
-            stdout(&rows, Format::Table),
-            "NAME      STATUS    \nagent-1   online    \nagent-22  offline   "
+            stdout(&rows, "table"),
+            "NAME      STATUS\nagent-1   online\nagent-22  offline"
         );
         assert_eq!(
-            stdout(&rows, Format::Wide),
-            "NAME      STATUS    DETAIL           \n\
-             agent-1   online    -                \n\
-             agent-22  offline   agent shut down  "
+            stdout(&rows, "wide"),
+            "NAME      STATUS    DETAIL\n\
+             agent-1   online    -\n\
+             agent-22  offline   agent shut down"
         );
         assert_eq!(
-            stdout(&rows, Format::Json),
+            stdout(&rows, "json"),
             r#"[
   {
     "name": "agent-1",
@@ -733,17 +1066,69 @@ mod tests {
 ]"#
         );
         assert_eq!(
-            stdout(&rows, Format::Yaml),
+            stdout(&rows, "yaml"),
             "- name: agent-1\n  status: online\n  detail: \"\"\n\
              - name: agent-22\n  status: offline\n  detail: agent shut down\n"
         );
-        assert_eq!(stdout(&Vec::<Probe>::new(), Format::Table), "No probes.");
-        assert_eq!(stdout(&Vec::<Probe>::new(), Format::Json), "[]");
+        assert_eq!(stdout(&rows, "name"), "probe/agent-1\nprobe/agent-22");
+        assert_eq!(
+            stdout(&rows, "jsonpath={.items[*].name}"),
+            "agent-1 agent-22"
+        );
+        assert_eq!(
+            stdout(
+                &rows,
+                r#"jsonpath={range .items[*]}{.name}={.status}{"\n"}{end}"#
+            ),
+            "agent-1=online\nagent-22=offline\n"
+        );
+        assert_eq!(
+            stdout(&rows, "custom-columns=NODE:.name,WHY:.detail,X:.missing"),
+            "NODE      WHY              X\n\
+             agent-1                    <none>\n\
+             agent-22  agent shut down  <none>"
+        );
+    }
+
+    #[test]
+    fn no_line_ends_in_spaces() {
+        let rows = probes();
+        for spec in ["table", "wide", "custom-columns=A:.detail,B:.name"] {
+            let text = stdout(&rows, spec);
+            for line in text.lines() {
+                assert_eq!(line, line.trim_end(), "-o {spec}: {text:?}");
+            }
+        }
+        assert_eq!(
+            trim_line_end("\u{1b}[32monline   \u{1b}[0m  "),
+            "\u{1b}[32monline\u{1b}[0m"
+        );
+    }
+
+    #[test]
+    fn an_empty_listing_says_so_on_stderr_only() {
+        let none = Vec::<Probe>::new();
+        for spec in ["table", "wide", "name", "custom-columns=N:.name"] {
+            assert_eq!(
+                rendered(&none, format(spec)),
+                (Some("No probes.".into()), None),
+                "-o {spec}"
+            );
+        }
+        assert_eq!(rendered(&none, format("json")), (None, Some("[]".into())));
+        assert_eq!(rendered(&none, format("yaml")), (None, Some("[]\n".into())));
+        assert_eq!(
+            rendered(&none, format("jsonpath={.items[*].name}")),
+            (None, Some(String::new()))
+        );
     }
 
     #[test]
     fn later_tables_continue_the_first() {
         let mut p = Printer::new(Format::Table);
+        // Nothing yet: the first table to come still has its header.
+        let nothing = p.render(&Vec::<Probe>::new()).unwrap();
+        assert_eq!(nothing.text, None);
         let first = p.render(&probes()).unwrap().text.unwrap();
         assert!(first.starts_with("NAME "), "{first}");
         let more = vec![Probe {
@@ -753,7 +1138,7 @@ mod tests {
         }];
         let text = p.render(&more).unwrap().text.unwrap();
         // No header; NAME as wide as in the first table.
-        assert_eq!(text, "a         degraded  ");
+        assert_eq!(text, "a         degraded");
     }
 
     struct Report(Vec<Probe>);
@@ -761,6 +1146,10 @@ mod tests {
     impl Listing for Report {
         fn data(&self) -> impl Serialize {
             &self.0
+        }
+
+        fn names(&self) -> Vec<String> {
+            vec!["report/1".into()]
         }
 
         fn human(&self, _wide: bool) -> Human {
@@ -779,6 +1168,14 @@ mod tests {
         let (note, data) = rendered(&r, Format::Yaml);
         assert_eq!(note, None);
         assert!(data.unwrap().starts_with("- name: agent-1"));
+        // One object: a template reads it as it is, custom columns make
+        // one row of it.
+        assert_eq!(stdout(&r, "jsonpath={[1].name}"), "agent-22");
+        assert_eq!(
+            stdout(&r, "custom-columns=FIRST:[0].name"),
+            "FIRST\nagent-1"
+        );
+        assert_eq!(stdout(&r, "name"), "report/1");
     }
 
     #[test]
@@ -803,9 +1200,24 @@ mod tests {
             p.render_record(&rows[0]).unwrap().text.unwrap(),
             "---\nname: agent-1\nstatus: online\ndetail: \"\""
         );
+        let mut p = Printer::new(format("name"));
+        assert_eq!(
+            p.render_record(&rows[1]).unwrap().text.unwrap(),
+            "probe/agent-22"
+        );
+        let mut p = Printer::new(format(r#"jsonpath={.name}{"\n"}"#));
+        assert_eq!(
+            p.render_record(&rows[1]).unwrap().text.unwrap(),
+            "agent-22\n"
+        );
+        let mut p = Printer::new(format("custom-columns=WHO:.name,S:.status"));
+        assert_eq!(
+            p.render_record(&rows[0]).unwrap().text.unwrap(),
+            "WHO  S\nagent-1  online"
+        );
     }
 
-    fn cli(honoured: &'static [Format]) -> Command {
+    fn cli(honoured: &'static [Kind]) -> Command {
         Command::new("cdnctl").subcommand(
             Command::new("config").subcommand(
                 Command::new("history").arg(
@@ -819,37 +1231,68 @@ mod tests {
         )
     }
 
-    fn parse(honoured: &'static [Format], o: &str) -> Result<Format, clap::Error> {
+    fn parse(honoured: &'static [Kind], o: &str) -> Result<Format, clap::Error> {
         let m = cli(honoured).try_get_matches_from(["cdnctl", "config", "history", "-o", o])?;
         let m = m.subcommand_matches("config").unwrap();
         let m = m.subcommand_matches("history").unwrap();
-        Ok(*m.get_one::<Format>("output").unwrap())
+        Ok(m.get_one::<Format>("output").unwrap().clone())
     }
 
     #[test]
     fn the_flag_refuses_a_format_the_listing_cannot_print() {
-        assert_eq!(parse(Format::NO_WIDE, "yaml").unwrap(), Format::Yaml);
-        assert_eq!(parse(Format::ALL, "wide").unwrap(), Format::Wide);
-        let e = parse(Format::NO_WIDE, "wide").unwrap_err();
+        assert_eq!(parse(Kind::NO_WIDE, "yaml").unwrap().kind(), Kind::Yaml);
+        assert_eq!(parse(Kind::ALL, "wide").unwrap().kind(), Kind::Wide);
+        assert_eq!(
+            parse(Kind::ALL, "jsonpath={.items[*].name}")
+                .unwrap()
+                .kind(),
+            Kind::JsonPath
+        );
+        let e = parse(Kind::NO_WIDE, "wide").unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert_eq!(
             refused_format(&e).as_deref(),
-            Some("config history does not support -o wide (use table, json or yaml)")
+            Some(
+                "config history does not support -o wide (use table, json, yaml, name, \
+                 jsonpath=TEMPLATE or custom-columns=SPEC)"
+            )
         );
         // Not a format at all: clap's error, naming only what is honoured.
-        let e = parse(Format::NO_WIDE, "xml").unwrap_err();
+        let e = parse(Kind::NO_WIDE, "xml").unwrap_err();
         assert_eq!(refused_format(&e), None);
+        assert_eq!(e.exit_code(), 2);
         assert!(
-            e.to_string()
-                .contains("[possible values: table, json, yaml]"),
+            e.to_string().contains(
+                "[possible values: table, json, yaml, name, jsonpath=TEMPLATE, custom-columns=SPEC]"
+            ),
             "{e}"
         );
-        let help = cli(Format::NO_WIDE)
+        let help = cli(Kind::NO_WIDE)
             .find_subcommand_mut("config")
             .and_then(|c| c.find_subcommand_mut("history"))
             .map(|c| c.render_long_help().to_string())
             .unwrap_or_default();
         assert!(help.contains("- json") && !help.contains("wide"), "{help}");
+        assert!(help.contains("- jsonpath="), "{help}");
+    }
+
+    #[test]
+    fn bad_templates_are_usage_errors_naming_the_problem() {
+        let message = |o: &str| {
+            let e = parse(Kind::ALL, o).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{o}");
+            refused_format(&e).unwrap_or_else(|| panic!("{o}: {e}"))
+        };
+        assert_eq!(
+            message("jsonpath={.items"),
+            "-o jsonpath: `{` at position 1 is not closed with `}`"
+        );
+        assert!(message("jsonpath").contains("needs a template"));
+        assert!(message("jsonpath=").contains("needs a template"));
+        assert!(message("custom-columns=").contains("needs columns"));
+        assert!(message("custom-columns=NAME").contains("`NAME` is not HEADER:PATH"));
+        assert!(message("custom-columns").contains("needs columns"));
+        assert_eq!(message("json=x"), "-o json takes no `=` argument");
     }
 
     #[test]

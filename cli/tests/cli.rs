@@ -94,8 +94,108 @@ fn usage_errors_exit_2() {
     assert_eq!(code, Some(2), "{err}");
     let (code, _, _) = cdnctl(&["frobnicate"]);
     assert_eq!(code, Some(2));
-    let (code, _, err) = cdnctl(&["nodes", "list", "--selector", "novalue"]);
+    let (code, _, err) = cdnctl(&["nodes", "list", "--selector", "role!"]);
     assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn selectors_outside_kubectls_grammar_are_usage_errors_naming_the_bad_part() {
+    // Nothing listens on port 1: the refusal comes before any call.
+    for (args, selector, problem, tail) in [
+        (
+            &["nodes", "list"][..],
+            "role!",
+            "`role!`: `!` after a key is not an operator; did you mean `role!=VALUE`, or `!role` for nodes without it?",
+            &[][..],
+        ),
+        (
+            &["config", "status"],
+            "a=b=c",
+            "`a=b=`: unexpected `=` (separate requirements with `,`)",
+            &[],
+        ),
+        (
+            &["config", "push", "/nonexistent/edge.yml"],
+            "pop in (fra,ams",
+            "`pop in (fra,ams`: `(` is not closed with `)`",
+            &[],
+        ),
+        (
+            &["exec"],
+            "pop notin ()",
+            "`pop notin ()`: `notin ()` needs at least one value",
+            &["--", "true"],
+        ),
+    ] {
+        let mut argv = vec!["--insecure", "--master", "127.0.0.1:1"];
+        argv.extend(args);
+        argv.extend(["--selector", selector]);
+        argv.extend(tail);
+        let (code, out, err) = cdnctl(&argv);
+        assert_eq!(code, Some(2), "{argv:?}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(
+            err.starts_with(&format!(
+                "error: invalid value '{selector}' for '--selector <SELECTOR>': {problem}"
+            )),
+            "{argv:?}: {err}"
+        );
+    }
+    // The grammar is taken (and then no master is found).
+    for selector in ["role!=edge", "pop in (fra, ams),!gpu", "gpu", "tier=="] {
+        let (code, _, err) = cdnctl(&[
+            "--insecure",
+            "--master",
+            "127.0.0.1:1",
+            "nodes",
+            "list",
+            "-l",
+            selector,
+        ]);
+        assert_eq!(code, Some(1), "{selector}: {err}");
+        assert!(err.contains("cannot reach master"), "{err}");
+    }
+}
+
+#[test]
+fn bad_output_templates_are_usage_errors_naming_the_problem() {
+    for (o, message) in [
+        (
+            "jsonpath={.items[*].name",
+            "-o jsonpath: `{` at position 1 is not closed with `}`",
+        ),
+        (
+            "jsonpath={range .items[*]}{.name}",
+            "-o jsonpath: `{range …}` without its `{end}`",
+        ),
+        (
+            "custom-columns=NAME:.name,STATUS",
+            "-o custom-columns: column `STATUS` is not HEADER:PATH",
+        ),
+        (
+            "jsonpath",
+            "-o jsonpath needs a template: -o jsonpath='{.items[*].name}'",
+        ),
+    ] {
+        let (code, out, err) = cdnctl(&[
+            "--insecure",
+            "--master",
+            "127.0.0.1:1",
+            "nodes",
+            "list",
+            "-o",
+            o,
+        ]);
+        assert_eq!(code, Some(2), "{o}: {err}");
+        assert!(out.is_empty());
+        assert_eq!(err, format!("cdnctl: {message}\n"), "{o}");
+    }
+    let (code, _, err) = cdnctl(&["nodes", "list", "-o", "go-template={{.name}}"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("[possible values: table, wide, json, yaml, name, jsonpath=TEMPLATE, custom-columns=SPEC]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -253,7 +353,10 @@ fn an_output_format_a_listing_cannot_print_is_refused_before_the_master_is_asked
         assert!(out.is_empty(), "{out}");
         assert_eq!(
             err,
-            format!("cdnctl: {listing} does not support -o wide (use table, json or yaml)\n")
+            format!(
+                "cdnctl: {listing} does not support -o wide (use table, json, yaml, name, \
+                 jsonpath=TEMPLATE or custom-columns=SPEC)\n"
+            )
         );
     }
     // Listings with a wide form take it (and then find no master).
@@ -290,15 +393,198 @@ fn context_list_prints_a_table_without_headers_on_request() {
     ]);
     assert_eq!(
         run(&["context", "list"]),
-        "CURRENT  NAME  MASTER       USER        ROLE  \n\
-         *        lab   127.0.0.1:9  (insecure)        \n"
+        "CURRENT  NAME  MASTER       USER        ROLE\n\
+         *        lab   127.0.0.1:9  (insecure)\n"
     );
     assert_eq!(
         run(&["--no-headers", "context", "list"]),
-        "*  lab  127.0.0.1:9  (insecure)     \n"
+        "*  lab  127.0.0.1:9  (insecure)\n"
+    );
+    assert_eq!(run(&["context", "list", "-o", "name"]), "lab\n");
+    assert_eq!(
+        run(&[
+            "context",
+            "list",
+            "-o",
+            "custom-columns=NAME:.name,ROLE:.role,X:.nothing"
+        ]),
+        "NAME  ROLE  X\nlab         <none>\n"
+    );
+    assert_eq!(
+        run(&[
+            "context",
+            "list",
+            "-o",
+            r#"jsonpath={range .items[*]}{.name}@{.master}{"\n"}{end}"#
+        ]),
+        "lab@127.0.0.1:9\n"
     );
     assert_eq!(
         run(&["context", "list", "-o", "yaml"]),
         "- name: lab\n  current: true\n  master: 127.0.0.1:9\n  user: \"\"\n  role: \"\"\n  insecure: true\n"
     );
+}
+
+#[test]
+fn an_empty_listing_says_so_on_stderr_and_prints_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("cdnctl.yml");
+    for args in [
+        &["context", "list"][..],
+        &["--no-headers", "context", "list"],
+        &["context", "list", "-o", "name"],
+        &["context", "list", "-o", "custom-columns=N:.name"],
+    ] {
+        let (code, out, err) = cdnctl_with_config(&cfg, args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(out, "", "{args:?}: nothing on stdout, so `| wc -l` says 0");
+        assert_eq!(
+            err, "No contexts yet; add one with `cdnctl context add NAME --credential FILE`.\n",
+            "{args:?}"
+        );
+    }
+    let (_, out, err) = cdnctl_with_config(&cfg, &["context", "list", "-o", "json"]);
+    assert_eq!((out.as_str(), err.as_str()), ("[]\n", ""));
+}
+
+/// A config file with contexts `prod` (current), `lab` and `local`.
+fn three_contexts(dir: &std::path::Path) -> std::path::PathBuf {
+    let cfg = dir.join("cdnctl.yml");
+    std::fs::write(
+        &cfg,
+        "current_context: prod\n\
+         contexts:\n\
+         \x20 prod: {master: m1.example:50051, insecure: true}\n\
+         \x20 lab: {master: 10.0.0.5:50051, insecure: true}\n\
+         \x20 local: {master: 127.0.0.1:50051, insecure: true}\n",
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn context_names_complete_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = three_contexts(dir.path());
+    let names = |prefix: &str| -> Vec<(String, String)> {
+        cdnctl::context_candidates(&cfg, prefix)
+            .into_iter()
+            .map(|c| {
+                (
+                    c.get_value().to_string_lossy().into_owned(),
+                    c.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(""),
+        [
+            ("lab".to_string(), "10.0.0.5:50051".to_string()),
+            ("local".into(), "127.0.0.1:50051".into()),
+            ("prod".into(), "m1.example:50051 (current)".into()),
+        ]
+    );
+    assert_eq!(names("l").len(), 2);
+    assert!(names("x").is_empty());
+    // A missing or broken file completes nothing, quietly.
+    assert!(cdnctl::context_candidates(&dir.path().join("none.yml"), "").is_empty());
+    std::fs::write(dir.path().join("bad.yml"), "contexts: [").unwrap();
+    assert!(cdnctl::context_candidates(&dir.path().join("bad.yml"), "").is_empty());
+}
+
+/// What cdnctl offers for the word at `index` of `words`, asked as the
+/// registered bash completion asks it (`COMPLETE=bash`).
+fn dynamic_completion(cfg: &std::path::Path, words: &[&str], index: usize) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .arg("--")
+        .args(words)
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", index.to_string())
+        .env("_CLAP_IFS", "\n")
+        .env("CDNCTL_CONFIG", cfg)
+        .env_remove("CDNCTL_CONTEXT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // An empty word is offered the flags too.
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|w| !w.starts_with("--") || w.contains('='))
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn context_names_complete_through_the_shell_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = three_contexts(dir.path());
+    assert_eq!(
+        dynamic_completion(&cfg, &["cdnctl", "context", "use", ""], 3),
+        ["lab", "local", "prod"]
+    );
+    assert_eq!(
+        dynamic_completion(&cfg, &["cdnctl", "context", "remove", "l"], 3),
+        ["lab", "local"]
+    );
+    assert_eq!(
+        dynamic_completion(&cfg, &["cdnctl", "--context", "p"], 2),
+        ["prod"]
+    );
+    assert_eq!(
+        dynamic_completion(&cfg, &["cdnctl", "--context=l"], 1),
+        ["--context=lab", "--context=local"]
+    );
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn the_generated_bash_completion_offers_context_names() {
+    let Ok(bash) = which_bash() else {
+        eprintln!("SKIPPED: no bash on this machine");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = three_contexts(dir.path());
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../completions/cdnctl.bash");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_cdnctl"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // What bash does on `cdnctl context use l<TAB>`.
+    let program = format!(
+        "source {script}\n\
+         COMP_WORDS=(cdnctl context use l); COMP_CWORD=3; COMP_TYPE=9\n\
+         COMP_LINE='cdnctl context use l'; COMP_POINT=${{#COMP_LINE}}\n\
+         _clap_complete_cdnctl cdnctl l use 2>/dev/null\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        script = script.display()
+    );
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(bash)
+        .args(["--noprofile", "--norc", "-c", &program])
+        .env("PATH", path)
+        .env("CDNCTL_CONFIG", &cfg)
+        .env_remove("CDNCTL_CONTEXT")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut got: Vec<&str> = text.lines().map(str::trim_end).collect();
+    got.sort();
+    assert_eq!(got, ["lab", "local"], "{out:?}");
+}
+
+fn which_bash() -> Result<std::path::PathBuf, ()> {
+    ["/bin/bash", "/usr/bin/bash"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or(())
 }

@@ -8,10 +8,11 @@ use std::time::Duration;
 use cdn_proto::v1::admin_service_server::AdminService;
 use cdn_proto::v1::{
     AddUserRequest, AddUserResponse, AllowNodeRequest, AllowNodeResponse, AuditEntry,
-    CreateTokenRequest, CreateTokenResponse, Event, EventsRequest, ListAuditRequest,
-    ListAuditResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest, ListUsersResponse,
-    RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest, RevokeNodeResponse,
-    RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo, WhoAmIRequest, WhoAmIResponse,
+    CreateTokenRequest, CreateTokenResponse, DeleteNodeRequest, DeleteNodeResponse, Event,
+    EventsRequest, ListAuditRequest, ListAuditResponse, ListTokensRequest, ListTokensResponse,
+    ListUsersRequest, ListUsersResponse, RemoveUserRequest, RemoveUserResponse, RevokeNodeRequest,
+    RevokeNodeResponse, RevokeTokenRequest, RevokeTokenResponse, TokenInfo, UserInfo,
+    WhoAmIRequest, WhoAmIResponse,
 };
 use cdn_proto::v1::{BackupChunk, BackupRequest, ListMastersRequest, ListMastersResponse};
 use cdn_proto::v1::{
@@ -35,6 +36,7 @@ use crate::error::MasterError;
 use crate::events::Events;
 use crate::exec::{Caller, ExecHub};
 use crate::registry::{NodeState, NodeView, Offline, Registry};
+use crate::selector::Selector;
 use crate::store::{AuditQuery, CertKind, CertRecord, TokenRecord};
 use cdn_proto::Version;
 
@@ -90,7 +92,7 @@ impl AdminApi {
 
     fn plan(&self, targets: Option<Targets>, wait_ms: u64) -> Result<PushPlan, MasterError> {
         let t = targets.unwrap_or_default();
-        let selector: std::collections::BTreeMap<_, _> = t.selector.into_iter().collect();
+        let selector = Selector::from_wire(t.label_selector, t.selector)?;
         let fleet_wide = t.nodes.is_empty() && selector.is_empty();
         let targets = self.registry.resolve_targets(&t.nodes, &selector)?;
         Ok(PushPlan {
@@ -195,13 +197,19 @@ where
     Box::pin(ReceiverStream::new(rx))
 }
 
-/// How targets read in the audit log.
+/// How targets read in the audit log: names, then the selector.
 fn describe_targets(t: &Option<Targets>) -> String {
     let Some(t) = t else {
         return "all nodes".into();
     };
     let mut parts: Vec<String> = t.nodes.clone();
-    parts.extend(t.selector.iter().map(|(k, v)| format!("{k}={v}")));
+    // A bad selector is refused before anything is done; the audit line
+    // then shows the names alone.
+    if let Ok(s) = Selector::from_wire(t.label_selector.clone(), t.selector.clone())
+        && !s.is_empty()
+    {
+        parts.push(s.to_string());
+    }
     if parts.is_empty() {
         "all nodes".into()
     } else {
@@ -250,15 +258,10 @@ impl AdminService for AdminApi {
                 .into());
             }
         };
-        let selector = req.selector;
+        let selector = Selector::from_wire(req.label_selector, req.selector)?;
         let nodes = self
             .registry
-            .list(|v| {
-                state.is_none_or(|s| v.state == s)
-                    && selector
-                        .iter()
-                        .all(|(k, want)| v.record.labels.get(k) == Some(want))
-            })
+            .list(|v| state.is_none_or(|s| v.state == s) && selector.matches(&v.record.labels))
             .into_iter()
             .map(|v| {
                 let applied = self.configs.applied(&v.record.name);
@@ -330,7 +333,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<ConfigStatusResponse>, Status> {
         self.authn.operator(&request, Role::Viewer)?;
         let t = request.into_inner().targets.unwrap_or_default();
-        let selector = t.selector.into_iter().collect();
+        let selector = Selector::from_wire(t.label_selector, t.selector)?;
         let names = self.registry.resolve_targets(&t.nodes, &selector)?;
         let nodes = self.configs.status(&names);
         Ok(Response::new(ConfigStatusResponse { nodes }))
@@ -750,6 +753,31 @@ impl AdminService for AdminApi {
         Ok(Response::new(AllowNodeResponse {}))
     }
 
+    async fn delete_node(
+        &self,
+        request: Request<DeleteNodeRequest>,
+    ) -> Result<Response<DeleteNodeResponse>, Status> {
+        let caller = self.authn.operator(&request, Role::Admin)?;
+        let req = request.into_inner();
+        let result = self.delete_node_now(&caller, &req.name, req.force).await;
+        let detail = match &result {
+            Ok(d) => d.to_string(),
+            Err(_) => String::new(),
+        };
+        if let Ok(d) = &result {
+            warn!(node = %req.name, by = %caller.name, %d, "node deleted");
+        }
+        self.audit
+            .record(caller.entry("node.delete", &req.name, detail, err_text(&result)))
+            .await;
+        let d = result?;
+        Ok(Response::new(DeleteNodeResponse {
+            status: d.state.wire().into(),
+            revoked_certs: d.revoked_certs,
+            was_connected: d.was_connected,
+        }))
+    }
+
     async fn list_audit(
         &self,
         request: Request<ListAuditRequest>,
@@ -783,6 +811,72 @@ impl AdminService for AdminApi {
             })
             .collect();
         Ok(Response::new(ListAuditResponse { entries }))
+    }
+}
+
+/// What deleting a node did, for the reply and the audit log.
+struct Deleted {
+    /// Its state when it was judged.
+    state: NodeState,
+    /// Why it was in that state (empty when online).
+    reason: String,
+    revoked_certs: u32,
+    was_connected: bool,
+}
+
+impl std::fmt::Display for Deleted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "was {}", self.state.wire().word())?;
+        if !self.reason.is_empty() {
+            write!(f, " ({})", self.reason)?;
+        }
+        if self.was_connected {
+            f.write_str("; its agent was disconnected")?;
+        }
+        write!(f, "; {} certificate(s) revoked", self.revoked_certs)
+    }
+}
+
+impl AdminApi {
+    /// Deletes node `name`: refused while it is online or degraded unless
+    /// `force`; then its certificate is revoked (first, so that its agent
+    /// cannot register again meanwhile), its session ended and its record
+    /// and config state removed.
+    async fn delete_node_now(
+        &self,
+        caller: &AuthCaller,
+        name: &str,
+        force: bool,
+    ) -> Result<Deleted, MasterError> {
+        let view = self
+            .registry
+            .get(name)
+            .ok_or_else(|| MasterError::NodeNotFound(name.to_string()))?;
+        if view.state != NodeState::Offline && !force {
+            let why = if view.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", view.reason)
+            };
+            return Err(MasterError::Precondition(format!(
+                "node {name} is {}{why}: its agent is still connected; stop it first, or delete with --force to disconnect it",
+                view.state.wire().word()
+            )));
+        }
+        let revoked_certs = self.credentials.revoke_deleted_node(name).await?;
+        let reason = format!("node {name} was deleted by {}", caller.name);
+        let was_connected = self
+            .registry
+            .forget(name, &reason)
+            .await?
+            .ok_or_else(|| MasterError::NodeNotFound(name.to_string()))?;
+        self.configs.forget(name).await?;
+        Ok(Deleted {
+            state: view.state,
+            reason: view.reason,
+            revoked_certs,
+            was_connected,
+        })
     }
 }
 

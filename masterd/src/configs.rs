@@ -135,6 +135,11 @@ enum Command {
         disk_hash: Option<String>,
     },
     Answered(Answer),
+    /// A node was deleted: its config state goes, from memory and store.
+    Forget {
+        node: String,
+        reply: oneshot::Sender<Result<(), MasterError>>,
+    },
 }
 
 /// State the owner writes and everyone reads.
@@ -353,6 +358,16 @@ impl Configs {
             })
             .await;
         }
+    }
+
+    /// A node was deleted: forgets its desired, applied and failed config,
+    /// in memory and in the store.
+    pub async fn forget(&self, node: &str) -> Result<(), MasterError> {
+        self.ask(|reply| Command::Forget {
+            node: node.to_string(),
+            reply,
+        })
+        .await?
     }
 
     /// A node answered a version on its command stream.
@@ -832,6 +847,16 @@ impl RolloutOwner {
                 applied,
                 disk_hash,
             } => self.observe(&node, applied, disk_hash),
+            Command::Forget { node, reply } => {
+                self.state.nodes.remove(&node);
+                self.dirty.remove(&node);
+                let written = self
+                    .state
+                    .store
+                    .write(vec![Write::ForgetNodeConfig(node)])
+                    .await;
+                let _ = reply.send(written.map_err(MasterError::from));
+            }
             Command::Answered(a) => {
                 {
                     let mut n = self.entry(&a.node);
@@ -920,7 +945,9 @@ impl RolloutOwner {
     /// at this moment, including nodes that registered since it was asked.
     fn targets(&self, plan: PushPlan) -> Result<Vec<String>, MasterError> {
         if plan.fleet_wide {
-            self.state.registry.resolve_targets(&[], &BTreeMap::new())
+            self.state
+                .registry
+                .resolve_targets(&[], &crate::selector::Selector::default())
         } else {
             Ok(plan.targets)
         }

@@ -15,9 +15,9 @@ use cdn_proto::etcd::etcdserverpb::kv_client::KvClient;
 use cdn_proto::etcd::etcdserverpb::lease_client::LeaseClient;
 use cdn_proto::etcd::etcdserverpb::watch_client::WatchClient;
 use cdn_proto::etcd::etcdserverpb::{
-    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseRevokeRequest,
-    PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse, WatchRequest,
-    WatchResponse, compare, request_op,
+    Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseRevokeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
+    TxnResponse, WatchRequest, WatchResponse, compare, request_op,
 };
 use cdn_proto::etcd::mvccpb::KeyValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -60,6 +60,19 @@ pub fn put_op(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, lease: i64) ->
             lease,
             prev_kv: false,
         })),
+    }
+}
+
+/// A delete operation on one key, for a transaction.
+pub fn delete_op(key: impl Into<Vec<u8>>) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestDeleteRange(
+            DeleteRangeRequest {
+                key: key.into(),
+                range_end: Vec::new(),
+                prev_kv: false,
+            },
+        )),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod offline;
 pub mod pki;
 pub mod registry;
 pub mod role;
+pub mod selector;
 pub mod server;
 pub mod standby;
 pub mod store;

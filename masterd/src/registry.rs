@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::error::MasterError;
+use crate::selector::Selector;
 use crate::store::{NodeRecord, Store, Write};
 
 /// Messages queued to one agent's command stream.
@@ -480,7 +481,7 @@ impl Registry {
     pub fn resolve_targets(
         &self,
         names: &[String],
-        selector: &BTreeMap<String, String>,
+        selector: &Selector,
     ) -> Result<Vec<String>, MasterError> {
         let mut out = std::collections::BTreeSet::new();
         for n in names {
@@ -491,10 +492,7 @@ impl Registry {
         }
         if names.is_empty() || !selector.is_empty() {
             for node in self.nodes.iter() {
-                if selector
-                    .iter()
-                    .all(|(k, v)| node.record.labels.get(k) == Some(v))
-                {
+                if selector.matches(&node.record.labels) {
                     out.insert(node.record.name.clone());
                 }
             }
@@ -761,6 +759,33 @@ impl Registry {
         true
     }
 
+    /// Removes a deleted node: its session, if it has one, ends (its
+    /// command stream is told `reason` and closed) and its record is
+    /// deleted from the store, queued while its entry is locked. Returns
+    /// whether it had a session, or None if the node is not known. If the
+    /// store refuses, the node is put back (offline).
+    pub async fn forget(&self, node_id: &str, reason: &str) -> Result<Option<bool>, MasterError> {
+        let slot = self.store.reserve().await?;
+        let (mut node, written) = match self.nodes.entry(node_id.to_string()) {
+            dashmap::Entry::Occupied(entry) => {
+                let written = slot.send(vec![Write::ForgetNode(node_id.to_string())]);
+                (entry.remove(), written)
+            }
+            dashmap::Entry::Vacant(_) => return Ok(None),
+        };
+        let session = node.session.take();
+        let had_session = session.is_some();
+        if let Some(slot) = session.and_then(|mut s| s.stream.take()) {
+            let _ = slot.tx.try_send(Ok(close_message(reason)));
+        }
+        if let Err(e) = written.await {
+            node.dirty = true;
+            self.nodes.entry(node_id.to_string()).or_insert(node);
+            return Err(e.into());
+        }
+        Ok(Some(had_session))
+    }
+
     /// Asks every open command stream to close (master shutting down).
     pub fn close_all_streams(&self, reason: &str) {
         for mut node in self.nodes.iter_mut() {
@@ -995,6 +1020,33 @@ mod tests {
             seen,
             "the final flush writes it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_node_is_told_why_and_gone_from_memory_and_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, w) = registry(dir.path(), 10_000).await;
+        let s = r.register(reg("live", "A")).await.unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        r.attach_stream("live", s, tx).unwrap();
+        r.register(reg("kept", "B")).await.unwrap();
+        assert_eq!(
+            r.forget("live", "deleted by alice").await.unwrap(),
+            Some(true)
+        );
+        let close = rx.recv().await.unwrap().unwrap();
+        assert!(
+            matches!(close.body, Some(cdn_proto::v1::command_response::Body::Close(c)) if c.reason == "deleted by alice")
+        );
+        assert!(r.get("live").is_none());
+        assert!(r.heartbeat("live", s, Some(Reported::Online), 0).is_err());
+        assert_eq!(r.count_states(), [1, 0, 0]);
+        assert_eq!(r.forget("live", "again").await.unwrap(), None);
+        let (r, _w) = reopen(dir.path(), 10_000, (r, w)).await;
+        assert!(r.get("live").is_none(), "the deletion is on disk");
+        assert!(r.get("kept").is_some());
+        // An offline node had no session to end.
+        assert_eq!(r.forget("kept", "x").await.unwrap(), Some(false));
     }
 
     #[tokio::test]

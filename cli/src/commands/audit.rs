@@ -6,7 +6,7 @@ use cdn_proto::v1::ListAuditRequest;
 use clap::Args;
 use serde::Serialize;
 
-use crate::output::{self, Cell, Format, Row};
+use crate::output::{self, Cell, Format, Kind, Row};
 use crate::{CliError, Context};
 
 /// Arguments of `cdnctl audit`.
@@ -73,7 +73,8 @@ pub async fn run(ctx: &Context, a: AuditArgs) -> Result<ExitCode, CliError> {
 }
 
 impl Row for Entry {
-    const FORMATS: &'static [Format] = Format::ALL;
+    const FORMATS: &'static [Kind] = Kind::ALL;
+    const EMPTY: &'static str = "No audit entries found.";
 
     fn columns(wide: bool) -> Vec<&'static str> {
         let mut columns = vec!["ID", "TIME", "USER", "ACTION", "TARGET", "RESULT", "DETAIL"];
@@ -108,5 +109,9 @@ impl Row for Entry {
             ]);
         }
         cells
+    }
+
+    fn name(&self) -> String {
+        format!("auditentry/{}", self.id)
     }
 }

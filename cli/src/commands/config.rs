@@ -47,9 +47,11 @@ pub struct TargetArgs {
     /// Only this node; repeatable.
     #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
-    /// Only nodes whose labels match `key=value[,key=value...]`; repeatable.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
-    pub selector: Vec<Vec<(String, String)>>,
+    /// Only nodes whose labels match, in kubectl's grammar: `k=v`, `k!=v`,
+    /// `k in (a,b)`, `k notin (a,b)`, `k`, `!k`; commas and repeated flags
+    /// mean all of them.
+    #[arg(short = 'l', long, value_name = "SELECTOR", value_parser = crate::selector::parse)]
+    pub selector: Vec<Vec<cdn_proto::v1::LabelRequirement>>,
     /// Every node (the default when no --node or --selector is given).
     #[arg(long, conflicts_with_all = ["nodes", "selector"])]
     pub all: bool,
@@ -57,9 +59,11 @@ pub struct TargetArgs {
 
 impl TargetArgs {
     fn to_proto(&self) -> Targets {
+        let selector = crate::selector::merge(&self.selector);
         Targets {
             nodes: self.nodes.clone(),
-            selector: crate::selector::merge(&self.selector),
+            selector: selector.legacy,
+            label_selector: selector.requirements,
         }
     }
 }
@@ -431,7 +435,7 @@ async fn follow(
         _ => {}
     }
     report.results.sort_by(|a, b| a.node.cmp(&b.node));
-    output::print(&report, w.output)?;
+    output::print(&report, w.output.clone())?;
     let ok = report.unchanged
         || report.dry_run
         || w.no_wait
@@ -454,8 +458,15 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
 }
 
 impl Listing for PushReport {
+    /// Custom columns: a row per node result.
+    const ITEMS: Option<&'static str> = Some("results");
+
     fn data(&self) -> impl Serialize {
         self
+    }
+
+    fn names(&self) -> Vec<String> {
+        vec![format!("configversion/{}", self.version)]
     }
 
     /// The per-node table; nothing when no node was awaited.
@@ -527,6 +538,10 @@ impl Row for NodeResultRow {
             Cell::or_dash(&self.error),
         ]
     }
+
+    fn name(&self) -> String {
+        format!("node/{}", self.node)
+    }
 }
 
 fn short_hash(h: &str) -> &str {
@@ -571,7 +586,7 @@ struct NodeConfigRow {
 }
 
 impl Row for NodeConfigRow {
-    const EMPTY: Option<&'static str> = Some("No nodes found.");
+    const EMPTY: &'static str = "No nodes found.";
 
     fn columns(_wide: bool) -> Vec<&'static str> {
         vec![
@@ -602,6 +617,10 @@ impl Row for NodeConfigRow {
             Cell::new(if self.drift { "changed on disk" } else { "-" }),
             Cell::or_dash(&self.last_error),
         ]
+    }
+
+    fn name(&self) -> String {
+        format!("node/{}", self.node)
     }
 }
 
@@ -643,7 +662,7 @@ struct VersionRow {
 }
 
 impl Row for VersionRow {
-    const EMPTY: Option<&'static str> = Some("No config versions yet.");
+    const EMPTY: &'static str = "No config versions yet.";
 
     fn columns(_wide: bool) -> Vec<&'static str> {
         vec![
@@ -665,6 +684,10 @@ impl Row for VersionRow {
             Cell::or_dash(&targets),
             Cell::or_dash(&self.message),
         ]
+    }
+
+    fn name(&self) -> String {
+        format!("configversion/{}", self.version)
     }
 }
 

@@ -26,7 +26,10 @@ pub enum ContextCommand {
     /// Make NAME the current context.
     ///
     /// Example: `cdnctl context use prod`
-    Use { name: String },
+    Use {
+        #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::complete_contexts))]
+        name: String,
+    },
     /// Add a context from the credential file given with --credential
     /// (`masterd` wrote `admin.credential` in its data directory;
     /// `masterd user add` writes others); --master replaces the address in
@@ -39,7 +42,10 @@ pub enum ContextCommand {
     Add(AddArgs),
     /// Remove a context.
     #[command(visible_alias = "rm")]
-    Remove { name: String },
+    Remove {
+        #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::complete_contexts))]
+        name: String,
+    },
 }
 
 /// Arguments of `context add`.
@@ -67,6 +73,9 @@ struct ContextRow {
 }
 
 impl Row for ContextRow {
+    const EMPTY: &'static str =
+        "No contexts yet; add one with `cdnctl context add NAME --credential FILE`.";
+
     fn columns(_wide: bool) -> Vec<&'static str> {
         vec!["CURRENT", "NAME", "MASTER", "USER", "ROLE"]
     }
@@ -83,6 +92,11 @@ impl Row for ContextRow {
             }),
             Cell::new(&self.role),
         ]
+    }
+
+    /// A bare name, as `kubectl config get-contexts -o name` prints it.
+    fn name(&self) -> String {
+        self.name.clone()
     }
 }
 
@@ -204,6 +218,10 @@ struct WhoAmI {
 impl Listing for WhoAmI {
     fn data(&self) -> impl Serialize {
         self
+    }
+
+    fn names(&self) -> Vec<String> {
+        vec![format!("user/{}", self.name)]
     }
 
     fn human(&self, _wide: bool) -> Human {

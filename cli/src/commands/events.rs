@@ -72,10 +72,14 @@ pub async fn run(ctx: &Context, a: EventsArgs) -> Result<ExitCode, CliError> {
             success: e.success,
         })?;
     }
+    if !a.follow {
+        printer.end_of_stream::<Event>();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 impl Row for Event {
+    const EMPTY: &'static str = "No events yet.";
     /// Events come one by one: fixed widths keep their lines aligned.
     const MIN_WIDTHS: &'static [usize] = &[24, 13, 16, 10];
 
@@ -96,5 +100,9 @@ impl Row for Event {
             Cell::new(&self.user),
             Cell::new(&self.detail),
         ]
+    }
+
+    fn name(&self) -> String {
+        format!("event/{}", self.id)
     }
 }

@@ -56,9 +56,11 @@ pub struct ExecArgs {
     /// Run on this node (repeatable; fan-out with prefixed output).
     #[arg(short = 'n', long = "node", value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub nodes: Vec<String>,
-    /// Run on nodes whose labels match `key=value[,key=value...]`.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
-    pub selector: Vec<Vec<(String, String)>>,
+    /// Run on nodes whose labels match, in kubectl's grammar: `k=v`,
+    /// `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`; commas and
+    /// repeated flags mean all of them.
+    #[arg(short = 'l', long, value_name = "SELECTOR", value_parser = crate::selector::parse)]
+    pub selector: Vec<Vec<cdn_proto::v1::LabelRequirement>>,
     /// Run on every node.
     #[arg(long)]
     pub all: bool,
@@ -415,14 +417,20 @@ impl Row for FanRow {
             Cell::or_dash(&self.error),
         ]
     }
+
+    fn name(&self) -> String {
+        format!("node/{}", self.node)
+    }
 }
 
 async fn fan_out_run(ctx: &Context, a: ExecArgs) -> Result<ExitCode, CliError> {
     let mut nodes = a.nodes.clone();
     if a.all || !a.selector.is_empty() {
+        let selector = crate::selector::merge(&a.selector);
         let request = ListNodesRequest {
             status: 0,
-            selector: crate::selector::merge(&a.selector),
+            selector: selector.legacy,
+            label_selector: selector.requirements,
         };
         let listed = ctx
             .call(request, |mut c, r| async move { c.list_nodes(r).await })
@@ -587,7 +595,7 @@ struct SessionRow {
 }
 
 impl Row for SessionRow {
-    const EMPTY: Option<&'static str> = Some("No exec sessions yet.");
+    const EMPTY: &'static str = "No exec sessions yet.";
 
     fn columns(_wide: bool) -> Vec<&'static str> {
         vec![
@@ -608,5 +616,9 @@ impl Row for SessionRow {
             Cell::new(output::bytes(self.bytes_out)),
             Cell::or_dash(&self.error),
         ]
+    }
+
+    fn name(&self) -> String {
+        format!("execsession/{}", self.exec_id)
     }
 }

@@ -8,7 +8,7 @@ use cdn_proto::v1::{ListMastersRequest, ListMastersResponse, MasterInfo};
 use clap::Args;
 use serde::Serialize;
 
-use crate::output::{self, Cell, Format, Human, Listing, Row, Table};
+use crate::output::{self, Cell, Format, Human, Kind, Listing, Row, Table};
 use crate::{CliError, Context};
 
 /// Said when the master predates `ListMasters`.
@@ -138,17 +138,24 @@ impl Masters {
 }
 
 impl Listing for Masters {
-    const FORMATS: &'static [Format] = Format::ALL;
+    const FORMATS: &'static [Kind] = Kind::ALL;
+    /// Custom columns: a row per master.
+    const ITEMS: Option<&'static str> = Some("masters");
 
     fn data(&self) -> impl Serialize {
         self
     }
 
+    fn names(&self) -> Vec<String> {
+        self.masters.iter().map(Row::name).collect()
+    }
+
     fn human(&self, wide: bool) -> Human {
-        if self.masters.is_empty() {
-            return Human::Text("No masters reported.".into());
-        }
         Human::Table(Table::of(&self.masters, wide))
+    }
+
+    fn empty(&self) -> Option<&'static str> {
+        self.masters.is_empty().then_some("No masters reported.")
     }
 
     fn footer(&self) -> Option<String> {
@@ -175,7 +182,7 @@ impl MasterRow {
 }
 
 impl Row for MasterRow {
-    const FORMATS: &'static [Format] = Format::ALL;
+    const FORMATS: &'static [Kind] = Kind::ALL;
 
     fn columns(wide: bool) -> Vec<&'static str> {
         let mut columns = vec![
@@ -207,6 +214,10 @@ impl Row for MasterRow {
             cells.push(self.ago(self.started_ms).into());
         }
         cells
+    }
+
+    fn name(&self) -> String {
+        format!("master/{}", self.id)
     }
 }
 
@@ -287,9 +298,29 @@ mod tests {
             rendered(
                 &Masters::at(ListMastersResponse::default(), NOW),
                 Format::Table
-            )
-            .1,
-            Some("No masters reported.\nLast backup: never".into())
+            ),
+            (Some("No masters reported.".into()), None)
+        );
+    }
+
+    #[test]
+    fn names_and_custom_columns_are_per_master() {
+        let m = Masters::at(reply(), NOW);
+        assert_eq!(
+            rendered(&m, output::format("name")).1.unwrap(),
+            "master/m1\nmaster/m2"
+        );
+        assert_eq!(
+            rendered(&m, output::format("custom-columns=ID:.id,ROLE:.role"))
+                .1
+                .unwrap(),
+            "ID  ROLE\nm1  leader\nm2  standby"
+        );
+        assert_eq!(
+            rendered(&m, output::format("jsonpath={.last_backup.by}"))
+                .1
+                .unwrap(),
+            "m1"
         );
     }
 

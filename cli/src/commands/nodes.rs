@@ -1,14 +1,16 @@
-//! `cdnctl nodes list|show`: the node listing (also as `--watch` rows)
-//! and the one-node description.
+//! `cdnctl nodes list|show|delete`: the node listing (also as `--watch`
+//! rows), the one-node description, and forgetting decommissioned nodes.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use cdn_proto::v1::{GetNodeRequest, ListNodesRequest, NodeInfo, NodeStatus};
+use cdn_proto::v1::{
+    DeleteNodeRequest, GetNodeRequest, LabelRequirement, ListNodesRequest, NodeInfo, NodeStatus,
+};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::output::{self, Cell, Format, Human, Listing, Row};
+use crate::output::{self, Cell, Format, Human, Kind, Listing, Row};
 use crate::{CliError, Context};
 
 /// Verbs of `cdnctl nodes`.
@@ -19,6 +21,19 @@ pub enum NodesCommand {
     List(ListArgs),
     /// Show everything the master knows about one node.
     Show(ShowArgs),
+    /// Forget nodes that are gone for good (admin).
+    ///
+    /// Removes them from the master's registry and store, revokes their
+    /// certificates so their agents cannot come back without enrolling
+    /// again with a join token, and clears their metrics (and the offline
+    /// alert with them). An online or degraded node is refused unless
+    /// --force, which disconnects its agent. Each deletion is audited;
+    /// exits 1 if any node was refused (the others are still deleted).
+    ///
+    /// Example: `cdnctl nodes delete agent-7`, or
+    /// `cdnctl nodes list --status offline -o name | xargs cdnctl nodes delete`
+    #[command(visible_alias = "rm")]
+    Delete(DeleteArgs),
 }
 
 /// Arguments of `nodes list`.
@@ -30,9 +45,11 @@ pub struct ListArgs {
     /// Only nodes in this state.
     #[arg(long, value_parser = status_words())]
     pub status: Option<NodeStatus>,
-    /// Only nodes whose labels match, `key=value[,key=value...]`; repeatable.
-    #[arg(short = 'l', long, value_name = "K=V", value_parser = crate::selector::parse)]
-    pub selector: Vec<Vec<(String, String)>>,
+    /// Only nodes whose labels match, in kubectl's grammar: `k=v`, `k!=v`,
+    /// `k in (a,b)`, `k notin (a,b)`, `k`, `!k`; commas and repeated flags
+    /// mean all of them.
+    #[arg(short = 'l', long, value_name = "SELECTOR", value_parser = crate::selector::parse)]
+    pub selector: Vec<Vec<LabelRequirement>>,
     /// After the list, print a row whenever a node changes state (as
     /// `kubectl get -w`), until interrupted.
     #[arg(short, long)]
@@ -45,12 +62,29 @@ pub struct ListArgs {
 /// Arguments of `nodes show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Node name.
+    /// Node name (or `node/NAME`).
     #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
     pub name: String,
     /// Output format (`table` and `wide` print a key: value list).
     #[arg(short, long, default_value = "table", value_parser = output::formats(NodeDetail::FORMATS))]
     pub output: Format,
+}
+
+/// Arguments of `nodes delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Node names; `node/NAME`, as `-o name` prints them, works too.
+    #[arg(required = true, value_name = "NAME", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
+    pub names: Vec<String>,
+    /// Delete online and degraded nodes too: their agents are disconnected
+    /// (and told why) and cannot register again with their certificate.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A node name as given: `agent-1` or `node/agent-1`.
+fn node_name(given: &str) -> &str {
+    given.strip_prefix("node/").unwrap_or(given)
 }
 
 /// `--status`: a node state in the words the listings print.
@@ -70,6 +104,7 @@ pub async fn run(ctx: &Context, cmd: NodesCommand) -> Result<ExitCode, CliError>
     match cmd {
         NodesCommand::List(args) => list(ctx, args).await,
         NodesCommand::Show(args) => show(ctx, args).await,
+        NodesCommand::Delete(args) => delete(ctx, args).await,
     }
 }
 
@@ -206,8 +241,8 @@ impl NodeRow {
 }
 
 impl Row for NodeRow {
-    const FORMATS: &'static [Format] = Format::ALL;
-    const EMPTY: Option<&'static str> = Some("No nodes found.");
+    const FORMATS: &'static [Kind] = Kind::ALL;
+    const EMPTY: &'static str = "No nodes found.";
     /// STATUS is as wide as its widest word, so watch rows line up.
     const MIN_WIDTHS: &'static [usize] = &[0, "degraded".len()];
 
@@ -262,12 +297,18 @@ impl Row for NodeRow {
         }
         cells
     }
+
+    fn name(&self) -> String {
+        format!("node/{}", self.name)
+    }
 }
 
 async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
+    let selector = crate::selector::merge(&args.selector);
     let request = ListNodesRequest {
         status: args.status.unwrap_or_default().into(),
-        selector: crate::selector::merge(&args.selector),
+        selector: selector.legacy,
+        label_selector: selector.requirements,
     };
     let fetch = || async {
         ctx.call(
@@ -313,10 +354,14 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<ExitCode, CliError> {
 struct NodeDetail(NodeRow);
 
 impl Listing for NodeDetail {
-    const FORMATS: &'static [Format] = Format::ALL;
+    const FORMATS: &'static [Kind] = Kind::ALL;
 
     fn data(&self) -> impl Serialize {
         &self.0
+    }
+
+    fn names(&self) -> Vec<String> {
+        vec![self.0.name()]
     }
 
     fn human(&self, _wide: bool) -> Human {
@@ -325,12 +370,57 @@ impl Listing for NodeDetail {
 }
 
 async fn show(ctx: &Context, args: ShowArgs) -> Result<ExitCode, CliError> {
-    let request = GetNodeRequest { name: args.name };
+    let request = GetNodeRequest {
+        name: node_name(&args.name).to_string(),
+    };
     let node = ctx
         .call(request, |mut c, r| async move { c.get_node(r).await })
         .await?;
     output::print(&NodeDetail(NodeRow::from(node)), args.output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Said when the master predates `DeleteNode`.
+const CANNOT_DELETE: &str = "this master cannot delete nodes; upgrade masterd";
+
+/// `nodes delete`: each node in turn, as kubectl deletes: a line on stdout
+/// per node deleted, a line on stderr per node refused (the others are
+/// still deleted); exit 1 if any was refused. A master that cannot be
+/// reached stops it at once.
+async fn delete(ctx: &Context, args: DeleteArgs) -> Result<ExitCode, CliError> {
+    let mut all_ok = true;
+    for given in &args.names {
+        let name = node_name(given).to_string();
+        let request = DeleteNodeRequest {
+            name: name.clone(),
+            force: args.force,
+        };
+        let result = ctx
+            .call(request, |mut c, r| async move {
+                c.delete_node(r).await.map_err(|s| match s.code() {
+                    tonic::Code::Unimplemented => tonic::Status::unimplemented(CANNOT_DELETE),
+                    _ => s,
+                })
+            })
+            .await;
+        match result {
+            Ok(r) => {
+                if r.was_connected {
+                    output::print_diagnostic(&format!(
+                        "cdnctl: {name} was {}; its agent was disconnected",
+                        r.status().word()
+                    ));
+                }
+                output::print_text(&format!("node \"{name}\" deleted"))?;
+            }
+            Err(e @ CliError::Master(_)) => {
+                output::print_diagnostic(&format!("cdnctl: {e}"));
+                all_ok = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(crate::exit::all_ok(all_ok))
 }
 
 /// `nodes show` as a key: value list.

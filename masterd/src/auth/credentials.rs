@@ -76,6 +76,15 @@ impl Book {
     }
 }
 
+/// What a revocation does to a node's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revocation {
+    /// The name may not enrol again until an admin allows it.
+    Bar,
+    /// The node was deleted: the name is free.
+    Forget,
+}
+
 /// The owner of credentials.
 pub struct Credentials {
     pki: Option<Arc<Pki>>,
@@ -462,6 +471,27 @@ impl Credentials {
     /// many. Effective on the next call made with them; calls in progress
     /// with them (exec sessions, event streams) end now.
     pub async fn revoke(&self, kind: CertKind, name: &str) -> Result<u32, MasterError> {
+        self.revoke_named(kind, name, Revocation::Bar).await
+    }
+
+    /// Revokes every valid certificate of node `name` because the node was
+    /// deleted: its agent cannot come back with it, but the name is not
+    /// barred, so a machine enrolled anew with a join token may take it.
+    /// 0 when it has none (it never enrolled, or the master is insecure).
+    pub async fn revoke_deleted_node(&self, name: &str) -> Result<u32, MasterError> {
+        if self.read().named(CertKind::Node, name).is_empty() {
+            return Ok(0);
+        }
+        self.revoke_named(CertKind::Node, name, Revocation::Forget)
+            .await
+    }
+
+    async fn revoke_named(
+        &self,
+        kind: CertKind,
+        name: &str,
+        how: Revocation,
+    ) -> Result<u32, MasterError> {
         let now = now_ms();
         let revoked = self
             .change(
@@ -482,10 +512,13 @@ impl Credentials {
                     for fp in fps {
                         if let Some(mut c) = book.remove_cert(&fp) {
                             c.revoked_ms = now;
+                            // Stored as readmitted, the name is not barred
+                            // when the master loads it again either.
+                            c.readmitted = how == Revocation::Forget;
                             revoked.push(c);
                         }
                     }
-                    if kind == CertKind::Node {
+                    if kind == CertKind::Node && how == Revocation::Bar {
                         book.barred
                             .entry(name.to_string())
                             .or_default()
@@ -497,6 +530,7 @@ impl Credentials {
                     for c in revoked {
                         let mut valid = c.clone();
                         valid.revoked_ms = 0;
+                        valid.readmitted = false;
                         book.insert_cert(valid);
                     }
                     if let Some(list) = book.barred.get_mut(name) {
@@ -646,5 +680,46 @@ mod tests {
         let (c, _writer) = book(dir.path()).await;
         assert!(c.knows(&bob.fingerprint) && !c.knows(&rec.fingerprint));
         assert_eq!(c.users().len(), 1);
+    }
+
+    /// Enrols `node` with `token` under a made-up certificate.
+    async fn enrol(c: &Credentials, token: &JoinToken, node: &str, fingerprint: &str) {
+        let slot = c.reserve_enrolment(token, node).unwrap();
+        let issued = Issued {
+            cert_pem: String::new(),
+            fingerprint: fingerprint.into(),
+            not_after_ms: now_ms() + 3_600_000,
+        };
+        c.enrolled(slot, &issued).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deleted_nodes_certificate_is_revoked_but_its_name_stays_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, writer) = book(dir.path()).await;
+        let (text, _) = c.create_token("t", None, 0, "").await.unwrap();
+        let token: JoinToken = text.parse().unwrap();
+        enrol(&c, &token, "gone", "fp-gone").await;
+        enrol(&c, &token, "cut", "fp-cut").await;
+        let in_use = c.revocation_of("fp-gone");
+        assert_eq!(c.revoke_deleted_node("gone").await.unwrap(), 1);
+        assert!(in_use.is_cancelled() && !c.knows("fp-gone"));
+        // Nothing left to revoke (or an insecure master): not an error.
+        assert_eq!(c.revoke_deleted_node("gone").await.unwrap(), 0);
+        assert_eq!(c.revoke_deleted_node("never-enrolled").await.unwrap(), 0);
+        // `masterd node revoke` bars its name; deletion does not.
+        c.revoke(CertKind::Node, "cut").await.unwrap();
+        assert!(matches!(
+            c.reserve_enrolment(&token, "cut"),
+            Err(MasterError::PermissionDenied(_))
+        ));
+        drop(c.reserve_enrolment(&token, "gone").unwrap());
+        // The same after a restart.
+        drop(c);
+        writer.close().await;
+        let (c, _writer) = book(dir.path()).await;
+        assert!(!c.knows("fp-gone"));
+        drop(c.reserve_enrolment(&token, "gone").unwrap());
+        assert!(c.reserve_enrolment(&token, "cut").is_err());
     }
 }

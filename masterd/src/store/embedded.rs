@@ -339,8 +339,8 @@ impl EmbeddedStore {
         let mut by_table: [Vec<Write>; 8] = Default::default();
         for w in writes {
             let slot = match &w {
-                Write::Node(_) => 0,
-                Write::NodeConfig(_) => 1,
+                Write::Node(_) | Write::ForgetNode(_) => 0,
+                Write::NodeConfig(_) | Write::ForgetNodeConfig(_) => 1,
                 Write::Version(..) => 2,
                 Write::FleetDesired(_) => 3,
                 Write::Token(_) => 4,
@@ -357,18 +357,20 @@ impl EmbeddedStore {
         txn.commit().map_err(io)
     }
 
-    /// Puts `writes`, all of one kind, in their table(s).
+    /// Puts (or deletes) `writes`, all of one table, in their table(s).
     fn put_all(txn: &redb::WriteTransaction, writes: Vec<Write>) -> Result<(), StoreError> {
         let named = |table| txn.open_table(table).map_err(io);
         let numbered = |table| txn.open_table(table).map_err(io);
         match writes.first() {
             Some(Write::Node(_))
+            | Some(Write::ForgetNode(_))
             | Some(Write::NodeConfig(_))
+            | Some(Write::ForgetNodeConfig(_))
             | Some(Write::Token(_))
             | Some(Write::Cert(_)) => {
                 let table = match writes[0] {
-                    Write::Node(_) => NODES,
-                    Write::NodeConfig(_) => NODE_CONFIG,
+                    Write::Node(_) | Write::ForgetNode(_) => NODES,
+                    Write::NodeConfig(_) | Write::ForgetNodeConfig(_) => NODE_CONFIG,
                     Write::Token(_) => TOKENS,
                     _ => CERTS,
                 };
@@ -379,6 +381,10 @@ impl EmbeddedStore {
                         Write::NodeConfig(r) => (r.name.as_str(), encode(r)?),
                         Write::Token(r) => (r.id.as_str(), encode(r)?),
                         Write::Cert(r) => (r.fingerprint.as_str(), encode(r)?),
+                        Write::ForgetNode(name) | Write::ForgetNodeConfig(name) => {
+                            t.remove(name.as_str()).map_err(io)?;
+                            continue;
+                        }
                         _ => continue,
                     };
                     t.insert(key, value.as_slice()).map_err(io)?;
@@ -572,6 +578,39 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.audit(q).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_node_leaves_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let node = |name: &str| NodeRecord {
+            name: name.into(),
+            ..Default::default()
+        };
+        let cfg = |name: &str| NodeConfigRecord {
+            name: name.into(),
+            ..Default::default()
+        };
+        s.commit(vec![
+            Write::Node(node("gone")),
+            Write::Node(node("kept")),
+            Write::NodeConfig(cfg("gone")),
+            Write::NodeConfig(cfg("kept")),
+        ])
+        .await
+        .unwrap();
+        s.commit(vec![
+            Write::ForgetNode("gone".into()),
+            Write::ForgetNodeConfig("gone".into()),
+            // Deleting what is not there is no error.
+            Write::ForgetNode("never".into()),
+        ])
+        .await
+        .unwrap();
+        let l = s.load().await.unwrap();
+        assert_eq!(l.nodes, vec![node("kept")]);
+        assert_eq!(l.node_configs, vec![cfg("kept")]);
     }
 
     #[tokio::test]

@@ -43,7 +43,7 @@ use super::{
     AuditQuery, AuditRecord, Backend, CertRecord, Entry, ExecRecord, Loaded, NodeConfigRecord,
     NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, decode, number_key,
 };
-use crate::etcd::{EtcdClient, created_at, prefix_end, put_op};
+use crate::etcd::{EtcdClient, created_at, delete_op, prefix_end, put_op};
 
 /// Largest piece of config content in one key.
 pub const CHUNK: usize = 512 * 1024;
@@ -168,6 +168,9 @@ pub fn entries_of(w: Write) -> Result<Vec<Entry>, StoreError> {
             FLEET_DESIRED.into(),
             Bytes::from(Version::to_u64(v).to_string()),
         ),
+        Write::ForgetNode(_) | Write::ForgetNodeConfig(_) => Err(StoreError::Io(
+            "a deletion has no entry to put (EtcdStore::commit deletes it)".into(),
+        )),
         Write::Version(r, content) => {
             let key = number_key(r.version.get());
             Ok(vec![
@@ -644,10 +647,23 @@ impl Backend for EtcdStore {
         }
         let fence = self.fence.current().ok_or(StoreError::Fenced)?;
         let mut entries = Vec::new();
+        let mut deletions = Vec::new();
         for w in writes {
-            entries.extend(entries_of(w)?);
+            match w {
+                Write::ForgetNode(name) => deletions.push(self.row_key(Table::Nodes, &name)),
+                Write::ForgetNodeConfig(name) => {
+                    deletions.push(self.row_key(Table::NodeConfig, &name))
+                }
+                w => entries.extend(entries_of(w)?),
+            }
         }
-        let ops = self.ops_of(entries, 0);
+        // The writer names each key once per batch: puts and deletions
+        // never touch the same key, so their order does not matter.
+        let mut ops = self.ops_of(entries, 0);
+        ops.extend(deletions.into_iter().map(|key| {
+            let size = key.len() + 64;
+            (delete_op(key), size)
+        }));
         if self
             .send(ops, vec![created_at(self.election_key(), fence)])
             .await?

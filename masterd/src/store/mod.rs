@@ -8,8 +8,9 @@
 //! what is queued in one transaction (group commit: a registration storm
 //! costs a few fsyncs, not one each). Every write is a put of one key with
 //! its whole value — ids and version numbers are handed out by the owners —
-//! so a networked backend can apply a batch as one compare-and-swap
-//! transaction (etcd's `Txn`) conditioned on its leadership. The embedded
+//! or, for a deleted node, the deletion of one key, so a networked backend
+//! can apply a batch as one compare-and-swap transaction (etcd's `Txn`)
+//! conditioned on its leadership. The embedded
 //! backend ([`embedded`], one redb file) is the default.
 //!
 //! Reads on hot paths come from the owners' memory, loaded once at start
@@ -151,13 +152,18 @@ pub struct Entry {
     pub value: bytes::Bytes,
 }
 
-/// One put, as the owners of state send it to the writer.
+/// One put (or, for a deleted node, one deletion), as the owners of state
+/// send it to the writer.
 #[derive(Debug, Clone)]
 pub enum Write {
     /// A node's identity and liveness facts (the registry's).
     Node(NodeRecord),
     /// A node's desired and applied config (the rollouts').
     NodeConfig(NodeConfigRecord),
+    /// A deleted node's record goes (the registry's; `cdnctl nodes delete`).
+    ForgetNode(String),
+    /// A deleted node's config state goes (the rollouts').
+    ForgetNodeConfig(String),
     /// A new immutable config version and its content.
     Version(VersionRecord, bytes::Bytes),
     /// The version nodes that register for the first time are given.

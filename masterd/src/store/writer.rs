@@ -195,8 +195,12 @@ fn last_of_each_key(writes: impl Iterator<Item = Write>) -> Vec<Write> {
 /// The key a write puts.
 fn key_of(w: &Write) -> (u8, String) {
     match w {
+        // A deletion has the key of the record it deletes: the newest of
+        // the two in a batch wins.
         Write::Node(r) => (0, r.name.clone()),
+        Write::ForgetNode(name) => (0, name.clone()),
         Write::NodeConfig(r) => (1, r.name.clone()),
+        Write::ForgetNodeConfig(name) => (1, name.clone()),
         Write::Version(r, _) => (2, r.version.to_string()),
         Write::FleetDesired(_) => (3, String::new()),
         Write::Token(r) => (4, r.id.clone()),
@@ -230,6 +234,13 @@ mod tests {
             })
             .collect();
         assert_eq!(got, [("b".to_string(), 1), ("a".to_string(), 2)]);
+        // A deletion and a put of one record: the later one stays.
+        let w = last_of_each_key(
+            vec![node("a", 1), Write::ForgetNode("a".into()), node("b", 1)].into_iter(),
+        );
+        assert!(
+            matches!(&w[..], [Write::ForgetNode(a), Write::Node(b)] if a == "a" && b.name == "b")
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
