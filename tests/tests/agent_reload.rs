@@ -232,3 +232,45 @@ fn a_config_file_removed_before_sighup_is_named_and_the_agent_runs_on() {
     assert!(fleet.agent("agent-1").is_running());
     fleet.wait_status("agent-1", "online");
 }
+
+#[test]
+fn the_exec_policy_and_the_reload_command_change_with_sighup() {
+    let mut fleet = Fleet::start(1);
+    let ran = fleet.dir.path().join("reload-command-ran");
+    let ok = fleet.ctl(["exec", "agent-1", "--", "true"]);
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+
+    let yaml = agent_yml(fleet.dir.path(), "agent-1", &fleet.master_addr());
+    let changed = yaml.replace(
+        "  min_free_bytes: 0\n",
+        &format!(
+            "  min_free_bytes: 0\n  reload_command: touch {}\nexec:\n  enabled: false\n",
+            ran.display()
+        ),
+    );
+    assert_ne!(changed, yaml);
+    let agent = fleet.agent("agent-1");
+    std::fs::write(&agent.config, changed).expect("rewrite agent.yml");
+    agent.signal("HUP");
+    wait_for("the reload to be logged", || {
+        let log = fleet.agent("agent-1").log_text();
+        logged(&log, &["SIGHUP: agent.yml reloaded", "exec.enabled"]).then_some(())
+    });
+
+    let refused = fleet.ctl(["exec", "agent-1", "--", "true"]);
+    assert_eq!(refused.code, Some(255), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("exec.enabled: false"),
+        "{}",
+        refused.stderr
+    );
+
+    let edge = fleet.dir.path().join("edge.yml");
+    std::fs::write(&edge, "cache: 20g\n").expect("write edge.yml");
+    let pushed = fleet.ctl(["config", "push", &edge.to_string_lossy()]);
+    assert_eq!(pushed.code, Some(0), "{}\n{}", pushed.stdout, pushed.stderr);
+    assert!(
+        ran.exists(),
+        "the reloaded config.reload_command did not run"
+    );
+}
