@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cdn_proto::Version;
@@ -167,7 +167,8 @@ struct DiskHash {
 /// Applies config versions; cheap to clone.
 #[derive(Clone)]
 pub struct Applier {
-    cfg: Arc<ManagedConfig>,
+    /// The settings in force; replaced whole by [`Applier::reconfigure`].
+    cfg: Arc<RwLock<Arc<ManagedConfig>>>,
     paths: Arc<Paths>,
     applied: Arc<Mutex<Applied>>,
     disk: Arc<Mutex<DiskHash>>,
@@ -188,7 +189,7 @@ impl Applier {
             .unwrap_or_default();
         let (queue, mut rx) = mpsc::channel::<(Request, mpsc::Sender<Outcome>)>(QUEUE_DEPTH);
         let me = Self {
-            cfg: Arc::new(cfg),
+            cfg: Arc::new(RwLock::new(Arc::new(cfg))),
             paths: Arc::new(paths),
             applied: Arc::new(Mutex::new(applied)),
             disk: Arc::new(Mutex::new(DiskHash::default())),
@@ -226,6 +227,26 @@ impl Applier {
             }
         });
         me
+    }
+
+    /// The settings in force.
+    fn cfg(&self) -> Arc<ManagedConfig> {
+        match self.cfg.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts `cfg` in force from the next apply on (a reloaded agent.yml);
+    /// an apply under way finishes with the settings it started with.
+    /// `config.path` is not changed: the file, its kept versions and its
+    /// state stay where the applier started (a new path needs a restart).
+    pub fn reconfigure(&self, mut cfg: ManagedConfig) {
+        cfg.path = self.paths.file.clone();
+        match self.cfg.write() {
+            Ok(mut c) => *c = Arc::new(cfg),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(cfg),
+        }
     }
 
     /// The applied version and its hash.
@@ -294,7 +315,7 @@ impl Applier {
 
     async fn keep_copy(&self, version: Version, content: Vec<u8>) {
         let paths = Arc::clone(&self.paths);
-        let keep = self.cfg.keep.get() as usize;
+        let keep = self.cfg().keep.get() as usize;
         if let Err(e) = blocking(move || keep_version(&paths, version, &content, keep)).await {
             warn!(%version, error = %e, "cannot keep a copy of the applied version");
         }
@@ -303,7 +324,7 @@ impl Applier {
     /// Returns the written content (None when it was already in place).
     async fn apply_inner(&self, req: Request) -> Result<Option<Vec<u8>>, ApplyError> {
         let paths = Arc::clone(&self.paths);
-        let cfg = Arc::clone(&self.cfg);
+        let cfg = self.cfg();
         let current = self.applied();
         let already = current.version == Some(req.version) && current.hash == req.hash;
         if already && self.disk_hash() == req.hash {
@@ -311,9 +332,11 @@ impl Applier {
         }
         let req2 = req.clone();
         let last = current.version;
-        let (previous, content) = blocking(move || write_phase(&paths, &cfg, &req2, last)).await?;
-        if let Some(cmd) = self.cfg.reload_command.as_deref()
-            && let Err(e) = self.reload(cmd, req.version).await
+        let settings = Arc::clone(&cfg);
+        let (previous, content) =
+            blocking(move || write_phase(&paths, &settings, &req2, last)).await?;
+        if let Some(cmd) = cfg.reload_command.as_deref()
+            && let Err(e) = self.reload(cmd, cfg.reload_timeout, req.version).await
         {
             let paths = Arc::clone(&self.paths);
             let restored = blocking(move || restore(&paths, previous.as_deref())).await;
@@ -338,13 +361,15 @@ impl Applier {
     /// Runs the reload command in its own process group. Its exit decides,
     /// not the closing of its stderr (a daemon it restarts may keep that
     /// open); past the timeout the whole group is killed.
-    async fn reload(&self, cmd: &str, version: Version) -> Result<(), ApplyError> {
+    async fn reload(&self, cmd: &str, after: Duration, version: Version) -> Result<(), ApplyError> {
         use tokio::io::AsyncReadExt;
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .env("CDN_CONFIG_PATH", &self.paths.file)
             .env("CDN_CONFIG_VERSION", version.to_string())
+            // systemd's socket is agentd's, not the edge software's.
+            .env_remove("NOTIFY_SOCKET")
             .process_group(0)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -356,7 +381,6 @@ impl Applier {
         let mut stderr = child.stderr.take();
         let mut tail: Vec<u8> = Vec::new();
         let mut buf = [0u8; 4096];
-        let after = self.cfg.reload_timeout;
         let deadline = tokio::time::Instant::now() + after;
         let status = loop {
             tokio::select! {

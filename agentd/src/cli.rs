@@ -13,12 +13,25 @@ use clap::Parser;
 /// token names, makes its own key and gets a certificate for its node id,
 /// kept in `data_dir`. Later starts use that certificate (mutual TLS).
 ///
+/// Signals: SIGHUP (`systemctl reload agentd`) reads the config file
+/// again and never stops the agent: `heartbeat.*`, `status.*`, `config.*`
+/// but `config.path`, `exec.*`, `node.labels` and `compression.accept`
+/// take effect at once (changed labels reach the master by a new
+/// registration on the open connection); `master.*`, `node.id`,
+/// `data_dir` and `config.path` are logged as needing a restart and keep
+/// their old values; a file with an error is refused with its line and
+/// key and the running configuration stays. SIGTERM or SIGINT tells the
+/// master the node goes offline and stops. Under systemd (`Type=notify`)
+/// it sends READY=1 once it has its identity and starts dialling (it does
+/// not wait for the master), RELOADING=1 and READY=1 around a reload,
+/// STOPPING=1, and a STATUS line with its connection state.
+///
 /// Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error,
 /// 78 configuration error or enrolment refused (a person must act).
 #[derive(Debug, Parser)]
 #[command(name = "agentd", version, long_version = cdn_common::LONG_VERSION, about, long_about)]
 pub struct Args {
-    /// Configuration file (see examples/agent.yml); built-in defaults if omitted.
+    /// Configuration file (see agent.yml(5)); built-in defaults if omitted.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Node id; overrides `node.id` from the file.

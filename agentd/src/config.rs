@@ -9,10 +9,15 @@ use std::time::Duration;
 
 use cdn_common::config::{ConfigError, HostPort, Invalid, Validate};
 use cdn_proto::limits::MAX_LABELS;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The configuration in force, replaced whole when SIGHUP reloads
+/// agent.yml (see [`crate::reload`]); tasks that can follow a change
+/// watch it.
+pub type LiveConfig = tokio::sync::watch::Receiver<std::sync::Arc<AgentConfig>>;
 
 /// The whole agent configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     pub master: MasterLink,
@@ -28,7 +33,7 @@ pub struct AgentConfig {
 
 /// Content encodings this agent decodes; the master sends one of them, or
 /// the content as it is.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompressionAccept {
     /// Any of `gzip`, `zstd`.
@@ -72,7 +77,7 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// What `cdnctl exec` may run on this node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecPolicy {
     /// Whether remote commands run at all.
@@ -98,7 +103,7 @@ impl Default for ExecPolicy {
 }
 
 /// The config file this agent manages for the edge software.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ManagedConfig {
     /// Where pushed configs are written.
@@ -137,7 +142,7 @@ impl Default for ManagedConfig {
 }
 
 /// How to reach the master.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MasterLink {
     /// One `host:port` or a list tried in order.
@@ -182,7 +187,8 @@ impl Default for MasterLink {
 }
 
 /// One or more master addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct MasterAddrs(pub Vec<HostPort>);
 
 impl<'de> Deserialize<'de> for MasterAddrs {
@@ -217,7 +223,7 @@ impl<'de> Deserialize<'de> for MasterAddrs {
 }
 
 /// HTTP/2 keepalive of the agent's connection.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientKeepalive {
     /// Interval between HTTP/2 PINGs to the master.
@@ -238,7 +244,7 @@ impl Default for ClientKeepalive {
 }
 
 /// Heartbeats to the master.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeartbeatConfig {
     #[serde(with = "cdn_common::duration")]
@@ -259,7 +265,7 @@ impl Default for HeartbeatConfig {
 
 /// System figures: how often they are measured and sent, and when the agent
 /// calls itself degraded.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StatusConfig {
     #[serde(with = "cdn_common::duration")]
@@ -284,7 +290,8 @@ impl Default for StatusConfig {
 }
 
 /// A percentage in `0..=100`.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
 pub struct Percent(pub f64);
 
 impl<'de> Deserialize<'de> for Percent {
@@ -300,7 +307,7 @@ impl<'de> Deserialize<'de> for Percent {
 }
 
 /// Who this node is.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// Node id; the host name when unset.

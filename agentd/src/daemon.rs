@@ -4,8 +4,11 @@
 //! and executor until shutdown. `main.rs` only wires this to the command
 //! line, logging, the runtime and the signals.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use cdn_common::notify;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -16,6 +19,7 @@ use crate::config::AgentConfig;
 use crate::exec::Executor;
 use crate::identity::{self, Identity, IdentityError};
 use crate::link::Link;
+use crate::reload::{self, Hangups, Reloader};
 use crate::status;
 
 /// Why the agent cannot start; each is one line for the user, and every
@@ -52,44 +56,83 @@ pub struct Settings {
     pub insecure: bool,
     /// `--join-token` / `$AGENTD_JOIN_TOKEN`, which wins over the config.
     pub join_token: Option<String>,
+    /// Where `config` came from and the flags that override it, to read
+    /// it again on SIGHUP.
+    pub source: Source,
+}
+
+/// Where the configuration comes from: `-c FILE` (None: the built-in
+/// defaults) and the flags that win over it.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// `-c FILE`.
+    pub file: Option<PathBuf>,
+    /// `--node-id`.
+    pub node_id: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Source {
+    /// Reads the file (or takes the defaults) and applies the flags; a bad
+    /// file, flag or node id is a configuration error naming file, line
+    /// and key.
+    pub fn load(&self) -> Result<(AgentConfig, String), AgentError> {
+        let mut config = match &self.file {
+            Some(path) => AgentConfig::load(path).map_err(|e| AgentError::Config(e.to_string()))?,
+            None => AgentConfig::default(),
+        };
+        if let Some(id) = &self.node_id {
+            cdn_common::check_node_id(id)
+                .map_err(|e| AgentError::Config(format!("--node-id: {e}")))?;
+            config.node.id = Some(id.clone());
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        let node_id = config.node_id().map_err(AgentError::Config)?;
+        Ok((config, node_id))
+    }
 }
 
 impl Settings {
     /// Loads the config file and applies the flags; a bad file, flag or
     /// node id is a configuration error.
     pub fn from_args(args: Args) -> Result<Self, AgentError> {
-        let mut config = match &args.config {
-            Some(path) => AgentConfig::load(path).map_err(|e| AgentError::Config(e.to_string()))?,
-            None => AgentConfig::default(),
+        let source = Source {
+            file: args.config,
+            node_id: args.node_id,
+            data_dir: args.data_dir,
         };
-        if let Some(id) = args.node_id {
-            cdn_common::check_node_id(&id)
-                .map_err(|e| AgentError::Config(format!("--node-id: {e}")))?;
-            config.node.id = Some(id);
-        }
-        if let Some(dir) = args.data_dir {
-            config.data_dir = dir;
-        }
-        let node_id = config.node_id().map_err(AgentError::Config)?;
+        let (config, node_id) = source.load()?;
         Ok(Self {
             config,
             node_id,
             insecure: args.insecure,
             join_token: args.join_token,
+            source,
         })
     }
 }
 
 /// Runs the agent until `shutdown`: gets its identity (enrolling, and
-/// retrying while the master is unreachable, if it has none), then serves
-/// the link until `shutdown`, and stops its tasks. Ok also when `shutdown`
-/// came during the enrolment.
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), AgentError> {
+/// retrying while the master is unreachable, if it has none), tells the
+/// service manager it is ready, then serves the link until `shutdown`,
+/// reloading agent.yml on each of `hangups` (SIGHUP; see
+/// [`crate::reload`]), and stops its tasks. Ok also when `shutdown` came
+/// during the enrolment. A hang-up during the enrolment is acted on once
+/// the agent has its identity.
+pub async fn run(
+    settings: Settings,
+    hangups: Hangups,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
     let Settings {
         config,
         node_id,
         insecure,
         join_token,
+        source,
     } = settings;
     let identity = if insecure {
         warn!(
@@ -103,26 +146,35 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         }
     };
     let config = Arc::new(config);
+    let (live_tx, live) = watch::channel(Arc::clone(&config));
     // The link stops on `shutdown`; its helpers stop with it.
     let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
-    let status = status::spawn_collector(config.status.collect_interval, stop.clone(), &tasks);
+    let status = status::spawn_collector_following(live.clone(), stop.clone(), &tasks);
     let masters: Vec<String> = config.master.addr.0.iter().map(|a| a.to_string()).collect();
     info!(node = %node_id, masters = ?masters, "agentd starting");
     let applier = Applier::start(config.config.clone(), stop.clone(), &tasks);
     let executor = Executor::new(config.exec.clone());
+    let reloader = Reloader::new(source, live_tx, applier.clone(), executor.clone());
     let link = Link::new(
         Arc::clone(&config),
-        node_id,
+        node_id.clone(),
         status,
         applier,
         executor,
         identity,
-    );
+    )
+    .following(live)
+    .reporting_status();
+    notify::ready(&format!(
+        "{node_id}: connecting to master {}",
+        masters.join(", ")
+    ));
     // On a worker thread, not the thread that blocks on the whole agent:
     // its heartbeats' wake-ups would cross threads (0.1 to 0.3 ms a round
     // trip here).
     let link_task = tasks.spawn(link.run(shutdown));
+    tasks.spawn(reload::on_hangups(hangups, reloader, stop.clone()));
     tasks.close();
     let _ = link_task.await;
     stop.cancel();

@@ -11,8 +11,8 @@
 
 use std::os::fd::AsRawFd;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -112,7 +112,8 @@ impl Drop for SlotGuard {
 /// Runs exec sessions for one agent; cheap to clone.
 #[derive(Clone)]
 pub struct Executor {
-    policy: Arc<ExecPolicy>,
+    /// The policy in force; replaced whole by [`Executor::set_policy`].
+    policy: Arc<RwLock<Arc<ExecPolicy>>>,
     running: Arc<AtomicUsize>,
 }
 
@@ -120,8 +121,26 @@ impl Executor {
     /// An executor applying `policy`.
     pub fn new(policy: ExecPolicy) -> Self {
         Self {
-            policy: Arc::new(policy),
+            policy: Arc::new(RwLock::new(Arc::new(policy))),
             running: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The policy in force.
+    fn policy(&self) -> Arc<ExecPolicy> {
+        match self.policy.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts `policy` in force for the sessions that start from now on (a
+    /// reloaded agent.yml); running sessions keep the policy they were
+    /// admitted under.
+    pub fn set_policy(&self, policy: ExecPolicy) {
+        match self.policy.write() {
+            Ok(mut p) => *p = Arc::new(policy),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(policy),
         }
     }
 
@@ -132,19 +151,19 @@ impl Executor {
 
     /// Checks the policy and takes a session slot; the slot is given back
     /// when the returned guard drops, however the session ends.
-    fn admit(&self, start: &StartExec) -> Result<SlotGuard, String> {
-        if !self.policy.enabled {
+    fn admit(&self, policy: &ExecPolicy, start: &StartExec) -> Result<SlotGuard, String> {
+        if !policy.enabled {
             return Err("exec is disabled on this node (exec.enabled: false)".into());
         }
         let program = start.argv.first().map(String::as_str).unwrap_or("");
-        allowed(&self.policy.allow, program)?;
-        if let Some(name) = &self.policy.user
+        allowed(&policy.allow, program)?;
+        if let Some(name) = &policy.user
             && nix::unistd::geteuid().is_root()
             && !matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
         {
             return Err(format!("exec.user `{name}` does not exist on this node"));
         }
-        let limit = self.policy.max_sessions.get() as usize;
+        let limit = policy.max_sessions.get() as usize;
         self.running
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < limit).then_some(n + 1)
@@ -161,7 +180,8 @@ impl Executor {
         session_id: u64,
         start: StartExec,
     ) {
-        let admitted = self.admit(&start);
+        let policy = self.policy();
+        let admitted = self.admit(&policy, &start);
         let refused = admitted.as_ref().err().cloned().unwrap_or_default();
         let (out_tx, out_rx) = mpsc::channel::<ExecFromAgent>(OUT_DEPTH);
         let attach = ExecFromAgent {
@@ -187,7 +207,7 @@ impl Executor {
             info!(exec = start.exec_id, reason = %refused, "exec refused");
             return;
         }
-        let exit = run(&self.policy, start.clone(), &mut inbound, &out_tx).await;
+        let exit = run(&policy, start.clone(), &mut inbound, &out_tx).await;
         drop(admitted);
         info!(exec = start.exec_id, code = exit.code, "exec finished");
         let _ = out_tx
@@ -228,6 +248,9 @@ struct Spawned {
 fn command(policy: &ExecPolicy, start: &StartExec) -> Result<tokio::process::Command, String> {
     let mut cmd = tokio::process::Command::new(&start.argv[0]);
     cmd.args(&start.argv[1..])
+        // systemd's socket is agentd's: a remote command must not speak
+        // for the agent's unit (unless the operator passes it on purpose).
+        .env_remove("NOTIFY_SOCKET")
         .envs(&start.env)
         .kill_on_drop(true);
     if !start.cwd.is_empty() {

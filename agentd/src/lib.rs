@@ -12,6 +12,8 @@ pub mod dialer;
 pub mod exec;
 pub mod identity;
 pub mod link;
+pub mod pace;
+pub mod reload;
 pub mod status;
 
 pub use config::AgentConfig;

@@ -13,7 +13,7 @@
 //! session, is a [`LinkError::Standby`], and the dialer dials the leader
 //! next (see [`Failure`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +27,7 @@ use cdn_proto::v1::{
     StreamHello, command_request, command_response,
 };
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -36,9 +37,10 @@ use tracing::{debug, error, info, warn};
 use crate::apply::{self, Applier, Outcome};
 use crate::backoff::Backoff;
 use crate::chunks::Piece;
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, LiveConfig};
 use crate::dialer::{Dialer, Failure};
 use crate::exec::Executor;
+use crate::pace::Pace;
 use crate::status::Snapshot;
 use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
@@ -81,6 +83,11 @@ pub enum LinkError {
     StreamClosed(String),
     #[error("master call failed: {0}")]
     Rpc(String),
+    /// A reloaded agent.yml changed what the registration told the master
+    /// (`node.labels`, `compression.accept`): the session ends so that the
+    /// agent registers again on the same connection.
+    #[error("{0} changed; registering again")]
+    Reregister(&'static str),
 }
 
 /// Counters and recent heartbeat round trips, shared with status reports.
@@ -178,18 +185,27 @@ impl LinkCounters {
     }
 }
 
-/// Settings the master handed over at registration.
+/// Settings the master handed over at registration, and what the agent
+/// told it.
 #[derive(Debug, Clone)]
 struct Granted {
     session_id: u64,
     stream_open_timeout: Duration,
     /// The master's reconnect policy, if it sent a sane one.
     reconnect: Option<Backoff>,
+    /// The labels registered with.
+    labels: BTreeMap<String, String>,
+    /// The encodings registered with.
+    accept: Vec<String>,
 }
 
 /// The agent's link to the master.
 pub struct Link {
-    config: Arc<AgentConfig>,
+    /// The configuration in force: the one it was made with, or what
+    /// SIGHUP reloads put in force (see [`Link::following`]).
+    live: LiveConfig,
+    /// Tell the service manager where the link is (`STATUS=`).
+    notify: bool,
     node_id: String,
     instance_id: String,
     hostname: String,
@@ -227,7 +243,8 @@ impl Link {
         let keepalive_time = config.master.keepalive.time;
         Self {
             hostname: sysinfo::System::host_name().unwrap_or_default(),
-            config,
+            live: watch::channel(config).1,
+            notify: false,
             node_id,
             instance_id,
             status,
@@ -239,6 +256,37 @@ impl Link {
             healthy: std::sync::atomic::AtomicBool::new(false),
             fetched: Mutex::new(None),
             keepalive_time,
+        }
+    }
+
+    /// Follows `live` (the configuration SIGHUP reloads put in force)
+    /// instead of the configuration the link was made with: heartbeat and
+    /// report intervals and timeouts change at once, and a change of
+    /// `node.labels` or `compression.accept` makes the agent register
+    /// again on its connection so the master learns it (exec sessions
+    /// under way carry on). `master.*` keys are read once, at start.
+    pub fn following(mut self, live: LiveConfig) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// Tells the service manager (`STATUS=`, see
+    /// [`cdn_common::notify`]) where the link is: connecting, registered,
+    /// reconnecting. For the one link of an agentd process.
+    pub fn reporting_status(mut self) -> Self {
+        self.notify = true;
+        self
+    }
+
+    /// The configuration in force.
+    fn config(&self) -> Arc<AgentConfig> {
+        Arc::clone(&self.live.borrow())
+    }
+
+    /// Says `status` to the service manager, if this link reports.
+    fn say(&self, status: impl FnOnce() -> String) {
+        if self.notify {
+            cdn_common::notify::status(&status());
         }
     }
 
@@ -256,7 +304,7 @@ impl Link {
     /// and again, as the [`Dialer`] says. Never returns because the master
     /// is away.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut dialer = match Dialer::for_master(&self.config.master) {
+        let mut dialer = match Dialer::for_master(&self.config().master) {
             Ok(d) => d,
             Err(e) => {
                 error!("{e}");
@@ -265,13 +313,18 @@ impl Link {
         };
         let mut ever_connected = false;
         while let Some(addr) = dialer.next(&shutdown).await {
+            self.say(|| match dialer.attempt() {
+                0 => format!("connecting to master {addr}"),
+                n => format!("connecting to master {addr} (try {})", n + 1),
+            });
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = self.connect_and_register(&addr, dialer.unreachable_leader().cloned()) => r,
             };
-            let (client, granted) = match outcome {
+            let (mut client, mut granted) = match outcome {
                 Ok(registered) => registered,
                 Err(e) => {
+                    self.say(|| format!("not registered: {e}"));
                     self.ping_less_if_told(&e);
                     match &e {
                         LinkError::Refused(_) => error!(master = %addr, "{e}"),
@@ -304,13 +357,48 @@ impl Link {
             }
             ever_connected = true;
             self.healthy.store(false, Ordering::Relaxed);
-            self.counters.set_session_live(true);
-            let end = self.serve_session(client, &granted, &shutdown).await;
-            self.counters.set_session_live(false);
+            // Exec sessions belong to the connection: they carry on when
+            // the agent registers again on it, and end with it.
+            let mut execs = JoinSet::new();
+            let end = loop {
+                self.say(|| {
+                    format!(
+                        "registered with master {addr} as {} (session {})",
+                        self.node_id, granted.session_id
+                    )
+                });
+                self.counters.set_session_live(true);
+                let end = self
+                    .serve_session(client.clone(), &granted, &mut execs, &shutdown)
+                    .await;
+                self.counters.set_session_live(false);
+                let Some(LinkError::Reregister(what)) = end else {
+                    break end;
+                };
+                info!(master = %addr, "{what} changed (agent.yml reloaded); registering again");
+                let again = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = self.register(&mut client, &addr, None) => r,
+                };
+                match again {
+                    Ok(g) => {
+                        info!(
+                            master = %addr,
+                            session = g.session_id,
+                            labels = ?g.labels,
+                            "registered again"
+                        );
+                        granted = g;
+                    }
+                    Err(e) => break Some(e),
+                }
+            };
+            drop(execs);
             dialer.session_ended(self.healthy.load(Ordering::Relaxed));
             match end {
                 None => return,
                 Some(e) => {
+                    self.say(|| format!("disconnected from master {addr} ({e}); reconnecting"));
                     warn!(master = %addr, error = %e, "session ended; reconnecting");
                     self.ping_less_if_told(&e);
                     // The master stepped down: go where it says.
@@ -338,7 +426,8 @@ impl Link {
     }
 
     fn endpoint(&self, addr: &HostPort) -> Result<Endpoint, LinkError> {
-        let ka = &self.config.master.keepalive;
+        let config = self.config();
+        let ka = &config.master.keepalive;
         let scheme = if self.identity.is_some() {
             "https"
         } else {
@@ -353,7 +442,7 @@ impl Link {
             let tls = cdn_common::tls::client_tls(
                 &id.ca_pem,
                 Some((&id.cert_pem, &id.key_pem)),
-                &crate::identity::server_name(&self.config, addr),
+                &crate::identity::server_name(&config, addr),
             );
             endpoint = endpoint.tls_config(tls).map_err(|e| LinkError::Dial {
                 addr: addr.to_string(),
@@ -363,7 +452,7 @@ impl Link {
         Ok(endpoint
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-            .connect_timeout(self.config.master.dial_timeout)
+            .connect_timeout(config.master.dial_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(self.keepalive_time)
             .keep_alive_timeout(ka.timeout)
@@ -375,7 +464,14 @@ impl Link {
         addr: &HostPort,
         unreachable_leader: Option<HostPort>,
     ) -> Result<(AgentServiceClient<Channel>, Granted), LinkError> {
-        let dial = self.config.master.dial_timeout;
+        let mut client = self.connect(addr).await?;
+        let granted = self.register(&mut client, addr, unreachable_leader).await?;
+        Ok((client, granted))
+    }
+
+    /// Opens the connection to `addr` (TCP, TLS, HTTP/2).
+    async fn connect(&self, addr: &HostPort) -> Result<AgentServiceClient<Channel>, LinkError> {
+        let dial = self.config().master.dial_timeout;
         let endpoint = self.endpoint(addr)?;
         let channel = tokio::time::timeout(dial, endpoint.connect())
             .await
@@ -395,22 +491,33 @@ impl Link {
                     }
                 }
             })?;
-        let mut client = AgentServiceClient::new(channel)
+        Ok(AgentServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// Registers on `client`'s connection with the configuration in force:
+    /// a new session (one of this agent process replaces its older one).
+    async fn register(
+        &mut self,
+        client: &mut AgentServiceClient<Channel>,
+        addr: &HostPort,
+        unreachable_leader: Option<HostPort>,
+    ) -> Result<Granted, LinkError> {
+        let config = self.config();
         let snapshot = self.status.borrow().clone();
         let request = RegisterRequest {
             node_id: self.node_id.clone(),
-            labels: self.config.node.labels.clone().into_iter().collect(),
+            labels: config.node.labels.clone().into_iter().collect(),
             addresses: snapshot.addresses,
             agent_version: AGENT_VERSION.to_string(),
             config_version: self.applied_version(),
             instance_id: self.instance_id.clone(),
             hostname: self.hostname.clone(),
-            heartbeat_interval_ms: self.config.heartbeat.interval.as_millis() as u64,
-            accept_encodings: self.config.compression.accept.clone(),
+            heartbeat_interval_ms: config.heartbeat.interval.as_millis() as u64,
+            accept_encodings: config.compression.accept.clone(),
         };
-        let timeout = self.config.heartbeat.timeout;
+        let timeout = config.heartbeat.timeout;
         let mut request = tonic::Request::new(request);
         // A standby may hold its answer this long (see below).
         request.set_timeout(timeout);
@@ -439,21 +546,20 @@ impl Link {
             .into_inner();
         self.permit_without_stream = reply.keepalive_permit_without_stream;
         let offline_after = Duration::from_millis(reply.offline_after_ms);
-        if !offline_after.is_zero() && self.config.heartbeat.interval >= offline_after {
+        if !offline_after.is_zero() && config.heartbeat.interval >= offline_after {
             warn!(
                 "heartbeat.interval ({}) is not shorter than the master's offline window ({}); this node will flap",
-                cdn_common::duration::short(self.config.heartbeat.interval),
+                cdn_common::duration::short(config.heartbeat.interval),
                 cdn_common::duration::short(offline_after)
             );
         }
-        Ok((
-            client,
-            Granted {
-                session_id: reply.session_id,
-                stream_open_timeout: Duration::from_millis(reply.stream_open_timeout_ms.max(1000)),
-                reconnect: reply.reconnect.as_ref().and_then(Backoff::from_proto),
-            },
-        ))
+        Ok(Granted {
+            session_id: reply.session_id,
+            stream_open_timeout: Duration::from_millis(reply.stream_open_timeout_ms.max(1000)),
+            reconnect: reply.reconnect.as_ref().and_then(Backoff::from_proto),
+            labels: config.node.labels.clone(),
+            accept: config.compression.accept.clone(),
+        })
     }
 
     /// Serves one session; `None` means a clean shutdown.
@@ -461,6 +567,7 @@ impl Link {
         &self,
         client: AgentServiceClient<Channel>,
         granted: &Granted,
+        execs: &mut JoinSet<()>,
         shutdown: &CancellationToken,
     ) -> Option<LinkError> {
         let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE_DEPTH);
@@ -496,13 +603,34 @@ impl Link {
             e = self.heartbeat_loop(client.clone(), granted.session_id, &behind_tx) => Some(e),
             e = self.fetch_loop(client.clone(), granted.session_id, behind_rx, &outcome_tx) => Some(e),
             e = self.report_loop(client.clone(), granted.session_id) => Some(e),
-            e = self.command_loop(client.clone(), inbound, reply_tx.clone(), granted.session_id, &outcome_tx) => Some(e),
+            e = self.command_loop(client.clone(), inbound, reply_tx.clone(), granted.session_id, &outcome_tx, execs) => Some(e),
             e = self.ack_loop(outcome_rx, reply_tx, granted.session_id) => Some(e),
+            e = self.registration_outdated(granted) => Some(e),
         };
         if ended.is_none() {
             self.say_goodbye(client, granted.session_id).await;
         }
         ended
+    }
+
+    /// Resolves once the configuration in force has other labels or
+    /// encodings than this session registered with (a reloaded agent.yml).
+    async fn registration_outdated(&self, granted: &Granted) -> LinkError {
+        let mut live = self.live.clone();
+        loop {
+            {
+                let config = live.borrow_and_update();
+                if config.node.labels != granted.labels {
+                    return LinkError::Reregister("node.labels");
+                }
+                if config.compression.accept != granted.accept {
+                    return LinkError::Reregister("compression.accept");
+                }
+            }
+            if live.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     async fn heartbeat_loop(
@@ -511,12 +639,12 @@ impl Link {
         session_id: u64,
         behind: &watch::Sender<Option<Version>>,
     ) -> LinkError {
-        let hb = &self.config.heartbeat;
-        let mut tick = tokio::time::interval(hb.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pace = Pace::new(self.live.clone(), |c| c.heartbeat.interval);
         loop {
-            tick.tick().await;
-            let (status, reason) = match self.status.borrow().degraded_reason(&self.config.status) {
+            pace.tick().await;
+            let config = self.config();
+            let hb = &config.heartbeat;
+            let (status, reason) = match self.status.borrow().degraded_reason(&config.status) {
                 Some(why) => ("degraded", why),
                 None => ("online", String::new()),
             };
@@ -622,7 +750,7 @@ impl Link {
         session_id: u64,
         v: Version,
     ) -> Result<apply::Request, String> {
-        let timeout = self.config.heartbeat.timeout;
+        let timeout = self.config().heartbeat.timeout;
         let mut chunks = crate::chunks::Fetch::default();
         loop {
             let request = cdn_proto::v1::PushConfigRequest {
@@ -655,9 +783,8 @@ impl Link {
         replies: mpsc::Sender<CommandRequest>,
         session_id: u64,
         outcomes: &mpsc::Sender<Outcome>,
+        sessions: &mut JoinSet<()>,
     ) -> LinkError {
-        // Exec sessions of this connection; they end with it.
-        let mut sessions = tokio::task::JoinSet::new();
         let mut assembly = crate::chunks::Assembly::default();
         loop {
             let cmd = tokio::select! {
@@ -757,10 +884,9 @@ impl Link {
         mut client: AgentServiceClient<Channel>,
         session_id: u64,
     ) -> LinkError {
-        let mut tick = tokio::time::interval(self.config.status.report_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pace = Pace::new(self.live.clone(), |c| c.status.report_interval);
         loop {
-            tick.tick().await;
+            pace.tick().await;
             let system = self.status.borrow().system;
             let request = StatusRequest {
                 node_id: self.node_id.clone(),
@@ -771,7 +897,7 @@ impl Link {
                 agent_version: AGENT_VERSION.to_string(),
                 link: Some(self.counters.snapshot()),
             };
-            let timeout = self.config.heartbeat.timeout;
+            let timeout = self.config().heartbeat.timeout;
             match tokio::time::timeout(timeout, client.report_status(request)).await {
                 Err(_) => warn!("status report unanswered within {timeout:?}"),
                 Ok(Err(s)) => {

@@ -1,10 +1,11 @@
 //! `agentd` entry point: parse flags, load config, run the agent until
-//! SIGTERM or SIGINT.
+//! SIGTERM or SIGINT; SIGHUP reloads the config.
 
 use std::process::ExitCode;
 
 use agentd::daemon::{self, AgentError, Settings};
-use cdn_common::logging;
+use agentd::reload::Hangups;
+use cdn_common::{logging, notify};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -33,15 +34,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the agent; the first SIGTERM or SIGINT stops it cleanly.
+/// Runs the agent; SIGHUP reloads agent.yml, the first SIGTERM or SIGINT
+/// stops it cleanly.
 async fn run_until_signal(settings: Settings) -> Result<(), AgentError> {
+    // First: from here on a SIGHUP never kills the agent.
+    let hangups = Hangups::install();
     let shutdown = CancellationToken::new();
-    let agent = daemon::run(settings, shutdown.clone());
+    let agent = daemon::run(settings, hangups, shutdown.clone());
     tokio::pin!(agent);
     tokio::select! {
         r = &mut agent => r,
         _ = cdn_common::shutdown_signal() => {
             info!("signal received; shutting down");
+            notify::stopping("stopping: telling the master this node goes offline");
             shutdown.cancel();
             agent.await
         }

@@ -3,6 +3,7 @@
 //! The collector owns its `sysinfo` handles and publishes the latest sample on
 //! a watch channel; sessions read the newest value when they report.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cdn_proto::v1::SystemStatus;
@@ -10,6 +11,9 @@ use sysinfo::{Disks, Networks, System};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+
+use crate::config::{AgentConfig, LiveConfig};
+use crate::pace::Pace;
 
 /// The sysinfo handles, refreshed in place.
 struct Probe {
@@ -123,21 +127,38 @@ impl Snapshot {
     }
 }
 
-/// Starts collecting; the first sample is taken at once.
+/// Starts collecting every `interval`; the first sample is taken at once.
 pub fn spawn_collector(
     interval: Duration,
+    shutdown: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+) -> watch::Receiver<Snapshot> {
+    let config = AgentConfig {
+        status: crate::config::StatusConfig {
+            collect_interval: interval,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    spawn_collector_following(watch::channel(Arc::new(config)).1, shutdown, tasks)
+}
+
+/// Starts collecting every `status.collect_interval` of the configuration
+/// in force: a reloaded agent.yml changes the pace at once. The first
+/// sample is taken at once.
+pub fn spawn_collector_following(
+    live: LiveConfig,
     shutdown: CancellationToken,
     tasks: &tokio_util::task::TaskTracker,
 ) -> watch::Receiver<Snapshot> {
     let (tx, rx) = watch::channel(Snapshot::default());
     tasks.spawn(async move {
         let mut probe = Some(Probe::new());
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pace = Pace::new(live, |c| c.status.collect_interval);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = pace.tick() => {}
             }
             let Some(mut p) = probe.take() else { return };
             // sysinfo reads /proc synchronously: keep it off the async workers.

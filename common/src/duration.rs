@@ -64,6 +64,27 @@ pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_duration(*d))
 }
 
+/// For the few durations where `0s` means "off" (`backup.interval`):
+/// `#[serde(with = "cdn_common::duration::zero_is_off")]` takes zero and
+/// refuses the rest as [`deserialize`] does.
+pub mod zero_is_off {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub use super::serialize;
+
+    /// Serde deserializer: a duration with its unit, zero included.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        match humantime::parse_duration(text.trim()) {
+            // A bare `0` stays refused: durations carry their unit.
+            Ok(d) if d.is_zero() && text.trim() != "0" => Ok(d),
+            _ => super::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// Renders a duration compactly for messages (`1.5s`, `250ms`).
 pub fn short(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -79,6 +100,23 @@ mod tests {
         assert_eq!(parse("100ms").unwrap(), Duration::from_millis(100));
         assert_eq!(parse("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse("1m").unwrap(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn zero_is_off_where_it_means_off() {
+        #[derive(serde::Deserialize)]
+        struct Backup {
+            #[serde(with = "zero_is_off")]
+            interval: Duration,
+        }
+        let parse = |t: &str| serde_yaml_ng::from_str::<Backup>(t).map(|b| b.interval);
+        assert_eq!(parse("interval: 0s").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse("interval: 6h").unwrap(),
+            Duration::from_secs(6 * 3600)
+        );
+        assert!(parse("interval: 0").is_err());
+        assert!(parse("interval: 10").is_err());
     }
 
     #[test]

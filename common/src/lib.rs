@@ -5,8 +5,10 @@
 pub mod config;
 pub mod credential;
 pub mod duration;
+pub mod keys;
 pub mod leader;
 pub mod logging;
+pub mod notify;
 pub mod tls;
 pub mod yaml;
 

@@ -15,12 +15,22 @@ use clap::{Parser, Subcommand};
 /// commands talk to the running master with the admin credential;
 /// `backup --offline` and `restore` open the configured store themselves.
 ///
+/// Signals: SIGHUP (`systemctl reload masterd`) reads the config file
+/// again: `limits`, `pool`, `compression`, `reconnect` and
+/// `grpc.keepalive.permit_without_stream` take effect at once, other
+/// changed sections are logged as needing a restart, a file with an error
+/// is refused and the running configuration stays. SIGTERM or SIGINT
+/// stops it cleanly. Under systemd (`Type=notify`) it sends READY=1 once
+/// listening with its store open (on etcd: once it answers as a standby),
+/// RELOADING=1 and READY=1 around a reload, STOPPING=1, and a STATUS line
+/// with its role and nodes.
+///
 /// Exit codes: 0 success, 1 runtime failure, 2 usage error,
 /// 78 configuration error.
 #[derive(Debug, Parser)]
 #[command(name = "masterd", version, long_version = cdn_common::LONG_VERSION, about, long_about)]
 pub struct Args {
-    /// Configuration file (see examples/master.yml); built-in defaults if omitted.
+    /// Configuration file (see master.yml(5)); built-in defaults if omitted.
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory of the node registry; overrides `data_dir` from the file.

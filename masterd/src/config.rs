@@ -111,7 +111,7 @@ impl Default for EtcdConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
     /// Time between scheduled backups; `0s` turns them off.
-    #[serde(with = "cdn_common::duration")]
+    #[serde(with = "cdn_common::duration::zero_is_off")]
     pub interval: Duration,
     /// Where backups are written; `<data_dir>/backups` when unset.
     pub dir: Option<PathBuf>,

@@ -24,7 +24,7 @@ use crate::etcd::EtcdClient;
 use crate::events::Events;
 use crate::leader::{Leadership, MasterRecord, Role};
 use crate::metrics::Metrics;
-use crate::server::{Foundation, Listeners, Master, Reloader, Security, ServeError};
+use crate::server::{Census, Foundation, Listeners, Master, Reloader, Security, ServeError};
 use crate::store::EtcdStore;
 
 /// How long a stopping standby server may take to let go of its
@@ -140,11 +140,11 @@ impl HaMaster {
 
     /// Campaigns and serves — as standby or as leader — until `shutdown`.
     /// `on_term` gets each term's reloader (SIGHUP applies to the term in
-    /// force).
+    /// force) and census (for the service manager's status line).
     pub async fn run(
         self,
         shutdown: CancellationToken,
-        on_term: impl Fn(Reloader) + Send + Sync,
+        on_term: impl Fn(Reloader, Census) + Send + Sync,
     ) -> Result<(), ServeError> {
         let Self {
             config,
@@ -228,7 +228,7 @@ impl HaMaster {
                 format!("{id} leads ({} nodes known)", master.known_nodes()),
                 true,
             );
-            on_term(master.reloader());
+            on_term(master.reloader(), master.census());
             let term = shutdown.child_token();
             let deposed = {
                 let term = term.clone();

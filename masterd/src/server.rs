@@ -267,6 +267,18 @@ pub struct Reloader {
     configs: Configs,
 }
 
+/// The nodes of a running master by state, for the status line the
+/// service manager shows (`systemctl status masterd`).
+#[derive(Clone)]
+pub struct Census(Arc<Registry>);
+
+impl Census {
+    /// Nodes online, degraded and offline now.
+    pub fn count(&self) -> [usize; 3] {
+        self.0.count_states()
+    }
+}
+
 /// What a reload did.
 #[derive(Debug, Default)]
 pub struct Reloaded {
@@ -528,6 +540,11 @@ impl Master {
             execs: Arc::clone(&self.execs),
             configs: self.configs.clone(),
         }
+    }
+
+    /// A handle that counts this master's nodes by state.
+    pub fn census(&self) -> Census {
+        Census(Arc::clone(&self.registry))
     }
 
     /// Whether the master serves TLS.

@@ -1,7 +1,11 @@
 //! Generated documentation: shell completions (`completions/`) and man pages
 //! (`man/`), made from the clap definitions of the binaries so they
-//! cannot drift from `--help`. `cargo xtask gen` writes them; a test fails
-//! when the checked-in files are stale.
+//! cannot drift from `--help`, and the configuration reference (the
+//! README's key tables and `master.yml(5)`, `agent.yml(5)`), made from
+//! [`config_reference`]. `cargo xtask gen` writes them; a test fails when
+//! the checked-in files are stale.
+
+pub mod config_reference;
 
 use std::path::Path;
 
@@ -31,7 +35,23 @@ pub fn generated() -> Vec<(String, String)> {
     ] {
         man_pages(cmd, &mut out);
     }
+    for file in config_reference::FILES {
+        out.push((
+            format!("man/{}.5", file.name),
+            config_reference::man_page(&file),
+        ));
+    }
     out
+}
+
+/// Every generated file of the checkout at `root`: [`generated`], and the
+/// README with its configuration tables made anew.
+fn generated_in(root: &Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut out = generated();
+    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    let fresh = config_reference::readme_with_tables(&readme).map_err(std::io::Error::other)?;
+    out.push(("README.md".to_string(), fresh));
+    Ok(out)
 }
 
 /// The page of `cmd` and of each of its subcommands (`cdnctl-nodes-list.1`).
@@ -62,7 +82,7 @@ fn render(cmd: &clap::Command, name: String, out: &mut Vec<(String, String)>) {
 /// Writes every generated file under `root`; returns how many changed.
 pub fn write_all(root: &Path) -> std::io::Result<usize> {
     let mut changed = 0;
-    for (rel, content) in generated() {
+    for (rel, content) in generated_in(root)? {
         let path = root.join(&rel);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(content.as_str()) {
             if let Some(dir) = path.parent() {
@@ -75,9 +95,14 @@ pub fn write_all(root: &Path) -> std::io::Result<usize> {
     Ok(changed)
 }
 
-/// Generated files whose checked-in copy under `root` differs or is missing.
+/// Generated files whose checked-in copy under `root` differs or is
+/// missing (a README without its table markers counts as stale).
 pub fn stale(root: &Path) -> Vec<String> {
-    generated()
+    let files = match generated_in(root) {
+        Ok(f) => f,
+        Err(e) => return vec![format!("README.md ({e})")],
+    };
+    files
         .into_iter()
         .filter(|(rel, content)| {
             std::fs::read_to_string(root.join(rel)).ok().as_deref() != Some(content.as_str())

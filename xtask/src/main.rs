@@ -1,5 +1,5 @@
-//! `cargo xtask gen` regenerates completions/ and man/; `cargo xtask check`
-//! fails if they are stale.
+//! `cargo xtask gen` regenerates completions/, man/ and the README's
+//! configuration tables; `cargo xtask check` fails if any is stale.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Some("check") => {
             let stale = xtask::stale(&root);
             if stale.is_empty() {
-                println!("completions and man pages are up to date");
+                println!("completions, man pages and README configuration tables are up to date");
                 ExitCode::SUCCESS
             } else {
                 eprintln!("stale (run `cargo xtask gen`): {}", stale.join(", "));

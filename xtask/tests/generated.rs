@@ -21,6 +21,8 @@ fn every_command_has_a_man_page() {
         "man/masterd.1",
         "man/agentd.1",
         "man/cdn-swarm.1",
+        "man/master.yml.5",
+        "man/agent.yml.5",
     ] {
         assert!(
             files.iter().any(|f| f == page),
