@@ -109,7 +109,7 @@ async fn serve_single(
     reload_from: ReloadFrom,
 ) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    let master = Master::bind(config, security).await?;
+    let mut master = Master::bind(config, security).await?;
     if master.secure() {
         for f in master.written_files() {
             info!(file = %f.display(), "written (0600)");
@@ -133,11 +133,33 @@ async fn serve_single(
     );
     announce(grpc, admin, master.metrics_addr());
     let shutdown = CancellationToken::new();
+    // The metrics endpoint outlives the master's drain, so `/readyz` says
+    // 503 until the end; stopped once the master has stopped.
+    let endpoint_stop = CancellationToken::new();
+    let endpoint = master
+        .take_metrics_endpoint()
+        .map(|(listener, metrics, health)| {
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics,
+                health,
+                endpoint_stop.clone(),
+            ))
+        });
     // Owned here: aborted and awaited once the master has stopped.
     let slot: ReloadSlot = Arc::new(Mutex::new(Some(master.reloader())));
     let reloads = tokio::spawn(reload_on_sighup(slot, reload_from));
     let runner = tokio::spawn(master.run(shutdown.clone()));
-    until_signal(runner, shutdown, reloads).await
+    let result = until_signal(runner, shutdown, reloads).await;
+    endpoint_stop.cancel();
+    if let Some(e) = endpoint {
+        match e.await {
+            Ok(Err(e)) => error!(error = %e, "metrics endpoint failed"),
+            Err(e) => error!(error = %e, "metrics endpoint task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    result
 }
 
 /// SIGHUP: read master.yml again and put in force what can change while
