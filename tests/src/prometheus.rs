@@ -251,10 +251,19 @@ impl PrometheusServer {
             .flatten()
     }
 
-    /// The result vector of an instant `query` (URL-encoded by the
-    /// caller), or None when the API did not answer.
+    /// The result vector of the PromQL instant `query`, or None when the
+    /// API did not answer.
     pub fn query(&self, query: &str) -> Option<Vec<serde_json::Value>> {
-        let v = self.api(&format!("/api/v1/query?query={query}"))?;
+        let encoded: String = query
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let v = self.api(&format!("/api/v1/query?query={encoded}"))?;
         v["data"]["result"].as_array().cloned()
     }
 
