@@ -135,7 +135,7 @@ impl HaMaster {
             security,
             store,
             listeners,
-            health: Health::new(Arc::clone(&leadership)),
+            health: Health::new(Arc::clone(&leadership), &metrics),
             leadership,
             metrics,
             events: Arc::new(Events::default()),

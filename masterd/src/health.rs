@@ -11,7 +11,8 @@
 //! and load balancers have none; the gate lets [`HEALTH_PATH_PREFIX`]
 //! through): it reveals only that status, its requests are capped at
 //! [`MAX_HEALTH_REQUEST_BYTES`], and at most [`MAX_HEALTH_WATCHES`] Watch
-//! streams are open at once.
+//! streams are open at once (one more is refused `RESOURCE_EXHAUSTED` and
+//! counted in `cdn_refused_requests_total{reason="rate_limited"}`).
 //!
 //! The service is our own implementation of tonic-health's generated
 //! `Health` trait rather than its `HealthReporter`: the status is computed
@@ -33,6 +34,8 @@ use tonic_health::pb::health_server::{Health as HealthApi, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::leader::{Leadership, Role};
+use crate::metrics::{Metrics, ReasonLabel};
+use prometheus_client::metrics::counter::Counter;
 
 /// Paths of the health service: open to callers without a certificate.
 pub const HEALTH_PATH_PREFIX: &str = "/grpc.health.v1.Health/";
@@ -74,14 +77,24 @@ pub enum Phase {
 pub struct Health {
     leadership: Arc<Leadership>,
     phase: watch::Sender<Phase>,
+    /// `cdn_refused_requests_total{reason="rate_limited"}`: Watch streams
+    /// refused for want of a slot.
+    refused: Counter,
 }
 
 impl Health {
-    /// Health of the master led by `leadership`, starting.
-    pub fn new(leadership: Arc<Leadership>) -> Arc<Self> {
+    /// Health of the master led by `leadership`, starting; refusals are
+    /// counted in `metrics`.
+    pub fn new(leadership: Arc<Leadership>, metrics: &Metrics) -> Arc<Self> {
         Arc::new(Self {
             leadership,
             phase: watch::channel(Phase::Starting).0,
+            refused: metrics
+                .refused
+                .get_or_create(&ReasonLabel {
+                    reason: "rate_limited",
+                })
+                .clone(),
         })
     }
 
@@ -267,6 +280,7 @@ impl HealthApi for HealthService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let service = request.get_ref().service.as_str();
         let Ok(slot) = Arc::clone(&self.watches).try_acquire_owned() else {
+            self.health.refused.inc();
             return Err(Status::resource_exhausted(format!(
                 "too many health Watch streams open ({MAX_HEALTH_WATCHES}); use Check, or retry later"
             )));
@@ -292,12 +306,12 @@ impl HealthApi for HealthService {
 mod tests {
     use super::*;
     use crate::leader::MasterRecord;
-    use crate::metrics::Metrics;
     use futures::StreamExt;
 
     fn single() -> Arc<Health> {
-        let leadership = Leadership::single(MasterRecord::default(), Arc::new(Metrics::default()));
-        Health::new(leadership)
+        let metrics = Arc::new(Metrics::default());
+        let leadership = Leadership::single(MasterRecord::default(), Arc::clone(&metrics));
+        Health::new(leadership, &metrics)
     }
 
     fn request(service: &str) -> Request<HealthCheckRequest> {
@@ -370,6 +384,7 @@ mod tests {
         assert_eq!(first.status, ServingStatus::ServiceUnknown as i32);
         let e = svc.watch(request(OVERALL)).await.err().unwrap();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(svc.health.refused.get(), 1, "counted");
         drop(s);
         assert!(svc.watch(request(OVERALL)).await.is_ok(), "slot given back");
     }

@@ -401,7 +401,7 @@ impl Master {
         let foundation = Foundation {
             backend: Arc::new(backend),
             listeners,
-            health: Health::new(Arc::clone(&leadership)),
+            health: Health::new(Arc::clone(&leadership), &metrics),
             leadership,
             metrics,
             events: Arc::new(Events::default()),
