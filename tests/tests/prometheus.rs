@@ -32,9 +32,14 @@ fn busy_master(dir: &std::path::Path) -> (Master, Agent) {
     let master = Master::start(&dir.join("m"), &yaml, 0);
     let addr = master.addr.to_string();
     let agent = Agent::start(dir, "agent-1", "agent-1", &agent_yml(dir, "agent-1", &addr));
-    wait_for("agent-1 online", || {
+    wait_for("agent-1 online with its command stream", || {
         let out = ctl_at(&addr, ["nodes", "list", "--status", "online", "-o", "json"]);
-        out.stdout.contains("\"agent-1\"").then_some(())
+        let nodes: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        nodes
+            .as_array()?
+            .iter()
+            .any(|n| n["name"] == "agent-1" && n["stream_open"] == true)
+            .then_some(())
     });
     let file = dir.join("edge.yml");
     std::fs::write(&file, "cache: 20g\n").unwrap();
