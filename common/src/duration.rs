@@ -109,7 +109,7 @@ mod tests {
             #[serde(with = "zero_is_off")]
             interval: Duration,
         }
-        let parse = |t: &str| serde_yaml_ng::from_str::<Backup>(t).map(|b| b.interval);
+        let parse = |t: &str| crate::yaml::from_str::<Backup>(t).map(|b| b.interval);
         assert_eq!(parse("interval: 0s").unwrap(), Duration::ZERO);
         assert_eq!(
             parse("interval: 6h").unwrap(),

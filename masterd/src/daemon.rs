@@ -146,7 +146,7 @@ async fn serve_single(
     hangups: Option<Signal>,
 ) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    let master = Master::bind(config, security).await?;
+    let mut master = Master::bind(config, security).await?;
     if master.secure() {
         for f in master.written_files() {
             info!(file = %f.display(), "written (0600)");
@@ -172,6 +172,19 @@ async fn serve_single(
     let census: CensusSlot = Arc::new(Mutex::new(Some(master.census())));
     notify::ready(&status_line(None, Some(&master.census())));
     let shutdown = CancellationToken::new();
+    // The metrics endpoint outlives the master's drain, so `/readyz` says
+    // 503 until the end; stopped once the master has stopped.
+    let endpoint_stop = CancellationToken::new();
+    let endpoint = master
+        .take_metrics_endpoint()
+        .map(|(listener, metrics, health)| {
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics,
+                health,
+                endpoint_stop.clone(),
+            ))
+        });
     // Owned here: aborted and awaited once the master has stopped.
     let slot: ReloadSlot = Arc::new(Mutex::new(Some(master.reloader())));
     let reloads = tokio::spawn(reload_on_sighup(hangups, slot, reload_from));
@@ -179,6 +192,14 @@ async fn serve_single(
     let runner = tokio::spawn(master.run(shutdown.clone()));
     let result = until_signal(runner, shutdown, reloads).await;
     statuses.abort();
+    endpoint_stop.cancel();
+    if let Some(e) = endpoint {
+        match e.await {
+            Ok(Err(e)) => error!(error = %e, "metrics endpoint failed"),
+            Err(e) => error!(error = %e, "metrics endpoint task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     result
 }
 

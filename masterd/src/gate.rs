@@ -1,8 +1,12 @@
 //! The door in front of both services: a request without a certificate
 //! this master knows is refused before its body is read, so strangers
-//! cannot make the master buffer messages. The one exception is
-//! `AgentService/Enroll`, whose body is capped at [`ENROLL_MAX_BYTES`] and
-//! of which at most [`ENROLL_CONCURRENCY`] are read at once.
+//! cannot make the master buffer messages. Two exceptions: health checks
+//! (`grpc.health.v1.Health`, see [`crate::health`]: probes and load
+//! balancers have no certificate, and a standby or a stopping master must
+//! answer them too), and `AgentService/Enroll`, whose body is capped at
+//! [`ENROLL_MAX_BYTES`] and of which at most [`ENROLL_CONCURRENCY`] are
+//! read at once. Everything else — server reflection included — needs a
+//! certificate this master issued.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -106,6 +110,11 @@ where
         // The clone that was made ready goes to this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Health checks answer for every master, leading or not, with or
+        // without a certificate; the health service bounds what they cost.
+        if crate::health::is_health_path(req.uri().path()) {
+            return Box::pin(inner.call(req));
+        }
         // A master that does not lead (or whose lease may have run out)
         // serves nobody: callers go to the leader.
         if !self.leadership.is_leader() {

@@ -1,9 +1,11 @@
 //! Active/standby masters on etcd: the life of one master process.
 //!
-//! The listeners are bound once. While this master does not lead, a
-//! standby server answers every call on them with `UNAVAILABLE` and the
-//! leader's address (agents and cdnctl go straight there) and serves
-//! `/metrics`; the store's mirror stays warm. When the election makes it
+//! The listeners are bound once, and the metrics endpoint (`/metrics`,
+//! `/healthz`, `/readyz`) is served for the whole life of the process.
+//! While this master does not lead, a standby server answers every call on
+//! the gRPC listeners with `UNAVAILABLE` and the leader's address (agents
+//! and cdnctl go straight there), and health checks with NOT_SERVING; the
+//! store's mirror stays warm. When the election makes it
 //! leader, the standby server stops and a [`Master`] is built from the
 //! store (from the mirror: no full reload) and serves — one *term*. A term
 //! ends when the leadership is lost (the lease could not be renewed in
@@ -22,6 +24,7 @@ use crate::config::MasterConfig;
 use crate::error::MasterError;
 use crate::etcd::EtcdClient;
 use crate::events::Events;
+use crate::health::{Health, Phase};
 use crate::leader::{Leadership, MasterRecord, Role};
 use crate::metrics::Metrics;
 use crate::server::{Census, Foundation, Listeners, Master, Reloader, Security, ServeError};
@@ -31,6 +34,16 @@ use crate::store::EtcdStore;
 /// connections before the leader's term starts.
 const STANDBY_DRAIN: Duration = Duration::from_millis(500);
 
+/// Waits (bounded) for a stopped standby server to let go of its
+/// connections.
+async fn drain_standby(standby: tokio::task::JoinHandle<Result<(), ServeError>>) {
+    match tokio::time::timeout(STANDBY_DRAIN * 4, standby).await {
+        Ok(Ok(Err(e))) => warn!(error = %e, "standby server failed"),
+        Err(_) => warn!("standby server did not stop in time"),
+        _ => {}
+    }
+}
+
 /// A master process on etcd, bound and connected, not yet serving.
 pub struct HaMaster {
     config: MasterConfig,
@@ -38,6 +51,7 @@ pub struct HaMaster {
     store: EtcdStore,
     listeners: Listeners,
     leadership: Arc<Leadership>,
+    health: Arc<Health>,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
     /// Whether this process put the CA into the store (a new store).
@@ -121,6 +135,7 @@ impl HaMaster {
             security,
             store,
             listeners,
+            health: Health::new(Arc::clone(&leadership), &metrics),
             leadership,
             metrics,
             events: Arc::new(Events::default()),
@@ -152,51 +167,68 @@ impl HaMaster {
             store,
             listeners,
             leadership,
+            health,
             metrics,
             events,
             made_ca,
         } = self;
         let (_, _, tls) = crate::server::tls_setup(&config, security)?;
+        let bind_error = |source| ServeError::Bind {
+            addr: config.grpc.addr.to_string(),
+            source,
+        };
+        // The metrics endpoint, whatever the role, until the process stops.
+        let endpoint_stop = CancellationToken::new();
+        // Stopped on every way out of here, an early error too.
+        let _stop_endpoint = endpoint_stop.clone().drop_guard();
+        let endpoint = listeners.share().map_err(bind_error)?.2.map(|l| {
+            tokio::spawn(crate::metrics::serve(
+                l,
+                Arc::clone(&metrics),
+                Arc::clone(&health),
+                endpoint_stop.clone(),
+            ))
+        });
         let election_stop = CancellationToken::new();
         let election = tokio::spawn(
             Arc::clone(&leadership).campaign(config.store.etcd.lease_ttl, election_stop.clone()),
         );
         let mut first_term = true;
         let result = loop {
-            // Standby until elected.
-            let standing = CancellationToken::new();
+            // Standby until elected. Its health Watch streams outlive its
+            // accepting (`standing`) until the term serves (`watching`), so
+            // a Watch opened on a standby sees it become SERVING.
+            let (standing, watching) = (CancellationToken::new(), CancellationToken::new());
+            let (grpc, admin, _) = listeners.share().map_err(bind_error)?;
             let standby = tokio::spawn(crate::standby::serve(
-                listeners.share().map_err(|source| ServeError::Bind {
-                    addr: config.grpc.addr.to_string(),
-                    source,
-                })?,
+                (grpc, admin),
                 tls.clone(),
                 config.clone(),
                 Arc::clone(&leadership),
+                Arc::clone(&health),
                 Arc::clone(&metrics),
-                standing.clone(),
+                (standing.clone(), watching.clone()),
             ));
             let elected = leadership.elected(&shutdown).await;
-            standing.cancel();
-            match tokio::time::timeout(STANDBY_DRAIN * 4, standby).await {
-                Ok(Ok(Err(e))) => warn!(error = %e, "standby server failed"),
-                Err(_) => warn!("standby server did not stop in time"),
-                _ => {}
-            }
             if !elected {
+                // Health checks hear it before the standby server stops.
+                health.set_phase(Phase::Stopping);
+            }
+            standing.cancel();
+            if !elected {
+                watching.cancel();
+                drain_standby(standby).await;
                 break Ok(());
             }
             // A term of leadership.
             let started = std::time::Instant::now();
             let foundation = Foundation {
                 backend: Arc::new(store.clone()),
-                listeners: listeners.try_clone().map_err(|source| ServeError::Bind {
-                    addr: config.grpc.addr.to_string(),
-                    source,
-                })?,
+                listeners: listeners.try_clone().map_err(bind_error)?,
                 metrics: Arc::clone(&metrics),
                 events: Arc::clone(&events),
                 leadership: Arc::clone(&leadership),
+                health: Arc::clone(&health),
                 first_start: Some(made_ca && first_term),
             };
             first_term = false;
@@ -206,6 +238,8 @@ impl HaMaster {
                     // Not fit to lead (the store refused, a file is
                     // unreadable): step aside for another master.
                     error!(error = %e, "cannot start as leader; stepping down");
+                    watching.cancel();
+                    drain_standby(standby).await;
                     store.fence().clear();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
@@ -238,7 +272,22 @@ impl HaMaster {
                     term.cancel();
                 })
             };
-            let served = master.run(term).await;
+            // Once the term serves (or ends first), the standby's Watch
+            // streams send their last status and the standby server ends.
+            let run = master.run(term);
+            tokio::pin!(run);
+            let served = tokio::select! {
+                r = &mut run => {
+                    watching.cancel();
+                    drain_standby(standby).await;
+                    r
+                }
+                _ = health.left_start() => {
+                    watching.cancel();
+                    drain_standby(standby).await;
+                    run.await
+                }
+            };
             deposed.abort();
             if shutdown.is_cancelled() {
                 break served;
@@ -246,6 +295,7 @@ impl HaMaster {
             if let Err(e) = served {
                 warn!(error = %e, "the term ended with an error");
             }
+            health.set_phase(Phase::Starting);
             warn!(master = %id, "no longer leading: standby again");
             events.publish(
                 "master.standby",
@@ -261,6 +311,14 @@ impl HaMaster {
         };
         election_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), election).await;
+        endpoint_stop.cancel();
+        if let Some(e) = endpoint {
+            match e.await {
+                Ok(Err(e)) => error!(error = %e, "metrics endpoint failed"),
+                Err(e) => error!(error = %e, "metrics endpoint task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         result
     }
 }

@@ -1,17 +1,29 @@
-//! Prometheus metrics of the master, served as text on `metrics.addr`
-//! (`GET /metrics`). Names follow the seed; histograms resolve
-//! sub-millisecond latencies.
+//! Prometheus metrics of the master and the HTTP endpoint on
+//! `metrics.addr` that serves them for the life of the process:
+//! `GET /metrics` (the text format 0.0.4, or OpenMetrics when the scraper
+//! asks for it: see [`crate::exposition`]), `GET /healthz` (the process
+//! answers) and `GET /readyz` (this master serves: see [`crate::health`]).
+//! Names follow the seed, every family has HELP text, histograms resolve
+//! sub-millisecond latencies, and the conventional `process_*` figures
+//! are read from /proc at each scrape.
+//!
+//! No series is per node, so deleting a node leaves nothing behind here;
+//! a per-node family added later must be cleared with `Family::remove`.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::exposition::{Format, negotiate};
+use crate::health::Health;
 
 /// Smallest latency bucket: 100 µs, doubling 20 times (to about 52 s).
 const LATENCY_BUCKET_START_SECONDS: f64 = 0.0001;
@@ -66,6 +78,10 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+/// Counts nodes `[online, degraded, offline]` at a scrape; installed by
+/// the term of the master that serves.
+pub type NodeCounter = Box<dyn Fn() -> [usize; 3] + Send + Sync>;
+
 /// The master's metric families.
 pub struct Metrics {
     registry: Registry,
@@ -83,13 +99,16 @@ pub struct Metrics {
     pub exec_active: Gauge,
     /// Config payload bytes sent to agents, raw and on the wire.
     pub config_bytes: Family<KindLabel, Counter>,
-    /// Process figures, refreshed at each scrape.
-    pub process_rss: Gauge,
-    pub process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
-    pub process_fds: Gauge,
+    /// Time from a version being stored to the answers, per push and per
+    /// node.
     pub config_push_latency: Family<ScopeLabel, Histogram>,
+    /// Deliveries that failed or got no answer in time.
     pub config_push_failures: Family<ReasonLabel, Counter>,
+    /// Known nodes by state, counted at each scrape while a term serves
+    /// (0 on a standby).
     pub nodes: Family<StateLabel, Gauge>,
+    /// What counts the nodes, while this master serves.
+    node_counter: RwLock<Option<NodeCounter>>,
     /// Requests refused by authentication, authorisation, rate or input
     /// limits, by reason.
     pub refused: Family<ReasonLabel, Counter>,
@@ -175,24 +194,7 @@ impl Default for Metrics {
             "Config payload bytes sent to agents: raw (before compression) and wire",
             config_bytes.clone(),
         );
-        let process_rss = Gauge::default();
-        registry.register(
-            "process_resident_memory_bytes",
-            "Resident memory of masterd",
-            process_rss.clone(),
-        );
-        let process_cpu_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
-            "process_cpu_seconds",
-            "CPU time masterd used (user + system)",
-            process_cpu_seconds.clone(),
-        );
-        let process_fds = Gauge::default();
-        registry.register(
-            "process_open_fds",
-            "Open file descriptors of masterd",
-            process_fds.clone(),
-        );
+        registry.register_collector(Box::new(ProcessCollector));
         let master_is_leader = Gauge::default();
         registry.register(
             "cdn_master_is_leader",
@@ -261,14 +263,12 @@ impl Default for Metrics {
             reconnect_latency,
             exec_active,
             config_bytes,
-            process_rss,
-            process_cpu_seconds,
-            process_fds,
             refused,
             registry,
             config_push_latency,
             config_push_failures,
             nodes,
+            node_counter: RwLock::new(None),
             master_is_leader,
             leadership_changes,
             backup_last_success,
@@ -330,68 +330,174 @@ impl Metrics {
             .inc();
     }
 
-    /// Reads this process's memory, CPU time and open files from /proc.
-    pub fn refresh_process(&self) {
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status")
-            && let Some(kb) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-        {
-            self.process_rss.set(kb * 1024);
+    /// Counts nodes with `counter` at each scrape from now on; None (a
+    /// term ended) stops counting and shows 0 in every state.
+    pub fn count_nodes_with(&self, counter: Option<NodeCounter>) {
+        if counter.is_none() {
+            for state in NODE_STATES {
+                self.nodes.get_or_create(&StateLabel { state }).set(0);
+            }
         }
-        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
-            && let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r)
-        {
-            // Fields after the command: state is 3rd, utime 14th, stime 15th.
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks: i64 = [11, 12]
-                .iter()
-                .filter_map(|i| f.get(*i).and_then(|v| v.parse::<i64>().ok()))
-                .sum();
-            // USER_HZ is 100 on Linux.
-            self.process_cpu_seconds.set(ticks as f64 / 100.0);
-        }
-        if let Ok(d) = std::fs::read_dir("/proc/self/fd") {
-            self.process_fds.set(d.count() as i64);
+        if let Ok(mut c) = self.node_counter.write() {
+            *c = counter;
         }
     }
 
-    /// The text exposition.
+    /// Brings the node gauges up to date.
+    fn count_nodes(&self) {
+        let Ok(counter) = self.node_counter.read() else {
+            return;
+        };
+        if let Some(count) = counter.as_ref() {
+            for (state, n) in NODE_STATES.into_iter().zip(count()) {
+                self.nodes
+                    .get_or_create(&StateLabel { state })
+                    .set(n as i64);
+            }
+        }
+    }
+
+    /// The exposition in the classic text format 0.0.4.
     pub fn render(&self) -> String {
+        self.render_as(Format::Text004)
+    }
+
+    /// The exposition in `format`, every figure as of now.
+    pub fn render_as(&self, format: Format) -> String {
+        self.count_nodes();
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Text004 => crate::exposition::to_text_004(&out),
+        }
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown`; `refresh` runs
-/// before each scrape to update gauges.
+/// The node states `cdn_nodes` shows, in [`NodeCounter`]'s order.
+const NODE_STATES: [&str; 3] = ["online", "degraded", "offline"];
+
+/// The conventional process figures, read from /proc at each scrape, as
+/// Prometheus' own client libraries name them.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl ProcessCollector {
+    fn gauge(
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        value: f64,
+    ) -> Result<(), std::fmt::Error> {
+        let g = ConstGauge::new(value);
+        g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(me) = procfs::process::Process::myself() else {
+            return Ok(());
+        };
+        if let Ok(stat) = me.stat() {
+            let ticks = procfs::ticks_per_second() as f64;
+            let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds.",
+                None,
+                cpu.metric_type(),
+            )?)?;
+            if let Ok(boot) = procfs::boot_time_secs() {
+                Self::gauge(
+                    &mut encoder,
+                    "process_start_time_seconds",
+                    "Start time of the process since unix epoch in seconds.",
+                    boot as f64 + stat.starttime as f64 / ticks,
+                )?;
+            }
+            Self::gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                (stat.rss * procfs::page_size()) as f64,
+            )?;
+            Self::gauge(
+                &mut encoder,
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                stat.vsize as f64,
+            )?;
+        }
+        if let Ok(n) = me.fd_count() {
+            Self::gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Number of open file descriptors.",
+                n as f64,
+            )?;
+        }
+        if let Ok(limits) = me.limits() {
+            let max = match limits.max_open_files.soft_limit {
+                procfs::process::LimitValue::Value(v) => v as f64,
+                procfs::process::LimitValue::Unlimited => f64::INFINITY,
+            };
+            Self::gauge(
+                &mut encoder,
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                max,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Body of `/healthz`, and of `/readyz` when ready.
+const OK_BODY: &str = "ok\n";
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until
+/// `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    refresh: Arc<dyn Fn() + Send + Sync>,
+    health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = Arc::clone(&metrics);
-            let refresh = Arc::clone(&refresh);
-            async move {
-                refresh();
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
-            }
-        }),
-    );
+    use axum::http::{HeaderMap, StatusCode, header};
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move |headers: HeaderMap| {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                    let format = negotiate(accept);
+                    (
+                        [(header::CONTENT_TYPE, format.content_type())],
+                        metrics.render_as(format),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { OK_BODY }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let health = Arc::clone(&health);
+                async move {
+                    match health.readiness() {
+                        Ok(()) => (StatusCode::OK, OK_BODY.to_string()),
+                        Err(why) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {why}\n"),
+                        ),
+                    }
+                }
+            }),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -407,7 +513,7 @@ mod tests {
         m.node_answer(0.00042, true);
         m.node_answer(0.002, false);
         m.push_done(0.003, 2);
-        let text = m.render();
+        let text = m.render_as(Format::OpenMetrics);
         assert!(
             text.contains("config_push_latency_seconds_bucket{le=\"0.0002\",scope=\"node\"}")
                 || text.contains("scope=\"node\",le=\"0.0002\""),
@@ -421,5 +527,58 @@ mod tests {
             text.contains("config_push_failures_total{reason=\"timeout\"} 2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_classic_format_names_counters_with_total_and_has_help_everywhere() {
+        let m = Metrics::default();
+        m.push_done(0.003, 1);
+        let text = m.render_as(Format::Text004);
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE config_push_failures_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter\n"),
+            "{text}"
+        );
+        for name in [
+            "process_start_time_seconds",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} gauge\n")),
+                "{name}: {text}"
+            );
+        }
+        // Every TYPE line has its HELP line just before it.
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(
+                    i > 0 && lines[i - 1].starts_with(&format!("# HELP {name} ")),
+                    "{name} has no HELP: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn node_counts_follow_the_term_and_drop_to_zero_after_it() {
+        let m = Metrics::default();
+        m.count_nodes_with(Some(Box::new(|| [2, 1, 3])));
+        let text = m.render_as(Format::Text004);
+        assert!(text.contains("cdn_nodes{state=\"offline\"} 3"), "{text}");
+        m.count_nodes_with(None);
+        let text = m.render_as(Format::Text004);
+        assert!(text.contains("cdn_nodes{state=\"offline\"} 0"), "{text}");
     }
 }

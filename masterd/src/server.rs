@@ -22,7 +22,8 @@ use crate::configs::{Configs, RolloutOwner};
 use crate::error::MasterError;
 use crate::events::Events;
 use crate::exec::ExecHub;
-use crate::metrics::{Metrics, StateLabel};
+use crate::health::{Health, Phase};
+use crate::metrics::Metrics;
 use crate::registry::{Liveness, Offline, Registry};
 use crate::store::{EmbeddedStore, Store, StoreWriter};
 use cdn_proto::limits::{
@@ -55,6 +56,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("TLS set-up failed: {0}")]
     Tls(String),
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     #[error(
         "--insecure would serve plaintext on {addr}, which is not a loopback address; anyone on the network could run commands on every node. Use TLS (the default), or add --insecure-non-loopback if this network is truly private"
     )]
@@ -78,6 +81,8 @@ pub struct Foundation {
     pub metrics: Arc<Metrics>,
     pub events: Arc<Events>,
     pub leadership: Arc<crate::leader::Leadership>,
+    /// Whether this process serves, for health checks and `/readyz`.
+    pub health: Arc<Health>,
     /// Whether the store is new (make the first join token); judged from
     /// the PKI when None.
     pub first_start: Option<bool>,
@@ -249,8 +254,10 @@ pub struct Master {
     audit: Arc<Audit>,
     events: Arc<Events>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     grpc: TcpListener,
     admin: Option<TcpListener>,
+    /// Taken by whoever serves the metrics endpoint for the process.
     metrics_listener: Option<TcpListener>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     written: Vec<std::path::PathBuf>,
@@ -405,10 +412,12 @@ impl Master {
             started_ms: cdn_common::unix_millis_now(),
             ..Default::default()
         };
+        let leadership = crate::leader::Leadership::single(me, Arc::clone(&metrics));
         let foundation = Foundation {
             backend: Arc::new(backend),
             listeners,
-            leadership: crate::leader::Leadership::single(me, Arc::clone(&metrics)),
+            health: Health::new(Arc::clone(&leadership), &metrics),
+            leadership,
             metrics,
             events: Arc::new(Events::default()),
             first_start: None,
@@ -430,6 +439,7 @@ impl Master {
             metrics,
             events,
             leadership,
+            health,
             first_start: first_start_given,
         } = foundation;
         let (store, writer) = Store::start(backend);
@@ -523,6 +533,7 @@ impl Master {
             audit,
             events,
             metrics,
+            health,
             grpc,
             admin,
             metrics_listener,
@@ -571,6 +582,14 @@ impl Master {
             .and_then(|l| l.local_addr().ok())
     }
 
+    /// The metrics endpoint's listener (once), with what it serves: the
+    /// caller runs [`crate::metrics::serve`] for the life of the process,
+    /// so `/readyz` answers while the master starts and drains too.
+    pub fn take_metrics_endpoint(&mut self) -> Option<(TcpListener, Arc<Metrics>, Arc<Health>)> {
+        let l = self.metrics_listener.take()?;
+        Some((l, Arc::clone(&self.metrics), Arc::clone(&self.health)))
+    }
+
     /// Address agents dial.
     pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
         self.grpc.local_addr()
@@ -610,9 +629,10 @@ impl Master {
             audit,
             events,
             metrics,
+            health,
             grpc,
             admin,
-            metrics_listener,
+            metrics_listener: _,
             tls,
             written: _,
         } = self;
@@ -649,24 +669,45 @@ impl Master {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd);
+        // Health checks and reflection on each port, for the services it
+        // serves; health Watch streams end when the port stops.
+        let watches = crate::health::watch_slots();
+        // Cancelled once health checks say the master is stopping.
+        let health_closing = CancellationToken::new();
+        let agent_port_services: &[&'static str] = match admin {
+            None => &[crate::health::AGENT_SERVICE, crate::health::ADMIN_SERVICE],
+            Some(_) => &[crate::health::AGENT_SERVICE],
+        };
         let mut builder = server_builder(&config, &authn, &leadership);
-        // Agents get nothing larger than gRPC's default client accepts
-        // (configs go in chunks); standard message compression is taken.
-        let mut router = builder.add_service(
-            AgentServiceServer::new(agent_api)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_TO_AGENT_BYTES)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd),
-        );
+        let router = builder
+            // Agents get nothing larger than gRPC's default client accepts
+            // (configs go in chunks); standard message compression is taken.
+            .add_service(
+                AgentServiceServer::new(agent_api)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_TO_AGENT_BYTES)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd),
+            )
+            .add_service(health.service(
+                agent_port_services,
+                Arc::clone(&watches),
+                health_closing.clone(),
+            ));
+        let mut router = crate::reflection::add(router, agent_port_services)?;
         let mut admin_router = None;
         match admin {
             None => router = router.add_service(admin_api),
             Some(l) => {
-                admin_router = Some((
-                    server_builder(&config, &authn, &leadership).add_service(admin_api),
-                    l,
-                ));
+                let admin_services = &[crate::health::ADMIN_SERVICE];
+                let r = server_builder(&config, &authn, &leadership)
+                    .add_service(admin_api)
+                    .add_service(health.service(
+                        admin_services,
+                        Arc::clone(&watches),
+                        health_closing.clone(),
+                    ));
+                admin_router = Some((crate::reflection::add(r, admin_services)?, l));
             }
         }
 
@@ -696,33 +737,20 @@ impl Master {
             Arc::clone(&metrics),
             shutdown.clone(),
         ));
-        if let Some(listener) = metrics_listener {
+        {
             let registry = Arc::clone(&registry);
-            let gauges = Arc::clone(&metrics);
-            let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                let [on, deg, off] = registry.count_states();
-                for (state, n) in [("online", on), ("degraded", deg), ("offline", off)] {
-                    gauges
-                        .nodes
-                        .get_or_create(&StateLabel { state })
-                        .set(n as i64);
-                }
-                gauges.refresh_process();
-            });
-            let shutdown = shutdown.clone();
-            let served = Arc::clone(&metrics);
-            tasks.spawn(async move {
-                if let Err(e) = crate::metrics::serve(listener, served, refresh, shutdown).await {
-                    error!(error = %e, "metrics endpoint failed");
-                }
-            });
+            metrics.count_nodes_with(Some(Box::new(move || registry.count_states())));
         }
         let stop = {
             let registry = Arc::clone(&registry);
             let configs = configs.clone();
             let shutdown = shutdown.clone();
+            let health = Arc::clone(&health);
             async move {
                 shutdown.cancelled().await;
+                // Health checks say so before anything stops.
+                health.set_phase(Phase::Stopping);
+                health_closing.cancel();
                 info!("shutting down: waiting pushes report, agent command streams close");
                 configs.stop();
                 registry.close_all_streams("master shutting down");
@@ -730,6 +758,8 @@ impl Master {
         };
         let accept = accept_policy(&config, &metrics, tasks.clone(), shutdown.clone());
         let agent_server = serve(router, grpc, accept.clone(), tls.clone(), stop);
+        // The listeners are bound and accepting: from here calls are served.
+        health.set_phase(Phase::Serving);
         let result = match admin_router {
             None => drained(agent_server, &shutdown).await,
             Some((r, l)) => {
@@ -750,6 +780,7 @@ impl Master {
             warn!("some connection tasks did not finish within the shutdown grace");
         }
         let _ = sweeper.await;
+        metrics.count_nodes_with(None);
         // Last flush so `last_seen` of every node is on disk.
         if let Err(e) = registry.final_flush().await {
             error!(error = %e, "final flush of the node registry failed");

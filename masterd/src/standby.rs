@@ -1,7 +1,9 @@
 //! The server of a master that does not lead: on the same sockets as a
 //! leader's, every gRPC call is answered `UNAVAILABLE` with the leader's
 //! address ([`cdn_common::leader`]), so agents and cdnctl move on without
-//! an operator; `/metrics` is served as usual (`cdn_master_is_leader` 0).
+//! an operator — except health checks, answered NOT_SERVING (see
+//! [`crate::health`]). The metrics endpoint is the process's, served
+//! whatever the role (`cdn_master_is_leader` 0, `/readyz` 503).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +12,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Server;
-use tracing::error;
 
 use crate::config::MasterConfig;
+use crate::health::Health;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::server::ServeError;
@@ -50,36 +52,45 @@ fn caller_deadline(req: &axum::extract::Request) -> Option<Duration> {
     Some(d.saturating_sub(DEADLINE_SLACK))
 }
 
-/// Serves the standby's answers on `listeners` until `stop`.
+/// Serves the standby's answers on the gRPC `listeners` (agent API, and
+/// the admin API's when separate) until `stop`; its health Watch streams
+/// end when `watching` is cancelled (after `stop`, once a term serves or
+/// the process stops), with their last status.
 pub async fn serve(
-    listeners: (TcpListener, Option<TcpListener>, Option<TcpListener>),
+    listeners: (TcpListener, Option<TcpListener>),
     tls: Option<tokio_rustls::TlsAcceptor>,
     config: MasterConfig,
     leadership: Arc<Leadership>,
+    health: Arc<Health>,
     metrics: Arc<Metrics>,
-    stop: CancellationToken,
+    (stop, watching): (CancellationToken, CancellationToken),
 ) -> Result<(), ServeError> {
-    let (grpc, admin, metrics_listener) = listeners;
+    let (grpc, admin) = listeners;
     let tasks = TaskTracker::new();
-    if let Some(l) = metrics_listener {
-        let served = Arc::clone(&metrics);
-        let refresh: Arc<dyn Fn() + Send + Sync> = {
-            let m = Arc::clone(&metrics);
-            Arc::new(move || m.refresh_process())
-        };
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            if let Err(e) = crate::metrics::serve(l, served, refresh, stop).await {
-                error!(error = %e, "metrics endpoint failed");
-            }
-        });
-    }
     let accept = crate::server::accept_policy(&config, &metrics, tasks.clone(), stop.clone());
+    let watches = crate::health::watch_slots();
+    let ports: Vec<(TcpListener, &'static [&'static str])> = match admin {
+        None => vec![(
+            grpc,
+            &[crate::health::AGENT_SERVICE, crate::health::ADMIN_SERVICE],
+        )],
+        Some(admin) => vec![
+            (grpc, &[crate::health::AGENT_SERVICE]),
+            (admin, &[crate::health::ADMIN_SERVICE]),
+        ],
+    };
     let mut servers = Vec::new();
-    for listener in std::iter::once(grpc).chain(admin) {
+    for (listener, services) in ports {
         let leadership = Arc::clone(&leadership);
         let hold = config.store.etcd.lease_ttl + HOLD_SLACK;
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let health_routes = tonic::service::Routes::new(health.service(
+            services,
+            Arc::clone(&watches),
+            watching.clone(),
+        ))
+        .prepare()
+        .into_axum_router();
+        let app = health_routes.fallback(move |req: axum::extract::Request| {
             let leadership = Arc::clone(&leadership);
             async move {
                 let agent = crate::gate::for_agents(req.uri().path());

@@ -23,8 +23,40 @@ pub mod etcd {
     }
 }
 
+/// The encoded `FileDescriptorSet` of package `cdn.v1` (`agent.proto` and
+/// `admin.proto`, with their comments), for masterd's server reflection:
+/// what `grpcurl list` and `describe` show.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/cdn_v1_descriptor.bin"));
+
 /// Package `cdn.v1`.
 #[allow(clippy::all)]
 pub mod v1 {
     tonic::include_proto!("cdn.v1");
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    #[test]
+    fn the_descriptor_set_holds_both_services_with_comments_and_nothing_of_etcd() {
+        let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
+        let names: Vec<&str> = set.file.iter().filter_map(|f| f.name.as_deref()).collect();
+        assert_eq!(names, ["cdn/v1/agent.proto", "cdn/v1/admin.proto"]);
+        let services: Vec<&str> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .filter_map(|s| s.name.as_deref())
+            .collect();
+        assert_eq!(services, ["AgentService", "AdminService"]);
+        assert!(
+            set.file.iter().all(|f| f
+                .source_code_info
+                .as_ref()
+                .is_some_and(|i| !i.location.is_empty())),
+            "comments are kept for grpcurl describe"
+        );
+    }
 }

@@ -10,13 +10,20 @@
 //!
 //! For the etcd store, `require_etcd!(3)` starts a real three-member etcd
 //! cluster ([`EtcdCluster`]) and `Master::start_with_yaml(dir,
-//! &cluster.store_yml("m1"))` a master on it.
+//! &cluster.store_yml("m1"))` a master on it. `require_promtool!()` and
+//! `require_prometheus!()` give Prometheus' own tools
+//! ([`PrometheusServer`] scrapes a master).
 
 mod etcd;
+mod prometheus;
 
 pub use etcd::{
     ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, EtcdTls,
     etcd_binary, etcd_store_yml, http_get, http_post, in_ci,
+};
+pub use prometheus::{
+    HttpAnswer, PROMETHEUS_MISSING, PROMTOOL_MISSING, PrometheusServer, ToolOutput,
+    deploy_prometheus_dir, http_get_with, prometheus_or_skip, promtool, promtool_or_skip,
 };
 
 use std::collections::{BTreeSet, HashMap};

@@ -1,0 +1,274 @@
+//! Prometheus' own tools against a real masterd: `promtool` (checks the
+//! exposition and the shipped rules) and a real `prometheus` server
+//! ([`PrometheusServer`]) scraping a master on a free loopback port, both
+//! from Debian's `prometheus` package. Plain HTTP helpers read the
+//! master's metrics port ([`http_get_with`]).
+//!
+//! Without the binaries a test is skipped with a loud message
+//! ([`require_promtool!`](crate::require_promtool),
+//! [`require_prometheus!`](crate::require_prometheus)), except when the
+//! `CI` environment variable is set: then it fails, as for etcd.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Proc, free_port, in_ci};
+
+/// What a test prints when it skips for want of promtool.
+pub const PROMTOOL_MISSING: &str = "SKIPPED: promtool not found (Debian package prometheus)";
+
+/// What a test prints when it skips for want of the Prometheus server.
+pub const PROMETHEUS_MISSING: &str = "SKIPPED: prometheus not found (Debian package prometheus)";
+
+/// Longest wait for the Prometheus server to be ready.
+pub const PROMETHEUS_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest wait for one HTTP answer from a test server.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A binary on `PATH`, else in Debian's `/usr/bin`.
+fn find(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .chain([Path::new("/usr/bin").join(name)])
+        .find(|p| p.is_file())
+}
+
+/// `name`, or None after a loud skip message `missing`; panics in CI.
+fn or_skip(name: &str, missing: &str) -> Option<PathBuf> {
+    if let Some(bin) = find(name) {
+        return Some(bin);
+    }
+    assert!(
+        !in_ci(),
+        "{name} not found and CI is set, so this test may not skip: \
+         install Debian package prometheus (apt-get install prometheus); .ci/run does"
+    );
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    // Straight to stderr: libtest captures what a passing test prints.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!!\n!!! {missing}\n!!! ({test} did not run)\n!!!!!!!!\n"
+    );
+    None
+}
+
+/// The promtool binary, or None after a loud skip message (a panic in CI).
+pub fn promtool_or_skip() -> Option<PathBuf> {
+    or_skip("promtool", PROMTOOL_MISSING)
+}
+
+/// The prometheus binary, or None after a loud skip message (a panic in
+/// CI).
+pub fn prometheus_or_skip() -> Option<PathBuf> {
+    or_skip("prometheus", PROMETHEUS_MISSING)
+}
+
+/// The promtool binary, or `return` from the test after a loud skip
+/// message when it is not installed; in CI a missing promtool fails.
+#[macro_export]
+macro_rules! require_promtool {
+    () => {
+        match $crate::promtool_or_skip() {
+            Some(bin) => bin,
+            None => return,
+        }
+    };
+}
+
+/// The prometheus binary, or `return` from the test after a loud skip
+/// message when it is not installed; in CI it fails.
+#[macro_export]
+macro_rules! require_prometheus {
+    () => {
+        match $crate::prometheus_or_skip() {
+            Some(bin) => bin,
+            None => return,
+        }
+    };
+}
+
+/// The repository's `deploy/prometheus/` directory.
+pub fn deploy_prometheus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("deploy")
+        .join("prometheus")
+}
+
+/// What an HTTP GET got: status, `Content-Type`, body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// One HTTP/1.0 GET of `path` on `addr` with extra `headers` (`Name:
+/// value`); None when nothing answered within [`HTTP_TIMEOUT`].
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Option<HttpAnswer> {
+    let mut s = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).ok()?;
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).ok()?;
+    s.set_write_timeout(Some(HTTP_TIMEOUT)).ok()?;
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    Some(HttpAnswer {
+        status,
+        content_type,
+        body: body.to_string(),
+    })
+}
+
+/// What a promtool run printed.
+#[derive(Debug)]
+pub struct ToolOutput {
+    pub code: Option<i32>,
+    /// stdout and stderr together (promtool splits its findings between
+    /// them across versions).
+    pub text: String,
+}
+
+/// Runs `promtool` with `args`, `stdin` fed to it.
+pub fn promtool(bin: &Path, args: &[&str], stdin: &str) -> ToolOutput {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run promtool: {e}"));
+    let mut input = child.stdin.take().expect("promtool stdin");
+    let stdin = stdin.to_string();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let out = child.wait_with_output().expect("promtool output");
+    let _ = feeder.join();
+    ToolOutput {
+        code: out.status.code(),
+        text: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// A Prometheus server of a test: its own config and storage in a
+/// temporary directory, on a free loopback port; killed when dropped.
+pub struct PrometheusServer {
+    proc: Proc,
+    /// Where its HTTP API answers.
+    pub addr: SocketAddr,
+    /// Last, removed after the process was killed.
+    _dir: tempfile::TempDir,
+}
+
+impl PrometheusServer {
+    /// Starts `bin` with `config` (prometheus.yml text; a relative
+    /// `rule_files` entry is read beside it, in the temporary directory)
+    /// and waits until `/-/ready` answers 200.
+    pub fn start(bin: &Path, config: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("prometheus-")
+            .tempdir()
+            .expect("tempdir for prometheus");
+        let file = dir.path().join("prometheus.yml");
+        std::fs::write(&file, config).expect("write prometheus.yml");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn");
+        let mut proc = Proc::spawn(
+            "prometheus",
+            &mut cmd,
+            Stdio::null(),
+            dir.path().join("prometheus.log"),
+        );
+        let deadline = Instant::now() + PROMETHEUS_READY_TIMEOUT;
+        loop {
+            if http_get_with(addr, "/-/ready", &[]).is_some_and(|a| a.status == 200) {
+                break;
+            }
+            assert!(
+                proc.is_running(),
+                "prometheus exited while starting:\n{}",
+                proc.log_text()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready within {PROMETHEUS_READY_TIMEOUT:?}:\n{}",
+                proc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            proc,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// GET `path` of the HTTP API, parsed as JSON; None when it did not
+    /// answer 200 with JSON.
+    pub fn api(&self, path: &str) -> Option<serde_json::Value> {
+        let a = http_get_with(self.addr, path, &[])?;
+        (a.status == 200)
+            .then(|| serde_json::from_str(&a.body).ok())
+            .flatten()
+    }
+
+    /// The result vector of the PromQL instant `query`, or None when the
+    /// API did not answer.
+    pub fn query(&self, query: &str) -> Option<Vec<serde_json::Value>> {
+        let encoded: String = query
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let v = self.api(&format!("/api/v1/query?query={encoded}"))?;
+        v["data"]["result"].as_array().cloned()
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        self.proc.log_text()
+    }
+}
