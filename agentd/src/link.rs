@@ -378,7 +378,7 @@ impl Link {
                 info!(master = %addr, "{what} changed (agent.yml reloaded); registering again");
                 let again = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    r = self.register(&mut client, &addr, None) => r,
+                    r = self.register(&mut client, &addr, None, true) => r,
                 };
                 match again {
                     Ok(g) => {
@@ -465,7 +465,9 @@ impl Link {
         unreachable_leader: Option<HostPort>,
     ) -> Result<(AgentServiceClient<Channel>, Granted), LinkError> {
         let mut client = self.connect(addr).await?;
-        let granted = self.register(&mut client, addr, unreachable_leader).await?;
+        let granted = self
+            .register(&mut client, addr, unreachable_leader, false)
+            .await?;
         Ok((client, granted))
     }
 
@@ -498,11 +500,14 @@ impl Link {
 
     /// Registers on `client`'s connection with the configuration in force:
     /// a new session (one of this agent process replaces its older one).
+    /// `update`: registering again because agent.yml changed, not after a
+    /// lost connection.
     async fn register(
         &mut self,
         client: &mut AgentServiceClient<Channel>,
         addr: &HostPort,
         unreachable_leader: Option<HostPort>,
+        update: bool,
     ) -> Result<Granted, LinkError> {
         let config = self.config();
         let snapshot = self.status.borrow().clone();
@@ -516,6 +521,7 @@ impl Link {
             hostname: self.hostname.clone(),
             heartbeat_interval_ms: config.heartbeat.interval.as_millis() as u64,
             accept_encodings: config.compression.accept.clone(),
+            update,
         };
         let timeout = config.heartbeat.timeout;
         let mut request = tonic::Request::new(request);

@@ -116,6 +116,12 @@ impl AgentService for AgentApi {
         }
         let node_id = req.node_id.clone();
         let away_since_ms = self.registry.last_seen_ms(&node_id).filter(|ms| *ms > 0);
+        // The same agent process registering again over a live session
+        // (its labels changed on SIGHUP) is an update, not a reconnect.
+        let update = req.update
+            && self
+                .registry
+                .is_current_instance(&node_id, &req.instance_id);
         let result = self
             .registry
             .register(Registration {
@@ -136,23 +142,32 @@ impl AgentService for AgentApi {
             }
         };
         self.configs.joined(&node_id, applied).await;
-        self.configs.new_session(&node_id);
-        info!(node = %node_id, session = session_id, peer = ?addresses.first(), "node registered");
-        if let Some(ms) = away_since_ms {
-            self.metrics.reconnects.inc();
-            let away = (cdn_common::unix_millis_now() - ms).max(0) as f64 / 1000.0;
-            self.metrics.reconnect_latency.observe(away);
+        let peer = addresses.first().map_or("?", String::as_str);
+        if update {
+            info!(node = %node_id, session = session_id, peer, "node registered again (labels or encodings changed)");
+            self.events.publish(
+                "node.updated",
+                &node_id,
+                "",
+                format!("session {session_id} from {peer}: registered again by the same agent"),
+                true,
+            );
+        } else {
+            self.configs.new_session(&node_id);
+            info!(node = %node_id, session = session_id, peer, "node registered");
+            if let Some(ms) = away_since_ms {
+                self.metrics.reconnects.inc();
+                let away = (cdn_common::unix_millis_now() - ms).max(0) as f64 / 1000.0;
+                self.metrics.reconnect_latency.observe(away);
+            }
+            self.events.publish(
+                "node.online",
+                &node_id,
+                "",
+                format!("session {session_id} from {peer}"),
+                true,
+            );
         }
-        self.events.publish(
-            "node.online",
-            &node_id,
-            "",
-            format!(
-                "session {session_id} from {}",
-                addresses.first().map_or("?", String::as_str)
-            ),
-            true,
-        );
         let live = self
             .live
             .read()

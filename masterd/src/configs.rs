@@ -363,6 +363,7 @@ impl Configs {
     /// A node was deleted: forgets its desired, applied and failed config,
     /// in memory and in the store.
     pub async fn forget(&self, node: &str) -> Result<(), MasterError> {
+        self.state.offers.forget(node);
         self.ask(|reply| Command::Forget {
             node: node.to_string(),
             reply,

@@ -649,6 +649,19 @@ impl Registry {
     }
 
     /// Unix milliseconds the node was last seen, if known.
+    /// Whether `instance_id` (one agentd process) holds the node's current
+    /// session, alive by its heartbeats: a registration it marks as an
+    /// update (labels changed on SIGHUP) is then no reconnect.
+    pub fn is_current_instance(&self, node_id: &str, instance_id: &str) -> bool {
+        let now = Instant::now();
+        self.nodes.get(node_id).is_some_and(|n| {
+            n.session.as_ref().is_some_and(|s| {
+                s.instance_id == instance_id
+                    && now.duration_since(s.last_heartbeat) <= self.liveness.offline_after
+            })
+        })
+    }
+
     pub fn last_seen_ms(&self, node_id: &str) -> Option<i64> {
         self.nodes.get(node_id).map(|n| n.record.last_seen_ms)
     }

@@ -74,6 +74,17 @@ fn sighup_puts_new_labels_in_force_without_a_restart() {
     let picked: Vec<Value> = serde_json::from_str(&picked.stdout).expect("json");
     assert_eq!(picked.len(), 1);
     assert_eq!(picked[0]["name"], "agent-1");
+    // The master sees an update of a live agent, not a reconnect: no second
+    // `node.online` (which feeds the reconnect-storm alert).
+    let events = fleet.ctl(["events"]);
+    assert_eq!(events.code, Some(0), "{}", events.stderr);
+    assert!(events.stdout.contains("node.updated"), "{}", events.stdout);
+    assert_eq!(
+        events.stdout.matches("node.online").count(),
+        1,
+        "{}",
+        events.stdout
+    );
 }
 
 #[test]
