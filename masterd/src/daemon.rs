@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::config::BackendKind;
 use crate::leader::{Leadership, Role};
+use crate::metrics::Endpoint;
 use crate::server::{Census, Reloader, Security, ServeError};
 use crate::{Master, MasterConfig};
 
@@ -174,17 +175,9 @@ async fn serve_single(
     let shutdown = CancellationToken::new();
     // The metrics endpoint outlives the master's drain, so `/readyz` says
     // 503 until the end; stopped once the master has stopped.
-    let endpoint_stop = CancellationToken::new();
     let endpoint = master
         .take_metrics_endpoint()
-        .map(|(listener, metrics, health)| {
-            tokio::spawn(crate::metrics::serve(
-                listener,
-                metrics,
-                health,
-                endpoint_stop.clone(),
-            ))
-        });
+        .map(|(listener, metrics, health)| Endpoint::start(listener, metrics, health));
     // Owned here: aborted and awaited once the master has stopped.
     let slot: ReloadSlot = Arc::new(Mutex::new(Some(master.reloader())));
     let reloads = tokio::spawn(reload_on_sighup(hangups, slot, reload_from));
@@ -192,13 +185,8 @@ async fn serve_single(
     let runner = tokio::spawn(master.run(shutdown.clone()));
     let result = until_signal(runner, shutdown, reloads).await;
     statuses.abort();
-    endpoint_stop.cancel();
     if let Some(e) = endpoint {
-        match e.await {
-            Ok(Err(e)) => error!(error = %e, "metrics endpoint failed"),
-            Err(e) => error!(error = %e, "metrics endpoint task failed"),
-            Ok(Ok(())) => {}
-        }
+        e.stop().await;
     }
     result
 }

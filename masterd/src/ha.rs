@@ -178,17 +178,11 @@ impl HaMaster {
             source,
         };
         // The metrics endpoint, whatever the role, until the process stops.
-        let endpoint_stop = CancellationToken::new();
-        // Stopped on every way out of here, an early error too.
-        let _stop_endpoint = endpoint_stop.clone().drop_guard();
-        let endpoint = listeners.share().map_err(bind_error)?.2.map(|l| {
-            tokio::spawn(crate::metrics::serve(
-                l,
-                Arc::clone(&metrics),
-                Arc::clone(&health),
-                endpoint_stop.clone(),
-            ))
-        });
+        // Stopped on every way out of here, an early error too (dropped).
+        let endpoint =
+            listeners.share().map_err(bind_error)?.2.map(|l| {
+                crate::metrics::Endpoint::start(l, Arc::clone(&metrics), Arc::clone(&health))
+            });
         let election_stop = CancellationToken::new();
         let election = tokio::spawn(
             Arc::clone(&leadership).campaign(config.store.etcd.lease_ttl, election_stop.clone()),
@@ -311,13 +305,8 @@ impl HaMaster {
         };
         election_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), election).await;
-        endpoint_stop.cancel();
         if let Some(e) = endpoint {
-            match e.await {
-                Ok(Err(e)) => error!(error = %e, "metrics endpoint failed"),
-                Err(e) => error!(error = %e, "metrics endpoint task failed"),
-                Ok(Ok(())) => {}
-            }
+            e.stop().await;
         }
         result
     }

@@ -460,6 +460,44 @@ const OK_BODY: &str = "ok\n";
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until
 /// `shutdown`.
+/// The metrics endpoint ([`serve`]) in a task of its own: it outlives a
+/// master's drain (so `/readyz` says 503 to the end) and stops with
+/// [`Endpoint::stop`], or when dropped on an early way out.
+pub struct Endpoint {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Endpoint {
+    /// Serves `listener` until stopped.
+    pub fn start(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, metrics, health, stop.clone()));
+        Self {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Stops it and waits until it has, logging how it failed if it did.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "metrics endpoint failed"),
+                Err(e) => tracing::error!(error = %e, "metrics endpoint task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,

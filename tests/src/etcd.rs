@@ -58,33 +58,12 @@ pub fn etcd_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Whether the tests run in CI (`CI` set, and not to `0`/`false`): there a
-/// missing etcd is a failure, not a skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// The etcd binary, or None after a loud skip message; panics in CI. The
-/// message goes straight to the process's stderr: libtest captures what a
-/// passing test prints with `eprintln!`, and a skip must be seen.
+/// The etcd binary, or None after a loud skip message; panics in CI.
 fn etcd_or_skip() -> Option<PathBuf> {
-    if let Some(bin) = etcd_binary() {
-        return Some(bin);
-    }
-    assert!(
-        !in_ci(),
-        "etcd not found and CI is set, so this test may not skip: \
-         install Debian package etcd-server (apt-get install etcd-server); .ci/run does"
-    );
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("this test")
-        .to_string();
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!!\n!!! {ETCD_MISSING}\n!!! ({test} did not run)\n!!!!!!!!\n"
-    );
-    None
+    etcd_binary().or_else(|| {
+        crate::missing_binary("etcd", "etcd-server", ETCD_MISSING);
+        None
+    })
 }
 
 /// The etcd cluster of a test, or `return` from the test (after a loud skip

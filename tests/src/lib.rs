@@ -19,7 +19,7 @@ mod prometheus;
 
 pub use etcd::{
     ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, EtcdTls,
-    etcd_binary, etcd_store_yml, http_get, http_post, in_ci,
+    etcd_binary, etcd_store_yml, http_get, http_post,
 };
 pub use prometheus::{
     HttpAnswer, PROMETHEUS_MISSING, PROMTOOL_MISSING, PrometheusServer, ToolOutput,
@@ -52,6 +52,34 @@ reconnect:
   max_delay: 500ms
   jitter: 0.2
 ";
+
+/// Whether the tests run in CI (`CI` set, and not to `0`/`false`): there a
+/// missing etcd or Prometheus is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// A system binary a test needs (`name`, from Debian's `package`) is
+/// missing: a failure in CI, else a loud skip message `missing` for the
+/// calling test. It goes straight to the process's stderr: libtest
+/// captures what a passing test prints with `eprintln!`, and a skip must
+/// be seen.
+pub fn missing_binary(name: &str, package: &str, missing: &str) {
+    use std::io::Write as _;
+    assert!(
+        !in_ci(),
+        "{name} not found and CI is set, so this test may not skip: \
+         install Debian package {package} (apt-get install {package}); .ci/run does"
+    );
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!!\n!!! {missing}\n!!! ({test} did not run)\n!!!!!!!!\n"
+    );
+}
 
 /// Path of a workspace binary built next to the test executable.
 pub fn bin(name: &str) -> PathBuf {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Proc, free_port, in_ci};
+use crate::{Proc, free_port};
 
 /// What a test prints when it skips for want of promtool.
 pub const PROMTOOL_MISSING: &str = "SKIPPED: promtool not found (Debian package prometheus)";
@@ -41,24 +41,10 @@ fn find(name: &str) -> Option<PathBuf> {
 
 /// `name`, or None after a loud skip message `missing`; panics in CI.
 fn or_skip(name: &str, missing: &str) -> Option<PathBuf> {
-    if let Some(bin) = find(name) {
-        return Some(bin);
-    }
-    assert!(
-        !in_ci(),
-        "{name} not found and CI is set, so this test may not skip: \
-         install Debian package prometheus (apt-get install prometheus); .ci/run does"
-    );
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("this test")
-        .to_string();
-    // Straight to stderr: libtest captures what a passing test prints.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!!\n!!! {missing}\n!!! ({test} did not run)\n!!!!!!!!\n"
-    );
-    None
+    find(name).or_else(|| {
+        crate::missing_binary(name, "prometheus", missing);
+        None
+    })
 }
 
 /// The promtool binary, or None after a loud skip message (a panic in CI).
