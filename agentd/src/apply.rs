@@ -65,20 +65,42 @@ pub enum ApplyError {
     DiskFull(String),
     #[error("cannot write {path}: {message}")]
     Io { path: String, message: String },
-    #[error(
-        "reload command failed with exit code {code}; previous config restored{}",
-        tail(stderr)
-    )]
-    ReloadFailed { code: i32, stderr: String },
-    #[error(
-        "reload command killed by signal {signal}; previous config restored{}",
-        tail(stderr)
-    )]
-    ReloadKilled { signal: i32, stderr: String },
-    #[error("reload command timed out after {}; previous config restored", cdn_common::duration::short(*after))]
-    ReloadTimeout { after: Duration },
-    #[error("cannot run reload command: {0}; previous config restored")]
-    ReloadSpawn(String),
+    /// The reload command failed; the file was put back as it was.
+    #[error("{cause}; {undo}{}", tail(cause.stderr()))]
+    Reload { cause: ReloadError, undo: Undo },
+}
+
+/// How a reload command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    #[error("reload command failed with exit code {code}")]
+    Failed { code: i32, stderr: String },
+    #[error("reload command killed by signal {signal}")]
+    Killed { signal: i32, stderr: String },
+    #[error("reload command timed out after {}", cdn_common::duration::short(*after))]
+    Timeout { after: Duration },
+    #[error("cannot run reload command: {0}")]
+    Spawn(String),
+}
+
+impl ReloadError {
+    /// What the command wrote to stderr, if anything was kept.
+    fn stderr(&self) -> &str {
+        match self {
+            Self::Failed { stderr, .. } | Self::Killed { stderr, .. } => stderr,
+            Self::Timeout { .. } | Self::Spawn(_) => "",
+        }
+    }
+}
+
+/// What was done with the file after a failed reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Undo {
+    #[error("previous config restored")]
+    Restored,
+    /// It was the first config the node got: there was nothing to restore.
+    #[error("the new file removed (there was no previous config)")]
+    Removed,
 }
 
 fn location(line: Option<usize>, column: Option<usize>) -> String {
@@ -157,6 +179,61 @@ impl Paths {
     }
 }
 
+impl Paths {
+    /// Deletes temporary files an agent killed while writing left behind
+    /// (`.edge.yml.tmp-<pid>`, and those of the state file and the kept
+    /// versions): full-size copies nobody will rename. Files of a process
+    /// that still runs are left alone.
+    fn remove_stale_temp_files(&self) {
+        let Some(name) = self
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            return;
+        };
+        let prefix = format!(".{name}");
+        for dir in [&self.dir, &self.versions] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                let in_versions = dir == &self.versions;
+                let ours = in_versions || file_name.starts_with(&prefix);
+                let Some(pid) = file_name
+                    .rsplit_once(".tmp-")
+                    .and_then(|(_, pid)| pid.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                if !ours || process_runs(pid) {
+                    continue;
+                }
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        info!(file = %entry.path().display(), "removed a temporary file left by an interrupted write")
+                    }
+                    Err(e) => {
+                        warn!(file = %entry.path().display(), error = %e, "cannot remove a leftover temporary file")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether process `pid` runs (other than this one).
+fn process_runs(pid: i32) -> bool {
+    if pid == std::process::id() as i32 || pid <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 /// Cached hash of the file on disk, keyed by its size and mtime.
 #[derive(Debug, Default)]
 struct DiskHash {
@@ -183,6 +260,7 @@ impl Applier {
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
         let paths = Paths::new(&cfg.path);
+        paths.remove_stale_temp_files();
         let applied = std::fs::read(&paths.state)
             .ok()
             .and_then(|b| serde_json::from_slice::<Applied>(&b).ok())
@@ -336,14 +414,19 @@ impl Applier {
         let (previous, content) =
             blocking(move || write_phase(&paths, &settings, &req2, last)).await?;
         if let Some(cmd) = cfg.reload_command.as_deref()
-            && let Err(e) = self.reload(cmd, cfg.reload_timeout, req.version).await
+            && let Err(cause) = self.reload(cmd, cfg.reload_timeout, req.version).await
         {
             let paths = Arc::clone(&self.paths);
+            let undo = if previous.is_some() {
+                Undo::Restored
+            } else {
+                Undo::Removed
+            };
             let restored = blocking(move || restore(&paths, previous.as_deref())).await;
             if let Err(r) = restored {
                 warn!(error = %r, "cannot restore the previous config");
             }
-            return Err(e);
+            return Err(ApplyError::Reload { cause, undo });
         }
         let paths = Arc::clone(&self.paths);
         let applied = Applied {
@@ -361,7 +444,12 @@ impl Applier {
     /// Runs the reload command in its own process group. Its exit decides,
     /// not the closing of its stderr (a daemon it restarts may keep that
     /// open); past the timeout the whole group is killed.
-    async fn reload(&self, cmd: &str, after: Duration, version: Version) -> Result<(), ApplyError> {
+    async fn reload(
+        &self,
+        cmd: &str,
+        after: Duration,
+        version: Version,
+    ) -> Result<(), ReloadError> {
         use tokio::io::AsyncReadExt;
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
@@ -376,7 +464,7 @@ impl Applier {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| ApplyError::ReloadSpawn(e.to_string()))?;
+            .map_err(|e| ReloadError::Spawn(e.to_string()))?;
         let group = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
         let mut stderr = child.stderr.take();
         let mut tail: Vec<u8> = Vec::new();
@@ -384,7 +472,7 @@ impl Applier {
         let deadline = tokio::time::Instant::now() + after;
         let status = loop {
             tokio::select! {
-                s = child.wait() => break s.map_err(|e| ApplyError::ReloadSpawn(e.to_string()))?,
+                s = child.wait() => break s.map_err(|e| ReloadError::Spawn(e.to_string()))?,
                 n = read_some(&mut stderr, &mut buf) => match n {
                     Some(n) => {
                         tail.extend_from_slice(&buf[..n]);
@@ -397,7 +485,7 @@ impl Applier {
                     if let Some(g) = group {
                         let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
                     }
-                    return Err(ApplyError::ReloadTimeout { after });
+                    return Err(ReloadError::Timeout { after });
                 }
             }
         };
@@ -422,9 +510,9 @@ impl Applier {
         let stderr = String::from_utf8_lossy(err).into_owned();
         use std::os::unix::process::ExitStatusExt;
         match (status.code(), status.signal()) {
-            (Some(code), _) => Err(ApplyError::ReloadFailed { code, stderr }),
-            (None, Some(signal)) => Err(ApplyError::ReloadKilled { signal, stderr }),
-            _ => Err(ApplyError::ReloadFailed { code: -1, stderr }),
+            (Some(code), _) => Err(ReloadError::Failed { code, stderr }),
+            (None, Some(signal)) => Err(ReloadError::Killed { signal, stderr }),
+            _ => Err(ReloadError::Failed { code: -1, stderr }),
         }
     }
 }
@@ -744,6 +832,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn temporary_files_of_a_killed_agent_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path());
+        let paths = Paths::new(&c.path);
+        std::fs::create_dir_all(&paths.versions).unwrap();
+        // A pid no process has: the highest a 64-bit Linux allows, plus one.
+        let dead = 4_194_305;
+        let stale = [
+            dir.path().join(format!(".edge.yml.tmp-{dead}")),
+            dir.path().join(format!(".edge.yml.state.tmp-{dead}")),
+            dir.path()
+                .join(format!(".edge.yml.tmp-{}", std::process::id())),
+            paths.versions.join(format!("7.tmp-{dead}")),
+        ];
+        // Another file's, and one of a process that runs (pid 1).
+        let kept = [
+            dir.path().join(format!(".other.yml.tmp-{dead}")),
+            dir.path().join(".edge.yml.tmp-1"),
+            dir.path().join("edge.yml"),
+        ];
+        for f in stale.iter().chain(&kept) {
+            std::fs::write(f, b"x").unwrap();
+        }
+        let _a = start(c);
+        for f in &stale {
+            assert!(!f.exists(), "{} left", f.display());
+        }
+        for f in &kept {
+            assert!(f.exists(), "{} removed", f.display());
+        }
+    }
+
+    #[tokio::test]
     async fn applies_keeps_versions_and_remembers_state() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = cfg(dir.path());
@@ -845,7 +966,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("exit code 3") && e.contains("broken config"),
+            e.contains("exit code 3")
+                && e.contains("previous config restored")
+                && e.contains("broken config"),
             "{e}"
         );
         assert_eq!(
@@ -853,6 +976,24 @@ mod tests {
             "ok: 1\n"
         );
         assert_eq!(b.applied().version, Version::new(1));
+    }
+
+    #[tokio::test]
+    async fn a_first_config_whose_reload_fails_is_removed_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.reload_command = Some("exit 4".into());
+        let a = start(c);
+        let e = run(&a, req(1, "ok: 1\n"))
+            .await
+            .result
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "reload command failed with exit code 4; the new file removed (there was no previous config)"
+        );
+        assert!(!dir.path().join("edge.yml").exists());
     }
 
     #[tokio::test]

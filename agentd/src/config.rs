@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdn_common::config::{ConfigError, HostPort, Invalid, Validate};
-use cdn_proto::limits::MAX_LABELS;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The configuration in force, replaced whole when SIGHUP reloads
@@ -113,7 +112,8 @@ pub struct ManagedConfig {
     /// Run with `sh -c` after a successful write; a failure restores the
     /// previous file.
     pub reload_command: Option<String>,
-    /// Limit on the reload command.
+    /// Limit on the reload command; below cdnctl's push wait (30 s), so a
+    /// hanging reload is reported failed rather than pending.
     #[serde(with = "cdn_common::duration")]
     pub reload_timeout: Duration,
     /// An apply is refused unless this many bytes stay free after it.
@@ -134,7 +134,7 @@ impl Default for ManagedConfig {
             path: PathBuf::from("/etc/cdn-agent/edge.yml"),
             keep: NonZeroU32::new(5).expect("5 is not zero"),
             reload_command: None,
-            reload_timeout: Duration::from_secs(30),
+            reload_timeout: Duration::from_secs(20),
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             check_yaml: true,
         }
@@ -341,14 +341,71 @@ impl Validate for AgentConfig {
         if let Some(id) = &self.node.id {
             cdn_common::check_node_id(id).map_err(|m| Invalid::new("node.id", m))?;
         }
-        if self.node.labels.len() > MAX_LABELS {
-            return Err(Invalid::new(
-                "node.labels",
-                format!("{} labels, at most {MAX_LABELS}", self.node.labels.len()),
-            ));
-        }
+        cdn_common::check_labels(self.node.labels.iter())
+            .map_err(|m| Invalid::new("node.labels", m))?;
         if self.config.path.file_name().is_none() || self.config.path.as_os_str().is_empty() {
             return Err(Invalid::new("config.path", "must name a file"));
+        }
+        if self.config.path.is_dir() {
+            return Err(Invalid::new(
+                "config.path",
+                format!(
+                    "{} is a directory; name the file pushed configs are written to",
+                    self.config.path.display()
+                ),
+            ));
+        }
+        for (key, d, min, max) in [
+            (
+                "heartbeat.interval",
+                self.heartbeat.interval,
+                SHORTEST_INTERVAL,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "heartbeat.timeout",
+                self.heartbeat.timeout,
+                SHORTEST_INTERVAL,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "status.collect_interval",
+                self.status.collect_interval,
+                SHORTEST_INTERVAL,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "status.report_interval",
+                self.status.report_interval,
+                SHORTEST_INTERVAL,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "master.dial_timeout",
+                self.master.dial_timeout,
+                Duration::ZERO,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "master.keepalive.time",
+                self.master.keepalive.time,
+                Duration::ZERO,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "master.keepalive.timeout",
+                self.master.keepalive.timeout,
+                Duration::ZERO,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "config.reload_timeout",
+                self.config.reload_timeout,
+                Duration::ZERO,
+                LONGEST_INTERVAL,
+            ),
+        ] {
+            within(key, d, min, max)?;
         }
         if self
             .config
@@ -392,6 +449,38 @@ impl Validate for AgentConfig {
         }
         Ok(())
     }
+}
+
+/// Heartbeats and status reports no more often than this: a 1 ms
+/// heartbeat is a typo that would load the master.
+const SHORTEST_INTERVAL: Duration = Duration::from_millis(100);
+/// Intervals and timeouts of the agent no longer than this: a heartbeat
+/// an hour apart already means the node shows offline for most of it.
+const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// `d` of `key` lies in `min..=max`.
+fn within(key: &str, d: Duration, min: Duration, max: Duration) -> Result<(), Invalid> {
+    if d < min {
+        return Err(Invalid::new(
+            key,
+            format!(
+                "{} is shorter than the {} allowed",
+                cdn_common::duration::short(d),
+                cdn_common::duration::short(min)
+            ),
+        ));
+    }
+    if d > max {
+        return Err(Invalid::new(
+            key,
+            format!(
+                "{} is longer than the {} allowed",
+                cdn_common::duration::short(d),
+                cdn_common::duration::short(max)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -56,3 +56,57 @@ fn bad_node_id_is_refused() {
     assert_eq!(code, Some(78), "{err}");
     assert!(err.contains("node.id"), "{err}");
 }
+
+#[test]
+fn durations_out_of_bounds_are_refused_with_line_and_key() {
+    for (yaml, key, line, why) in [
+        // Once a backtrace (exit 101) from clock arithmetic.
+        (
+            "heartbeat:\n  interval: 18446744073709551615s\n",
+            "heartbeat.interval",
+            2,
+            "at most 3650d",
+        ),
+        (
+            "heartbeat:\n  interval: 1ms\n",
+            "heartbeat.interval",
+            2,
+            "shorter than the 100ms",
+        ),
+        (
+            "master:\n  keepalive:\n    time: 30d\n",
+            "master.keepalive.time",
+            3,
+            "longer than the 1h",
+        ),
+        (
+            "config:\n  reload_timeout: 2h\n",
+            "config.reload_timeout",
+            2,
+            "longer than the 1h",
+        ),
+    ] {
+        let (code, err) = run_with(yaml);
+        assert_eq!(code, Some(78), "{yaml}: {err}");
+        assert!(err.contains(&format!("agent.yml:{line}")), "{yaml}: {err}");
+        assert!(err.contains(key) && err.contains(why), "{yaml}: {err}");
+    }
+}
+
+#[test]
+fn a_directory_as_config_path_and_an_overlong_label_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = run_with(&format!("config:\n  path: {}\n", dir.path().display()));
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("config.path") && err.contains("is a directory"),
+        "{err}"
+    );
+    // Once accepted here and then refused by the master at every try.
+    let (code, err) = run_with(&format!("node:\n  labels:\n    pop: {}\n", "x".repeat(254)));
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("node.labels") && err.contains("254 bytes, at most 253"),
+        "{err}"
+    );
+}

@@ -19,7 +19,16 @@ pub enum DurationError {
     /// Zero, where an interval or a timeout is wanted.
     #[error("must be greater than zero")]
     Zero,
+    /// Longer than [`MAX`]: a typo, and a value that would overflow the
+    /// clocks it is added to.
+    #[error("must be at most 3650d (ten years)")]
+    TooLong,
 }
+
+/// Longest duration any config key or flag takes: ten years (the longest
+/// certificate lifetime anyone should ask for). Far longer values would
+/// overflow clock arithmetic at run time.
+pub const MAX: Duration = Duration::from_secs(3650 * 24 * 3600);
 
 /// Parses `text` as written: a human duration (`10s`, `500ms`, `5m`),
 /// refusing zero and bare numbers. The one parser behind [`parse`] and
@@ -28,6 +37,9 @@ pub fn parse_nonzero(text: &str) -> Result<Duration, DurationError> {
     let d = humantime::parse_duration(text).map_err(|e| DurationError::Syntax(e.to_string()))?;
     if d.is_zero() {
         return Err(DurationError::Zero);
+    }
+    if d > MAX {
+        return Err(DurationError::TooLong);
     }
     Ok(d)
 }
@@ -40,6 +52,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "invalid duration `{text}` ({why}); write it with a unit, for example 10s, 500ms or 5m"
         ),
         DurationError::Zero => format!("duration `{text}` must be greater than zero"),
+        DurationError::TooLong => format!("duration `{text}` {e}"),
     })
 }
 
@@ -49,7 +62,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 pub fn parse_flag(text: &str) -> Result<Duration, String> {
     parse_nonzero(text).map_err(|e| match e {
         DurationError::Syntax(why) => format!("{why} (write e.g. 10s, 500ms)"),
-        DurationError::Zero => e.to_string(),
+        DurationError::Zero | DurationError::TooLong => e.to_string(),
     })
 }
 
@@ -93,6 +106,24 @@ pub fn short(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_bounded_before_they_reach_a_clock() {
+        assert_eq!(parse("3650d").unwrap(), MAX);
+        assert_eq!(
+            parse("8760h").unwrap(),
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        for huge in ["3651d", "18446744073709551615s", "1000y"] {
+            let e = parse(huge).unwrap_err();
+            assert!(e.contains("at most 3650d"), "{huge}: {e}");
+        }
+        assert!(parse("600000000000000000000ns").is_err());
+        assert_eq!(
+            parse_flag("100y").unwrap_err(),
+            "must be at most 3650d (ten years)"
+        );
+    }
 
     #[test]
     fn seed_forms_parse() {

@@ -85,6 +85,38 @@ pub fn check_node_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// Node labels as the master takes them: at most `MAX_LABELS`, keys
+/// non-empty, keys and values at most `MAX_LABEL_BYTES` (a DNS name). The
+/// agent checks its own at start, so a bad label is a config error there
+/// rather than a registration refused over and over.
+pub fn check_labels<'a>(
+    labels: impl ExactSizeIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), String> {
+    use cdn_proto::limits::{MAX_LABEL_BYTES, MAX_LABELS};
+    if labels.len() > MAX_LABELS {
+        return Err(format!(
+            "{} labels given, at most {MAX_LABELS} allowed",
+            labels.len()
+        ));
+    }
+    for (k, v) in labels {
+        if k.is_empty() || k.len() > MAX_LABEL_BYTES {
+            return Err(format!(
+                "label key `{}` is empty or longer than {MAX_LABEL_BYTES} bytes",
+                k.escape_default()
+            ));
+        }
+        if v.len() > MAX_LABEL_BYTES {
+            return Err(format!(
+                "the value of label `{}` is {} bytes, at most {MAX_LABEL_BYTES} allowed",
+                k.escape_default(),
+                v.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A short lowercase description of an I/O error ("connection refused").
 pub fn describe_io(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;

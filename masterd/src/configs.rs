@@ -37,6 +37,9 @@ use crate::registry::Registry;
 use crate::store::{FailedApply, Loaded, NodeConfigRecord, Store, VersionRecord, Write};
 use crate::wire::{Encoder, Prepared, WirePayload};
 
+/// Time a just-registered node has to open its command stream before a
+/// push counts it as pending.
+const STREAM_WAIT: Duration = Duration::from_secs(3);
 /// Time a fan-out may wait for room in one agent's command queue.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a push re-reads node state for answers it may have missed.
@@ -497,7 +500,9 @@ impl Configs {
     }
 
     async fn send_chunks(&self, node: &str, payload: &WirePayload) -> bool {
-        let Some(tx) = self.state.registry.command_tx(node) else {
+        // A node that registered a moment ago may not have opened its
+        // stream yet: it is online, so it is given that moment.
+        let Some(tx) = self.state.registry.command_tx_soon(node, STREAM_WAIT).await else {
             return false;
         };
         let accepts = self.state.registry.accept_encodings(node);

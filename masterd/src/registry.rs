@@ -570,6 +570,23 @@ impl Registry {
             .map(|slot| slot.tx.clone())
     }
 
+    /// The node's command stream; a node that has just registered (online,
+    /// stream not open yet) gets up to `wait` to open it.
+    pub async fn command_tx_soon(&self, node_id: &str, wait: Duration) -> Option<CommandTx> {
+        const POLL: Duration = Duration::from_millis(20);
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(tx) = self.command_tx(node_id) {
+                return Some(tx);
+            }
+            let live = self.state(node_id).is_some_and(|s| s != NodeState::Offline);
+            if !live || Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The node's state now and, unless online, why; nothing allocated.
     fn judge<'a>(&self, node: &'a Node, now: Instant) -> (NodeState, Why<'a>) {
         match &node.session {

@@ -572,8 +572,8 @@ pub const AGENT_YML: &[Row] = &[
     },
     Row {
         keys: r#"`config.reload_timeout`"#,
-        default: r#"`30s`"#,
-        effect: r#"limit on the reload command; past it the command is killed and the previous file restored"#,
+        default: r#"`20s`"#,
+        effect: r#"limit on the reload command (at most 1h); past it the command is killed and the previous file restored. Shorter than `cdnctl config push --timeout` (30 s), so a hanging reload shows as failed, not pending"#,
     },
     Row {
         keys: r#"`config.min_free_bytes`"#,
