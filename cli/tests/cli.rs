@@ -588,3 +588,23 @@ fn which_bash() -> Result<std::path::PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+#[test]
+fn a_file_without_yaml_content_is_not_pushed_without_allow_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.yml");
+    std::fs::write(&file, "# nothing here yet\n---\n\n").unwrap();
+    let path = file.to_str().unwrap();
+    let master = ["--insecure", "--master", "127.0.0.1:9"];
+    let (code, _, err) = cdnctl(&[&master[..], &["config", "push", path]].concat());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("has no YAML content") && err.contains("--allow-empty"),
+        "{err}"
+    );
+    // With the flag it goes on, to the (absent) master.
+    let (code, _, err) =
+        cdnctl(&[&master[..], &["config", "push", path, "--allow-empty"]].concat());
+    assert_ne!(code, Some(0), "{err}");
+    assert!(!err.contains("has no YAML content"), "{err}");
+}

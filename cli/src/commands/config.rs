@@ -98,6 +98,10 @@ pub struct PushArgs {
     /// Validate and show what would happen; store nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Push a file with no YAML content (empty, or only comments): every
+    /// target's config file becomes empty. Refused without this flag.
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -187,6 +191,15 @@ fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
+/// Whether `content` holds nothing but blanks, comments and document
+/// markers.
+fn no_yaml_content(content: &[u8]) -> bool {
+    String::from_utf8_lossy(content).lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    })
+}
+
 /// Checks `content` is YAML; the error names file, line and column.
 fn check_yaml(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {
     let text = std::str::from_utf8(content)
@@ -214,6 +227,12 @@ fn wait_ms(w: &WaitArgs) -> u64 {
 
 async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
     let content = std::sync::Arc::new(read_file(&a.file)?);
+    if !a.allow_empty && no_yaml_content(&content) {
+        return Err(CliError::Local(format!(
+            "{}: has no YAML content (empty or only comments); pushing it would empty the config file of every target — pass --allow-empty if that is what you want",
+            a.file.display()
+        )));
+    }
     // Check the YAML while the connection is being made.
     let checking = {
         let (path, content) = (a.file.clone(), std::sync::Arc::clone(&content));
