@@ -80,6 +80,17 @@ fn main() -> ExitCode {
         .map(|path| (path, args.data_dir.clone()));
     match runtime.block_on(masterd::daemon::serve(config, security, reload_from)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A file master.yml names cannot be used: a person must fix it, a
+        // restart loop would not.
+        Err(e)
+            if matches!(
+                e.downcast_ref(),
+                Some(masterd::server::ServeError::ConfigFile { .. })
+            ) =>
+        {
+            eprintln_config_error(&e.to_string());
+            ExitCode::from(cdn_common::EXIT_CONFIG)
+        }
         Err(e) => {
             error!("{e:#}");
             ExitCode::FAILURE

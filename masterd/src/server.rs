@@ -56,6 +56,13 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("TLS set-up failed: {0}")]
     Tls(String),
+    /// A file master.yml names cannot be used; a person must fix it.
+    #[error("key `{key}`: {path}: {message}")]
+    ConfigFile {
+        key: &'static str,
+        path: String,
+        message: String,
+    },
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error(
@@ -897,13 +904,19 @@ fn server_tls(
 ) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
     let (chain, key) = match (&cfg.cert_file, &cfg.key_file) {
         (Some(cert), Some(key)) => {
-            let read = |p: &std::path::Path| {
-                std::fs::read_to_string(p)
-                    .map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())))
+            let read = |key: &'static str, p: &std::path::Path| {
+                std::fs::read_to_string(p).map_err(|e| ServeError::ConfigFile {
+                    key,
+                    path: p.display().to_string(),
+                    message: cdn_common::describe_io(&e),
+                })
             };
-            let (cert_pem, key_pem) = (read(cert)?, read(key)?);
-            cdn_common::tls::pem_certs(&cert_pem)
-                .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+            let (cert_pem, key_pem) = (read("tls.cert_file", cert)?, read("tls.key_file", key)?);
+            cdn_common::tls::pem_certs(&cert_pem).map_err(|e| ServeError::ConfigFile {
+                key: "tls.cert_file",
+                path: cert.display().to_string(),
+                message: e.to_string(),
+            })?;
             (cert_pem, key_pem)
         }
         _ => {
@@ -917,10 +930,13 @@ fn server_tls(
 /// The last certificate of the operator's chain file: what credentials
 /// carry as the CA to check the master with.
 fn own_chain_anchor(cert_file: &std::path::Path) -> Result<String, ServeError> {
-    let pem = std::fs::read_to_string(cert_file)
-        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert_file.display())))?;
-    let certs = cdn_common::tls::pem_certs(&pem)
-        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert_file.display())))?;
+    let bad = |message: String| ServeError::ConfigFile {
+        key: "tls.cert_file",
+        path: cert_file.display().to_string(),
+        message,
+    };
+    let pem = std::fs::read_to_string(cert_file).map_err(|e| bad(cdn_common::describe_io(&e)))?;
+    let certs = cdn_common::tls::pem_certs(&pem).map_err(|e| bad(e.to_string()))?;
     Ok(certs
         .last()
         .map(|c| cdn_common::tls::der_to_pem(c))

@@ -99,3 +99,26 @@ fn second_master_on_the_same_data_dir_is_refused() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("in use by another masterd"), "{err}");
 }
+
+#[test]
+fn a_missing_or_bad_tls_file_is_a_configuration_error_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let (code, err) = run_with(&format!(
+        "grpc:\n  addr: 127.0.0.1:0\ntls:\n  cert_file: {0}\n  key_file: {0}\n",
+        missing.display()
+    ));
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("key `tls.cert_file`") && err.contains("no such file"),
+        "{err}"
+    );
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let (code, err) = run_with(&format!(
+        "grpc:\n  addr: 127.0.0.1:0\ntls:\n  cert_file: {0}\n  key_file: {0}\n",
+        junk.display()
+    ));
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("key `tls.cert_file`"), "{err}");
+}
