@@ -38,10 +38,26 @@ const PKI_FILES: [&str; 2] = ["ca.key", "ca.crt"];
 /// Master state in a redb file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     /// `<data_dir>/pki`: the CA files, exported and imported with the rest.
     pki_dir: PathBuf,
 }
+
+/// The open database, and what it takes to open it again. After an I/O
+/// error (a full disk) redb refuses every later call until the file is
+/// opened again ("Previous I/O error occurred"): the next call reopens it,
+/// so the store works again as soon as the disk does, without a restart.
+struct Handle {
+    path: PathBuf,
+    db: std::sync::Mutex<Option<Arc<Database>>>,
+    /// An operation failed with an I/O error: reopen before the next.
+    failed: std::sync::atomic::AtomicBool,
+    /// One reopen at a time.
+    reopening: tokio::sync::Mutex<()>,
+}
+
+/// Longest wait for operations in flight to let go of a failed database.
+const REOPEN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where an embedded table lives.
 enum Layout {
@@ -82,9 +98,28 @@ impl EmbeddedStore {
             message: format!("cannot create data directory: {e}"),
         })?;
         let path: PathBuf = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+        let db = Self::open_db(&path).map_err(|e| match e {
+            StoreError::InUse { .. } => StoreError::InUse {
                 dir: data_dir.display().to_string(),
+            },
+            other => other,
+        })?;
+        Ok(Self {
+            db: Arc::new(Handle {
+                path,
+                db: std::sync::Mutex::new(Some(Arc::new(db))),
+                failed: std::sync::atomic::AtomicBool::new(false),
+                reopening: tokio::sync::Mutex::new(()),
+            }),
+            pki_dir: crate::pki::dir_in(data_dir),
+        })
+    }
+
+    /// Opens (creating if needed) the redb file at `path` with every table.
+    fn open_db(path: &Path) -> Result<Database, StoreError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                dir: path.display().to_string(),
             },
             other => StoreError::Open {
                 path: path.display().to_string(),
@@ -94,7 +129,7 @@ impl EmbeddedStore {
         // Audit entries, configs and command lines: the owner's only.
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
         // Every table exists, so reads on a fresh store succeed.
         let txn = db.begin_write().map_err(io)?;
@@ -108,21 +143,80 @@ impl EmbeddedStore {
         txn.open_table(TOKENS).map_err(io)?;
         txn.open_table(AUDIT).map_err(io)?;
         txn.commit().map_err(io)?;
-        Ok(Self {
-            db: Arc::new(db),
-            pki_dir: crate::pki::dir_in(data_dir),
-        })
+        Ok(db)
     }
 
-    /// Runs `f` on the blocking pool.
+    /// Runs `f` on the blocking pool. An I/O error marks the database for
+    /// reopening before the next call.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
+        let db = self.database().await?;
+        let result = tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
+            .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?;
+        if matches!(result, Err(StoreError::Io(_))) {
+            self.db
+                .failed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// The database to use, opened again first if an operation failed.
+    async fn database(&self) -> Result<Arc<Database>, StoreError> {
+        use std::sync::atomic::Ordering;
+        let h = &self.db;
+        let current = || h.db.lock().ok().and_then(|d| d.clone());
+        if !h.failed.load(Ordering::SeqCst)
+            && let Some(db) = current()
+        {
+            return Ok(db);
+        }
+        let _one = h.reopening.lock().await;
+        if !h.failed.load(Ordering::SeqCst)
+            && let Some(db) = current()
+        {
+            return Ok(db);
+        }
+        let unavailable = |why: String| {
+            StoreError::Io(format!(
+                "the store is unavailable after an I/O error ({why}); it is opened again at the next operation"
+            ))
+        };
+        // redb keeps the file locked while any handle lives: wait for the
+        // operations in flight, then close it.
+        let old = h.db.lock().ok().and_then(|mut d| d.take());
+        if let Some(old) = old {
+            let deadline = std::time::Instant::now() + REOPEN_DRAIN;
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            if Arc::strong_count(&old) > 1 {
+                if let Ok(mut d) = h.db.lock() {
+                    *d = Some(old);
+                }
+                return Err(unavailable("operations still in flight".into()));
+            }
+            drop(old);
+        }
+        let path = h.path.clone();
+        let opened = tokio::task::spawn_blocking(move || Self::open_db(&path))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        match opened {
+            Ok(db) => {
+                let db = Arc::new(db);
+                if let Ok(mut d) = h.db.lock() {
+                    *d = Some(Arc::clone(&db));
+                }
+                h.failed.store(false, Ordering::SeqCst);
+                tracing::info!(file = %h.path.display(), "store opened again after an I/O error");
+                Ok(db)
+            }
+            Err(e) => Err(unavailable(e.to_string())),
+        }
     }
 
     /// Every record in one read transaction, table by table in
@@ -618,7 +712,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
-            let db = Arc::clone(&s.db);
+            let db = s.database().await.unwrap();
             let txn = db.begin_write().unwrap();
             txn.open_table(NODES)
                 .unwrap()

@@ -1,0 +1,122 @@
+//! Faults a real master meets (issue 15's fault suite starts here): a full
+//! disk under the master's store, made by the test with a small tmpfs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cdn_tests::{Master, TEST_MASTER_YML, ctl_at};
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct SmallDisk {
+    dir: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// None (after a loud message) where this process may not mount.
+    fn mount(size: &str) -> Option<Self> {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("disk");
+        std::fs::create_dir(&dir).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!!!!!!!\n!!! SKIPPED: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN); the full-disk test did not run\n!!!!!!!!\n"
+            );
+            return None;
+        }
+        Some(Self {
+            dir,
+            _parent: parent,
+        })
+    }
+
+    /// Fills what is left with one file; returns its path.
+    fn fill(&self) -> PathBuf {
+        let filler = self.dir.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        use std::io::Write as _;
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+fn push(master: &Master, file: &Path) -> cdn_tests::CtlOutput {
+    ctl_at(
+        &master.addr.to_string(),
+        ["config", "push", file.to_str().unwrap(), "--no-wait"],
+    )
+}
+
+#[test]
+fn a_full_disk_fails_writes_and_the_store_works_again_once_there_is_room() {
+    let Some(disk) = SmallDisk::mount("16m") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // The master's data directory (store, CA, credentials) on the small disk.
+    let master = Master::start_with_flags(&disk.dir.join("m"), TEST_MASTER_YML, 0, &["--insecure"]);
+    let small = work.path().join("small.yml");
+    std::fs::write(&small, "cache: 10g\n").unwrap();
+    let out = push(&master, &small);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    // Disk full: a push that needs room fails with a clear error.
+    let filler = disk.fill();
+    let big = work.path().join("big.yml");
+    let body: String = (0..60_000)
+        .map(|i| {
+            format!(
+                "k{i}: \"{:032x}\"\n",
+                (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            )
+        })
+        .collect();
+    std::fs::write(&big, &body).unwrap();
+    let out = push(&master, &big);
+    assert_ne!(out.code, Some(0), "a push onto a full disk: {}", out.stdout);
+    assert!(out.stderr.contains("store"), "{}", out.stderr);
+
+    // Room again: the same master takes writes, without a restart (redb
+    // alone would answer "Previous I/O error occurred" until reopened).
+    std::fs::remove_file(&filler).unwrap();
+    let out = push(&master, &big);
+    assert_eq!(out.code, Some(0), "after freeing space: {}", out.stderr);
+    let history = ctl_at(
+        &master.addr.to_string(),
+        ["config", "history", "-o", "json"],
+    );
+    assert_eq!(history.code, Some(0), "{}", history.stderr);
+    let versions: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(versions.len(), 2, "{}", history.stdout);
+    let shown = ctl_at(&master.addr.to_string(), ["config", "show", "1"]);
+    assert!(shown.stdout.contains("cache: 10g"), "{}", shown.stdout);
+    assert!(
+        master
+            .log_text()
+            .contains("store opened again after an I/O error"),
+        "{}",
+        master.log_text()
+    );
+    drop(master);
+}
