@@ -170,8 +170,17 @@ impl Pki {
         let cert = params.signed_by(&key, &self.issuer).map_err(gen_err)?;
         self.server_chain_pem = format!("{}{}", cert.pem(), self.ca_pem);
         self.server_key_pem = key.serialize_pem();
-        write_private(&dir.join("server.key"), self.server_key_pem.as_bytes())?;
-        write_private(&dir.join("server.crt"), self.server_chain_pem.as_bytes())?;
+        // Copies for the operator to look at: the master serves from memory
+        // and makes them anew at every start, so a full disk does not stop
+        // it from starting.
+        for (name, pem) in [
+            ("server.key", &self.server_key_pem),
+            ("server.crt", &self.server_chain_pem),
+        ] {
+            if let Err(e) = write_private(&dir.join(name), pem.as_bytes()) {
+                tracing::warn!(file = %dir.join(name).display(), error = %e, "cannot write the server certificate's copy; serving with the one in memory");
+            }
+        }
         Ok(())
     }
 

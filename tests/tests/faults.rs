@@ -74,8 +74,14 @@ fn a_full_disk_fails_writes_and_the_store_works_again_once_there_is_room() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    // The master's data directory (store, CA, credentials) on the small disk.
-    let master = Master::start_with_flags(&disk.dir.join("m"), TEST_MASTER_YML, 0, &["--insecure"]);
+    // The master's data directory (store, CA, credentials) on the small
+    // disk; its config and log beside the test. Over TLS, so a restart
+    // makes its server certificate again.
+    let data = disk.dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(work.path().join("m")).unwrap();
+    std::os::unix::fs::symlink(&data, work.path().join("m/data")).unwrap();
+    let master = Master::start(&work.path().join("m"), TEST_MASTER_YML, 0);
     let small = work.path().join("small.yml");
     std::fs::write(&small, "cache: 10g\n").unwrap();
     let out = push(&master, &small);
@@ -102,15 +108,6 @@ fn a_full_disk_fails_writes_and_the_store_works_again_once_there_is_room() {
     std::fs::remove_file(&filler).unwrap();
     let out = push(&master, &big);
     assert_eq!(out.code, Some(0), "after freeing space: {}", out.stderr);
-    let history = ctl_at(
-        &master.addr.to_string(),
-        ["config", "history", "-o", "json"],
-    );
-    assert_eq!(history.code, Some(0), "{}", history.stderr);
-    let versions: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
-    assert_eq!(versions.len(), 2, "{}", history.stdout);
-    let shown = ctl_at(&master.addr.to_string(), ["config", "show", "1"]);
-    assert!(shown.stdout.contains("cache: 10g"), "{}", shown.stdout);
     assert!(
         master
             .log_text()
@@ -118,5 +115,25 @@ fn a_full_disk_fails_writes_and_the_store_works_again_once_there_is_room() {
         "{}",
         master.log_text()
     );
+
+    // Full again, and a restart: with nothing new to write the master
+    // starts, and every acknowledged version is there.
+    let _filler = disk.fill();
+    let mut master = master;
+    master.restart();
+    let history = ctl_at(
+        &master.addr.to_string(),
+        ["config", "history", "-o", "json"],
+    );
+    assert_eq!(
+        history.code,
+        Some(0),
+        "restart on a full disk: {}",
+        history.stderr
+    );
+    let versions: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(versions.len(), 2, "{}", history.stdout);
+    let shown = ctl_at(&master.addr.to_string(), ["config", "show", "1"]);
+    assert!(shown.stdout.contains("cache: 10g"), "{}", shown.stdout);
     drop(master);
 }

@@ -131,7 +131,23 @@ impl EmbeddedStore {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        // Every table exists, so reads on a fresh store succeed.
+        // Every table exists, so reads on a fresh store succeed. Only a
+        // store missing one is written to: a master must start on a full
+        // disk when it has nothing new to write.
+        let complete = db.begin_read().is_ok_and(|r| {
+            r.open_table(NODES).is_ok()
+                && r.open_table(NODE_CONFIG).is_ok()
+                && r.open_table(VERSIONS).is_ok()
+                && r.open_table(CONTENT).is_ok()
+                && r.open_table(META).is_ok()
+                && r.open_table(EXECS).is_ok()
+                && r.open_table(CERTS).is_ok()
+                && r.open_table(TOKENS).is_ok()
+                && r.open_table(AUDIT).is_ok()
+        });
+        if complete {
+            return Ok(db);
+        }
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(NODES).map_err(io)?;
         txn.open_table(NODE_CONFIG).map_err(io)?;
