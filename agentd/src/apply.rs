@@ -434,7 +434,17 @@ impl Applier {
             hash: req.hash.clone(),
         };
         let state = applied.clone();
-        blocking(move || save_state(&paths, &state)).await?;
+        // The new file is live and its reload ran: that is the outcome,
+        // even if the note of it cannot be written (a full disk). Saying
+        // "failed, previous file unchanged" would be false; the next
+        // change writes the state again.
+        if let Err(e) = blocking(move || save_state(&paths, &state)).await {
+            warn!(
+                version = %req.version,
+                error = %e,
+                "applied, but cannot record the applied version in the state file; after a restart before the next change the version is applied once more"
+            );
+        }
         if let Ok(mut a) = self.applied.lock() {
             *a = applied;
         }
@@ -976,6 +986,29 @@ mod tests {
             "ok: 1\n"
         );
         assert_eq!(b.applied().version, Version::new(1));
+    }
+
+    #[tokio::test]
+    async fn a_state_file_that_cannot_be_written_does_not_turn_a_live_apply_into_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        let ran = dir.path().join("reloaded");
+        c.reload_command = Some(format!("touch {}", ran.display()));
+        // The state file's temporary name is taken by a directory: its
+        // write fails after the config file is live and reloaded.
+        let blocker = dir
+            .path()
+            .join(format!("..edge.yml.state.tmp-{}", std::process::id()));
+        std::fs::create_dir(&blocker).unwrap();
+        let a = start(c);
+        let o = run(&a, req(1, "ok: 1\n")).await;
+        assert!(o.result.is_ok(), "{:?}", o.result);
+        assert!(ran.exists(), "reload ran");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
+            "ok: 1\n"
+        );
+        assert_eq!(a.applied().version, Version::new(1));
     }
 
     #[tokio::test]
