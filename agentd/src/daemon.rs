@@ -176,9 +176,16 @@ pub async fn run(
     let link_task = tasks.spawn(link.run(shutdown));
     tasks.spawn(reload::on_hangups(hangups, reloader, stop.clone()));
     tasks.close();
-    let _ = link_task.await;
+    let refused = link_task.await.ok().flatten();
     stop.cancel();
     tasks.wait().await;
+    if let Some(why) = refused {
+        // Exit 78: the unit does not restart it; a person enrols it again.
+        return Err(AgentError::Identity(format!(
+            "the master refused this node's certificate ({why}); agentd stops instead of retrying (each try counts against this address's login budget). To enrol again, remove the certificate from {} and start with a new join token",
+            config.data_dir.display()
+        )));
+    }
     info!("agentd stopped");
     Ok(())
 }

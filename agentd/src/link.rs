@@ -75,6 +75,10 @@ pub enum LinkError {
     Timeout { addr: String, after: Duration },
     #[error("master refused registration: {0}")]
     Refused(String),
+    /// UNAUTHENTICATED at registration: the certificate is revoked or not
+    /// this master's.
+    #[error("master refused this node's certificate: {0}")]
+    CertificateRefused(String),
     #[error("heartbeat unanswered for {}; dropping the connection", cdn_common::duration::short(*.0))]
     HeartbeatTimeout(Duration),
     #[error("master no longer knows this session: {0}")]
@@ -303,12 +307,15 @@ impl Link {
     /// Runs until `shutdown`: connect, register, serve the session, back off,
     /// and again, as the [`Dialer`] says. Never returns because the master
     /// is away.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Serves sessions until `shutdown`; returns why the agent cannot go
+    /// on by itself (its certificate was refused: revoked, or the master
+    /// does not know it), None after a shutdown.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Option<String> {
         let mut dialer = match Dialer::for_master(&self.config().master) {
             Ok(d) => d,
             Err(e) => {
                 error!("{e}");
-                return;
+                return Some(e.to_string());
             }
         };
         let mut ever_connected = false;
@@ -318,7 +325,7 @@ impl Link {
                 n => format!("connecting to master {addr} (try {})", n + 1),
             });
             let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return None,
                 r = self.connect_and_register(&addr, dialer.unreachable_leader().cloned()) => r,
             };
             let (mut client, mut granted) = match outcome {
@@ -327,6 +334,10 @@ impl Link {
                     self.say(|| format!("not registered: {e}"));
                     self.ping_less_if_told(&e);
                     match &e {
+                        // Retrying cannot help, and every try counts
+                        // against this address's failed-login budget at
+                        // the master (other agents behind it share it).
+                        LinkError::CertificateRefused(why) => return Some(why.clone()),
                         LinkError::Refused(_) => error!(master = %addr, "{e}"),
                         // The dialer says which leader it dials next.
                         LinkError::Standby {
@@ -377,7 +388,7 @@ impl Link {
                 };
                 info!(master = %addr, "{what} changed (agent.yml reloaded); registering again");
                 let again = tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return None,
                     r = self.register(&mut client, &addr, None, true) => r,
                 };
                 match again {
@@ -396,7 +407,7 @@ impl Link {
             drop(execs);
             dialer.session_ended(self.healthy.load(Ordering::Relaxed));
             match end {
-                None => return,
+                None => return None,
                 Some(e) => {
                     self.say(|| format!("disconnected from master {addr} ({e}); reconnecting"));
                     warn!(master = %addr, error = %e, "session ended; reconnecting");
@@ -408,6 +419,7 @@ impl Link {
                 }
             }
         }
+        None
     }
 
     /// The master closed the connection with GOAWAY `too_many_pings`
@@ -543,10 +555,10 @@ impl Link {
                 after: timeout,
             })?
             .map_err(|s| match s.code() {
-                Code::AlreadyExists
-                | Code::InvalidArgument
-                | Code::PermissionDenied
-                | Code::Unauthenticated => LinkError::Refused(s.message().to_string()),
+                Code::AlreadyExists | Code::InvalidArgument | Code::PermissionDenied => {
+                    LinkError::Refused(s.message().to_string())
+                }
+                Code::Unauthenticated => LinkError::CertificateRefused(s.message().to_string()),
                 _ => standby(&s).unwrap_or_else(|| LinkError::Rpc(status_line(&s))),
             })?
             .into_inner();

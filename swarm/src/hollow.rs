@@ -120,6 +120,7 @@ async fn run_agent(
     };
     let applier = Applier::start(config.config.clone(), shutdown.clone(), &shared.tasks);
     let executor = Executor::new(config.exec.clone());
+    let name = node_id.clone();
     let link = Link::new(
         config,
         node_id,
@@ -130,5 +131,7 @@ async fn run_agent(
     );
     let _ = slot.counters.set(link.counters());
     let _ = slot.link_started.set(Instant::now());
-    link.run(shutdown).await;
+    if let Some(why) = link.run(shutdown).await {
+        tracing::warn!(node = %name, "hollow agent stopped: {why}");
+    }
 }

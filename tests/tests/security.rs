@@ -231,15 +231,16 @@ fn a_revoked_node_is_cut_off_and_cannot_reconnect() {
             .is_some_and(|r| r.contains("revoked")),
         "{gone}"
     );
-    // It keeps trying and keeps being refused.
-    wait_for("agent-1 refused twice", || {
-        (fleet.agents[0]
-            .log_text()
-            .matches("certificate revoked or unknown")
-            .count()
-            >= 2)
-            .then_some(())
-    });
+    // Refused, it stops with exit 78 (the unit does not restart it)
+    // instead of retrying forever against its address's login budget.
+    assert_eq!(fleet.agents[0].wait_exit(), Some(78));
+    let log = fleet.agents[0].log_text();
+    assert_eq!(
+        log.matches("certificate revoked or unknown").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("To enrol again"), "{log}");
     assert_eq!(fleet.node("agent-1").unwrap()["status"], "offline");
     assert_eq!(fleet.node("agent-2").unwrap()["status"], "online");
     let again = fleet.master.manage(["node", "revoke", "agent-1"]);
