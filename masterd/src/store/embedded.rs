@@ -56,6 +56,9 @@ struct Handle {
     reopening: tokio::sync::Mutex<()>,
 }
 
+/// The store's page cache in the master's memory.
+const STORE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// Longest wait for operations in flight to let go of a failed database.
 const REOPEN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -117,15 +120,21 @@ impl EmbeddedStore {
 
     /// Opens (creating if needed) the redb file at `path` with every table.
     fn open_db(path: &Path) -> Result<Database, StoreError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
-                dir: path.display().to_string(),
-            },
-            other => StoreError::Open {
-                path: path.display().to_string(),
-                message: other.to_string(),
-            },
-        })?;
+        // redb caches up to 1 GiB by default, and the cache only grows:
+        // reading config history (a viewer may) would take the master's
+        // memory with it. Reads past the cache go to the page cache.
+        let db = redb::Builder::new()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                    dir: path.display().to_string(),
+                },
+                other => StoreError::Open {
+                    path: path.display().to_string(),
+                    message: other.to_string(),
+                },
+            })?;
         // Audit entries, configs and command lines: the owner's only.
         {
             use std::os::unix::fs::PermissionsExt;
