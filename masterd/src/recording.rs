@@ -494,3 +494,94 @@ pub fn nodes_of(found: &[Found]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recordings(dir: &Path, policy: RecordingConfig) -> Arc<Recordings> {
+        Arc::new(Recordings::new(dir, policy, Arc::new(Metrics::default())))
+    }
+
+    fn header(id: u64, node: &str) -> Header {
+        Header {
+            exec_id: id,
+            session_id: id,
+            user: "ann".into(),
+            node: node.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn retention_deletes_the_oldest_whole_recordings_past_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recordings(dir.path(), RecordingConfig::default());
+        for id in 1..=3 {
+            for node in ["a", "b"] {
+                let mut rec = r.start(header(id, node)).unwrap();
+                rec.stdout(&[b'x'; 400]);
+                rec.exit(0);
+                let s = rec.finish();
+                assert!(s.error.is_empty(), "{}", s.error);
+            }
+        }
+        let all = r.list(0, None, "", 0).unwrap();
+        assert_eq!(all.len(), 6);
+        let per_id: u64 = all
+            .iter()
+            .filter(|f| f.header.exec_id == 3)
+            .map(|f| f.bytes)
+            .sum();
+        let mut policy = RecordingConfig::default();
+        policy.retention.max_bytes = 2 * per_id + per_id / 2;
+        r.set_policy(policy);
+        r.sweep();
+        let left = r.list(0, None, "", 0).unwrap();
+        let ids: Vec<u64> = left.iter().map(|f| f.header.exec_id).collect();
+        assert_eq!(ids, [3, 3, 2, 2], "id 1 went, whole");
+        let mode = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&left[0].path), 0o600);
+        assert_eq!(mode(left[0].path.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn a_running_session_is_never_swept_and_a_group_shares_one_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut policy = RecordingConfig::default();
+        policy.retention.max_bytes = 1;
+        let r = recordings(dir.path(), policy);
+        let mut running = r.start(header(5, "a")).unwrap();
+        running.stdout(b"still here\n");
+        running.flush();
+        r.sweep();
+        assert_eq!(r.list(5, None, "still", 0).unwrap().len(), 1);
+        drop(running);
+        r.sweep();
+        assert!(r.list(5, None, "", 0).unwrap().is_empty());
+
+        assert_eq!(r.group_id("ann", "k", 7), 7);
+        assert_eq!(r.group_id("ann", "k", 8), 7);
+        assert_eq!(r.group_id("bob", "k", 9), 9, "keys are per user");
+        assert_eq!(r.group_id("ann", "", 10), 10);
+    }
+
+    #[test]
+    fn off_records_nothing_and_unsafe_node_names_never_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = RecordingConfig {
+            mode: RecordingMode::Off,
+            ..Default::default()
+        };
+        assert!(recordings(dir.path(), off).start(header(1, "a")).is_none());
+        let r = recordings(dir.path(), RecordingConfig::default());
+        let rec = r.start(header(2, "../escape")).unwrap();
+        let s = rec.finish();
+        assert!(s.error.contains("cannot be a file name"), "{}", s.error);
+        assert!(!dir.path().join("escape.rec").exists());
+        assert!(!safe_name(".hidden") && safe_name("edge-1.fra"));
+    }
+}

@@ -385,7 +385,10 @@ fn a_fan_out_files_one_recording_per_node_under_one_id_and_grep_finds_the_odd_on
 
 #[test]
 fn past_max_bytes_the_operator_gets_everything_and_the_recording_says_it_stops() {
-    let fleet = Fleet::start_with("exec:\n  recording:\n    max_bytes: 4096\n", 1);
+    let fleet = Fleet::start_with(
+        "metrics:\n  addr: 127.0.0.1:0\nexec:\n  recording:\n    max_bytes: 4096\n",
+        1,
+    );
     let out = fleet.ctl([
         "exec",
         "agent-1",
@@ -416,6 +419,24 @@ fn past_max_bytes_the_operator_gets_everything_and_the_recording_says_it_stops()
         raw.stderr
     );
 
+    // Counted: one recording, cut, its bytes.
+    let metrics = metrics_text(&fleet);
+    for (name, at_least) in [
+        ("cdn_exec_recordings_total", 1.0),
+        ("cdn_exec_recordings_truncated_total", 1.0),
+        ("cdn_exec_recording_bytes_total", stored.len() as f64),
+    ] {
+        let v: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(v >= at_least, "{name} = {v}");
+    }
+    assert!(metrics.contains("# HELP cdn_exec_recording_errors_total"));
+
     // A bad limit is a config error naming the key and line.
     let bad = fleet.dir.path().join("bad.yml");
     std::fs::write(&bad, "exec:\n  recording:\n    max_bytes: 10\n").unwrap();
@@ -433,6 +454,18 @@ fn past_max_bytes_the_operator_gets_everything_and_the_recording_says_it_stops()
         "{}",
         check.stderr
     );
+}
+
+/// The master's metrics, text format.
+fn metrics_text(fleet: &Fleet) -> String {
+    let addr = fleet.master.metrics_addr.expect("metrics address");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 /// Lines `line N` of `text` from 0 on, without a gap.

@@ -254,8 +254,9 @@ fn start_of(ctx: &Context, a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
     }
 }
 
-/// Says once on stderr that the master records the session(s).
-fn recorded_notice(started: &cdn_proto::v1::ExecStarted, fan_out: bool) {
+/// Says once on stderr that the master records the session(s); `raw`:
+/// the local terminal is in raw mode (a line ends with \r\n there).
+fn recorded_notice(started: &cdn_proto::v1::ExecStarted, fan_out: bool, raw: bool) {
     static SAID: std::sync::Once = std::sync::Once::new();
     if started.recording.is_empty() {
         return;
@@ -266,10 +267,13 @@ fn recorded_notice(started: &cdn_proto::v1::ExecStarted, fan_out: bool) {
         } else {
             "this session is"
         };
-        output::print_diagnostic(&format!(
-            "cdnctl: {what} recorded ({}) as exec {}",
-            started.recording, started.recording_id
-        ));
+        let _ = write!(
+            std::io::stderr(),
+            "cdnctl: {what} recorded ({}) as exec {}{}",
+            started.recording,
+            started.recording_id,
+            if raw { "\r\n" } else { "\n" }
+        );
     });
 }
 
@@ -337,6 +341,7 @@ async fn single(
     tty: bool,
 ) -> Result<ExitCode, CliError> {
     let timeout = (start.timeout_ms > 0).then(|| Duration::from_millis(start.timeout_ms));
+    let raw = tty && std::io::stdin().is_terminal();
     let (tx, mut stream) = open(ctx, start).await?;
     if forward_stdin {
         let tx = tx.clone();
@@ -383,7 +388,7 @@ async fn single(
                     continue;
                 };
                 match body {
-                    exec_response::Body::Started(s) => recorded_notice(&s, false),
+                    exec_response::Body::Started(s) => recorded_notice(&s, false, raw),
                     exec_response::Body::Stdout(b) => {
                         tokio::select! {
                             w = write_flush(&mut stdout, &b) => if w.is_err() {
@@ -594,7 +599,7 @@ async fn one_of_many(
             continue;
         };
         match body {
-            exec_response::Body::Started(s) => recorded_notice(&s, true),
+            exec_response::Body::Started(s) => recorded_notice(&s, true, false),
             exec_response::Body::Stdout(b) => {
                 out_buf.extend_from_slice(&b);
                 flush_lines(&mut out_buf, &prefix, false, false);
