@@ -77,33 +77,66 @@ pub enum RecordingError {
     Event { line: usize, message: String },
 }
 
-fn bytes_event(t: f64, kind: &str, b: &[u8]) -> serde_json::Value {
-    match std::str::from_utf8(b) {
-        Ok(s) => serde_json::json!([t, kind, s]),
-        Err(_) => serde_json::json!([
+/// Which stream bytes came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    Stdin,
+}
+
+/// `b` as JSON text when that is not much larger than base64: UTF-8 with
+/// few control characters (JSON writes each as six bytes).
+fn as_text(b: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(b).ok()?;
+    let escaped = b
+        .iter()
+        .filter(|&&c| c < 0x20 && !matches!(c, b'\n' | b'\r' | b'\t'))
+        .count();
+    (escaped * 8 <= b.len()).then_some(s)
+}
+
+/// Microseconds are enough and keep lines short.
+fn micros(t: f64) -> f64 {
+    (t * 1e6).round() / 1e6
+}
+
+fn json_line(v: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(v).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// Bytes of one stream as a line of the file, newline included.
+pub fn encode_bytes(t: f64, stream: Stream, b: &[u8]) -> Vec<u8> {
+    let kind = match stream {
+        Stream::Stdout => "o",
+        Stream::Stderr => "e",
+        Stream::Stdin => "i",
+    };
+    let t = micros(t);
+    match as_text(b) {
+        Some(s) => json_line(&(t, kind, s)),
+        None => json_line(&(
             t,
             format!("{kind}64"),
-            base64::engine::general_purpose::STANDARD.encode(b)
-        ]),
+            base64::engine::general_purpose::STANDARD.encode(b),
+        )),
     }
 }
 
 /// One event as a line of the file, newline included.
 pub fn encode_event(t: f64, event: &Event) -> Vec<u8> {
-    // Microseconds are enough and keep lines short.
-    let t = (t * 1e6).round() / 1e6;
-    let v = match event {
-        Event::Stdout(b) => bytes_event(t, "o", b),
-        Event::Stderr(b) => bytes_event(t, "e", b),
-        Event::Stdin(b) => bytes_event(t, "i", b),
-        Event::Resize { cols, rows } => serde_json::json!([t, "r", format!("{cols}x{rows}")]),
-        Event::Signal(s) => serde_json::json!([t, "s", s]),
-        Event::Exit(c) => serde_json::json!([t, "x", c]),
-        Event::Truncated(n) => serde_json::json!([t, "t", n]),
-    };
-    let mut line = v.to_string().into_bytes();
-    line.push(b'\n');
-    line
+    let t = micros(t);
+    match event {
+        Event::Stdout(b) => encode_bytes(t, Stream::Stdout, b),
+        Event::Stderr(b) => encode_bytes(t, Stream::Stderr, b),
+        Event::Stdin(b) => encode_bytes(t, Stream::Stdin, b),
+        Event::Resize { cols, rows } => json_line(&(t, "r", format!("{cols}x{rows}"))),
+        Event::Signal(s) => json_line(&(t, "s", s)),
+        Event::Exit(c) => json_line(&(t, "x", c)),
+        Event::Truncated(n) => json_line(&(t, "t", n)),
+    }
 }
 
 /// The header as the first line of the file.
@@ -309,6 +342,7 @@ mod tests {
         let events = vec![
             (0.1, Event::Stdout(b"out\n".to_vec())),
             (0.2, Event::Stderr(vec![0xff, 0x00])),
+            (0.25, Event::Stdout(vec![0; 64])),
             (
                 0.3,
                 Event::Resize {
@@ -325,6 +359,8 @@ mod tests {
         for (t, e) in &events {
             file.extend(encode_event(*t, e));
         }
+        // Mostly control characters go base64, not six bytes each.
+        assert!(String::from_utf8_lossy(&file).contains(r#"[0.25,"o64","AAAA"#));
         file.extend_from_slice(b"[0.8,\"o\",\"cut");
         let r = parse(&file).unwrap();
         assert_eq!(r.header, h);

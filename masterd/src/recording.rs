@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use cdn_common::recording::{Event, Header};
+use cdn_common::recording::{Event, Header, Stream, encode_bytes};
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -355,17 +355,17 @@ impl Recorder {
     }
 
     pub fn stdout(&mut self, b: &[u8]) {
-        self.event(Event::Stdout(b.to_vec()));
+        self.record(false, |t| encode_bytes(t, Stream::Stdout, b));
     }
 
     pub fn stderr(&mut self, b: &[u8]) {
-        self.event(Event::Stderr(b.to_vec()));
+        self.record(false, |t| encode_bytes(t, Stream::Stderr, b));
     }
 
     /// Recorded only when the policy is `all`.
     pub fn stdin(&mut self, b: &[u8]) {
         if self.stdin {
-            self.event(Event::Stdin(b.to_vec()));
+            self.record(false, |t| encode_bytes(t, Stream::Stdin, b));
         }
     }
 
@@ -382,15 +382,18 @@ impl Recorder {
     }
 
     fn event(&mut self, e: Event) {
-        if self.file.is_none() {
-            return;
-        }
         let is_exit = matches!(e, Event::Exit(_));
-        if self.truncated && !is_exit {
+        self.record(is_exit, |t| cdn_common::recording::encode_event(t, &e));
+    }
+
+    /// Appends the line `encode` makes for the time now, unless the byte
+    /// limit is reached (the exit is always kept).
+    fn record(&mut self, is_exit: bool, encode: impl FnOnce(f64) -> Vec<u8>) {
+        if self.file.is_none() || (self.truncated && !is_exit) {
             return;
         }
         let t = self.t0.elapsed().as_secs_f64();
-        let line = cdn_common::recording::encode_event(t, &e);
+        let line = encode(t);
         // The exit code is always kept, past the limit too.
         if !is_exit && self.bytes + line.len() as u64 > self.max {
             self.truncated = true;
