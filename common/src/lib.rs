@@ -9,6 +9,7 @@ pub mod keys;
 pub mod leader;
 pub mod logging;
 pub mod notify;
+pub mod recording;
 pub mod tls;
 pub mod yaml;
 

@@ -21,6 +21,10 @@ use cdn_proto::v1::{
     ExecHistoryRequest, ExecHistoryResponse, ExecRequest, ExecResponse, GetConfigVersionRequest,
     GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeInfo, Targets, exec_request,
 };
+use cdn_proto::v1::{
+    GetRecordingRequest, ListRecordingsRequest, ListRecordingsResponse, RecordingChunk,
+    RecordingInfo,
+};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -87,6 +91,43 @@ impl AdminApi {
             claimed.to_string()
         } else {
             caller.name.clone()
+        }
+    }
+
+    /// Who may read recordings, and whose: admins everyone's, operators
+    /// their own when `exec.recording.operators_replay_own`, nobody else.
+    /// A refusal is counted and audited as `action`.
+    async fn recording_reader<T>(
+        &self,
+        request: &Request<T>,
+        action: &str,
+        target: &str,
+    ) -> Result<(AuthCaller, Option<String>), Status> {
+        let who = self.authn.operator(request, Role::Viewer)?;
+        let own = self.execs.recordings().policy().operators_replay_own;
+        match who.role {
+            Role::Admin => Ok((who, None)),
+            Role::Operator if own => {
+                let name = who.name.clone();
+                Ok((who, Some(name)))
+            }
+            role => {
+                let message = format!(
+                    "user `{}` has role {}; reading session recordings needs admin{}",
+                    who.name,
+                    role.as_str(),
+                    if role == Role::Operator {
+                        " (operators read their own with exec.recording.operators_replay_own)"
+                    } else {
+                        ""
+                    }
+                );
+                self.authn.count_refusal("permission_denied");
+                self.audit
+                    .record(who.entry(action, target, String::new(), Err(message.clone())))
+                    .await;
+                Err(Status::permission_denied(message))
+            }
         }
     }
 
@@ -423,6 +464,171 @@ impl AdminService for AdminApi {
         Ok(Response::new(ExecHistoryResponse {
             sessions: self.execs.history(limit).await?,
         }))
+    }
+
+    async fn list_recordings(
+        &self,
+        request: Request<ListRecordingsRequest>,
+    ) -> Result<Response<ListRecordingsResponse>, Status> {
+        let target = match request.get_ref().exec_id {
+            0 => String::new(),
+            id => id.to_string(),
+        };
+        let (who, only) = self
+            .recording_reader(&request, "recording.list", &target)
+            .await?;
+        let req = request.into_inner();
+        let recordings = Arc::clone(self.execs.recordings());
+        let grep = req.grep.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            recordings.list(req.exec_id, only.as_deref(), &grep, req.limit as usize)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(format!("cannot read the recordings: {e}")))?;
+        if !req.grep.is_empty() {
+            // A search reads what sessions printed: audited as replays are.
+            self.audit
+                .record(who.entry(
+                    "recording.search",
+                    &target,
+                    format!("grep {:?}: {} found", req.grep, found.len()),
+                    Ok(()),
+                ))
+                .await;
+        }
+        Ok(Response::new(ListRecordingsResponse {
+            recordings: found
+                .into_iter()
+                .map(|f| RecordingInfo {
+                    exec_id: f.header.exec_id,
+                    node: f.header.node,
+                    user: f.header.user,
+                    argv: f.header.argv,
+                    started_ms: f.header.started_ms,
+                    bytes: f.bytes,
+                    session_id: f.header.session_id,
+                    mode: f.header.mode,
+                })
+                .collect(),
+        }))
+    }
+
+    type GetRecordingStream = Pin<Box<dyn Stream<Item = Result<RecordingChunk, Status>> + Send>>;
+
+    async fn get_recording(
+        &self,
+        request: Request<GetRecordingRequest>,
+    ) -> Result<Response<Self::GetRecordingStream>, Status> {
+        let r = request.get_ref();
+        let target = if r.node.is_empty() {
+            r.exec_id.to_string()
+        } else {
+            format!("{}/{}", r.exec_id, r.node)
+        };
+        let (who, only) = self
+            .recording_reader(&request, "recording.replay", &target)
+            .await?;
+        let req = request.into_inner();
+        let recordings = Arc::clone(self.execs.recordings());
+        let id = req.exec_id;
+        let all = tokio::task::spawn_blocking(move || recordings.list(id, None, "", 0))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(format!("cannot read the recordings: {e}")))?;
+        let mut of_node: Vec<_> = all
+            .iter()
+            .filter(|f| req.node.is_empty() || f.header.node == req.node)
+            .cloned()
+            .collect();
+        let refuse = |status: Status| async {
+            self.audit
+                .record(who.entry(
+                    "recording.replay",
+                    &target,
+                    String::new(),
+                    Err(status.message().to_string()),
+                ))
+                .await;
+            Err(status)
+        };
+        let found = match of_node.len() {
+            0 if all.is_empty() => {
+                return refuse(Status::not_found(format!(
+                    "exec {id} has no recording on this master"
+                )))
+                .await;
+            }
+            0 => {
+                return refuse(Status::not_found(format!(
+                    "exec {id} has no recording of node {} (it has: {})",
+                    req.node,
+                    crate::recording::nodes_of(&all).join(", ")
+                )))
+                .await;
+            }
+            1 => of_node.remove(0),
+            _ => {
+                return refuse(Status::failed_precondition(format!(
+                    "exec {id} has recordings of {} nodes ({}); pick one with --node",
+                    of_node.len(),
+                    crate::recording::nodes_of(&of_node).join(", ")
+                )))
+                .await;
+            }
+        };
+        if let Some(user) = &only
+            && *user != found.header.user
+        {
+            self.authn.count_refusal("permission_denied");
+            return refuse(Status::permission_denied(format!(
+                "exec {id} was run by `{}`; operators may read only their own sessions' recordings",
+                found.header.user
+            )))
+            .await;
+        }
+        self.audit
+            .record(who.entry(
+                "recording.replay",
+                &format!("{id}/{}", found.header.node),
+                format!("{} bytes", found.bytes),
+                Ok(()),
+            ))
+            .await;
+        let (tx, rx) = mpsc::channel(BACKUP_CHUNK_DEPTH);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut file = match std::fs::File::open(&found.path) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Status::internal(format!(
+                        "cannot open the recording: {e}"
+                    ))));
+                    return;
+                }
+            };
+            let mut buf = vec![0u8; crate::recording::CHUNK_BYTES];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        let chunk = RecordingChunk {
+                            data: buf[..n].to_vec().into(),
+                        };
+                        if tx.blocking_send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(format!(
+                            "cannot read the recording: {e}"
+                        ))));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn get_node(

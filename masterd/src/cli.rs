@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 /// `backup --offline` and `restore` open the configured store themselves.
 ///
 /// Signals: SIGHUP (`systemctl reload masterd`) reads the config file
-/// again: `limits`, `pool`, `compression`, `reconnect` and
+/// again: `limits`, `pool`, `exec`, `compression`, `reconnect` and
 /// `grpc.keepalive.permit_without_stream` take effect at once, other
 /// changed sections are logged as needing a restart, a file with an error
 /// is refused and the running configuration stays. SIGTERM or SIGINT

@@ -23,6 +23,8 @@ pub struct MasterConfig {
     pub limits: LimitsConfig,
     pub compression: CompressionConfig,
     pub pool: PoolConfig,
+    /// Exec sessions: what the master records of them.
+    pub exec: ExecConfig,
     /// Where master state lives: the embedded file (one master) or etcd
     /// (active/standby masters).
     pub store: StoreConfig,
@@ -182,6 +184,84 @@ impl Default for PoolConfig {
     }
 }
 
+/// `exec:` — exec sessions.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecConfig {
+    /// Session recording (every byte the master relays, with timing).
+    pub recording: RecordingConfig,
+}
+
+/// What is recorded of an exec session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingMode {
+    /// Nothing.
+    Off,
+    /// stdout, stderr, terminal sizes, signals, the exit code.
+    #[default]
+    Output,
+    /// `output` and stdin (which may carry secrets).
+    All,
+}
+
+impl RecordingMode {
+    /// The word of master.yml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Output => "output",
+            Self::All => "all",
+        }
+    }
+}
+
+/// `exec.recording:` — session recordings in `<data_dir>/recordings`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// `off`, `output` or `all` (stdin too).
+    pub mode: RecordingMode,
+    /// Bytes recorded of one session per node; past them the recording
+    /// stops and says so (the operator still gets all the output).
+    pub max_bytes: u64,
+    /// How long and how much is kept.
+    pub retention: RetentionConfig,
+    /// Operators may replay their own sessions (else only admins).
+    pub operators_replay_own: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            mode: RecordingMode::Output,
+            max_bytes: 64 * 1024 * 1024,
+            retention: RetentionConfig::default(),
+            operators_replay_own: false,
+        }
+    }
+}
+
+/// `exec.recording.retention:` — the oldest whole recordings go first.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Recordings older than this are deleted; `0s` keeps them.
+    #[serde(with = "cdn_common::duration::zero_is_off")]
+    pub max_age: Duration,
+    /// Total bytes of all recordings; `0` for no limit.
+    pub max_bytes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(90 * 24 * 3600),
+            max_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
 /// How config content is compressed for the wire.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -272,6 +352,7 @@ impl Default for MasterConfig {
             limits: LimitsConfig::default(),
             compression: CompressionConfig::default(),
             pool: PoolConfig::default(),
+            exec: ExecConfig::default(),
             store: StoreConfig::default(),
             backup: BackupConfig::default(),
             data_dir: default_data_dir(),
@@ -433,6 +514,22 @@ impl Validate for MasterConfig {
                     "base_delay ({}) is larger than max_delay ({})",
                     cdn_common::duration::short(self.reconnect.base_delay),
                     cdn_common::duration::short(self.reconnect.max_delay)
+                ),
+            ));
+        }
+        let rec = &self.exec.recording;
+        if rec.max_bytes < 1024 {
+            return Err(Invalid::new(
+                "exec.recording.max_bytes",
+                format!("{} is too small (at least 1024 bytes)", rec.max_bytes),
+            ));
+        }
+        if rec.retention.max_bytes != 0 && rec.retention.max_bytes < rec.max_bytes {
+            return Err(Invalid::new(
+                "exec.recording.retention.max_bytes",
+                format!(
+                    "{} is less than exec.recording.max_bytes ({}): one session would not fit",
+                    rec.retention.max_bytes, rec.max_bytes
                 ),
             ));
         }

@@ -27,8 +27,10 @@ use tonic::{Status, Streaming};
 use tracing::{info, warn};
 
 use crate::error::MasterError;
+use crate::recording::{Recorder, Recordings};
 use crate::registry::{NodeState, Registry};
 use crate::store::{ExecRecord, Store, Write};
+use cdn_common::recording::Header;
 use cdn_proto::limits::MAX_ARGV_BYTES;
 
 /// Time an agent has to open the session's stream after being asked.
@@ -88,6 +90,7 @@ pub struct ExecHub {
     pool: std::sync::RwLock<crate::config::PoolConfig>,
     /// Open sessions per node, bounded by `pool.size`.
     per_node: DashMap<String, u32>,
+    recordings: Arc<Recordings>,
 }
 
 impl ExecHub {
@@ -100,6 +103,7 @@ impl ExecHub {
         events: Arc<crate::events::Events>,
         active: prometheus_client::metrics::gauge::Gauge,
         pool: crate::config::PoolConfig,
+        recordings: Arc<Recordings>,
     ) -> Self {
         Self {
             registry,
@@ -110,7 +114,13 @@ impl ExecHub {
             active,
             pool: std::sync::RwLock::new(pool),
             per_node: DashMap::new(),
+            recordings,
         }
+    }
+
+    /// The session recordings of this master.
+    pub fn recordings(&self) -> &Arc<Recordings> {
+        &self.recordings
     }
 
     /// The newest `limit` audited sessions.
@@ -130,6 +140,11 @@ impl ExecHub {
                 bytes_out: r.bytes_out,
                 error: r.error,
                 peer: r.peer,
+                recording_id: r.recording_id,
+                recording_bytes: r.recording_bytes,
+                recording_sha256: r.recording_sha256,
+                recording_truncated: r.recording_truncated,
+                recording_error: r.recording_error,
             })
             .collect())
     }
@@ -283,6 +298,23 @@ impl ExecHub {
             }
         };
         let exec_id = record.exec_id;
+        let size = start.size.unwrap_or_default();
+        let header = Header {
+            exec_id: self
+                .recordings
+                .group_id(&record.user, &start.group, exec_id),
+            session_id: exec_id,
+            user: record.user.clone(),
+            peer: record.peer.clone(),
+            node: node.clone(),
+            argv: start.argv.clone(),
+            tty: start.tty,
+            cols: size.cols,
+            rows: size.rows,
+            term: start.term.clone(),
+            started_ms: record.started_ms,
+            ..Default::default()
+        };
         let (handoff, arrived) = oneshot::channel();
         self.pending.insert(exec_id, (node.clone(), handoff));
         let order = CommandResponse {
@@ -322,14 +354,33 @@ impl ExecHub {
                 reason: agent.refused,
             });
         }
-        let started = ExecResponse {
-            body: Some(exec_response::Body::Started(ExecStarted { exec_id })),
+        let mut recorder = self.recordings.start(header);
+        let (recording, recording_id) = match &recorder {
+            Some(r) => (r.mode().to_string(), r.id()),
+            None => (String::new(), 0),
         };
-        if out.send(Ok(started)).await.is_err() {
-            return Ok(()); // cdnctl already gone; dropping the agent stream kills it
+        record.recording_id = recording_id;
+        let started = ExecResponse {
+            body: Some(exec_response::Body::Started(ExecStarted {
+                exec_id,
+                recording,
+                recording_id,
+            })),
+        };
+        let result = if out.send(Ok(started)).await.is_err() {
+            Ok(()) // cdnctl already gone; dropping the agent stream kills it
+        } else {
+            let max_idle = self.pool().max_idle_time;
+            relay(agent, &mut admin_in, out, record, max_idle, &mut recorder).await
+        };
+        if let Some(r) = recorder {
+            let s = r.finish();
+            record.recording_bytes = s.bytes;
+            record.recording_sha256 = s.sha256;
+            record.recording_truncated = s.truncated;
+            record.recording_error = s.error;
         }
-        let max_idle = self.pool().max_idle_time;
-        relay(agent, &mut admin_in, out, record, max_idle).await
+        result
     }
 
     /// The pool settings in force.
@@ -384,6 +435,7 @@ async fn relay(
     out: &ExecOut,
     record: &mut ExecRecord,
     max_idle: Duration,
+    rec: &mut Option<Recorder>,
 ) -> Result<(), MasterError> {
     let AgentEnd {
         mut inbound,
@@ -394,9 +446,16 @@ async fn relay(
     let mut outbound = Some(outbound);
     let idle = tokio::time::sleep(max_idle);
     tokio::pin!(idle);
+    // Buffered recording reaches the file at least this often, traffic or not.
+    let mut flush = tokio::time::interval(crate::recording::FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        idle.as_mut().reset(tokio::time::Instant::now() + max_idle);
         tokio::select! {
+            _ = flush.tick(), if rec.is_some() => {
+                if let Some(r) = rec.as_mut() {
+                    r.flush();
+                }
+            }
             _ = revoked.cancelled() => {
                 return Err(MasterError::NodeUnresponsive(
                     "the node's certificate was revoked; session closed".into(),
@@ -410,6 +469,7 @@ async fn relay(
                 )));
             }
             msg = admin_in.message(), if outbound.is_some() => {
+                idle.as_mut().reset(tokio::time::Instant::now() + max_idle);
                 let body = match msg {
                     Ok(Some(ExecRequest { body: Some(b) })) => b,
                     Ok(Some(_)) => continue,
@@ -424,11 +484,24 @@ async fn relay(
                 let to_agent = match body {
                     exec_request::Body::Stdin(b) => {
                         record.bytes_in += b.len() as u64;
+                        if let Some(r) = rec.as_mut() {
+                            r.stdin(&b);
+                        }
                         exec_to_agent::Body::Stdin(b)
                     }
                     exec_request::Body::StdinEof(e) => exec_to_agent::Body::StdinEof(e),
-                    exec_request::Body::Signal(s) => exec_to_agent::Body::Signal(s),
-                    exec_request::Body::Resize(r) => exec_to_agent::Body::Resize(r),
+                    exec_request::Body::Signal(s) => {
+                        if let Some(r) = rec.as_mut() {
+                            r.signal(s);
+                        }
+                        exec_to_agent::Body::Signal(s)
+                    }
+                    exec_request::Body::Resize(size) => {
+                        if let Some(r) = rec.as_mut() {
+                            r.resize(size.cols, size.rows);
+                        }
+                        exec_to_agent::Body::Resize(size)
+                    }
                     exec_request::Body::Start(_) => continue,
                 };
                 if let Some(o) = &outbound
@@ -438,6 +511,7 @@ async fn relay(
                 }
             }
             msg = inbound.message() => {
+                idle.as_mut().reset(tokio::time::Instant::now() + max_idle);
                 let body = match msg {
                     Ok(Some(ExecFromAgent { body: Some(b) })) => b,
                     Ok(Some(_)) => continue,
@@ -450,14 +524,23 @@ async fn relay(
                 let resp = match body {
                     exec_from_agent::Body::Stdout(b) => {
                         record.bytes_out += b.len() as u64;
+                        if let Some(r) = rec.as_mut() {
+                            r.stdout(&b);
+                        }
                         exec_response::Body::Stdout(b)
                     }
                     exec_from_agent::Body::Stderr(b) => {
                         record.bytes_out += b.len() as u64;
+                        if let Some(r) = rec.as_mut() {
+                            r.stderr(&b);
+                        }
                         exec_response::Body::Stderr(b)
                     }
                     exec_from_agent::Body::Exit(x) => {
                         record.exit_code = x.code;
+                        if let Some(r) = rec.as_mut() {
+                            r.exit(x.code);
+                        }
                         if !x.error.is_empty() {
                             record.error = x.error.clone();
                         }

@@ -97,6 +97,16 @@ pub struct Metrics {
     pub reconnect_latency: Histogram,
     /// Exec sessions running now.
     pub exec_active: Gauge,
+    /// Session recordings started.
+    pub exec_recordings: Counter,
+    /// Bytes written to session recordings.
+    pub exec_recording_bytes: Counter,
+    /// Recordings cut at exec.recording.max_bytes.
+    pub exec_recordings_truncated: Counter,
+    /// Recordings left incomplete by a failed write.
+    pub exec_recording_errors: Counter,
+    /// Recordings deleted by exec.recording.retention.
+    pub exec_recordings_deleted: Counter,
     /// Config payload bytes sent to agents, raw and on the wire.
     pub config_bytes: Family<KindLabel, Counter>,
     /// Time from a version being stored to the answers, per push and per
@@ -188,6 +198,36 @@ impl Default for Metrics {
             "Exec sessions running now",
             exec_active.clone(),
         );
+        let exec_recordings = Counter::default();
+        registry.register(
+            "cdn_exec_recordings",
+            "Exec session recordings started (one per session per node)",
+            exec_recordings.clone(),
+        );
+        let exec_recording_bytes = Counter::default();
+        registry.register(
+            "cdn_exec_recording_bytes",
+            "Bytes written to exec session recordings",
+            exec_recording_bytes.clone(),
+        );
+        let exec_recordings_truncated = Counter::default();
+        registry.register(
+            "cdn_exec_recordings_truncated",
+            "Exec session recordings cut at exec.recording.max_bytes",
+            exec_recordings_truncated.clone(),
+        );
+        let exec_recording_errors = Counter::default();
+        registry.register(
+            "cdn_exec_recording_errors",
+            "Exec session recordings left incomplete because a write failed",
+            exec_recording_errors.clone(),
+        );
+        let exec_recordings_deleted = Counter::default();
+        registry.register(
+            "cdn_exec_recordings_deleted",
+            "Exec session recordings deleted by exec.recording.retention",
+            exec_recordings_deleted.clone(),
+        );
         let config_bytes = Family::<KindLabel, Counter>::default();
         registry.register(
             "cdn_config_bytes",
@@ -262,6 +302,11 @@ impl Default for Metrics {
             reconnects,
             reconnect_latency,
             exec_active,
+            exec_recordings,
+            exec_recording_bytes,
+            exec_recordings_truncated,
+            exec_recording_errors,
+            exec_recordings_deleted,
             config_bytes,
             refused,
             registry,

@@ -322,6 +322,12 @@ impl Reloader {
             self.execs.set_pool(new.pool.clone());
             out.applied.push("pool");
         }
+        if changed("exec") {
+            self.execs
+                .recordings()
+                .set_policy(new.exec.recording.clone());
+            out.applied.push("exec");
+        }
         if changed("compression") {
             self.configs.set_compression(new.compression.clone());
             out.applied.push("compression");
@@ -499,6 +505,11 @@ impl Master {
             Arc::clone(&events),
             metrics.exec_active.clone(),
             config.pool.clone(),
+            Arc::new(crate::recording::Recordings::new(
+                &config.data_dir,
+                config.exec.recording.clone(),
+                Arc::clone(&metrics),
+            )),
         ));
         if leadership.me().agent_addr.is_empty()
             && let Ok((agent, admin)) = listeners.dial_addrs()
@@ -647,6 +658,10 @@ impl Master {
         let rollouts_closing = CancellationToken::new();
         let rollouts_task = tokio::spawn(rollouts.run(rollouts_closing.clone()));
         let tasks = TaskTracker::new();
+        tasks.spawn(crate::recording::retain(
+            Arc::clone(execs.recordings()),
+            shutdown.clone(),
+        ));
         let agent_api = AgentApi {
             registry: Arc::clone(&registry),
             configs: configs.clone(),

@@ -41,7 +41,13 @@ fn output_streams_stay_separate_and_exit_codes_propagate() {
     ]);
     assert_eq!(out.code, Some(42), "{}", out.stderr);
     assert_eq!(out.stdout, "1\n2\n");
-    assert_eq!(out.stderr, "a\nb\n");
+    // The master records sessions by default and cdnctl says so first.
+    let (notice, rest) = out.stderr.split_once('\n').unwrap();
+    assert!(
+        notice.starts_with("cdnctl: this session is recorded (output) as exec "),
+        "{notice}"
+    );
+    assert_eq!(rest, "a\nb\n");
 
     assert_eq!(fleet.ctl(["exec", "agent-1", "--", "true"]).code, Some(0));
     assert_eq!(fleet.ctl(["exec", "agent-1", "--", "false"]).code, Some(1));

@@ -172,6 +172,9 @@ fn an_exec_whose_master_is_killed_ends_255_with_one_clear_line() {
     fleet.master.kill();
     let (code, stderr) = run.finish();
     assert_eq!(code, Some(255), "{stderr}");
+    // After the recording notice that opens every recorded session.
+    let (notice, stderr) = stderr.split_once('\n').unwrap_or_default();
+    assert!(notice.contains("this session is recorded"), "{notice}");
     assert_eq!(
         stderr.trim_end(),
         "cdnctl: lost the connection to the master during the session (master stopped or failed over); the command's outcome on the node is unknown"

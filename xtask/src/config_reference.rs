@@ -78,7 +78,7 @@ pub const MASTER: ConfigFile = ConfigFile {
     daemon: "masterd",
     summary: "configuration file of masterd, the CDN control daemon",
     installed: "/etc/cdn/master.yml",
-    reload: "SIGHUP (`systemctl reload masterd`) reads the file again: `limits`, `pool`, `compression`, `reconnect` and `grpc.keepalive.permit_without_stream` take effect at once (new values reach agents at their next registration); other changed sections are logged as needing a restart; a file with an error is refused and the running configuration stays.",
+    reload: "SIGHUP (`systemctl reload masterd`) reads the file again: `limits`, `pool`, `exec`, `compression`, `reconnect` and `grpc.keepalive.permit_without_stream` take effect at once (new values reach agents at their next registration); other changed sections are logged as needing a restart; a file with an error is refused and the running configuration stays.",
     notes: &[],
     example: include_str!("../../examples/master.yml"),
     rows: MASTER_YML,
@@ -350,6 +350,31 @@ pub const MASTER_YML: &[Row] = &[
         keys: r#"`pool.max_idle_time`"#,
         default: r#"`5m`"#,
         effect: r#"an exec session with no traffic either way this long is closed and its processes killed (the seed's idle recycling)"#,
+    },
+    Row {
+        keys: r#"`exec.recording.mode`"#,
+        default: r#"`output`"#,
+        effect: r#"what the master records of every exec session, per node, in `<data_dir>/recordings/<exec id>/<node>.rec`: `off`, `output` (stdout, stderr, terminal size and resizes, signals, exit code, who, from where, node, argv) or `all` (also stdin, which may carry secrets); cdnctl says so at the start of a recorded session and cannot turn it off"#,
+    },
+    Row {
+        keys: r#"`exec.recording.max_bytes`"#,
+        default: r#"`67108864`"#,
+        effect: r#"bytes recorded of one session on one node (at least 1024); past them the recording stops and says so (the exit code is still kept), while the operator still gets all the output"#,
+    },
+    Row {
+        keys: r#"`exec.recording.retention.max_age`"#,
+        default: r#"`90d`"#,
+        effect: r#"recordings older than this are deleted, whole (every node's of an exec id), by a sweep every minute; `0s` keeps them"#,
+    },
+    Row {
+        keys: r#"`exec.recording.retention.max_bytes`"#,
+        default: r#"`10737418240`"#,
+        effect: r#"total bytes of all recordings; the oldest whole recordings are deleted past it (`0`: no limit; not less than `exec.recording.max_bytes`)"#,
+    },
+    Row {
+        keys: r#"`exec.recording.operators_replay_own`"#,
+        default: r#"`false`"#,
+        effect: r#"operators may replay and search their own sessions' recordings; otherwise only admins may (viewers never); every replay and search is audited"#,
     },
     Row {
         keys: r#"`compression.algorithm`"#,

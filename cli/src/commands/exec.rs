@@ -96,8 +96,63 @@ pub struct ExecArgs {
 /// Subcommands of `cdnctl exec`.
 #[derive(Debug, Subcommand)]
 pub enum ExecSub {
-    /// Sessions run through the master, newest first (the audit log).
+    /// Sessions run through the master, newest first (the audit log), with
+    /// the size of their recordings; with --grep, the recorded sessions
+    /// whose output contains a text.
     History(HistoryArgs),
+    /// Play a recorded session again, or export it (admin; operators their
+    /// own sessions when the master allows it).
+    #[command(after_help = REPLAY_HELP)]
+    Replay(ReplayArgs),
+}
+
+const REPLAY_HELP: &str = "\
+Examples:
+  cdnctl exec replay 42                       (the session's only recording)
+  cdnctl exec replay 42 --node agent-3 --speed 2 --idle-limit 1s
+  cdnctl exec replay 42 --node agent-3 -o asciicast > s.cast && asciinema play s.cast
+  cdnctl exec replay 42 -o json | sha256sum   (the file as stored: its sha256 is in exec history -o json)
+
+On a terminal the session plays in real time (stdout to stdout, stderr to
+stderr); to a pipe the bytes come at once. Every replay is in the audit log.";
+
+/// What `exec replay` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayFormat {
+    /// The session's output bytes, as the operator saw them.
+    Raw,
+    /// asciicast v2, for asciinema (stdout and stderr both as output).
+    Asciicast,
+    /// The recording as stored (JSON lines), byte for byte.
+    Json,
+}
+
+/// Arguments of `cdnctl exec replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The exec id (`cdnctl exec history`); a fan-out's recordings are all
+    /// under its first session's id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+    /// The node whose recording to play (needed when the id has several).
+    #[arg(short = 'n', long, value_name = "NODE", add = clap_complete::engine::ArgValueCompleter::new(crate::complete_nodes))]
+    pub node: Option<String>,
+    /// Play faster (2 = twice as fast) or slower (0.5).
+    #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed)]
+    pub speed: f64,
+    /// Cap every pause at this long.
+    #[arg(long, value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
+    pub idle_limit: Option<Duration>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "raw")]
+    pub output: ReplayFormat,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
 }
 
 /// Arguments of `cdnctl exec history`.
@@ -106,6 +161,10 @@ pub struct HistoryArgs {
     /// Show at most this many sessions (0 = all).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Only recorded sessions whose output (stdout or stderr) contains
+    /// TEXT, one row per node (searched on the master; admin).
+    #[arg(long, value_name = "TEXT")]
+    pub grep: Option<String>,
     /// Output format.
     #[arg(short, long, default_value = "table", value_parser = output::formats(SessionRow::FORMATS))]
     pub output: Format,
@@ -124,8 +183,10 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 /// Runs `cdnctl exec`. Every failure to run the command exits 255 (as
 /// ssh does), so it cannot be mistaken for the remote command's exit code.
 pub async fn run(ctx: &Context, mut a: ExecArgs) -> Result<ExitCode, CliError> {
-    if let Some(ExecSub::History(h)) = a.sub.take() {
-        return history(ctx, h).await;
+    match a.sub.take() {
+        Some(ExecSub::History(h)) => return history(ctx, h).await,
+        Some(ExecSub::Replay(r)) => return replay(ctx, r).await,
+        None => {}
     }
     execute(ctx, a).await.map_err(|e| match e {
         CliError::Usage(_) | CliError::BrokenPipe | CliError::Exec(_) => e,
@@ -189,7 +250,31 @@ fn start_of(ctx: &Context, a: &ExecArgs, node: &str, stdin: bool) -> ExecStart {
         stdin,
         term: std::env::var("TERM").unwrap_or_default(),
         user: ctx.author(),
+        group: String::new(),
     }
+}
+
+/// Says once on stderr that the master records the session(s); `raw`:
+/// the local terminal is in raw mode (a line ends with \r\n there).
+fn recorded_notice(started: &cdn_proto::v1::ExecStarted, fan_out: bool, raw: bool) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if started.recording.is_empty() {
+        return;
+    }
+    SAID.call_once(|| {
+        let what = if fan_out {
+            "these sessions are"
+        } else {
+            "this session is"
+        };
+        let _ = write!(
+            std::io::stderr(),
+            "cdnctl: {what} recorded ({}) as exec {}{}",
+            started.recording,
+            started.recording_id,
+            if raw { "\r\n" } else { "\n" }
+        );
+    });
 }
 
 /// Starts a session; returns the sender for stdin/signals and the output
@@ -256,6 +341,7 @@ async fn single(
     tty: bool,
 ) -> Result<ExitCode, CliError> {
     let timeout = (start.timeout_ms > 0).then(|| Duration::from_millis(start.timeout_ms));
+    let raw = tty && std::io::stdin().is_terminal();
     let (tx, mut stream) = open(ctx, start).await?;
     if forward_stdin {
         let tx = tx.clone();
@@ -302,7 +388,7 @@ async fn single(
                     continue;
                 };
                 match body {
-                    exec_response::Body::Started(_) => {}
+                    exec_response::Body::Started(s) => recorded_notice(&s, false, raw),
                     exec_response::Body::Stdout(b) => {
                         tokio::select! {
                             w = write_flush(&mut stdout, &b) => if w.is_err() {
@@ -447,8 +533,19 @@ async fn fan_out_run(ctx: &Context, a: ExecArgs) -> Result<ExitCode, CliError> {
     let parallel = a.parallel.max(1);
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = tokio::task::JoinSet::new();
+    // One key for all the fan-out's sessions: the master files their
+    // recordings under one exec id. Unique per user is enough (the master
+    // keys it by user).
+    let group = format!(
+        "{:x}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
     for node in nodes {
-        let start = start_of(ctx, &a, &node, false);
+        let mut start = start_of(ctx, &a, &node, false);
+        start.group = group.clone();
         let sem = std::sync::Arc::clone(&sem);
         let ctx = ctx.clone();
         tasks.spawn(async move {
@@ -502,7 +599,7 @@ async fn one_of_many(
             continue;
         };
         match body {
-            exec_response::Body::Started(_) => {}
+            exec_response::Body::Started(s) => recorded_notice(&s, true, false),
             exec_response::Body::Stdout(b) => {
                 out_buf.extend_from_slice(&b);
                 flush_lines(&mut out_buf, &prefix, false, false);
@@ -553,6 +650,9 @@ fn flush_lines(buf: &mut Vec<u8>, prefix: &str, to_stderr: bool, all: bool) {
 }
 
 async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
+    if let Some(grep) = h.grep {
+        return grep_recordings(ctx, grep, h.limit, h.output).await;
+    }
     let request = ExecHistoryRequest { limit: h.limit };
     let sessions = ctx
         .call(request, |mut c, r| async move { c.exec_history(r).await })
@@ -572,6 +672,11 @@ async fn history(ctx: &Context, h: HistoryArgs) -> Result<ExitCode, CliError> {
             bytes_in: s.bytes_in,
             bytes_out: s.bytes_out,
             error: s.error,
+            recording_id: s.recording_id,
+            recording_bytes: s.recording_bytes,
+            recording_sha256: s.recording_sha256,
+            recording_truncated: s.recording_truncated,
+            recording_error: s.recording_error,
         })
         .collect();
     output::print(&rows, h.output)?;
@@ -592,6 +697,32 @@ struct SessionRow {
     bytes_in: u64,
     bytes_out: u64,
     error: String,
+    recording_id: u64,
+    recording_bytes: u64,
+    recording_sha256: String,
+    recording_truncated: bool,
+    recording_error: String,
+}
+
+impl SessionRow {
+    /// The REC column: the recording's id when it is not the session's
+    /// own (fan-out), its size, and whether it is cut or incomplete.
+    fn rec(&self) -> String {
+        if self.recording_id == 0 {
+            return "-".into();
+        }
+        let mut s = output::bytes(self.recording_bytes);
+        if self.recording_id != self.exec_id {
+            s = format!("{s} (in {})", self.recording_id);
+        }
+        if self.recording_truncated {
+            s.push_str(" cut");
+        }
+        if !self.recording_error.is_empty() {
+            s.push_str(" incomplete");
+        }
+        s
+    }
 }
 
 impl Row for SessionRow {
@@ -599,7 +730,8 @@ impl Row for SessionRow {
 
     fn columns(_wide: bool) -> Vec<&'static str> {
         vec![
-            "ID", "STARTED", "USER", "NODE", "COMMAND", "EXIT", "DURATION", "IN", "OUT", "ERROR",
+            "ID", "STARTED", "USER", "NODE", "COMMAND", "EXIT", "DURATION", "IN", "OUT", "REC",
+            "ERROR",
         ]
     }
 
@@ -614,6 +746,7 @@ impl Row for SessionRow {
             Cell::new(format!("{}ms", self.duration_ms)),
             Cell::new(output::bytes(self.bytes_in)),
             Cell::new(output::bytes(self.bytes_out)),
+            Cell::new(self.rec()),
             Cell::or_dash(&self.error),
         ]
     }
@@ -621,4 +754,191 @@ impl Row for SessionRow {
     fn name(&self) -> String {
         format!("execsession/{}", self.exec_id)
     }
+}
+
+async fn grep_recordings(
+    ctx: &Context,
+    grep: String,
+    limit: u32,
+    format: Format,
+) -> Result<ExitCode, CliError> {
+    if grep.is_empty() {
+        return Err(usage("--grep needs a text to look for"));
+    }
+    let request = cdn_proto::v1::ListRecordingsRequest {
+        exec_id: 0,
+        grep,
+        limit,
+    };
+    let found = ctx
+        .call(
+            request,
+            |mut c, r| async move { c.list_recordings(r).await },
+        )
+        .await?
+        .recordings;
+    let rows: Vec<RecordingRow> = found
+        .into_iter()
+        .map(|r| RecordingRow {
+            exec_id: r.exec_id,
+            session_id: r.session_id,
+            node: r.node,
+            user: r.user,
+            argv: r.argv,
+            started: output::rfc3339(r.started_ms),
+            bytes: r.bytes,
+            mode: r.mode,
+        })
+        .collect();
+    output::print(&rows, format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One recording whose output matched `exec history --grep`.
+#[derive(Serialize)]
+struct RecordingRow {
+    exec_id: u64,
+    session_id: u64,
+    node: String,
+    user: String,
+    argv: Vec<String>,
+    started: Option<String>,
+    bytes: u64,
+    mode: String,
+}
+
+impl Row for RecordingRow {
+    const EMPTY: &'static str = "No recorded session matches.";
+
+    fn columns(_wide: bool) -> Vec<&'static str> {
+        vec![
+            "ID", "NODE", "STARTED", "USER", "COMMAND", "SIZE", "SESSION",
+        ]
+    }
+
+    fn cells(&self, _wide: bool) -> Vec<Cell> {
+        vec![
+            Cell::new(self.exec_id),
+            Cell::new(&self.node),
+            Cell::new(self.started.as_deref().unwrap_or_default()),
+            Cell::new(&self.user),
+            Cell::new(self.argv.join(" ")),
+            Cell::new(output::bytes(self.bytes)),
+            Cell::new(self.session_id),
+        ]
+    }
+
+    fn name(&self) -> String {
+        format!("recording/{}/{}", self.exec_id, self.node)
+    }
+}
+
+/// `cdnctl exec replay`: fetches the recording, then plays or exports it.
+async fn replay(ctx: &Context, r: ReplayArgs) -> Result<ExitCode, CliError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let request = cdn_proto::v1::GetRecordingRequest {
+        exec_id: r.id,
+        node: r.node.clone().unwrap_or_default(),
+    };
+    // Several nodes and no --node: the master lists them; a usage error.
+    let ambiguous = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&ambiguous);
+    let result = ctx
+        .call(request, move |mut c, req| {
+            let flag = std::sync::Arc::clone(&flag);
+            async move {
+                let r = c.get_recording(req).await;
+                if let Err(s) = &r
+                    && s.code() == tonic::Code::FailedPrecondition
+                {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                r
+            }
+        })
+        .await;
+    let mut stream = match result {
+        Ok(s) => s,
+        Err(CliError::Master(m)) if ambiguous.load(Ordering::Relaxed) => {
+            return Err(CliError::Usage(m));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.message().await.map_err(|s| ctx.call_error(&s))? {
+        data.extend_from_slice(&chunk.data);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = match r.output {
+        ReplayFormat::Json => stdout.write_all(&data),
+        ReplayFormat::Asciicast => {
+            let rec = parse_recording(&data)?;
+            stdout.write_all(rec.to_asciicast().as_bytes())
+        }
+        ReplayFormat::Raw => {
+            drop(stdout);
+            let rec = parse_recording(&data)?;
+            let timed = std::io::stdout().is_terminal();
+            return play(&rec, timed, r.speed, r.idle_limit).map(|()| ExitCode::SUCCESS);
+        }
+    };
+    match written.and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::BrokenPipe),
+        Err(e) => Err(CliError::Local(format!("cannot write: {e}"))),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn parse_recording(data: &[u8]) -> Result<cdn_common::recording::Recording, CliError> {
+    cdn_common::recording::parse(data)
+        .map_err(|e| CliError::Master(format!("the recording cannot be read: {e}")))
+}
+
+/// Writes the recorded output, stdout to stdout and stderr to stderr;
+/// with `timed`, waits between events as the session did (divided by
+/// `speed`, each pause at most `idle_limit`).
+fn play(
+    rec: &cdn_common::recording::Recording,
+    timed: bool,
+    speed: f64,
+    idle_limit: Option<Duration>,
+) -> Result<(), CliError> {
+    use cdn_common::recording::Event;
+    let mut last = 0.0f64;
+    for (t, e) in &rec.events {
+        let (to_err, b) = match e {
+            Event::Stdout(b) => (false, b),
+            Event::Stderr(b) => (true, b),
+            Event::Truncated(n) => {
+                output::print_diagnostic(&format!(
+                    "cdnctl: the recording stops here (exec.recording.max_bytes, {n} bytes)"
+                ));
+                continue;
+            }
+            _ => continue,
+        };
+        if timed {
+            let mut pause = Duration::from_secs_f64(((t - last) / speed).max(0.0));
+            if let Some(cap) = idle_limit {
+                pause = pause.min(cap);
+            }
+            std::thread::sleep(pause);
+        }
+        last = *t;
+        let w = if to_err {
+            let mut err = std::io::stderr().lock();
+            err.write_all(b).and_then(|()| err.flush())
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(b).and_then(|()| out.flush())
+        };
+        match w {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Err(CliError::BrokenPipe);
+            }
+            Err(e) => return Err(CliError::Local(format!("cannot write: {e}"))),
+            Ok(()) => {}
+        }
+    }
+    Ok(())
 }

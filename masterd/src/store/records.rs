@@ -210,6 +210,20 @@ pub struct ExecRecord {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub error: String,
+    /// The id the session's recording is filed under; 0 when not recorded.
+    #[serde(default)]
+    pub recording_id: u64,
+    /// Size and sha256 (hex) of the recording as written.
+    #[serde(default)]
+    pub recording_bytes: u64,
+    #[serde(default)]
+    pub recording_sha256: String,
+    /// Cut at exec.recording.max_bytes.
+    #[serde(default)]
+    pub recording_truncated: bool,
+    /// Why the recording is incomplete, if a write failed.
+    #[serde(default)]
+    pub recording_error: String,
 }
 
 /// A role stored as its word, empty for none (the form stores have always
