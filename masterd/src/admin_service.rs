@@ -433,22 +433,31 @@ impl AdminService for AdminApi {
         // Written beside the start, not before it: an exec's latency is
         // the product. A crash right now could lose this line; the session
         // record of `exec history` is written when it ends.
+        let who = AuthCaller {
+            name: caller.user.clone(),
+            ..who
+        };
         {
             let audit = Arc::clone(&self.audit);
             let detail = start.argv.join(" ");
             let node = start.node.clone();
-            let who = AuthCaller {
-                name: caller.user.clone(),
-                ..who
-            };
+            let who = who.clone();
             self.tasks.spawn(async move {
                 audit.record(who.entry("exec", &node, detail, Ok(()))).await;
             });
         }
         let (tx, rx) = mpsc::channel(crate::exec::RELAY_DEPTH);
         let execs = Arc::clone(&self.execs);
-        self.tasks
-            .spawn(async move { execs.run(start, caller, inbound, tx).await });
+        let audit = Arc::clone(&self.audit);
+        self.tasks.spawn(async move {
+            let ended = execs.run(start, caller, inbound, tx).await;
+            // The session's end, with its recording's sha256: what a later
+            // replay can be checked against.
+            let (detail, result) = exec_end(&ended);
+            audit
+                .record(who.entry("exec.end", &ended.node, detail, result))
+                .await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -1091,6 +1100,40 @@ const DEFAULT_EVENTS: usize = 20;
 
 /// Entries `cdnctl audit` shows unless asked for another number.
 const DEFAULT_AUDIT_LIMIT: usize = 100;
+
+/// The `exec.end` audit entry of a session: exit, and its recording (id,
+/// size, sha256) if it has one.
+fn exec_end(r: &crate::store::ExecRecord) -> (String, Result<(), String>) {
+    let mut detail = format!("exec {}: exit {}", r.exec_id, r.exit_code);
+    if r.recording_id != 0 {
+        detail.push_str(&format!(
+            "; recording {} ({} bytes, sha256 {}){}{}",
+            r.recording_id,
+            r.recording_bytes,
+            if r.recording_sha256.is_empty() {
+                "unknown"
+            } else {
+                &r.recording_sha256
+            },
+            if r.recording_truncated {
+                ", truncated"
+            } else {
+                ""
+            },
+            if r.recording_error.is_empty() {
+                String::new()
+            } else {
+                format!(", incomplete: {}", r.recording_error)
+            }
+        ));
+    }
+    let result = if r.error.is_empty() {
+        Ok(())
+    } else {
+        Err(r.error.clone())
+    };
+    (detail, result)
+}
 
 fn err_text<T>(r: &Result<T, MasterError>) -> Result<(), String> {
     r.as_ref().map(|_| ()).map_err(|e| e.to_string())

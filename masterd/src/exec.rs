@@ -37,7 +37,6 @@ use cdn_proto::limits::MAX_ARGV_BYTES;
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an exec waits for a just-registered node's command stream.
 const STREAM_WAIT: Duration = Duration::from_secs(3);
-const STREAM_POLL: Duration = Duration::from_millis(20);
 /// Messages buffered per direction of one session (each at most one chunk).
 pub const RELAY_DEPTH: usize = 8;
 
@@ -149,24 +148,6 @@ impl ExecHub {
             .collect())
     }
 
-    /// The node's command stream; a node that has just registered gets a
-    /// moment to open it.
-    async fn command_tx_soon(&self, node: &str) -> Option<crate::registry::CommandTx> {
-        let deadline = Instant::now() + STREAM_WAIT;
-        loop {
-            if let Some(tx) = self.registry.command_tx(node) {
-                return Some(tx);
-            }
-            let live = self
-                .registry
-                .state(node)
-                .is_some_and(|s| s != NodeState::Offline);
-            if !live || Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(STREAM_POLL).await;
-        }
-    }
 
     /// The agent opened the stream of session `attach.exec_id`.
     pub fn attach(
@@ -206,7 +187,7 @@ impl ExecHub {
         caller: Caller,
         admin_in: Streaming<ExecRequest>,
         out: ExecOut,
-    ) {
+    ) -> ExecRecord {
         let started_ms = cdn_common::unix_millis_now();
         let t0 = Instant::now();
         // Every attempt gets its own id and audit entry, refused ones too.
@@ -260,9 +241,11 @@ impl ExecHub {
             },
             record.error.is_empty() && record.exit_code == 0,
         );
+        let ended = record.clone();
         if let Err(e) = self.store.write(vec![Write::Exec(record)]).await {
             warn!(error = %e, "cannot record an exec session in the audit log");
         }
+        ended
     }
 
     async fn run_inner(
@@ -286,7 +269,7 @@ impl ExecHub {
             .state(&node)
             .ok_or_else(|| MasterError::NodeNotFound(node.clone()))?;
         let _slot = self.take_slot(&node)?;
-        let tx = match (state, self.command_tx_soon(&node).await) {
+        let tx = match (state, self.registry.command_tx_soon(&node, STREAM_WAIT).await) {
             (NodeState::Online | NodeState::Degraded, Some(tx)) => tx,
             _ => {
                 let last_seen = self.registry.last_seen_ms(&node).unwrap_or(0);

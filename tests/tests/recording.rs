@@ -119,6 +119,19 @@ fn both_streams_are_recorded_in_order_and_asciinema_plays_the_export() {
     assert_eq!(me["recording_sha256"], sha256_hex(stored.as_bytes()));
     let table = fleet.ctl(["exec", "history"]);
     assert!(table.stdout.lines().next().unwrap().contains("REC"));
+    // And the audit log's entry for the session's end carries it too.
+    let sha = sha256_hex(stored.as_bytes());
+    let ended = wait_for("the exec.end audit entry", || {
+        let audit = fleet.ctl(["audit", "--action", "exec.end", "-o", "json"]);
+        audit.stdout.contains(&sha).then_some(audit.stdout)
+    });
+    assert!(
+        ended.contains(&format!(
+            "exec {id}: exit 3; recording {id} ({} bytes, sha256 {sha})",
+            stored.len()
+        )),
+        "{ended}"
+    );
 
     // Raw replay: the same bytes on the same streams.
     let raw = fleet.ctl(["exec", "replay", &id.to_string()]);
