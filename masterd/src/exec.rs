@@ -148,7 +148,6 @@ impl ExecHub {
             .collect())
     }
 
-
     /// The agent opened the stream of session `attach.exec_id`.
     pub fn attach(
         &self,
@@ -269,7 +268,10 @@ impl ExecHub {
             .state(&node)
             .ok_or_else(|| MasterError::NodeNotFound(node.clone()))?;
         let _slot = self.take_slot(&node)?;
-        let tx = match (state, self.registry.command_tx_soon(&node, STREAM_WAIT).await) {
+        let tx = match (
+            state,
+            self.registry.command_tx_soon(&node, STREAM_WAIT).await,
+        ) {
             (NodeState::Online | NodeState::Degraded, Some(tx)) => tx,
             _ => {
                 let last_seen = self.registry.last_seen_ms(&node).unwrap_or(0);
