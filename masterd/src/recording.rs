@@ -39,14 +39,10 @@ pub fn dir_in(data_dir: &Path) -> PathBuf {
     data_dir.join("recordings")
 }
 
-/// Whether `node` can be a file name (node names are DNS-like; this keeps
-/// any other name out of the file system).
+/// Whether `node` can be a file name: a valid node id (the registry takes
+/// no other), which keeps any other name out of the file system.
 pub fn safe_name(node: &str) -> bool {
-    !node.is_empty()
-        && !node.starts_with('.')
-        && node
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    cdn_common::check_node_id(node).is_ok()
 }
 
 /// One recording found on disk.
@@ -452,7 +448,7 @@ impl Recorder {
         Summary {
             id: self.id,
             bytes: self.bytes,
-            sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+            sha256: format!("{sha:x}"),
             truncated: self.truncated,
             error: self.error.take().unwrap_or_default(),
         }
