@@ -116,18 +116,10 @@ impl Assembly {
 }
 
 /// Puts the chunks of one fetch (`PushConfig` from offset 0 on) together.
+#[derive(Default)]
 pub struct Fetch {
     content: BytesMut,
     wire_size: Option<u64>,
-}
-
-impl Default for Fetch {
-    fn default() -> Self {
-        Self {
-            content: BytesMut::new(),
-            wire_size: None,
-        }
-    }
 }
 
 impl Fetch {
