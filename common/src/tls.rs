@@ -209,7 +209,9 @@ pub fn write_private_with<T>(
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
     let tmp = dir.join(format!(".{name}.{}.tmp", random_text(12)));
     let written: std::io::Result<(T, u64)> = (|| {
+        // Readable too: a filler may check what it wrote before it counts.
         let mut f = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)

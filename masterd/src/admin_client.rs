@@ -226,19 +226,32 @@ pub async fn run(
                 ));
             }
             let mut stream = client.backup(BackupRequest {}).await?.into_inner();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = stream.message().await? {
-                bytes.extend_from_slice(&chunk.data);
+            // Written to disk as it arrives (a backup with recordings can
+            // be larger than memory), checked, then put in place.
+            let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+            let path = file.clone();
+            let writer = tokio::task::spawn_blocking(move || {
+                let pieces = std::iter::from_fn(|| rx.blocking_recv());
+                crate::backup::receive_atomically(&path, force, pieces)
+            });
+            let received = async {
+                while let Some(chunk) = stream.message().await? {
+                    if tx.send(chunk.data).await.is_err() {
+                        break;
+                    }
+                }
+                Ok::<(), ClientError>(())
             }
-            let local = |e: crate::backup::BackupError| ClientError::Local(e.to_string());
-            // Checked before it is written: a copy damaged on the way is
-            // refused now, not at restore time.
-            let checked =
-                crate::backup::decode(&bytes[..], "the backup the master sent").map_err(local)?;
-            crate::backup::write_bytes_atomically(&file, &bytes, force).map_err(local)?;
+            .await;
+            drop(tx);
+            let written = writer
+                .await
+                .map_err(|e| ClientError::Local(format!("backup task failed: {e}")));
+            received?;
+            let (checked, bytes) = written?.map_err(|e| ClientError::Local(e.to_string()))?;
             println!(
                 "{}",
-                crate::backup::report("wrote", &file, &checked.header, bytes.len() as u64)
+                crate::backup::report("wrote", &file, &checked.header, checked.recordings, bytes)
             );
         }
         Command::Backup { offline: true, .. } | Command::Restore { .. } => {

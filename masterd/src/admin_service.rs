@@ -697,31 +697,36 @@ impl AdminService for AdminApi {
         let (tx, rx) = mpsc::channel(BACKUP_CHUNK_DEPTH);
         let audit = Arc::clone(&self.audit);
         let origin = self.backup_origin();
+        let recordings_dir = self.execs.recordings().dir().to_path_buf();
         // Reading and compressing a large store takes a while: the call
-        // answers at once and the copy follows on the stream.
+        // answers at once and the copy follows on the stream, piece by
+        // piece as it is made.
         self.tasks.spawn(async move {
-            let (detail, outcome) = match backup::encode_store(audit.store(), &origin).await {
+            let pieces = tx.clone();
+            let send = move |data: bytes::Bytes| {
+                pieces.blocking_send(Ok(BackupChunk { data })).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the caller went away before the end",
+                    )
+                })
+            };
+            let made = backup::stream_store(audit.store(), recordings_dir, &origin, send).await;
+            let (detail, outcome) = match made {
                 Err(e) => {
                     warn!(error = %e, by = %caller.name, "backup failed");
                     let message = e.to_string();
                     let _ = tx.send(Err(MasterError::from(e).into())).await;
                     (String::new(), Err(message))
                 }
-                Ok((bytes, header)) => {
-                    let detail = format!("{} entries, {} bytes", header.entries(), bytes.len());
-                    let mut sent = Ok(());
-                    for start in (0..bytes.len()).step_by(backup::MAX_CHUNK_BYTES) {
-                        let end = (start + backup::MAX_CHUNK_BYTES).min(bytes.len());
-                        let chunk = BackupChunk {
-                            data: bytes.slice(start..end),
-                        };
-                        if tx.send(Ok(chunk)).await.is_err() {
-                            sent = Err("the caller went away before the end".into());
-                            break;
-                        }
-                    }
-                    (detail, sent)
-                }
+                Ok((header, recorded, bytes)) => (
+                    format!(
+                        "{} entries, {} recordings, {bytes} bytes",
+                        header.entries(),
+                        recorded.files
+                    ),
+                    Ok(()),
+                ),
             };
             audit
                 .record(caller.entry("backup", "store", detail, outcome))

@@ -72,7 +72,8 @@ pub enum Command {
     #[command(subcommand)]
     Node(NodeCommand),
     /// Write a backup of the whole store (nodes, config history, users,
-    /// join tokens, certificates, audit, the CA) to FILE.
+    /// join tokens, certificates, audit, the CA) and this master's exec
+    /// session recordings to FILE.
     ///
     /// The running master streams a consistent copy (admin credential);
     /// with --offline the store of master.yml is read directly, for a
@@ -94,8 +95,9 @@ pub enum Command {
     },
     /// Restore a backup into the store of master.yml, which must be empty.
     ///
-    /// Checks FILE, writes everything in it, and exits 1 without writing
-    /// anything when the store already holds state. Then start masterd on
+    /// Checks FILE, writes everything in it (its recordings into the data
+    /// directory), and exits 1 without writing anything when the store
+    /// already holds state or a recording exists. Then start masterd on
     /// that store: agents reconnect with their certificates and existing
     /// credentials keep working, as the CA comes back with the rest. The
     /// credential files themselves are not in a backup: a restored

@@ -110,13 +110,19 @@ async fn backup(config: &MasterConfig, file: PathBuf, force: bool) -> Result<(),
     let entries = backend.export().await?;
     let origin = Origin::offline(config.store.backend);
     let created_ms = cdn_common::unix_millis_now();
+    let recordings_dir = crate::recording::dir_in(&config.data_dir);
     let written = blocking(move || {
+        let recs = backup::recordings::list(&recordings_dir).map_err(|e| BackupError::Io {
+            file: recordings_dir.display().to_string(),
+            message: cdn_common::describe_io(&e),
+        })?;
         backup::write_atomically(
             Target::File {
                 path: &file,
                 replace: force,
             },
             &entries,
+            &recs,
             &origin,
             created_ms,
         )
@@ -124,15 +130,35 @@ async fn backup(config: &MasterConfig, file: PathBuf, force: bool) -> Result<(),
     .await?;
     println!(
         "{}",
-        backup::report("wrote", &written.path, &written.header, written.bytes)
+        backup::report(
+            "wrote",
+            &written.path,
+            &written.header,
+            written.recordings,
+            written.bytes
+        )
     );
     Ok(())
 }
 
 async fn restore(config: &MasterConfig, file: PathBuf) -> Result<(), OfflineError> {
-    // The whole file is checked before the store is opened (or made).
+    // The whole file is checked before the store is opened (or made); its
+    // recordings are written aside as it is read (restore never replaces
+    // one this master has) and put in place once the store is restored.
     let path = file.clone();
-    let checked = blocking(move || backup::read_file(&path)).await?;
+    let recordings_dir = crate::recording::dir_in(&config.data_dir);
+    let (checked, staged) = blocking(move || {
+        let f = std::fs::File::open(&path).map_err(|e| BackupError::Io {
+            file: path.display().to_string(),
+            message: cdn_common::describe_io(&e),
+        })?;
+        let mut staging = backup::recordings::Staging::new(recordings_dir);
+        let checked = backup::decode_with(f, &path.display().to_string(), &mut |n, o, d| {
+            staging.write(n, o, d)
+        })?;
+        Ok((checked, staging))
+    })
+    .await?;
     let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let backend = open(
         config,
@@ -141,7 +167,17 @@ async fn restore(config: &MasterConfig, file: PathBuf) -> Result<(), OfflineErro
     .await?;
     let header = checked.header;
     backend.import(checked.entries).await?;
-    println!("{}", backup::report("restored", &file, &header, bytes));
+    let recorded = blocking(move || {
+        staged.commit().map_err(|e| BackupError::Io {
+            file: "the restored recordings".into(),
+            message: cdn_common::describe_io(&e),
+        })
+    })
+    .await?;
+    println!(
+        "{}",
+        backup::report("restored", &file, &header, recorded, bytes)
+    );
     println!(
         "into {}. Start masterd on it: agents reconnect with their certificates and the credentials of the backed-up master keep working (a restored embedded master also writes a new admin.credential on its first start).",
         describe_store(config)

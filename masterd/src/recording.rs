@@ -74,6 +74,11 @@ impl Recordings {
         }
     }
 
+    /// The directory the recordings are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> RecordingConfig {
         self.policy.read().map(|p| p.clone()).unwrap_or_default()

@@ -123,11 +123,33 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
     admin.ok(&["config", "push", &cfg, "-m", "before the backup"]);
     let alice = fleet.master.add_user("alice", "operator");
     admin.manage(&["token", "create", "--description", "spare"]);
+    // A recorded exec session: its recording travels in the backup.
+    let said = admin.ok(&[
+        "exec",
+        "agent-1",
+        "--",
+        "sh",
+        "-c",
+        "echo said before the backup",
+    ]);
+    assert_eq!(said, "said before the backup\n");
+    let recorded = admin.json(&["exec", "history", "-o", "json"]);
+    let exec_id = recorded[0]["exec_id"]
+        .as_u64()
+        .expect("an exec id")
+        .to_string();
+    assert_ne!(recorded[0]["recording_id"], 0, "{recorded}");
+    let cast = admin.ok(&["exec", "replay", &exec_id, "-o", "asciicast"]);
 
     let file = dir.join("fleet.cdnbak");
     let out = admin.manage(&["backup", path(&file)]);
     assert!(
         out.starts_with(&format!("wrote {}: ", file.display())),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("recordings") && l.contains(" 1 (")),
         "{out}"
     );
     assert!(std::fs::metadata(&file).unwrap().len() > 1 << 20);
@@ -218,12 +240,29 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
     fleet.master.terminate();
     let old_data = fleet.master.data_dir();
 
+    // Never over a store or recordings: the old directory's recording is
+    // found first (the file is read before the store is opened); without
+    // it, the store's own refusal.
+    let into_old = masterd(["restore", path(&file), "--data-dir", path(&old_data)]);
+    assert_eq!(into_old.code, Some(1));
+    assert!(
+        into_old.stderr.contains("recording ") && into_old.stderr.contains("exists already"),
+        "{}",
+        into_old.stderr
+    );
+    let old_recording = old_data.join("recordings").join(&exec_id);
+    let kept = dir.join("kept-recording");
+    std::fs::rename(&old_recording, &kept).unwrap();
     let into_old = masterd(["restore", path(&file), "--data-dir", path(&old_data)]);
     assert_eq!(into_old.code, Some(1));
     assert!(
         into_old.stderr.contains("not empty") && into_old.stderr.contains("nodes: 2"),
         "{}",
         into_old.stderr
+    );
+    assert!(
+        !old_recording.exists(),
+        "a refused restore puts no recording in place"
     );
 
     let restored = dir.join("restored");
@@ -235,6 +274,30 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
     ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.starts_with("restored "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("recordings") && l.contains(" 1 (")),
+        "{}",
+        out.stdout
+    );
+    // Restoring again into the same directory: its recordings are there
+    // already, so nothing is restored, replaced or left aside.
+    let again = masterd([
+        "restore",
+        path(&file),
+        "--data-dir",
+        path(&restored.join("data")),
+    ]);
+    assert_eq!(again.code, Some(1), "{}", again.stdout);
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+    let recordings = restored.join("data").join("recordings");
+    let hidden: Vec<_> = std::fs::read_dir(&recordings)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
 
     // Same port: the agents' configs name it.
     fleet.master = Master::start(&restored, TEST_MASTER_YML, port);
@@ -254,6 +317,16 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
     // does alice's; nothing was enrolled again (token use counts agree).
     assert_eq!(admin.json(&["config", "history", "-o", "json"]), history);
     assert_eq!(admin.ok(&["config", "show", "1"]), text);
+    // The recording came back with the rest: the same session, the same
+    // bytes, replayed by the restored master.
+    assert_eq!(
+        admin.ok(&["exec", "replay", &exec_id]),
+        "said before the backup\n"
+    );
+    assert_eq!(
+        admin.ok(&["exec", "replay", &exec_id, "-o", "asciicast"]),
+        cast
+    );
     assert_eq!(admin.manage(&["token", "list"]), tokens);
     let users_now = admin.manage(&["user", "list"]);
     for line in users.lines() {
