@@ -416,7 +416,7 @@ pub struct ServerKeepalive {
     /// often (three times in a row without the master sending anything in
     /// between) gets GOAWAY `too_many_pings` and is disconnected (gRFC A8);
     /// agents then double their `keepalive.time`. `0s` turns this off.
-    #[serde(with = "cdn_common::duration")]
+    #[serde(with = "cdn_common::duration::zero_is_off")]
     pub min_ping_interval: Duration,
 }
 
@@ -505,8 +505,82 @@ impl MasterConfig {
     }
 }
 
+/// `d` within `lo..=hi`, or an error naming `key` and the range; `zero_ok`
+/// also takes `0s` (the key's "off").
+fn within(key: &str, d: Duration, lo: &str, hi: &str, zero_ok: bool) -> Result<(), Invalid> {
+    let bound = |s: &str| cdn_common::duration::parse(s).unwrap_or(Duration::ZERO);
+    if (zero_ok && d.is_zero()) || (bound(lo)..=bound(hi)).contains(&d) {
+        return Ok(());
+    }
+    let off = if zero_ok { " (or 0s: off)" } else { "" };
+    Err(Invalid::new(
+        key,
+        format!(
+            "{} is out of range ({lo} to {hi}{off})",
+            cdn_common::duration::short(d)
+        ),
+    ))
+}
+
+impl MasterConfig {
+    /// Every duration within what works: a value the master would take but
+    /// that breaks it at run time (a keepalive of years, an idle limit no
+    /// session reaches) is refused when the file is read, at start and on
+    /// SIGHUP alike.
+    fn check_durations(&self) -> Result<(), Invalid> {
+        let (ka, hb) = (&self.grpc.keepalive, &self.heartbeat);
+        within("heartbeat.interval", hb.interval, "100ms", "1h", false)?;
+        within("heartbeat.timeout", hb.timeout, "100ms", "1h", false)?;
+        within("grpc.keepalive.time", ka.time, "1s", "2h", false)?;
+        within("grpc.keepalive.timeout", ka.timeout, "1s", "10m", false)?;
+        within(
+            "grpc.keepalive.min_ping_interval",
+            ka.min_ping_interval,
+            "1ms",
+            "1h",
+            true,
+        )?;
+        within(
+            "pool.max_idle_time",
+            self.pool.max_idle_time,
+            "1s",
+            "7d",
+            false,
+        )?;
+        within(
+            "reconnect.base_delay",
+            self.reconnect.base_delay,
+            "1ms",
+            "1m",
+            false,
+        )?;
+        within(
+            "reconnect.max_delay",
+            self.reconnect.max_delay,
+            "1ms",
+            "1h",
+            false,
+        )?;
+        within(
+            "tls.client_cert_ttl",
+            self.tls.client_cert_ttl,
+            "1m",
+            "3650d",
+            false,
+        )?;
+        within(
+            "exec.recording.retention.max_age",
+            self.exec.recording.retention.max_age,
+            "1m",
+            "3650d",
+            true,
+        )
+    }
+}
+
 impl Validate for MasterConfig {
     fn validate(&self) -> Result<(), Invalid> {
+        self.check_durations()?;
         if self.reconnect.base_delay > self.reconnect.max_delay {
             return Err(Invalid::new(
                 "reconnect.base_delay",
@@ -634,6 +708,62 @@ impl Validate for MasterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_that_would_break_the_master_are_refused_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (yaml, key, range) in [
+            (
+                "grpc:\n  keepalive:\n    time: 3650d\n",
+                "grpc.keepalive.time",
+                "1s to 2h",
+            ),
+            (
+                "grpc:\n  keepalive:\n    timeout: 1h\n",
+                "grpc.keepalive.timeout",
+                "1s to 10m",
+            ),
+            (
+                "pool:\n  max_idle_time: 100d\n",
+                "pool.max_idle_time",
+                "1s to 7d",
+            ),
+            (
+                "heartbeat:\n  interval: 1ms\n",
+                "heartbeat.interval",
+                "100ms to 1h",
+            ),
+            (
+                "heartbeat:\n  timeout: 2h\n",
+                "heartbeat.timeout",
+                "100ms to 1h",
+            ),
+            (
+                "reconnect:\n  max_delay: 2h\n",
+                "reconnect.max_delay",
+                "1ms to 1h",
+            ),
+            (
+                "tls:\n  client_cert_ttl: 1s\n",
+                "tls.client_cert_ttl",
+                "1m to 3650d",
+            ),
+        ] {
+            let file = dir.path().join("master.yml");
+            std::fs::write(&file, yaml).unwrap();
+            let e = MasterConfig::load(&file).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(range), "{yaml}: {e}");
+            assert!(e.contains("master.yml:"), "names the file and line: {e}");
+        }
+        // Off where off is a meaning.
+        let file = dir.path().join("master.yml");
+        std::fs::write(
+            &file,
+            "grpc:\n  keepalive:\n    min_ping_interval: 0s\nexec:\n  recording:\n    retention:\n      max_age: 0s\n",
+        )
+        .unwrap();
+        MasterConfig::load(&file).unwrap();
+    }
 
     #[test]
     fn seed_example_parses() {

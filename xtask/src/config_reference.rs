@@ -207,7 +207,7 @@ pub fn man_page(file: &ConfigFile) -> String {
         )))
         .control("PP", [])
         .text(inlines(&format!(
-            "Durations are written as in `100ms`, `10s`, `1m`, `5m`; zero and unit-less numbers are refused. An unknown key, a bad value or bad YAML stops `{}` at start with exit code 78 (`EX_CONFIG`) and one line naming the file, line, column and key.",
+            "Durations are written as in `100ms`, `10s`, `1m`, `5m`; zero (except where a key says `0s` is off) and unit-less numbers are refused, as is any duration over `3650d` or outside the range a key works in. An unknown key, a bad value or bad YAML stops `{}` at start with exit code 78 (`EX_CONFIG`) and one line naming the file, line, column and key.",
             file.daemon
         )))
         .control("PP", [])
