@@ -189,6 +189,13 @@ fn decode_event(v: serde_json::Value) -> Result<(f64, Event), String> {
     Ok((t, event))
 }
 
+/// One event line of a recording (after its header), on its own: what a
+/// reader that streams a large recording line by line uses.
+pub fn parse_event_line(line: &[u8]) -> Result<(f64, Event), String> {
+    let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    decode_event(v)
+}
+
 /// Reads a recording; a last line cut short (master killed while writing)
 /// is left out.
 pub fn parse(data: &[u8]) -> Result<Recording, RecordingError> {

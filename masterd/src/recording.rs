@@ -306,16 +306,47 @@ impl Recordings {
 }
 
 /// Whether the output (stdout and stderr, in order) of the recording at
-/// `path` contains `needle`.
+/// `path` contains `needle`. Read line by line, keeping only the end of
+/// the output so far that a match could still start in: memory stays at
+/// one line, whatever the recording's size.
 fn output_contains(path: &Path, needle: &[u8]) -> bool {
-    let Ok(data) = std::fs::read(path) else {
+    let Ok(f) = File::open(path) else {
         return false;
     };
-    let Ok(r) = cdn_common::recording::parse(&data) else {
+    output_in(BufReader::new(f), needle)
+}
+
+fn output_in(mut r: impl BufRead, needle: &[u8]) -> bool {
+    if needle.is_empty() {
         return false;
-    };
-    let out = r.output();
-    !needle.is_empty() && out.windows(needle.len()).any(|w| w == needle)
+    }
+    let mut line = Vec::new();
+    // The header.
+    if !matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+        return false;
+    }
+    let mut window: Vec<u8> = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if !line.ends_with(b"\n") => return false, // cut short
+            Ok(_) => {}
+        }
+        let Ok((_, Event::Stdout(b) | Event::Stderr(b))) =
+            cdn_common::recording::parse_event_line(&line)
+        else {
+            continue;
+        };
+        window.extend_from_slice(&b);
+        if window.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        let keep = needle.len() - 1;
+        if window.len() > keep {
+            window.drain(..window.len() - keep);
+        }
+    }
 }
 
 /// What became of one recording, for the session's audit record.
@@ -501,6 +532,18 @@ pub fn nodes_of(found: &[Found]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn grep_finds_text_split_across_events_and_reads_line_by_line() {
+        let mut rec = b"{\"cdn_recording\":1}\n".to_vec();
+        rec.extend(encode_bytes(0.1, Stream::Stdout, b"xx nee"));
+        rec.extend(encode_bytes(0.2, Stream::Stdin, b"dle typed"));
+        rec.extend(encode_bytes(0.3, Stream::Stderr, b"dle yy"));
+        assert!(output_in(&rec[..], b"needle"));
+        assert!(!output_in(&rec[..], b"typed"), "stdin is not output");
+        assert!(!output_in(&rec[..], b"zz"));
+        assert!(!output_in(&rec[..], b""));
+    }
+
     use super::*;
 
     fn recordings(dir: &Path, policy: RecordingConfig) -> Arc<Recordings> {
