@@ -484,6 +484,7 @@ impl Master {
         let audit = Arc::new(Audit::new(
             store.clone(),
             Arc::clone(&events),
+            Arc::clone(&metrics),
             loaded.last_audit_id,
         ));
         let enrolment = Arc::new(Enrolment::new(
