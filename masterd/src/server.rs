@@ -134,6 +134,17 @@ impl Listeners {
         })
     }
 
+    /// Makes every socket listen now, before [`Listeners::share`].
+    pub fn listen(&self) -> std::io::Result<()> {
+        for s in [Some(&self.grpc), self.admin.as_ref(), self.metrics.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            s.listen(LISTEN_BACKLOG as i32)?;
+        }
+        Ok(())
+    }
+
     /// Runtime listeners on clones of the sockets, which listen from now
     /// on (again: listening twice is harmless).
     #[allow(clippy::type_complexity)]
