@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protox::prost::Message::encode_to_vec(&cdn),
     )?;
     // Config content is fanned out to many agents: share it, don't copy it.
+    // Garbage from a peer is its INVALID_ARGUMENT, not our INTERNAL
+    // (src/codec.rs).
     tonic_prost_build::configure()
+        .codec_path("crate::codec::ProtoCodec")
         .bytes(".cdn.v1")
         .compile_fds(fds)?;
     Ok(())

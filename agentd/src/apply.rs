@@ -158,6 +158,8 @@ struct Paths {
     dir: PathBuf,
     versions: PathBuf,
     state: PathBuf,
+    /// Names the guard of a running reload command (see `guard::Marker`).
+    reload_marker: PathBuf,
 }
 
 impl Paths {
@@ -174,6 +176,7 @@ impl Paths {
             file: file.to_path_buf(),
             versions: dir.join(format!(".{name}.versions")),
             state: dir.join(format!(".{name}.state")),
+            reload_marker: dir.join(format!(".{name}.reload")),
             dir,
         }
     }
@@ -261,6 +264,8 @@ impl Applier {
     ) -> Self {
         let paths = Paths::new(&cfg.path);
         paths.remove_stale_temp_files();
+        // A reload of an earlier run may still be alive: never two at once.
+        crate::guard::stop_leftover(&paths.reload_marker);
         let applied = std::fs::read(&paths.state)
             .ok()
             .and_then(|b| serde_json::from_slice::<Applied>(&b).ok())
@@ -461,7 +466,8 @@ impl Applier {
         version: Version,
     ) -> Result<(), ReloadError> {
         use tokio::io::AsyncReadExt;
-        let mut child = tokio::process::Command::new("sh")
+        // Under a guard: the command dies with the agent, even a killed one.
+        let mut child = crate::guard::command("sh")
             .arg("-c")
             .arg(cmd)
             .env("CDN_CONFIG_PATH", &self.paths.file)
@@ -476,6 +482,7 @@ impl Applier {
             .spawn()
             .map_err(|e| ReloadError::Spawn(e.to_string()))?;
         let group = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+        let _marker = crate::guard::Marker::write(&self.paths.reload_marker, child.id());
         let mut stderr = child.stderr.take();
         let mut tail: Vec<u8> = Vec::new();
         let mut buf = [0u8; 4096];

@@ -246,7 +246,8 @@ struct Spawned {
 
 /// The command as the policy and the request shape it, not yet started.
 fn command(policy: &ExecPolicy, start: &StartExec) -> Result<tokio::process::Command, String> {
-    let mut cmd = tokio::process::Command::new(&start.argv[0]);
+    // Under a guard: the program dies with the agent, even a killed one.
+    let mut cmd = crate::guard::command(&start.argv[0]);
     cmd.args(&start.argv[1..])
         // systemd's socket is agentd's: a remote command must not speak
         // for the agent's unit (unless the operator passes it on purpose).

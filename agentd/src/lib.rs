@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod dialer;
 pub mod exec;
+pub mod guard;
 pub mod identity;
 pub mod link;
 pub mod pace;

@@ -11,6 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
+    // A guard of a program this agent runs, not the agent (see guard.rs).
+    if let Some(code) = agentd::guard::main_if_asked() {
+        return code;
+    }
     let args = agentd::cli::Args::parse();
     logging::init(args.log_format, "info");
     let settings = match Settings::from_args(args) {

@@ -36,6 +36,10 @@ impl CliError {
     pub fn from_status(addr: &str, s: &tonic::Status) -> Self {
         use tonic::Code;
         match s.code() {
+            // The master answered: it refused to act unrecorded.
+            Code::Unavailable if s.message().starts_with(cdn_proto::words::AUDIT_UNWRITABLE) => {
+                Self::Master(first_line(s.message()))
+            }
             Code::Unavailable => Self::Unreachable {
                 addr: addr.to_string(),
                 reason: std::error::Error::source(s)
@@ -71,6 +75,9 @@ pub fn connection_lost(s: &tonic::Status) -> bool {
         "error reading a body",
     ];
     let message = s.message().to_lowercase();
+    if s.message().starts_with(cdn_proto::words::AUDIT_UNWRITABLE) {
+        return false;
+    }
     matches!(s.code(), Code::Unavailable | Code::Unknown)
         || std::error::Error::source(s).is_some()
         || TRANSPORT_WORDS.iter().any(|w| message.contains(w))

@@ -103,7 +103,7 @@ impl AdminApi {
         action: &str,
         target: &str,
     ) -> Result<(AuthCaller, Option<String>), Status> {
-        let who = self.authn.operator(request, Role::Viewer)?;
+        let who = self.caller(request, Role::Viewer, action).await?;
         let own = self.execs.recordings().policy().operators_replay_own;
         match who.role {
             Role::Admin => Ok((who, None)),
@@ -123,12 +123,66 @@ impl AdminApi {
                     }
                 );
                 self.authn.count_refusal("permission_denied");
-                self.audit
-                    .record(who.entry(action, target, String::new(), Err(message.clone())))
+                self.audit_refusal(request, &who.name, role.as_str(), action, target, &message)
                     .await;
                 Err(Status::permission_denied(message))
             }
         }
+    }
+
+    /// Authenticates an operator call needing `need`; a refusal of a
+    /// known caller (a role too low, a node certificate) is audited as
+    /// `action`, rate-limited per source.
+    async fn caller<T>(
+        &self,
+        request: &Request<T>,
+        need: Role,
+        action: &str,
+    ) -> Result<AuthCaller, Status> {
+        match self.authn.operator(request, need) {
+            Ok(c) => Ok(c),
+            Err(e @ MasterError::PermissionDenied(_)) => {
+                let (name, role) = self.authn.presented_as(request);
+                self.audit_refusal(request, &name, role, action, "", &e.to_string())
+                    .await;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a refused call to the audit log, unless its source refused
+    /// too often lately (then it is only counted); the next entry of that
+    /// source says how many were left out.
+    async fn audit_refusal<T>(
+        &self,
+        request: &Request<T>,
+        user: &str,
+        role: &str,
+        action: &str,
+        target: &str,
+        reason: &str,
+    ) {
+        let ip = request.remote_addr().map(|a| a.ip());
+        let Some(left_out) = self.authn.audit_refusal(ip) else {
+            return;
+        };
+        let peer = crate::auth::peer_of(request);
+        let detail = match left_out {
+            0 => "refused".to_string(),
+            n => format!("refused; {n} earlier refusal(s) from {peer} not recorded (rate limit)"),
+        };
+        self.audit
+            .record(crate::audit::Entry {
+                user,
+                role,
+                peer: &peer,
+                action,
+                target,
+                detail,
+                result: Err(reason.to_string()),
+            })
+            .await;
     }
 
     fn plan(&self, targets: Option<Targets>, wait_ms: u64) -> Result<PushPlan, MasterError> {
@@ -286,7 +340,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        self.authn.operator(&request, Role::Viewer)?;
+        self.caller(&request, Role::Viewer, "nodes.list").await?;
         let req = request.into_inner();
         let state = match cdn_proto::v1::NodeStatus::try_from(req.status) {
             Ok(cdn_proto::v1::NodeStatus::Unspecified) => None,
@@ -318,7 +372,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigPushRequest>,
     ) -> Result<Response<Self::PushConfigStream>, Status> {
-        let caller = self.authn.operator(&request, Role::Operator)?;
+        let caller = self.caller(&request, Role::Operator, "push").await?;
         let req = request.into_inner();
         if req.content.len() > cdn_proto::limits::MAX_CONFIG_BYTES {
             return Err(MasterError::Invalid(format!(
@@ -335,6 +389,16 @@ impl AdminService for AdminApi {
         let content = req.content;
         let (message, dry_run) = (req.message, req.dry_run);
         let action = if dry_run { "push.dry_run" } else { "push" };
+        if !dry_run {
+            self.audit
+                .intent(caller.entry(
+                    "push.request",
+                    &target,
+                    format!("{} bytes", content.len()),
+                    Ok(()),
+                ))
+                .await?;
+        }
         Ok(Response::new(event_stream(
             &self.tasks,
             (Arc::clone(&self.audit), caller, action, target),
@@ -353,7 +417,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigRollbackRequest>,
     ) -> Result<Response<Self::RollbackConfigStream>, Status> {
-        let caller = self.authn.operator(&request, Role::Operator)?;
+        let caller = self.caller(&request, Role::Operator, "rollback").await?;
         let req = request.into_inner();
         let version = Version::new(req.version)
             .filter(|v| self.configs.exists(*v))
@@ -361,6 +425,14 @@ impl AdminService for AdminApi {
         let target = describe_targets(&req.targets);
         let plan = self.plan(req.targets, req.wait_ms)?;
         let configs = self.configs.clone();
+        self.audit
+            .intent(caller.entry(
+                "rollback.request",
+                &target,
+                format!("to version {version}"),
+                Ok(()),
+            ))
+            .await?;
         Ok(Response::new(event_stream(
             &self.tasks,
             (Arc::clone(&self.audit), caller, "rollback", target),
@@ -372,7 +444,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigStatusRequest>,
     ) -> Result<Response<ConfigStatusResponse>, Status> {
-        self.authn.operator(&request, Role::Viewer)?;
+        self.caller(&request, Role::Viewer, "config.status").await?;
         let t = request.into_inner().targets.unwrap_or_default();
         let selector = Selector::from_wire(t.label_selector, t.selector)?;
         let names = self.registry.resolve_targets(&t.nodes, &selector)?;
@@ -384,7 +456,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ConfigHistoryRequest>,
     ) -> Result<Response<ConfigHistoryResponse>, Status> {
-        self.authn.operator(&request, Role::Viewer)?;
+        self.caller(&request, Role::Viewer, "config.history")
+            .await?;
         let limit = request.into_inner().limit as usize;
         Ok(Response::new(ConfigHistoryResponse {
             versions: self.configs.history(limit),
@@ -395,7 +468,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetConfigVersionRequest>,
     ) -> Result<Response<ConfigVersionContent>, Status> {
-        self.authn.operator(&request, Role::Viewer)?;
+        self.caller(&request, Role::Viewer, "config.show").await?;
         let v = request.into_inner().version;
         let v = Version::new(v).ok_or(MasterError::VersionNotFound(v))?;
         let (info, content) = self.configs.content(v).await?;
@@ -411,7 +484,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<Streaming<ExecRequest>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        let who = self.authn.operator(&request, Role::Operator)?;
+        let who = self.caller(&request, Role::Operator, "exec").await?;
         let peer = who.peer.clone();
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(EXEC_START_TIMEOUT, inbound.message())
@@ -430,22 +503,18 @@ impl AdminService for AdminApi {
             peer,
             revoked: who.revoked.clone(),
         };
-        // Written beside the start, not before it: an exec's latency is
-        // the product. A crash right now could lose this line; the session
-        // record of `exec history` is written when it ends.
+        // Durable before the command starts: a session the log cannot
+        // name does not run (the audit log fails closed).
         let who = AuthCaller {
             name: caller.user.clone(),
             ..who
         };
-        {
-            let audit = Arc::clone(&self.audit);
-            let detail = start.argv.join(" ");
-            let node = start.node.clone();
-            let who = who.clone();
-            self.tasks.spawn(async move {
-                audit.record(who.entry("exec", &node, detail, Ok(()))).await;
-            });
-        }
+        let detail = start.argv.join(" ");
+        self.audit
+            .intent(who.entry("exec", &start.node, detail.clone(), Ok(())))
+            .await?;
+        self.events
+            .publish("exec", &start.node, &who.name, detail, true);
         let (tx, rx) = mpsc::channel(crate::exec::RELAY_DEPTH);
         let execs = Arc::clone(&self.execs);
         let audit = Arc::clone(&self.audit);
@@ -465,7 +534,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ExecHistoryRequest>,
     ) -> Result<Response<ExecHistoryResponse>, Status> {
-        self.authn.operator(&request, Role::Viewer)?;
+        self.caller(&request, Role::Viewer, "exec.history").await?;
         let limit = match request.into_inner().limit {
             0 => usize::MAX,
             n => n as usize,
@@ -644,7 +713,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<GetNodeRequest>,
     ) -> Result<Response<NodeInfo>, Status> {
-        self.authn.operator(&request, Role::Viewer)?;
+        self.caller(&request, Role::Viewer, "nodes.get").await?;
         let name = request.into_inner().name;
         let view = self
             .registry
@@ -658,7 +727,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListMastersRequest>,
     ) -> Result<Response<ListMastersResponse>, Status> {
-        self.authn.operator(&request, Role::Viewer)?;
+        self.caller(&request, Role::Viewer, "masters.list").await?;
         let masters = self.leadership.masters().await.map_err(MasterError::from)?;
         let now = cdn_common::unix_millis_now();
         let backend = self.leadership.backend().to_string();
@@ -693,7 +762,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "backup").await?;
         let (tx, rx) = mpsc::channel(BACKUP_CHUNK_DEPTH);
         let audit = Arc::clone(&self.audit);
         let origin = self.backup_origin();
@@ -741,7 +810,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
-        let caller = self.authn.operator(&request, Role::Viewer)?;
+        let caller = self.caller(&request, Role::Viewer, "events").await?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_EVENTS,
@@ -799,7 +868,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Viewer)?;
+        let caller = self.caller(&request, Role::Viewer, "whoami").await?;
         Ok(Response::new(WhoAmIResponse {
             name: caller.name,
             role: caller.role.as_str().into(),
@@ -811,12 +880,20 @@ impl AdminService for AdminApi {
         &self,
         request: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "token.create").await?;
         let req = request.into_inner();
         if req.description.len() > 256 {
             return Err(MasterError::Invalid("description longer than 256 bytes".into()).into());
         }
         let ttl = (req.ttl_ms > 0).then(|| Duration::from_millis(req.ttl_ms));
+        self.audit
+            .intent(caller.entry(
+                "token.create.request",
+                "",
+                format!("ttl {}ms, uses {}", req.ttl_ms, req.max_uses),
+                Ok(()),
+            ))
+            .await?;
         let result = self
             .credentials
             .create_token(&caller.name, ttl, req.max_uses, &req.description)
@@ -839,7 +916,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListTokensRequest>,
     ) -> Result<Response<ListTokensResponse>, Status> {
-        self.authn.operator(&request, Role::Admin)?;
+        self.caller(&request, Role::Admin, "token.list").await?;
         Ok(Response::new(ListTokensResponse {
             tokens: self
                 .credentials
@@ -854,8 +931,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<RevokeTokenResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "token.revoke").await?;
         let id = request.into_inner().id;
+        self.audit
+            .intent(caller.entry("token.revoke.request", &id, String::new(), Ok(())))
+            .await?;
         let result = self.credentials.revoke_token(&id).await;
         self.audit
             .record(caller.entry("token.revoke", &id, String::new(), err_text(&result)))
@@ -868,8 +948,16 @@ impl AdminService for AdminApi {
         &self,
         request: Request<AddUserRequest>,
     ) -> Result<Response<AddUserResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "user.add").await?;
         let req = request.into_inner();
+        self.audit
+            .intent(caller.entry(
+                "user.add.request",
+                &req.name,
+                format!("role {}", req.role),
+                Ok(()),
+            ))
+            .await?;
         let result = match Role::parse(&req.role)
             .and_then(|role| Ok((role, self.credentials.reserve_user(&req.name)?)))
         {
@@ -898,7 +986,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
-        self.authn.operator(&request, Role::Admin)?;
+        self.caller(&request, Role::Admin, "user.list").await?;
         Ok(Response::new(ListUsersResponse {
             users: self
                 .credentials
@@ -913,8 +1001,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<RemoveUserRequest>,
     ) -> Result<Response<RemoveUserResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "user.remove").await?;
         let name = request.into_inner().name;
+        self.audit
+            .intent(caller.entry("user.remove.request", &name, String::new(), Ok(())))
+            .await?;
         let result = if name == caller.name && !self.authn.insecure() {
             Err(MasterError::Precondition(
                 "you cannot remove your own user; ask another admin".into(),
@@ -934,8 +1025,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<RevokeNodeRequest>,
     ) -> Result<Response<RevokeNodeResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "node.revoke").await?;
         let node = request.into_inner().node_id;
+        self.audit
+            .intent(caller.entry("node.revoke.request", &node, String::new(), Ok(())))
+            .await?;
         let result = self.credentials.revoke(CertKind::Node, &node).await;
         let was_connected = result.is_ok() && self.registry.cut(&node, Offline::CertificateRevoked);
         if result.is_ok() {
@@ -963,8 +1057,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<AllowNodeRequest>,
     ) -> Result<Response<AllowNodeResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "node.allow").await?;
         let node = request.into_inner().node_id;
+        self.audit
+            .intent(caller.entry("node.allow.request", &node, String::new(), Ok(())))
+            .await?;
         let result = self.credentials.allow_node(&node).await;
         self.audit
             .record(caller.entry("node.allow", &node, String::new(), err_text(&result)))
@@ -977,8 +1074,16 @@ impl AdminService for AdminApi {
         &self,
         request: Request<DeleteNodeRequest>,
     ) -> Result<Response<DeleteNodeResponse>, Status> {
-        let caller = self.authn.operator(&request, Role::Admin)?;
+        let caller = self.caller(&request, Role::Admin, "node.delete").await?;
         let req = request.into_inner();
+        self.audit
+            .intent(caller.entry(
+                "node.delete.request",
+                &req.name,
+                if req.force { "--force" } else { "" }.to_string(),
+                Ok(()),
+            ))
+            .await?;
         let result = self.delete_node_now(&caller, &req.name, req.force).await;
         let detail = match &result {
             Ok(d) => d.to_string(),
@@ -1002,7 +1107,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListAuditRequest>,
     ) -> Result<Response<ListAuditResponse>, Status> {
-        self.authn.operator(&request, Role::Admin)?;
+        self.caller(&request, Role::Admin, "audit.read").await?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_AUDIT_LIMIT,

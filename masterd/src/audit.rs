@@ -1,6 +1,12 @@
 //! The audit log: who did what, when, from where, with what result. Each
 //! entry is also published on the event bus ([`Events`]); entries are
 //! numbered here and written through the store's writer.
+//!
+//! The log fails closed: an action that changes or runs something writes
+//! its entry ([`Audit::intent`]) and waits for it to be durable before it
+//! takes effect, and is refused when it cannot. The result entry written
+//! after the fact ([`Audit::record`]) can only be logged and counted when
+//! it fails: the action already happened.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +15,14 @@ use tracing::warn;
 
 use crate::error::MasterError;
 use crate::events::Events;
-use crate::store::{AuditQuery, AuditRecord, Store, Write};
+use crate::metrics::Metrics;
+use crate::store::{AuditQuery, AuditRecord, Store, StoreError, Write};
 
 /// The owner of the audit log.
 pub struct Audit {
     store: Store,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
     next_id: AtomicU64,
 }
 
@@ -33,10 +41,11 @@ pub struct Entry<'a> {
 
 impl Audit {
     /// The log whose newest entry is `last_id`, writing through `store`.
-    pub fn new(store: Store, events: Arc<Events>, last_id: u64) -> Self {
+    pub fn new(store: Store, events: Arc<Events>, metrics: Arc<Metrics>, last_id: u64) -> Self {
         Self {
             store,
             events,
+            metrics,
             next_id: AtomicU64::new(last_id + 1),
         }
     }
@@ -53,7 +62,8 @@ impl Audit {
     }
 
     /// Publishes `e` and appends it to the log. A failure to write is
-    /// logged, not returned: the action itself already happened.
+    /// logged and counted, not returned: the action itself already
+    /// happened.
     pub async fn record(&self, e: Entry<'_>) {
         self.events.publish(
             e.action,
@@ -62,6 +72,29 @@ impl Audit {
             e.detail.clone(),
             e.result.is_ok(),
         );
+        let _ = self.write(e).await;
+    }
+
+    /// Appends `e` and waits until it is durable, before the action it
+    /// announces takes effect; nothing is published (the result entry
+    /// is). An error means the action must not run: it says so to the
+    /// operator ([`MasterError::AuditUnwritable`], UNAVAILABLE) and counts
+    /// the refusal.
+    pub async fn intent(&self, e: Entry<'_>) -> Result<(), MasterError> {
+        self.write(e).await.map_err(|err| {
+            self.metrics
+                .refused
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "audit_unwritable",
+                })
+                .inc();
+            MasterError::AuditUnwritable(err.to_string())
+        })
+    }
+
+    /// Appends `e`; a failure is logged and counted in
+    /// `cdn_audit_write_failures_total`.
+    async fn write(&self, e: Entry<'_>) -> Result<(), StoreError> {
         let entry = AuditRecord {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             time_ms: cdn_common::unix_millis_now(),
@@ -75,9 +108,12 @@ impl Audit {
             detail: e.detail,
         };
         let (action, user) = (entry.action.clone(), entry.user.clone());
-        if let Err(err) = self.store.write(vec![Write::Audit(entry)]).await {
+        let written = self.store.write(vec![Write::Audit(entry)]).await;
+        if let Err(err) = &written {
+            self.metrics.audit_write_failures.inc();
             warn!(error = %err, action = %action, user = %user, "cannot write the audit log");
         }
+        written
     }
 
     /// The newest entries `query` wants, newest first.

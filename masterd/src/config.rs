@@ -163,12 +163,19 @@ impl Default for TlsConfig {
     }
 }
 
+/// Default of `pool.max_sessions`: at 2 MiB a stalled session, 2 GiB at
+/// most held for readers that stopped reading.
+pub const DEFAULT_MAX_EXEC_SESSIONS: u32 = 1024;
+
 /// Sessions pooled on each agent's connection (the seed's pool).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Exec sessions one agent may have open at once through this master.
     pub size: std::num::NonZeroU32,
+    /// Exec sessions open at once through this master, every agent's
+    /// together: each holds buffers for a reader that stopped reading.
+    pub max_sessions: std::num::NonZeroU32,
     /// An exec session with no traffic either way for this long is closed
     /// and its processes killed.
     #[serde(with = "cdn_common::duration")]
@@ -179,6 +186,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             size: std::num::NonZeroU32::new(100).expect("100 is not zero"),
+            max_sessions: std::num::NonZeroU32::new(DEFAULT_MAX_EXEC_SESSIONS).expect("not zero"),
             max_idle_time: Duration::from_secs(300),
         }
     }

@@ -55,6 +55,10 @@ pub enum MasterError {
     Unavailable(String),
     #[error("master store: {0}")]
     Store(#[from] StoreError),
+    /// An action refused because its audit entry could not be written
+    /// first: the audit log fails closed.
+    #[error("{prefix}: {0}; nothing was run", prefix = cdn_proto::words::AUDIT_UNWRITABLE)]
+    AuditUnwritable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -89,7 +93,7 @@ impl From<MasterError> for Status {
             MasterError::Store(_) => Code::Internal,
             MasterError::NodeUnresponsive(_) => Code::Aborted,
             MasterError::Internal(_) => Code::Internal,
-            MasterError::Unavailable(_) => Code::Unavailable,
+            MasterError::Unavailable(_) | MasterError::AuditUnwritable(_) => Code::Unavailable,
         };
         Status::new(code, e.to_string())
     }

@@ -89,6 +89,9 @@ pub struct ExecHub {
     pool: std::sync::RwLock<crate::config::PoolConfig>,
     /// Open sessions per node, bounded by `pool.size`.
     per_node: DashMap<String, u32>,
+    /// Open sessions of every node together, bounded by
+    /// `pool.max_sessions`.
+    open: std::sync::atomic::AtomicU32,
     recordings: Arc<Recordings>,
 }
 
@@ -113,6 +116,7 @@ impl ExecHub {
             active,
             pool: std::sync::RwLock::new(pool),
             per_node: DashMap::new(),
+            open: std::sync::atomic::AtomicU32::new(0),
             recordings,
         }
     }
@@ -383,9 +387,23 @@ impl ExecHub {
 
     /// One of the node's `pool.size` session slots, given back on drop.
     fn take_slot(&self, node: &str) -> Result<Slot<'_>, MasterError> {
-        let limit = self.pool().size.get();
+        let pool = self.pool();
+        let (limit, total) = (pool.size.get(), pool.max_sessions.get());
+        if self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < total).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(MasterError::RateLimited(format!(
+                "this master already has {total} exec sessions open (pool.max_sessions); wait for one to end"
+            )));
+        }
         let mut n = self.per_node.entry(node.to_string()).or_insert(0);
         if *n >= limit {
+            drop(n);
+            self.open.fetch_sub(1, Ordering::AcqRel);
             return Err(MasterError::RateLimited(format!(
                 "node {node} already has {limit} exec sessions open (pool.size); wait for one to end"
             )));
@@ -406,6 +424,7 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
+        self.hub.open.fetch_sub(1, Ordering::AcqRel);
         self.hub.per_node.remove_if_mut(&self.node, |_, n| {
             *n = n.saturating_sub(1);
             *n == 0

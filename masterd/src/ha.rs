@@ -117,6 +117,12 @@ impl HaMaster {
                 .map_err(MasterError::from)?
         };
         let listeners = Listeners::bind(&config).await?;
+        // A standby answers at once (UNAVAILABLE and the leader, health,
+        // metrics); the files a client needs come from the leader.
+        listeners.listen().map_err(|source| ServeError::Bind {
+            addr: config.grpc.addr.to_string(),
+            source,
+        })?;
         let metrics = Arc::new(Metrics::default());
         let me = MasterRecord {
             id: crate::server::master_id(&config, &listeners),

@@ -122,6 +122,11 @@ pub struct Metrics {
     /// Requests refused by authentication, authorisation, rate or input
     /// limits, by reason.
     pub refused: Family<ReasonLabel, Counter>,
+    /// Audit entries the store refused to write.
+    pub audit_write_failures: Counter,
+    /// Refused calls not written to the audit log because their source
+    /// refused too many recently (counted in the next entry written).
+    pub audit_refusals_unrecorded: Counter,
     /// 1 while this master leads (always on the embedded store).
     pub master_is_leader: Gauge,
     /// Leadership acquired or lost by this master (failovers).
@@ -156,10 +161,22 @@ impl Default for Metrics {
         );
         let nodes = Family::<StateLabel, Gauge>::default();
         registry.register("cdn_nodes", "Known nodes by state", nodes.clone());
+        let audit_write_failures = Counter::default();
+        registry.register(
+            "cdn_audit_write_failures",
+            "Audit entries the store could not write (the action was refused when the entry came first)",
+            audit_write_failures.clone(),
+        );
+        let audit_refusals_unrecorded = Counter::default();
+        registry.register(
+            "cdn_audit_refusals_unrecorded",
+            "Refused calls left out of the audit log by its per-source rate limit",
+            audit_refusals_unrecorded.clone(),
+        );
         let refused = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "cdn_refused_requests",
-            "Requests refused: unauthenticated, permission_denied, rate_limited, invalid, duplicate; connections closed for too_many_pings",
+            "Requests refused: unauthenticated, permission_denied, rate_limited, invalid, duplicate, audit_unwritable (the audit entry could not be written first); connections closed for too_many_pings",
             refused.clone(),
         );
         let connections = Gauge::default();
@@ -283,6 +300,7 @@ impl Default for Metrics {
             "invalid",
             "duplicate",
             "too_many_pings",
+            "audit_unwritable",
         ] {
             let _ = refused.get_or_create(&ReasonLabel { reason });
         }
@@ -309,6 +327,8 @@ impl Default for Metrics {
             exec_recordings_deleted,
             config_bytes,
             refused,
+            audit_write_failures,
+            audit_refusals_unrecorded,
             registry,
             config_push_latency,
             config_push_failures,

@@ -95,31 +95,36 @@ pub struct Foundation {
     pub first_start: Option<bool>,
 }
 
-/// The master's listening sockets, bound once for the life of the process:
-/// a standby and each term of leadership serve on clones of them, so a
-/// failover never closes the port agents dial.
+/// The master's sockets, bound once for the life of the process: a
+/// standby and each term of leadership serve on clones of them, so a
+/// failover never closes the port agents dial. They are bound (their
+/// ports are known) but take no connection until [`Listeners::share`]
+/// makes them listen: a master writes the files its clients need (join
+/// token, credential) first.
 pub struct Listeners {
-    grpc: std::net::TcpListener,
-    admin: Option<std::net::TcpListener>,
-    metrics: Option<std::net::TcpListener>,
+    grpc: socket2::Socket,
+    admin: Option<socket2::Socket>,
+    metrics: Option<socket2::Socket>,
+}
+
+/// The address a bound socket has.
+fn local_of(s: &socket2::Socket) -> std::io::Result<SocketAddr> {
+    s.local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("not an internet socket"))
 }
 
 impl Listeners {
-    /// Binds `grpc.addr`, `admin.addr` and `metrics.addr`.
+    /// Binds `grpc.addr`, `admin.addr` and `metrics.addr`, without
+    /// listening yet.
     pub async fn bind(config: &MasterConfig) -> Result<Self, ServeError> {
-        let std = |l: TcpListener, hp: &HostPort| {
-            l.into_std().map_err(|source| ServeError::Bind {
-                addr: listen_addr(hp),
-                source,
-            })
-        };
-        let grpc = std(bind(&config.grpc.addr).await?, &config.grpc.addr)?;
+        let grpc = bind(&config.grpc.addr).await?;
         let admin = match &config.admin.addr {
-            Some(a) => Some(std(bind(a).await?, a)?),
+            Some(a) => Some(bind(a).await?),
             None => None,
         };
         let metrics = match &config.metrics.addr {
-            Some(a) => Some(std(bind(a).await?, a)?),
+            Some(a) => Some(bind(a).await?),
             None => None,
         };
         Ok(Self {
@@ -129,12 +134,27 @@ impl Listeners {
         })
     }
 
-    /// Runtime listeners on clones of the sockets.
+    /// Makes every socket listen now, before [`Listeners::share`].
+    pub fn listen(&self) -> std::io::Result<()> {
+        for s in [Some(&self.grpc), self.admin.as_ref(), self.metrics.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            s.listen(LISTEN_BACKLOG as i32)?;
+        }
+        Ok(())
+    }
+
+    /// Runtime listeners on clones of the sockets, which listen from now
+    /// on (again: listening twice is harmless).
     #[allow(clippy::type_complexity)]
     pub fn share(
         &self,
     ) -> std::io::Result<(TcpListener, Option<TcpListener>, Option<TcpListener>)> {
-        let clone = |l: &std::net::TcpListener| TcpListener::from_std(l.try_clone()?);
+        let clone = |s: &socket2::Socket| {
+            s.listen(LISTEN_BACKLOG as i32)?;
+            TcpListener::from_std(s.try_clone()?.into())
+        };
         Ok((
             clone(&self.grpc)?,
             self.admin.as_ref().map(clone).transpose()?,
@@ -145,9 +165,9 @@ impl Listeners {
     /// The address agents dial and the one cdnctl dials, as a local client
     /// would write them.
     pub fn dial_addrs(&self) -> std::io::Result<(String, String)> {
-        let grpc = dial_addr(self.grpc.local_addr()?);
+        let grpc = dial_addr(local_of(&self.grpc)?);
         let admin = match &self.admin {
-            Some(l) => dial_addr(l.local_addr()?),
+            Some(l) => dial_addr(local_of(l)?),
             None => grpc.clone(),
         };
         Ok((grpc, admin))
@@ -164,20 +184,20 @@ impl Listeners {
 
     /// The agent API's bound address.
     pub fn grpc_local(&self) -> std::io::Result<SocketAddr> {
-        self.grpc.local_addr()
+        local_of(&self.grpc)
     }
 
     /// The admin API's bound address (the agent API's when shared).
     pub fn admin_local(&self) -> std::io::Result<SocketAddr> {
         match &self.admin {
-            Some(l) => l.local_addr(),
-            None => self.grpc.local_addr(),
+            Some(l) => local_of(l),
+            None => local_of(&self.grpc),
         }
     }
 
     /// The metrics endpoint's address.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics.as_ref().and_then(|l| local_of(l).ok())
     }
 }
 
@@ -382,7 +402,7 @@ fn listen_addr(hp: &HostPort) -> String {
 /// client waits a second or more for its SYN to be retried.
 pub const LISTEN_BACKLOG: u32 = 16384;
 
-async fn bind(hp: &HostPort) -> Result<TcpListener, ServeError> {
+async fn bind(hp: &HostPort) -> Result<socket2::Socket, ServeError> {
     let addr = listen_addr(hp);
     let fail = |source| ServeError::Bind {
         addr: addr.clone(),
@@ -390,15 +410,16 @@ async fn bind(hp: &HostPort) -> Result<TcpListener, ServeError> {
     };
     let mut last = None;
     for a in tokio::net::lookup_host(&addr).await.map_err(fail)? {
-        let socket = if a.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        };
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(a),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        );
         let bound = socket.and_then(|s| {
-            s.set_reuseaddr(true)?;
-            s.bind(a)?;
-            s.listen(LISTEN_BACKLOG)
+            s.set_reuse_address(true)?;
+            s.set_nonblocking(true)?;
+            s.bind(&a.into())?;
+            Ok(s)
         });
         match bound {
             Ok(l) => return Ok(l),
@@ -484,6 +505,7 @@ impl Master {
         let audit = Arc::new(Audit::new(
             store.clone(),
             Arc::clone(&events),
+            Arc::clone(&metrics),
             loaded.last_audit_id,
         ));
         let enrolment = Arc::new(Enrolment::new(
@@ -516,24 +538,20 @@ impl Master {
         {
             leadership.set_addrs(agent, admin);
         }
+        let admin_addr = dial_addr(listeners.admin_local().map_err(|source| ServeError::Bind {
+            addr: listen_addr(&config.grpc.addr),
+            source,
+        })?);
+        // Every file a client needs is written before a port takes a
+        // connection: who sees the port open finds the join token.
+        let written =
+            crate::auth::bootstrap(&credentials, &config.data_dir, &admin_addr, first_start)
+                .await?;
         let (grpc, admin, metrics_listener) =
             listeners.share().map_err(|source| ServeError::Bind {
                 addr: listen_addr(&config.grpc.addr),
                 source,
             })?;
-        let admin_addr = dial_addr(
-            match &admin {
-                Some(l) => l.local_addr(),
-                None => grpc.local_addr(),
-            }
-            .map_err(|source| ServeError::Bind {
-                addr: listen_addr(&config.grpc.addr),
-                source,
-            })?,
-        );
-        let written =
-            crate::auth::bootstrap(&credentials, &config.data_dir, &admin_addr, first_start)
-                .await?;
         let config = Arc::new(config);
         Ok(Self {
             store,

@@ -5,6 +5,7 @@
 //! messages: the protocol's [`limits`] and the [`version::Version`] numbers
 //! the messages carry as strings.
 
+pub mod codec;
 pub mod limits;
 pub mod version;
 pub mod words;

@@ -50,6 +50,11 @@ impl OfflineReason {
     }
 }
 
+/// How the master's refusal of an action whose audit entry could not be
+/// written begins (gRPC UNAVAILABLE): clients tell it apart from a master
+/// they cannot reach by it.
+pub const AUDIT_UNWRITABLE: &str = "the audit log cannot be written";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,10 @@ use cdn_swarm::{SwarmError, fdlimit};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A guard of a program this agent runs, not the agent (see guard.rs).
+    if let Some(code) = agentd::guard::main_if_asked() {
+        return code;
+    }
     let args = cdn_swarm::cli::Args::parse();
     logging::init(args.log_format, cdn_swarm::DEFAULT_LOG_FILTER);
     let settings = match Settings::from_args(args) {

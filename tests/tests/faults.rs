@@ -137,3 +137,79 @@ fn a_full_disk_fails_writes_and_the_store_works_again_once_there_is_room() {
     assert!(shown.stdout.contains("cache: 10g"), "{}", shown.stdout);
     drop(master);
 }
+
+#[test]
+fn on_a_full_disk_exec_and_credential_changes_are_refused_unrecorded_never_run() {
+    let Some(disk) = SmallDisk::mount("16m") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let data = disk.dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(work.path().join("m")).unwrap();
+    std::os::unix::fs::symlink(&data, work.path().join("m/data")).unwrap();
+    let master = Master::start(&work.path().join("m"), TEST_MASTER_YML, 0);
+    let addr = master.addr.to_string();
+    let yaml = cdn_tests::agent_yml(work.path(), "agent-1", &addr);
+    let _agent = cdn_tests::Agent::start(work.path(), "agent-1", "agent-1", &yaml);
+    cdn_tests::wait_for("agent-1 online", || {
+        let out = ctl_at(&addr, ["nodes", "show", "agent-1", "-o", "json"]);
+        (out.code == Some(0) && out.stdout.replace(" ", "").contains("\"stream_open\":true"))
+            .then_some(())
+    });
+    let exec = |marker: &Path| {
+        ctl_at(
+            &addr,
+            ["exec", "agent-1", "--", "touch", marker.to_str().unwrap()],
+        )
+    };
+    let first = work.path().join("before-full");
+    let out = exec(&first);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(first.exists());
+
+    let filler = disk.fill();
+    // Whatever room the store's file had left is used up too.
+    let big = work.path().join("big.yml");
+    let body: String = (0..60_000).map(|i| format!("k{i}: {i:032}\n")).collect();
+    std::fs::write(&big, &body).unwrap();
+    let _ = push(&master, &big);
+
+    let marker = work.path().join("while-full");
+    let out = exec(&marker);
+    assert_ne!(out.code, Some(0), "exec ran on a full disk: {}", out.stdout);
+    assert!(
+        out.stderr.contains("the audit log cannot be written")
+            && out.stderr.contains("nothing was run"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("cannot reach"), "{}", out.stderr);
+    let token = master.manage(["token", "create"]);
+    assert_ne!(token.code, Some(0), "{}", token.stdout);
+    assert!(
+        token.stderr.contains("the audit log cannot be written"),
+        "{}",
+        token.stderr
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!marker.exists(), "the command ran unrecorded");
+
+    // Room again: exec runs and is in the log.
+    std::fs::remove_file(&filler).unwrap();
+    let after = work.path().join("after-full");
+    let out = exec(&after);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(after.exists());
+    let audit = ctl_at(&addr, ["audit", "--action", "exec", "-o", "json"]);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).unwrap();
+    let runs: Vec<_> = entries
+        .iter()
+        .filter(|e| e["action"] == "exec")
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().all(|d| !d.contains("while-full")), "{runs:?}");
+    let scraped = master.log_text();
+    assert!(scraped.contains("cannot write the audit log"), "{scraped}");
+}

@@ -319,8 +319,10 @@ fn tty_sessions_record_resizes_and_stdin_only_when_the_policy_says_all() {
 #[test]
 fn a_fan_out_files_one_recording_per_node_under_one_id_and_grep_finds_the_odd_one() {
     let fleet = Fleet::start(5);
-    // A session's parent is its agent, whose command line names its config.
-    let script = "if tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q agent-3.yml; \
+    // A session's parent is its guard, whose parent is the agent, whose
+    // command line names its config.
+    let script = "agent=$(cut -d' ' -f4 /proc/$PPID/stat); \
+                  if tr '\\0' ' ' < /proc/$agent/cmdline | grep -q agent-3.yml; \
                   then echo needle-in-agent-3; else echo plain; fi";
     let out = fleet.ctl(["exec", "--all", "--", "sh", "-c", script]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);

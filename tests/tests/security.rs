@@ -420,8 +420,24 @@ fn every_mutating_call_is_audited_with_who_and_result() {
         "{push}"
     );
     assert!(push["time"].is_string() && push["peer"] == "127.0.0.1");
+    // Each change is written first as its request, then with its result.
     let only = json(&fleet.ctl(["audit", "--action", "user", "-o", "json"]));
-    assert_eq!(only.as_array().unwrap().len(), 2, "{only}");
+    let actions: Vec<&str> = only
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.remove",
+            "user.remove.request",
+            "user.add",
+            "user.add.request"
+        ],
+        "{only}"
+    );
 }
 
 #[test]

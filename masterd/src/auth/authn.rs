@@ -76,8 +76,16 @@ pub struct Authenticator {
     credentials: Arc<Credentials>,
     failures: Limiter,
     registrations: Limiter,
+    /// Refused calls written to the audit log, per source: the same rate
+    /// as the failure budget, so a flood of refusals cannot flood the log.
+    audited_refusals: Limiter,
+    /// Per source, refusals left out of the log since its last entry.
+    unaudited: dashmap::DashMap<IpAddr, u64>,
     metrics: Arc<Metrics>,
 }
+
+/// Most sources whose unaudited refusals are counted one by one.
+const MAX_UNAUDITED_SOURCES: usize = 10_000;
 
 fn ip_of<T>(req: &Request<T>) -> Option<IpAddr> {
     req.remote_addr().map(|a| a.ip())
@@ -106,6 +114,8 @@ impl Authenticator {
             credentials,
             failures: Limiter::new(failure_rate(limits), limits.auth_failure_burst),
             registrations: Limiter::new(f64::from(limits.register_rate), limits.register_burst),
+            audited_refusals: Limiter::new(failure_rate(limits), limits.auth_failure_burst),
+            unaudited: dashmap::DashMap::new(),
             metrics,
         }
     }
@@ -116,6 +126,46 @@ impl Authenticator {
             .set(failure_rate(limits), limits.auth_failure_burst);
         self.registrations
             .set(f64::from(limits.register_rate), limits.register_burst);
+        self.audited_refusals
+            .set(failure_rate(limits), limits.auth_failure_burst);
+    }
+
+    /// Whether a refused call from `ip` is written to the audit log:
+    /// `Some(n)`, with the `n` refusals of that source left out since its
+    /// last entry, or None (counted in
+    /// `cdn_audit_refusals_unrecorded_total`) when the source refused more
+    /// than `limits.auth_failures_per_minute` recently.
+    pub fn audit_refusal(&self, ip: Option<IpAddr>) -> Option<u64> {
+        let Some(ip) = ip else {
+            return Some(0);
+        };
+        if self.audited_refusals.take(ip) {
+            return Some(self.unaudited.remove(&ip).map_or(0, |(_, n)| n));
+        }
+        self.metrics.audit_refusals_unrecorded.inc();
+        if self.unaudited.len() < MAX_UNAUDITED_SOURCES || self.unaudited.contains_key(&ip) {
+            *self.unaudited.entry(ip).or_insert(0) += 1;
+        }
+        None
+    }
+
+    /// Who a refused operator call says it is, for its audit entry: the
+    /// name and role (or kind) of the certificate it presented.
+    pub fn presented_as<T>(&self, req: &Request<T>) -> (String, &'static str) {
+        let fp = match req.extensions().get::<PeerFingerprint>() {
+            Some(f) => f.0.clone(),
+            None => req
+                .peer_certs()
+                .and_then(|c| c.first().map(|c| fingerprint(c)))
+                .unwrap_or_default(),
+        };
+        match self.credentials.cert(&fp) {
+            Some(rec) if rec.kind == CertKind::User => {
+                (rec.name, rec.role.unwrap_or(Role::Viewer).as_str())
+            }
+            Some(rec) => (rec.name, "node"),
+            None => (String::new(), ""),
+        }
     }
 
     /// Whether the master runs without TLS and authentication.

@@ -72,7 +72,19 @@ impl Enrolment {
             Err(e) => return Err(self.authn.refused(e)),
         };
         // Signing is CPU work: off the runtime's workers, which every
-        // agent's heartbeats share.
+        // agent's heartbeats share. The audit entry is made durable
+        // meanwhile: no certificate is issued that the log cannot name.
+        let peer = ip.map(|i| i.to_string()).unwrap_or_default();
+        let by = format!("token:{}", token.id);
+        let intent = self.audit.intent(Entry {
+            user: &by,
+            role: "",
+            peer: &peer,
+            action: "node.enroll.request",
+            target: &r.node_id,
+            detail: String::new(),
+            result: Ok(()),
+        });
         let signed = {
             let (csr, node, ttl) = (
                 r.csr_pem.clone(),
@@ -80,8 +92,15 @@ impl Enrolment {
                 self.credentials.client_ttl(),
             );
             let pki = Arc::clone(&pki);
-            tokio::task::spawn_blocking(move || pki.sign_node(&csr, &node, ttl)).await
+            tokio::task::spawn_blocking(move || pki.sign_node(&csr, &node, ttl))
         };
+        let (intent, signed) = tokio::join!(intent, signed);
+        // Dropping the slot gives back the name and the token use; the
+        // source is not charged for the master's own trouble.
+        if let Err(e) = intent {
+            self.authn.refund(ip);
+            return Err(e);
+        }
         let issued = match signed {
             Ok(Ok(issued)) => issued,
             // Dropping the slot gives back the name and the token use.
@@ -93,7 +112,6 @@ impl Enrolment {
         };
         let used = self.credentials.enrolled(slot, &issued).await?;
         self.authn.refund(ip);
-        let peer = ip.map(|i| i.to_string()).unwrap_or_default();
         info!(node = %r.node_id, token = %used.id, peer = %peer, "node enrolled");
         self.audit
             .record(Entry {
