@@ -295,9 +295,16 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
             CliError::ConnectionLost(_) => change_lost(Change::Push, None),
             other => refused(other),
         })?;
-        return follow(ctx, stream, &a.wait, Change::Push, Attempt::First)
-            .await
-            .map_err(refused);
+        return follow(
+            ctx,
+            stream,
+            &a.wait,
+            Change::Push,
+            Attempt::First,
+            &mut None,
+        )
+        .await
+        .map_err(refused);
     }
     // Broken after the request went out: the master may have stored it.
     // Sent again under the same key, the master answers for what it
@@ -305,12 +312,16 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
     let resend_until = tokio::time::Instant::now() + a.wait.timeout;
     let mut attempt = Attempt::First;
     let mut delay = RESEND_FIRST_DELAY;
+    // The version a broken progress stream said was stored, if one did.
+    let mut stored = None;
     loop {
         let lost = match send(request.clone()).await {
-            Ok(stream) => match follow(ctx, stream, &a.wait, Change::Push, attempt).await {
-                Err(CliError::ConnectionLost(why)) => why,
-                done => return done.map_err(refused),
-            },
+            Ok(stream) => {
+                match follow(ctx, stream, &a.wait, Change::Push, attempt, &mut stored).await {
+                    Err(CliError::ConnectionLost(why)) => why,
+                    done => return done.map_err(refused),
+                }
+            }
             // The connection broke, or the master is not back yet: sending
             // again is safe under the key, while there is time.
             Err(CliError::ConnectionLost(why)) => why,
@@ -318,7 +329,7 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
             Err(e) => return Err(refused(e)),
         };
         if tokio::time::Instant::now() + delay > resend_until {
-            return Err(push_unresolved(a.wait.timeout, &lost));
+            return Err(push_unresolved(a.wait.timeout, &lost, stored));
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RESEND_MAX_DELAY);
@@ -350,12 +361,19 @@ fn idempotency_key() -> String {
 }
 
 /// The error when a push could not be sent again within `window` after
-/// its connection broke (`last` says why the last attempt failed).
-fn push_unresolved(window: std::time::Duration, last: &str) -> CliError {
-    CliError::ConnectionLost(format!(
-        "lost the connection to the master during the push and could not reach it again within {} ({last}); the push may have been stored: `cdnctl config history` shows it",
+/// its connection broke (`last` says why the last attempt failed);
+/// `stored` is the version the master said it stored, if it did.
+fn push_unresolved(window: std::time::Duration, last: &str, stored: Option<u64>) -> CliError {
+    let lost = format!(
+        "lost the connection to the master during the push and could not reach it again within {} ({last})",
         cdn_common::duration::short(window)
-    ))
+    );
+    CliError::ConnectionLost(match stored {
+        None => format!("{lost}; the push may have been stored: `cdnctl config history` shows it"),
+        Some(v) => format!(
+            "{lost}; version {v} was stored, but not every node's answer was reported — check `cdnctl config status`"
+        ),
+    })
 }
 
 async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> {
@@ -379,7 +397,15 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
             CliError::ConnectionLost(_) => change_lost(Change::Rollback, None),
             other => other,
         })?;
-    follow(ctx, stream, &a.wait, Change::Rollback, Attempt::First).await
+    follow(
+        ctx,
+        stream,
+        &a.wait,
+        Change::Rollback,
+        Attempt::First,
+        &mut None,
+    )
+    .await
 }
 
 /// What a progress stream reports on.
@@ -467,6 +493,7 @@ async fn follow(
     w: &WaitArgs,
     change: Change,
     attempt: Attempt,
+    stored_seen: &mut Option<u64>,
 ) -> Result<ExitCode, CliError> {
     let mut report = PushReport {
         no_wait: w.no_wait,
@@ -507,6 +534,9 @@ async fn follow(
                 report.dry_run = dry_run;
                 report.wire_bytes = wire_bytes;
                 stored = (!dry_run).then_some(version);
+                if stored.is_some() {
+                    *stored_seen = stored;
+                }
                 if w.no_wait {
                     finished = true;
                     break;
