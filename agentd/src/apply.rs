@@ -303,8 +303,10 @@ impl Applier {
                     .is_err()
                     .then(|| (Instant::now(), outcome.clone()));
                 let _ = reply.send(outcome).await;
-                // Off the acknowledged path: a copy for local rollback.
+                // Off the acknowledged path, before the next apply: the note
+                // of the applied version and a copy for local rollback.
                 if let Some((version, content)) = keep {
+                    worker.save_state().await;
                     worker.keep_copy(version, content).await;
                 }
             }
@@ -396,6 +398,25 @@ impl Applier {
         (outcome, keep)
     }
 
+    /// Records the applied version in the state file. The new file is live
+    /// and its reload ran: that is the outcome, acknowledged already, even
+    /// if this note cannot be written (a full disk) — saying "failed,
+    /// previous file unchanged" would be false. Without the note an agent
+    /// restarted before the next change reports the version before and is
+    /// sent this one again, which it applies once more.
+    async fn save_state(&self) {
+        let paths = Arc::clone(&self.paths);
+        let state = self.applied();
+        let version = state.version;
+        if let Err(e) = blocking(move || save_state(&paths, &state)).await {
+            warn!(
+                ?version,
+                error = %e,
+                "applied, but cannot record the applied version in the state file; after a restart before the next change the version is applied once more"
+            );
+        }
+    }
+
     async fn keep_copy(&self, version: Version, content: Vec<u8>) {
         let paths = Arc::clone(&self.paths);
         let keep = self.cfg().keep.get() as usize;
@@ -433,23 +454,12 @@ impl Applier {
             }
             return Err(ApplyError::Reload { cause, undo });
         }
-        let paths = Arc::clone(&self.paths);
+        // The state file is written after the acknowledgement
+        // ([`Applier::save_state`]).
         let applied = Applied {
             version: Some(req.version),
             hash: req.hash.clone(),
         };
-        let state = applied.clone();
-        // The new file is live and its reload ran: that is the outcome,
-        // even if the note of it cannot be written (a full disk). Saying
-        // "failed, previous file unchanged" would be false; the next
-        // change writes the state again.
-        if let Err(e) = blocking(move || save_state(&paths, &state)).await {
-            warn!(
-                version = %req.version,
-                error = %e,
-                "applied, but cannot record the applied version in the state file; after a restart before the next change the version is applied once more"
-            );
-        }
         if let Ok(mut a) = self.applied.lock() {
             *a = applied;
         }
@@ -919,6 +929,9 @@ mod tests {
         let a = start(cfg(dir.path()));
         assert_eq!(a.applied().version, Version::new(4));
         run(&a, req(5, "v: 5\n")).await.result.unwrap();
+        // The state is written after the acknowledgement: one more (no-op)
+        // request through the same worker waits for it.
+        run(&a, req(5, "v: 5\n")).await.result.unwrap();
         let written: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
         assert_eq!(written["version"], 5);
@@ -939,12 +952,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_check_yaml_the_content_is_trusted_as_the_master_checked_it() {
+    async fn by_default_the_content_is_trusted_as_the_master_checked_it() {
         let dir = tempfile::tempdir().unwrap();
-        let a = start(ManagedConfig {
-            check_yaml: false,
-            ..cfg(dir.path())
-        });
+        let a = start(cfg(dir.path()));
         run(&a, req(1, "a: 1\nb: [x\n")).await.result.unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("edge.yml")).unwrap(),
@@ -953,9 +963,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bad_yaml_names_line_and_column_and_keeps_the_old_file() {
+    async fn with_check_yaml_bad_yaml_names_line_and_column_and_keeps_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
-        let a = start(cfg(dir.path()));
+        let a = start(ManagedConfig {
+            check_yaml: true,
+            ..cfg(dir.path())
+        });
         run(&a, req(1, "ok: 1\n")).await.result.unwrap();
         let e = run(&a, req(2, "a: 1\nb: [x\n"))
             .await
@@ -975,6 +988,9 @@ mod tests {
         let mut c = cfg(dir.path());
         c.reload_command = Some("echo broken config >&2; exit 3".into());
         let a = start(cfg(dir.path()));
+        run(&a, req(1, "ok: 1\n")).await.result.unwrap();
+        // The state is written after the acknowledgement: one more (no-op)
+        // request through the same worker waits for it.
         run(&a, req(1, "ok: 1\n")).await.result.unwrap();
         let b = start(c);
         let e = run(&b, req(2, "ok: 2\n"))

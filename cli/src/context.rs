@@ -329,6 +329,14 @@ impl Context {
             .map_err(|s| self.call_error(&s))
     }
 
+    /// Forgets the connection in use (it broke), so that the next call
+    /// dials again, trying every configured master.
+    pub fn drop_connection(&self) {
+        if let Ok(mut c) = self.connection.lock() {
+            *c = None;
+        }
+    }
+
     /// Connects to the master now (the first call would), so that the
     /// connection is made while something else is done.
     pub async fn connect(&self) -> Result<(), CliError> {

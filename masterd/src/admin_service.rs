@@ -43,6 +43,7 @@ use crate::registry::{NodeState, NodeView, Offline, Registry};
 use crate::selector::Selector;
 use crate::store::{AuditQuery, CertKind, CertRecord, TokenRecord};
 use cdn_proto::Version;
+use cdn_proto::limits::MAX_IDEMPOTENCY_KEY_BYTES;
 
 /// Time cdnctl has to send the start of an exec session.
 const EXEC_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -388,6 +389,14 @@ impl AdminService for AdminApi {
         let author = self.author(&caller, &req.author);
         let content = req.content;
         let (message, dry_run) = (req.message, req.dry_run);
+        let idempotency_key = req.idempotency_key;
+        if idempotency_key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+            return Err(MasterError::Invalid(format!(
+                "idempotency key is {} bytes, at most {MAX_IDEMPOTENCY_KEY_BYTES} allowed",
+                idempotency_key.len()
+            ))
+            .into());
+        }
         let action = if dry_run { "push.dry_run" } else { "push" };
         if !dry_run {
             self.audit
@@ -404,9 +413,14 @@ impl AdminService for AdminApi {
             (Arc::clone(&self.audit), caller, action, target),
             move |tx| async move {
                 let prepared = crate::wire::prepare(content, &configs.compression()).await?;
-                configs
-                    .push(prepared, author, message, plan, dry_run, tx)
-                    .await
+                let new = crate::configs::NewVersion {
+                    prepared,
+                    author,
+                    message,
+                    idempotency_key,
+                    dry_run,
+                };
+                configs.push(new, plan, tx).await
             },
         )))
     }

@@ -85,13 +85,23 @@ pub struct PushPlan {
     pub wait: Option<Duration>,
 }
 
-/// What a push carries to the owner.
-struct NewVersion {
-    prepared: Prepared,
-    author: String,
-    message: String,
-    dry_run: bool,
+/// What a push asks to store: the prepared content and what goes with it.
+pub struct NewVersion {
+    pub prepared: Prepared,
+    pub author: String,
+    pub message: String,
+    /// The client's key for this push, stored with the version (empty:
+    /// none). See [`VersionRecord::idempotency_key`].
+    pub idempotency_key: String,
+    pub dry_run: bool,
 }
+
+/// Test-only: when this environment variable is set, masterd kills itself
+/// with SIGKILL right after a pushed version is durable in the store,
+/// before anything is answered or sent. The integration tests use it to
+/// cut the connection at the one moment where a client cannot know the
+/// outcome (`tests/tests/config_push.rs`). Never set it in production.
+pub const TEST_KILL_AFTER_VERSION_STORED: &str = "MASTERD_TEST_KILL_AFTER_VERSION_STORED";
 
 /// What the owner decided for a push.
 enum Decision {
@@ -100,6 +110,12 @@ enum Decision {
         version: Version,
         targets: Vec<String>,
         all_applied: bool,
+    },
+    /// Stored earlier by a push with the same idempotency key: nothing new
+    /// is stored, the push reports on that version.
+    Replayed {
+        version: Version,
+        targets: Vec<String>,
     },
     /// Validated only; `version` is the number it would get.
     DryRun {
@@ -563,23 +579,15 @@ impl Configs {
     /// targets, fans it out, and streams progress on `events`.
     pub async fn push(
         &self,
-        prepared: Prepared,
-        author: String,
-        message: String,
+        new: NewVersion,
         plan: PushPlan,
-        dry_run: bool,
         events: EventTx,
     ) -> Result<(), MasterError> {
         let started = Instant::now();
-        let hash = prepared.hash.clone();
-        let size = prepared.content.len();
-        let wire_bytes = prepared.wire.1.len() as u64;
-        let new = NewVersion {
-            prepared,
-            author,
-            message,
-            dry_run,
-        };
+        let hash = new.prepared.hash.clone();
+        let size = new.prepared.content.len();
+        let wire_bytes = new.prepared.wire.1.len() as u64;
+        let dry_run = new.dry_run;
         let wait = plan.wait;
         let decision = self
             .ask(|reply| Command::Push { new, plan, reply })
@@ -601,7 +609,14 @@ impl Configs {
                 }
                 // Some targets are not there yet: send it again and report.
                 let payload = self.payload(version).await?;
-                self.fan_out(payload, targets, wait, started, events).await;
+                self.fan_out(payload, targets, wait, started, false, events)
+                    .await;
+            }
+            Decision::Replayed { version, targets } => {
+                info!(%version, "push sent again with the key of a stored version; nothing new stored");
+                let payload = self.payload(version).await?;
+                self.fan_out(payload, targets, wait, started, true, events)
+                    .await;
             }
             Decision::DryRun { version, targets } => {
                 send(
@@ -619,7 +634,8 @@ impl Configs {
                     wire_bytes = payload.bytes.len(),
                     "config version stored"
                 );
-                self.fan_out(payload, targets, wait, started, events).await;
+                self.fan_out(payload, targets, wait, started, false, events)
+                    .await;
             }
         }
         Ok(())
@@ -644,7 +660,8 @@ impl Configs {
             })
             .await??;
         info!(version = %v, targets = targets.len(), "config rolled back");
-        self.fan_out(payload, targets, wait, started, events).await;
+        self.fan_out(payload, targets, wait, started, false, events)
+            .await;
         Ok(())
     }
 
@@ -674,32 +691,52 @@ impl Configs {
     }
 
     /// Reports the stored version, sends `payload` to every online target
-    /// and reports answers until all answered or the wait ends.
+    /// and reports answers until all answered or the wait ends. A
+    /// `replayed` push (sent again with the key of this version) reports
+    /// the targets that already answered it at once, sends it only to the
+    /// others and awaits offline ones too, within the wait.
     async fn fan_out(
         &self,
         payload: WirePayload,
         targets: Vec<String>,
         wait: Option<Duration>,
         started: Instant,
+        replayed: bool,
         events: EventTx,
     ) {
         let mut answers = self.state.answers.subscribe();
         let version = payload.version;
-        send(
-            &events,
-            stored(
-                version,
-                &payload.hash,
-                payload.size as usize,
-                &targets,
-                false,
-                false,
-                payload.bytes.len() as u64,
-            ),
-        )
-        .await;
+        let mut event = stored(
+            version,
+            &payload.hash,
+            payload.size as usize,
+            &targets,
+            false,
+            false,
+            payload.bytes.len() as u64,
+        );
+        if let config_push_event::Event::Stored(s) = &mut event {
+            s.replayed = replayed;
+        }
+        send(&events, event).await;
         let mut waiting = HashSet::new();
         let mut pending = 0u32;
+        let mut early = Vec::new();
+        let targets: Vec<String> = if replayed {
+            let all: HashSet<String> = targets.iter().cloned().collect();
+            early = self.settled(&all, version);
+            let done: HashSet<&str> = early.iter().map(|a| a.node.as_str()).collect();
+            targets
+                .iter()
+                .filter(|n| !done.contains(n.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            targets
+        };
+        for a in &early {
+            waiting.insert(a.node.clone());
+        }
         let now = Instant::now();
         let sends = targets.iter().map(|node| {
             let payload = &payload;
@@ -707,7 +744,10 @@ impl Configs {
             async move { (node, self.send_to(node, payload).await) }
         });
         for (node, sent) in futures::future::join_all(sends).await {
-            if sent {
+            // A replayed push follows a broken connection, often a master
+            // restart with agents still reconnecting: those are awaited
+            // (they get the version when their stream attaches).
+            if sent || replayed {
                 waiting.insert(node.clone());
             } else {
                 pending += 1;
@@ -732,10 +772,14 @@ impl Configs {
         let mut recheck = tokio::time::interval(STATE_RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut why_late = format!("no answer within {}", cdn_common::duration::short(wait));
+        let mut early = Some(early);
         while !waiting.is_empty() {
             // Answers come from the owner; node state is re-read too, in
             // case this push lagged behind the broadcast.
-            let got: Vec<Answer> = tokio::select! {
+            let got: Vec<Answer> = if let Some(e) = early.take() {
+                e
+            } else {
+                tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = self.state.stopping.cancelled() => {
                     why_late = "master shutting down; the node gets this version when it reconnects".into();
@@ -748,6 +792,7 @@ impl Configs {
                     Err(broadcast::error::RecvError::Lagged(_)) => self.settled(&waiting, version),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                }
             };
             for a in got {
                 if !waiting.remove(&a.node) {
@@ -968,8 +1013,30 @@ impl RolloutOwner {
             prepared: p,
             author,
             message,
+            idempotency_key,
             dry_run,
         } = new;
+        // Sent again after a broken connection: the version it stored.
+        if !dry_run && !idempotency_key.is_empty() {
+            let earlier = self.state.versions.read().ok().and_then(|v| {
+                v.values()
+                    .rev()
+                    .find(|m| m.idempotency_key == idempotency_key)
+                    .cloned()
+            });
+            if let Some(m) = earlier {
+                if m.hash != p.hash {
+                    return Err(MasterError::Invalid(format!(
+                        "idempotency key {idempotency_key} was used for version {} with other content; a new push needs a new key",
+                        m.version
+                    )));
+                }
+                return Ok(Decision::Replayed {
+                    version: m.version,
+                    targets: m.targets,
+                });
+            }
+        }
         let fleet_wide = plan.fleet_wide;
         let targets = self.targets(plan.clone())?;
         // Unchanged: every target already desires a version with this content.
@@ -1034,6 +1101,7 @@ impl RolloutOwner {
             created_ms: cdn_common::unix_millis_now(),
             targets: targets.clone(),
             fleet_wide,
+            idempotency_key,
         };
         let payload = WirePayload::new(&meta, p.wire);
         let targets = self
@@ -1096,6 +1164,10 @@ impl RolloutOwner {
         }
         writes.extend(records.iter().cloned().map(Write::NodeConfig));
         self.state.store.write(writes).await?;
+        if new.is_some() && std::env::var_os(TEST_KILL_AFTER_VERSION_STORED).is_some() {
+            warn!("{TEST_KILL_AFTER_VERSION_STORED} is set: killing this master now (test hook)");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
         if let Some((meta, _)) = new
             && let Ok(mut v) = self.state.versions.write()
         {
@@ -1159,6 +1231,7 @@ fn stored(
         unchanged,
         dry_run,
         wire_bytes,
+        replayed: false,
     })
 }
 
@@ -1306,11 +1379,8 @@ mod tests {
                     .unwrap();
             configs
                 .push(
-                    prepared,
-                    "alice".into(),
-                    "m".into(),
+                    new_version(prepared, "alice", "m", ""),
                     plan(&["a", "b"], true),
-                    false,
                     tx,
                 )
                 .await
@@ -1363,6 +1433,103 @@ mod tests {
         rig.close().await;
     }
 
+    fn new_version(prepared: Prepared, author: &str, message: &str, key: &str) -> NewVersion {
+        NewVersion {
+            prepared,
+            author: author.into(),
+            message: message.into(),
+            idempotency_key: key.into(),
+            dry_run: false,
+        }
+    }
+
+    /// Pushes `content` to node `a` with idempotency `key`, waiting
+    /// `wait_ms` for answers; the events or the error.
+    async fn push_with_key(
+        rig: &Rig,
+        content: &'static [u8],
+        key: &str,
+        wait_ms: u64,
+    ) -> Result<Vec<config_push_event::Event>, MasterError> {
+        let (tx, rx) = mpsc::channel(64);
+        let configs = rig.configs.clone();
+        let key = key.to_string();
+        let push = tokio::spawn(async move {
+            let mut p = plan(&["a"], false);
+            p.wait = Some(Duration::from_millis(wait_ms));
+            let prepared =
+                crate::wire::prepare(Bytes::from_static(content), &configs.compression()).await?;
+            configs
+                .push(new_version(prepared, "u", "", &key), p, tx)
+                .await
+        });
+        let events = events_of(rx).await;
+        push.await.unwrap().map(|()| events)
+    }
+
+    #[tokio::test]
+    async fn a_push_sent_again_with_its_key_gets_the_stored_version_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let rig = Rig::open(dir.path()).await;
+        let mut a = rig.node("a").await;
+        let first = push_with_key(&rig, b"x: 1\n", "k1", 200).await.unwrap();
+        assert_eq!(sent(&mut a).await, Version::FIRST);
+        assert!(
+            matches!(&first[0], config_push_event::Event::Stored(s) if s.version == 1 && !s.replayed)
+        );
+        rig.configs
+            .answered(Answer {
+                node: "a".into(),
+                version: Version::FIRST,
+                outcome: ApplyOutcome::Applied { hash: "h".into() },
+            })
+            .await;
+        // Once the answer is noted, the same request again reports version
+        // 1 as stored earlier and applied, sends nothing, stores nothing.
+        wait_until_applied(&rig, "a", Version::FIRST).await;
+        let again = push_with_key(&rig, b"x: 1\n", "k1", 200).await.unwrap();
+        assert!(
+            matches!(&again[0], config_push_event::Event::Stored(s) if s.version == 1 && s.replayed && !s.unchanged),
+            "{again:?}"
+        );
+        assert!(
+            matches!(again.last(), Some(config_push_event::Event::Done(d)) if d.applied == 1),
+            "{again:?}"
+        );
+        assert!(a.try_recv().is_err(), "nothing is sent again");
+        assert_eq!(rig.configs.history(0).len(), 1);
+        // The key survives a restart with the version.
+        rig.close().await;
+        let rig = Rig::open(dir.path()).await;
+        let _a = rig.node("a").await;
+        let after = push_with_key(&rig, b"x: 1\n", "k1", 200).await.unwrap();
+        assert!(
+            matches!(&after[0], config_push_event::Event::Stored(s) if s.version == 1 && s.replayed)
+        );
+        // The same key with other content is refused; a new key stores.
+        let e = push_with_key(&rig, b"x: 2\n", "k1", 200)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("idempotency key k1") && e.contains("version 1"),
+            "{e}"
+        );
+        let new = push_with_key(&rig, b"x: 2\n", "k2", 0).await.unwrap();
+        assert!(matches!(&new[0], config_push_event::Event::Stored(s) if s.version == 2));
+        rig.close().await;
+    }
+
+    async fn wait_until_applied(rig: &Rig, node: &str, v: Version) {
+        for _ in 0..200 {
+            if rig.configs.applied(node) == Some(v) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{node} never applied {v}");
+    }
+
     #[tokio::test]
     async fn the_same_content_again_stores_nothing_and_a_rollback_makes_an_old_version_desired() {
         let dir = tempfile::tempdir().unwrap();
@@ -1377,7 +1544,7 @@ mod tests {
                 p.wait = Some(Duration::from_millis(300));
                 let prepared = crate::wire::prepare(content, &configs.compression()).await?;
                 configs
-                    .push(prepared, "u".into(), String::new(), p, false, tx)
+                    .push(new_version(prepared, "u", "", ""), p, tx)
                     .await
             });
             let events = events_of(rx).await;

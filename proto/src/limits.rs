@@ -67,3 +67,7 @@ pub const MAX_CSR_BYTES: usize = 16 * 1024;
 /// Real configs stay under 20; the bound keeps a hostile `[[[[…` from
 /// costing parse time in cdnctl, the master and every agent.
 pub const MAX_YAML_DEPTH: usize = 128;
+
+/// Longest idempotency key a push may carry (`ConfigPushRequest`), bytes;
+/// cdnctl sends 32 hex digits.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;

@@ -400,6 +400,18 @@ impl Master {
 
     /// As [`Master::start`], with extra flags such as `--insecure`.
     pub fn start_with_flags(dir: &Path, yaml: &str, port: u16, flags: &[&str]) -> Self {
+        Self::start_with_env(dir, yaml, port, flags, &[])
+    }
+
+    /// As [`Master::start_with_flags`], with extra environment variables
+    /// (test hooks such as `MASTERD_TEST_KILL_AFTER_VERSION_STORED`).
+    fn start_with_env(
+        dir: &Path,
+        yaml: &str,
+        port: u16,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         std::fs::create_dir_all(dir).expect("mkdir");
         let config = dir.join("master.yml");
         // A `grpc:` section of `yaml` joins the one this writes.
@@ -425,7 +437,8 @@ impl Master {
             Command::new(bin("masterd"))
                 .arg("-c")
                 .arg(&config)
-                .args(flags),
+                .args(flags)
+                .envs(env.iter().copied()),
             Stdio::piped(),
             dir.join("masterd.log"),
         );
@@ -526,15 +539,28 @@ impl Master {
 
     /// Starts masterd again on the same port, config and data directory.
     pub fn restart(&mut self) {
+        self.restart_with_env(&[]);
+    }
+
+    /// As [`Master::restart`], with extra environment variables for this
+    /// run only (test hooks).
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
         self.kill();
         let flags: Vec<String> = self.flags.clone();
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        *self = Self::start_with_flags(
+        *self = Self::start_with_env(
             &self.dir.clone(),
             &self.yaml.clone(),
             self.addr.port(),
             &flags,
+            env,
         );
+    }
+
+    /// Waits (bounded) for masterd to exit by itself; its exit code (None
+    /// when a signal ended it).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        self.proc.wait_exit()
     }
 }
 

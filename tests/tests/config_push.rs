@@ -110,18 +110,146 @@ fn offline_target_is_pending_then_converges_when_it_returns() {
 }
 
 #[test]
-fn invalid_yaml_is_refused_by_cdnctl_and_nothing_is_stored() {
+fn invalid_yaml_is_refused_by_the_master_with_line_and_column_and_nothing_is_stored() {
     let fleet = Fleet::start(1);
     let file = write(fleet.dir.path(), "bad.yml", "a: 1\nb: [2, 3\n");
+    // cdnctl sends without parsing: the verdict, with its line and column,
+    // is the master's (only the master words it "config is not valid").
     let out = fleet.ctl(["config", "push", &file]);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("bad.yml:"), "{}", out.stderr);
-    assert!(out.stderr.contains("invalid YAML"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("bad.yml: refused by the master: config is not valid YAML"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("at line 3 column 1"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // Nesting past the bound is the master's refusal too.
+    let deep = write(
+        fleet.dir.path(),
+        "deep.yml",
+        &format!("{}1{}\n", "[".repeat(200), "]".repeat(200)),
+    );
+    let out = fleet.ctl(["config", "push", &deep]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("deep.yml: refused by the master: config is not valid YAML")
+            && out.stderr.contains("nested deeper than 128 levels"),
+        "{}",
+        out.stderr
+    );
+    // A dry run checks here as well, before anything is sent.
+    let dry = fleet.ctl(["config", "push", &file, "--dry-run"]);
+    assert_eq!(dry.code, Some(1));
+    assert!(
+        dry.stderr.contains("bad.yml:3:1: invalid YAML"),
+        "{}",
+        dry.stderr
+    );
     let h = fleet.ctl(["config", "history", "-o", "json"]);
     assert_eq!(h.stdout.trim(), "[]");
     let missing = fleet.ctl(["config", "push", "/nonexistent/x.yml"]);
     assert_eq!(missing.code, Some(1));
     assert!(missing.stderr.contains("cannot read"), "{}", missing.stderr);
+}
+
+/// The test hook of masterd (see `masterd::configs`): SIGKILL right after
+/// a pushed version is durable, before anything is answered.
+const KILL_AFTER_STORE: (&str, &str) = ("MASTERD_TEST_KILL_AFTER_VERSION_STORED", "1");
+
+/// `cdnctl config push FILE ARGS…` against `fleet`'s master, started in
+/// the background with its output piped.
+fn push_in_background(fleet: &Fleet, file: &str, args: &[&str]) -> std::process::Child {
+    cdn_tests::ctl_command(&fleet.master.admin_addr.to_string())
+        .args(["config", "push", file])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cdnctl")
+}
+
+fn history_len(fleet: &Fleet) -> usize {
+    let h = fleet.ctl(["config", "history", "-o", "json"]);
+    assert_eq!(h.code, Some(0), "{}", h.stderr);
+    serde_json::from_str::<Vec<Value>>(&h.stdout).unwrap().len()
+}
+
+#[test]
+fn a_push_cut_off_after_the_store_gets_its_version_after_a_reconnect() {
+    let mut fleet = Fleet::start(1);
+    fleet.master.restart_with_env(&[KILL_AFTER_STORE]);
+    fleet.wait_status("agent-1", "online");
+    let text = "after: reconnect\n";
+    let file = write(fleet.dir.path(), "edge.yml", text);
+    let push = push_in_background(&fleet, &file, &[]);
+    // The master dies with the version durable and nothing answered.
+    fleet.master.wait_exit();
+    fleet.master.restart();
+    let out = push.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("version 1 ("), "{stderr}");
+    assert!(stderr.contains("1 applied"), "{stderr}");
+    assert!(
+        stderr.contains("this answer came after a reconnect")
+            && stderr.contains("nothing was stored twice"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("h2 protocol error"), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("agent-1") && l.contains("applied")),
+        "{stdout}"
+    );
+    assert_eq!(history_len(&fleet), 1, "one version, not two");
+    assert_eq!(file_of(&fleet, "agent-1").as_deref(), Some(text));
+
+    // The same in JSON: the report says it was resent and replayed.
+    fleet.master.restart_with_env(&[KILL_AFTER_STORE]);
+    fleet.wait_status("agent-1", "online");
+    let file = write(fleet.dir.path(), "edge.yml", "after: second\n");
+    let push = push_in_background(&fleet, &file, &["-o", "json"]);
+    fleet.master.wait_exit();
+    fleet.master.restart();
+    let out = push.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["version"], 2, "{report}");
+    assert_eq!(report["resent"], true, "{report}");
+    assert_eq!(report["replayed"], true, "{report}");
+    assert_eq!(report["applied"], 1, "{report}");
+    assert_eq!(history_len(&fleet), 2);
+}
+
+#[test]
+fn a_push_cut_off_with_no_master_to_come_back_says_it_may_have_been_stored() {
+    let mut fleet = Fleet::start(1);
+    fleet.master.restart_with_env(&[KILL_AFTER_STORE]);
+    fleet.wait_status("agent-1", "online");
+    let file = write(fleet.dir.path(), "edge.yml", "lost: answer\n");
+    let push = push_in_background(&fleet, &file, &["--timeout", "2s"]);
+    fleet.master.wait_exit();
+    // No master comes back within cdnctl's --timeout.
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not reach it again within 2s")
+            && stderr.contains("the push may have been stored: `cdnctl config history` shows it"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // It was: the history shows it once the master is back.
+    fleet.master.restart();
+    assert_eq!(history_len(&fleet), 1);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use cdn_proto::v1::{
 };
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use tonic::codec::CompressionEncoding;
 
 use crate::output::{self, Cell, Format, Human, Listing, Row};
 use crate::{CliError, Context};
@@ -26,8 +27,13 @@ pub enum ConfigCommand {
     /// Store FILE as a new version and apply it on the target nodes.
     ///
     /// The default target is every node, including nodes that register
-    /// later. Waits (up to --timeout, default 30s) until every online target
-    /// answered; exits 0 only if every target applied it.
+    /// later. The master checks the YAML (errors name line and column) and
+    /// sends it on; FILE goes up zstd-compressed. Waits (up to --timeout,
+    /// default 30s) until every online target answered; exits 0 only if
+    /// every target applied it. If the connection breaks after FILE was
+    /// sent, cdnctl reconnects (for up to --timeout) and sends the push
+    /// again under the same idempotency key: a version the master stored
+    /// already is reported, never stored twice.
     Push(PushArgs),
     /// Make an earlier version desired again and apply it (same progress).
     Rollback(RollbackArgs),
@@ -95,7 +101,8 @@ pub struct PushArgs {
     /// Note stored with the version.
     #[arg(short, long, default_value = "")]
     pub message: String,
-    /// Validate and show what would happen; store nothing.
+    /// Check the YAML here and on the master, and show what would happen;
+    /// store nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Push a file with no YAML content (empty, or only comments): every
@@ -226,48 +233,147 @@ fn wait_ms(w: &WaitArgs) -> u64 {
 }
 
 async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
-    let content = std::sync::Arc::new(read_file(&a.file)?);
+    let content = bytes::Bytes::from(read_file(&a.file)?);
     if !a.allow_empty && no_yaml_content(&content) {
         return Err(CliError::Local(format!(
             "{}: has no YAML content (empty or only comments); pushing it would empty the config file of every target — pass --allow-empty if that is what you want",
             a.file.display()
         )));
     }
-    // Check the YAML while the connection is being made.
-    let checking = {
-        let (path, content) = (a.file.clone(), std::sync::Arc::clone(&content));
-        tokio::task::spawn_blocking(move || check_yaml(&path, &content))
-    };
-    let connected = ctx.connect().await;
-    checking
-        .await
-        .map_err(|e| CliError::Local(format!("YAML check failed: {e}")))??;
-    connected?;
-    let content = std::sync::Arc::try_unwrap(content).unwrap_or_else(|c| c.as_ref().clone());
+    // The master validates what it stores; a dry run checks here too,
+    // while the connection is being made.
+    if a.dry_run {
+        let checking = {
+            let (path, content) = (a.file.clone(), content.clone());
+            tokio::task::spawn_blocking(move || check_yaml(&path, &content))
+        };
+        let connected = ctx.connect().await;
+        checking
+            .await
+            .map_err(|e| CliError::Local(format!("YAML check failed: {e}")))??;
+        connected?;
+    } else {
+        // A master that cannot be reached got nothing: no resend below.
+        ctx.connect().await?;
+    }
     let request = ConfigPushRequest {
-        content: content.into(),
+        content,
         targets: Some(a.targets.to_proto()),
         message: a.message,
         author: ctx.author(),
         dry_run: a.dry_run,
         wait_ms: wait_ms(&a.wait),
+        idempotency_key: if a.dry_run {
+            String::new()
+        } else {
+            idempotency_key()
+        },
     };
     // The master answers within the wait plus the time to store.
     let limit = ctx.timeout + a.wait.timeout;
-    let stream = ctx
-        .call(request, |mut c, r| async move {
+    let send = |request: ConfigPushRequest| {
+        ctx.call(request, move |c, r| async move {
             let mut req = tonic::Request::new(r);
             req.set_timeout(limit);
-            c.push_config(req).await
+            c.send_compressed(CompressionEncoding::Zstd)
+                .push_config(req)
+                .await
         })
-        .await
-        // Broken while the request went out: the master may have stored
-        // it before it went away.
-        .map_err(|e| match e {
+    };
+    let file = a.file.display().to_string();
+    let refused = |e: CliError| match e {
+        // The master's verdict on the content names the file it came from.
+        CliError::Master(m) if m.starts_with(REFUSED_CONTENT) => CliError::Master(format!(
+            "{file}: refused by the master: {}",
+            &m[REFUSED_CONTENT.len() - "config ".len()..]
+        )),
+        other => other,
+    };
+    // A dry run stores nothing: nothing to recover when it breaks.
+    if a.dry_run {
+        let stream = send(request).await.map_err(|e| match e {
             CliError::ConnectionLost(_) => change_lost(Change::Push, None),
-            other => other,
+            other => refused(other),
         })?;
-    follow(ctx, stream, &a.wait, Change::Push).await
+        return follow(
+            ctx,
+            stream,
+            &a.wait,
+            Change::Push,
+            Attempt::First,
+            &mut None,
+        )
+        .await
+        .map_err(refused);
+    }
+    // Broken after the request went out: the master may have stored it.
+    // Sent again under the same key, the master answers for what it
+    // stored instead of storing it twice.
+    let resend_until = tokio::time::Instant::now() + a.wait.timeout;
+    let mut attempt = Attempt::First;
+    let mut delay = RESEND_FIRST_DELAY;
+    // The version a broken progress stream said was stored, if one did.
+    let mut stored = None;
+    loop {
+        let lost = match send(request.clone()).await {
+            Ok(stream) => {
+                match follow(ctx, stream, &a.wait, Change::Push, attempt, &mut stored).await {
+                    Err(CliError::ConnectionLost(why)) => why,
+                    done => return done.map_err(refused),
+                }
+            }
+            // The connection broke, or the master is not back yet: sending
+            // again is safe under the key, while there is time.
+            Err(CliError::ConnectionLost(why)) => why,
+            Err(e @ (CliError::Unreachable { .. } | CliError::NoMaster(_))) => e.to_string(),
+            Err(e) => return Err(refused(e)),
+        };
+        if tokio::time::Instant::now() + delay > resend_until {
+            return Err(push_unresolved(a.wait.timeout, &lost, stored));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RESEND_MAX_DELAY);
+        ctx.drop_connection();
+        attempt = Attempt::Resent;
+    }
+}
+
+/// How the master's refusal of pushed content begins (`MasterError::Invalid`
+/// on a config): cdnctl puts the file's name in front.
+const REFUSED_CONTENT: &str = "invalid request: config ";
+
+/// First pause before a push is sent again after a broken connection.
+const RESEND_FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest pause between two attempts to send a push again.
+const RESEND_MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a push's progress stream answers the request as first sent, or
+/// the same request sent again after the connection broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    First,
+    Resent,
+}
+
+/// A fresh key for one push: 128 random bits, hex.
+fn idempotency_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The error when a push could not be sent again within `window` after
+/// its connection broke (`last` says why the last attempt failed);
+/// `stored` is the version the master said it stored, if it did.
+fn push_unresolved(window: std::time::Duration, last: &str, stored: Option<u64>) -> CliError {
+    let lost = format!(
+        "lost the connection to the master during the push and could not reach it again within {} ({last})",
+        cdn_common::duration::short(window)
+    );
+    CliError::ConnectionLost(match stored {
+        None => format!("{lost}; the push may have been stored: `cdnctl config history` shows it"),
+        Some(v) => format!(
+            "{lost}; version {v} was stored, but not every node's answer was reported — check `cdnctl config status`"
+        ),
+    })
 }
 
 async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> {
@@ -291,7 +397,15 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
             CliError::ConnectionLost(_) => change_lost(Change::Rollback, None),
             other => other,
         })?;
-    follow(ctx, stream, &a.wait, Change::Rollback).await
+    follow(
+        ctx,
+        stream,
+        &a.wait,
+        Change::Rollback,
+        Attempt::First,
+        &mut None,
+    )
+    .await
 }
 
 /// What a progress stream reports on.
@@ -335,6 +449,12 @@ struct PushReport {
     failed: u32,
     pending: u32,
     results: Vec<NodeResultRow>,
+    /// The connection broke after the push was sent, and this report is
+    /// the master's answer to the same push sent again.
+    resent: bool,
+    /// The master had stored this version from the first attempt (found
+    /// by the push's idempotency key); nothing was stored twice.
+    replayed: bool,
     /// `--no-wait`: the master stored the version; nodes were not awaited.
     #[serde(skip)]
     no_wait: bool,
@@ -372,9 +492,12 @@ async fn follow(
     mut stream: tonic::Streaming<ConfigPushEvent>,
     w: &WaitArgs,
     change: Change,
+    attempt: Attempt,
+    stored_seen: &mut Option<u64>,
 ) -> Result<ExitCode, CliError> {
     let mut report = PushReport {
         no_wait: w.no_wait,
+        resent: attempt == Attempt::Resent,
         ..PushReport::default()
     };
     let mut bar: Option<indicatif::ProgressBar> = None;
@@ -400,7 +523,9 @@ async fn follow(
                     unchanged,
                     dry_run,
                     wire_bytes,
+                    replayed,
                 } = s;
+                report.replayed = replayed;
                 report.version = version;
                 report.hash = hash;
                 report.size = size;
@@ -409,6 +534,9 @@ async fn follow(
                 report.dry_run = dry_run;
                 report.wire_bytes = wire_bytes;
                 stored = (!dry_run).then_some(version);
+                if stored.is_some() {
+                    *stored_seen = stored;
+                }
                 if w.no_wait {
                     finished = true;
                     break;
@@ -501,7 +629,26 @@ impl Listing for PushReport {
     fn note(&self) -> Option<String> {
         let r = self;
         let n = r.targets.len();
-        Some(if r.unchanged {
+        let headline = self.headline(n);
+        Some(match (r.resent, r.replayed) {
+            (false, _) => headline,
+            (true, true) => format!(
+                "{headline}\n(the connection to the master broke after the push was sent; this answer came after a reconnect: the master had stored version {} from the first attempt, nothing was stored twice)",
+                r.version
+            ),
+            (true, false) => format!(
+                "{headline}\n(the connection to the master broke before the push was stored; it was sent again after a reconnect)"
+            ),
+        })
+    }
+}
+
+impl PushReport {
+    /// The first line of the report: what was stored and how the targets
+    /// answered.
+    fn headline(&self, n: usize) -> String {
+        let r = self;
+        if r.unchanged {
             format!(
                 "unchanged: version {} ({}) is already desired by all {n} target(s); nothing stored",
                 r.version,
@@ -539,7 +686,7 @@ impl Listing for PushReport {
                 r.failed,
                 r.pending
             )
-        })
+        }
     }
 }
 

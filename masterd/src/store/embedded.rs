@@ -640,6 +640,7 @@ mod tests {
             created_ms: 1,
             targets: vec!["n".into()],
             fleet_wide: true,
+            idempotency_key: String::new(),
         }
     }
 

@@ -775,6 +775,7 @@ mod tests {
             created_ms: 1,
             targets: Vec::new(),
             fleet_wide: true,
+            idempotency_key: String::new(),
         };
         let e = entries_of(Write::Version(rec, Bytes::from_static(b"a: 1"))).unwrap();
         assert_eq!(e[0].table, Table::Content);

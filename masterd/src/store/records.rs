@@ -113,6 +113,10 @@ pub struct VersionRecord {
     /// Pushed to the whole fleet: nodes that register later get it too.
     #[serde(default)]
     pub fleet_wide: bool,
+    /// The client's key for the push that stored it (empty: none); a push
+    /// sent again with it gets this version back instead of a new one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub idempotency_key: String,
 }
 
 /// Whom a certificate was issued to.
