@@ -169,6 +169,32 @@ class Peer:
                        stdout=subprocess.DEVNULL)
 
 
+def holders(root):
+    """PIDs of the connection holders this run started (their command line
+    names the run's credential, under root)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"hold-connection" in cmd and any(root.encode() in c for c in cmd):
+            out.append(int(d))
+    return out
+
+
+def stop_holders(root):
+    """Stops the connection holders this run started."""
+    for p in holders(root):
+        try:
+            os.kill(p, 15)
+        except OSError:
+            pass
+
+
 def payload(src, k):
     """src's text as valid YAML of the same size that is a new version (k):
     the peer scripts' payloads end mid-record, so the last, cut record is
@@ -193,6 +219,8 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--bin", help="take masterd, agentd and cdnctl from this directory (implies --no-build)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--persist", metavar="DURATION",
+                    help="run cdnctl with --persist DURATION (a local connection holder, as ssh's ControlPersist)")
     a = ap.parse_args()
     if a.bin:
         lifecycle.BIN = os.path.abspath(a.bin)
@@ -214,6 +242,11 @@ def main():
         wait(lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == NODES,
              f"{NODES} agents online", timeout=300)
         ctl = fleet.ctl()
+        if a.persist:
+            # The holder's socket under this run's directory, not the user's.
+            os.environ["XDG_RUNTIME_DIR"] = os.path.join(root, "run")
+            os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+            ctl = [*ctl, "--persist", a.persist]
         servers = [fleet.master.pid, fleet.agents["agent-1"].pid]
         pay = {"10 KiB": os.path.join(SP, "payload", "cfg-10k.yaml"),
                "1 MiB": os.path.join(SP, "payload", "cfg-1m.yaml")}
@@ -261,7 +294,7 @@ def main():
                         ("ours", ours_cmd, o, oc, osv, servers),
                         ("peer", peer_cmd, p, pc, psv, None),
                     ):
-                        pids = pids or peer.serving_pids()
+                        pids = (pids + holders(root)) if pids else peer.serving_pids()
                         before = proc_cpu(pids)
                         if job == "stream out":
                             dt, c, n = run_rusage(cmd)
@@ -290,6 +323,7 @@ def main():
             res["fan-out 20"].append((o, p))
     finally:
         fleet.stop()
+        stop_holders(root)
         if peer:
             peer.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -297,7 +331,7 @@ def main():
     cores, model, kernel, mem = machine()
     ssh_v = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
     cmdline = "python3 bench/peers.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k not in ("out", "no_build", "bin") and v is not None)
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k not in ("out", "no_build", "bin") and v not in (None, False))
     names = {
         "exec": ("`exec agent-1 -- true` (median)", "ssh+CM"),
         "stream out": (f"stream out, {STREAM_BYTES // 1_000_000} MB zeros", "ssh+CM"),
@@ -310,7 +344,10 @@ def main():
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cores} cores ({model}), kernel {kernel}; "
         f"{ssh_v}, warm ControlMaster, private sshd from the peer scripts (`../shared/peers/ssh`).",
         f"Ours: release build, masterd + {NODES} agents on mutual TLS over loopback, cdnctl with the admin credential.",
-        f"Command: `{cmdline}`. Ours and the peer alternate run by run within each of {a.rounds} rounds.",
+        f"Command: `{cmdline}`"
+        + (f" (cdnctl with `--persist {a.persist}`: a local connection holder, its CPU counted as serving)"
+           if a.persist else " (cdnctl without `--persist`: a TLS handshake per invocation)")
+        + f". Ours and the peer alternate run by run within each of {a.rounds} rounds.",
         "Ratio = our time / the peer's time (below 1: ours is faster), from the medians over all rounds; "
         "range = lowest and highest per-round ratio of medians.",
         "",
