@@ -40,7 +40,8 @@ import lifecycle  # noqa: E402
 from lifecycle import Fleet, TOP, machine, wait, write_report  # noqa: E402
 
 PEER = os.path.normpath(os.path.join(TOP, "..", "shared", "peers", "ssh"))
-SP = os.environ.get("SSHPEER_DIR", "/tmp/sshpeer")
+# the peer scripts' own default: sshpeer under the temporary directory
+SP = os.environ.get("SSHPEER_DIR") or os.path.join(tempfile.gettempdir(), "sshpeer")
 CFG = os.path.join(SP, "ssh_config")
 MUX = ["-o", "ControlMaster=auto", "-o", "ControlPersist=600", "-o", f"ControlPath={SP}/cm/%n"]
 NODES = 20
