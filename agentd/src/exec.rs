@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cdn_proto::v1::agent_service_client::AgentServiceClient;
 use cdn_proto::v1::{
-    ExecAttach, ExecExit, ExecFromAgent, StartExec, exec_from_agent, exec_to_agent,
+    ExecAttach, ExecExit, ExecFromAgent, ExecToAgent, StartExec, exec_from_agent, exec_to_agent,
 };
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -172,7 +172,10 @@ impl Executor {
         Ok(SlotGuard(Arc::clone(&self.running)))
     }
 
-    /// Serves session `start.exec_id` on a new stream of `client`.
+    /// Serves session `start.exec_id` on a new stream of `client`. The
+    /// program starts while that stream opens: its output queues behind the
+    /// attach and leaves with it, without waiting for the master's answer
+    /// (which only input needs).
     pub async fn serve(
         &self,
         mut client: AgentServiceClient<Channel>,
@@ -195,21 +198,24 @@ impl Executor {
         if out_tx.try_send(attach).is_err() {
             return;
         }
-        let response = client.exec_session(ReceiverStream::new(out_rx)).await;
-        let mut inbound = match response {
-            Ok(r) => r.into_inner(),
-            Err(s) => {
-                warn!(exec = start.exec_id, error = %s.message(), "cannot open the exec stream");
-                return;
-            }
-        };
+        let exec_id = start.exec_id;
+        let opening = Box::pin(async move {
+            client
+                .exec_session(ReceiverStream::new(out_rx))
+                .await
+                .map(tonic::Response::into_inner)
+        });
+        let mut inbound = Inbound::open(exec_id, opening).await;
         if !refused.is_empty() {
-            info!(exec = start.exec_id, reason = %refused, "exec refused");
+            info!(exec = exec_id, reason = %refused, "exec refused");
+            // The refusal travels with the attach; wait until it is taken.
+            drop(out_tx);
+            inbound.drain().await;
             return;
         }
-        let exit = run(&policy, start.clone(), &mut inbound, &out_tx).await;
+        let exit = run(&policy, start, &mut inbound, &out_tx).await;
         drop(admitted);
-        info!(exec = start.exec_id, code = exit.code, "exec finished");
+        info!(exec = exec_id, code = exit.code, "exec finished");
         let _ = out_tx
             .send(ExecFromAgent {
                 body: Some(exec_from_agent::Body::Exit(exit)),
@@ -219,8 +225,69 @@ impl Executor {
         // could discard the exit report: end our side, then wait for the
         // master to end its side.
         drop(out_tx);
-        let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, drained).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, inbound.drain()).await;
+    }
+}
+
+/// The opening of a session's stream: the call under way until the
+/// master answers.
+type Opening = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<tonic::Streaming<ExecToAgent>, tonic::Status>>
+            + Send,
+    >,
+>;
+
+/// What comes from the master on a session's stream: first the opening of
+/// the stream (under way while the program starts), then its messages.
+enum Inbound {
+    Opening(u64, Opening),
+    Open(Box<tonic::Streaming<ExecToAgent>>),
+    Gone,
+}
+
+impl Inbound {
+    /// Sets the call for session `exec_id` on its way (polled once, so the
+    /// request leaves before the program is started) and returns it.
+    async fn open(exec_id: u64, mut opening: Opening) -> Self {
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(opening.as_mut().poll(cx)));
+        match first.await {
+            std::task::Poll::Pending => Self::Opening(exec_id, opening),
+            std::task::Poll::Ready(r) => Self::opened(exec_id, r),
+        }
+    }
+
+    fn opened(exec_id: u64, r: Result<tonic::Streaming<ExecToAgent>, tonic::Status>) -> Self {
+        match r {
+            Ok(s) => Self::Open(Box::new(s)),
+            Err(s) => {
+                warn!(exec = exec_id, error = %s.message(), "cannot open the exec stream");
+                Self::Gone
+            }
+        }
+    }
+
+    /// The next message; None once the stream is gone (cdnctl or the
+    /// connection went away, or it never opened).
+    async fn message(&mut self) -> Option<ExecToAgent> {
+        loop {
+            match self {
+                Self::Opening(exec_id, opening) => {
+                    let r = opening.as_mut().await;
+                    *self = Self::opened(*exec_id, r);
+                }
+                Self::Open(s) => match s.message().await {
+                    Ok(Some(m)) => return Some(m),
+                    Ok(None) | Err(_) => *self = Self::Gone,
+                },
+                Self::Gone => return None,
+            }
+        }
+    }
+
+    /// Reads until the master ends the stream.
+    async fn drain(&mut self) {
+        while self.message().await.is_some() {}
     }
 }
 
@@ -335,7 +402,7 @@ fn spawn_pty(mut cmd: tokio::process::Command, start: &StartExec) -> std::io::Re
 async fn run(
     policy: &ExecPolicy,
     start: StartExec,
-    inbound: &mut tonic::Streaming<cdn_proto::v1::ExecToAgent>,
+    inbound: &mut Inbound,
     out: &mpsc::Sender<ExecFromAgent>,
 ) -> ExecExit {
     let program = start.argv[0].clone();
@@ -397,10 +464,9 @@ async fn run(
     // must not stop the output pumps, the deadline or the disconnect check.
     let input = async {
         loop {
-            let msg = match inbound.message().await {
-                Ok(Some(m)) => m,
-                // cdnctl or the connection went away.
-                Ok(None) | Err(_) => return,
+            // None: cdnctl or the connection went away.
+            let Some(msg) = inbound.message().await else {
+                return;
             };
             match msg.body {
                 Some(exec_to_agent::Body::Stdin(b)) => {
@@ -517,19 +583,23 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// Copies a pipe to the master in chunks until EOF or the master is gone.
+/// Each chunk is read straight into the buffer it is sent in.
 async fn pump<R: AsyncRead + Unpin>(
     pipe: Option<R>,
     out: &mpsc::Sender<ExecFromAgent>,
     wrap: fn(Bytes) -> exec_from_agent::Body,
 ) {
     let Some(mut pipe) = pipe else { return };
-    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut buf = bytes::BytesMut::new();
     loop {
-        match pipe.read(&mut buf).await {
+        buf.reserve(CHUNK_BYTES);
+        let room = buf.capacity() - buf.len();
+        let mut limited = (&mut pipe).take(room.min(CHUNK_BYTES) as u64);
+        match limited.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => {
+            Ok(_) => {
                 let msg = ExecFromAgent {
-                    body: Some(wrap(Bytes::copy_from_slice(&buf[..n]))),
+                    body: Some(wrap(buf.split().freeze())),
                 };
                 if out.send(msg).await.is_err() {
                     return;

@@ -52,6 +52,19 @@ pub struct Context {
     /// The connection in use, shared by the clones of this context: made
     /// on first use, replaced when a standby names the leader.
     connection: Arc<Mutex<Option<Connection>>>,
+    /// With `--persist`: how long a connection holder stays after its last
+    /// client, and the global flags it is started with.
+    persist: Option<Persist>,
+}
+
+/// The settings of `--persist` (see [`crate::holder`]).
+#[derive(Debug, Clone)]
+pub struct Persist {
+    /// How long the holder stays with no client connected.
+    pub idle: Duration,
+    /// cdnctl's global flags as given, so the holder picks the same master
+    /// and credential.
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// What TLS to a master needs: the CA, the user's certificate and key, and
@@ -290,7 +303,39 @@ impl Context {
             tls,
             user,
             connection: Arc::default(),
+            persist: None,
         })
+    }
+
+    /// Uses (and, when there is none yet, starts) a local connection
+    /// holder for this master and credential (`--persist`).
+    pub fn with_persist(mut self, persist: Option<Persist>) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// The socket of the connection holder of this master and credential.
+    pub fn holder_socket(&self) -> Result<crate::holder::Socket, crate::holder::HolderError> {
+        let identity = self.tls.as_ref().map(|t| {
+            (
+                t.cert.as_str(),
+                t.server_name.as_deref().unwrap_or_default(),
+            )
+        });
+        crate::holder::socket_for(&self.masters, identity)
+    }
+
+    /// A channel to the first master that takes the connection, made by
+    /// this process (what a connection holder holds).
+    pub async fn direct_channel(&self) -> Result<Channel, CliError> {
+        let mut refused = Vec::new();
+        for addr in &self.masters {
+            match self.dial_channel(addr).await {
+                Ok(channel) => return Ok(channel),
+                Err(reason) => refused.push((addr.clone(), reason)),
+            }
+        }
+        Err(unreachable(refused))
     }
 
     /// The master in use: the address connected to, else the configured
@@ -348,6 +393,9 @@ impl Context {
         if let Some(c) = self.connection.lock().ok().and_then(|c| c.clone()) {
             return Ok(c.client);
         }
+        if let Some(client) = self.through_holder().await {
+            return Ok(client);
+        }
         let mut refused = Vec::new();
         for addr in &self.masters {
             match self.dial(addr).await {
@@ -355,10 +403,31 @@ impl Context {
                 Err(reason) => refused.push((addr.clone(), reason)),
             }
         }
-        Err(match <[_; 1]>::try_from(refused) {
-            Ok([(addr, reason)]) => CliError::Unreachable { addr, reason },
-            Err(all) => CliError::NoMaster(all),
-        })
+        Err(unreachable(refused))
+    }
+
+    /// With `--persist`: a client through the holder's socket when one is
+    /// listening; else starts one for the next invocations (this one then
+    /// connects by itself).
+    async fn through_holder(&self) -> Option<AdminServiceClient<Channel>> {
+        let persist = self.persist.as_ref()?;
+        let socket = match self.holder_socket() {
+            Ok(s) => s,
+            Err(e) => {
+                crate::output::print_diagnostic(&format!("cdnctl: warning: {e}"));
+                return None;
+            }
+        };
+        match socket.connect(self.timeout).await {
+            Some(channel) => {
+                let addr = self.masters.join(",");
+                Some(self.keep(&addr, admin_client(channel)))
+            }
+            None => {
+                socket.spawn(&persist.args, persist.idle);
+                None
+            }
+        }
     }
 
     /// Connects to `addr` (a leader a standby named) and uses it from now.
@@ -386,12 +455,11 @@ impl Context {
     /// Connects to the master at `addr`: TLS checked against the
     /// credential's server name, else the host of `addr`; keepalive on.
     async fn dial(&self, addr: &str) -> Result<AdminServiceClient<Channel>, String> {
-        let channel =
-            cdn_common::tls::connect_with(addr, self.tls_for(addr), self.timeout, Some(KEEPALIVE))
-                .await?;
-        Ok(AdminServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        self.dial_channel(addr).await.map(admin_client)
+    }
+
+    async fn dial_channel(&self, addr: &str) -> Result<Channel, String> {
+        cdn_common::tls::connect_with(addr, self.tls_for(addr), self.timeout, Some(KEEPALIVE)).await
     }
 
     fn tls_for(&self, addr: &str) -> Option<ClientTlsConfig> {
@@ -434,6 +502,21 @@ impl Context {
     /// (an insecure master): the credential's user, else the local user.
     pub fn author(&self) -> String {
         self.user.clone().unwrap_or_else(crate::local_user)
+    }
+}
+
+/// An AdminService client on `channel` with cdnctl's message limits.
+fn admin_client(channel: Channel) -> AdminServiceClient<Channel> {
+    AdminServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// The error when no master took the connection: each address's reason.
+fn unreachable(refused: Vec<(String, String)>) -> CliError {
+    match <[_; 1]>::try_from(refused) {
+        Ok([(addr, reason)]) => CliError::Unreachable { addr, reason },
+        Err(all) => CliError::NoMaster(all),
     }
 }
 
@@ -517,6 +600,7 @@ mod tests {
             tls: None,
             user: None,
             connection: Arc::default(),
+            persist: None,
         }
     }
 

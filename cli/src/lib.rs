@@ -5,8 +5,10 @@ pub mod commands;
 pub mod context;
 pub mod error;
 pub mod exit;
+pub mod holder;
 pub mod output;
 pub mod selector;
+pub mod stdio;
 pub mod template;
 
 use std::process::ExitCode;
@@ -87,6 +89,14 @@ pub struct Cli {
     /// Print table rows without the header line (for scripts).
     #[arg(long, global = true)]
     pub no_headers: bool,
+    /// Keep the connection to the master for later invocations (as ssh's
+    /// ControlPersist): a background `cdnctl` holds it, reachable only by
+    /// you through a Unix socket, and exits after DURATION without a
+    /// client. Later invocations with the same master and credential skip
+    /// the TLS handshake. 0 (the default): every invocation connects by
+    /// itself.
+    #[arg(long, global = true, env = "CDNCTL_PERSIST", value_parser = parse_persist, value_name = "DURATION")]
+    pub persist: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -130,6 +140,26 @@ pub enum Command {
         /// Shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Holds a connection to the master for later invocations (started by
+    /// cdnctl itself with --persist).
+    #[command(name = "hold-connection", hide = true)]
+    HoldConnection(HoldArgs),
+}
+
+/// `--persist`: a duration, or 0 for none.
+fn parse_persist(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    cdn_common::duration::parse_flag(text)
+}
+
+/// Arguments of the hidden `hold-connection`.
+#[derive(Debug, clap::Args)]
+pub struct HoldArgs {
+    /// Exit after this long with no client connected.
+    #[arg(long, value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
+    pub idle: Duration,
 }
 
 /// The completion script of `shell` for cdnctl: a small registration that
@@ -240,6 +270,36 @@ pub fn local_user() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// What `cdnctl -V` and `cdnctl --version` print, answered before clap
+/// builds its command tree (see [`version_if_asked`]).
+pub fn version_text(long: bool) -> String {
+    let version = if long {
+        cdn_common::LONG_VERSION
+    } else {
+        env!("CARGO_PKG_VERSION")
+    };
+    format!("cdnctl {version}\n")
+}
+
+/// Answers `cdnctl --version` or `cdnctl -V` (and nothing else on the
+/// line) at once, as clap would, without building the command tree: a
+/// version check costs what starting the process costs.
+pub fn version_if_asked() -> Option<ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(arg), None) = (args.next(), args.next()) else {
+        return None;
+    };
+    let long = match arg.to_str()? {
+        "--version" => true,
+        "-V" => false,
+        _ => return None,
+    };
+    Some(match output::print_raw(&version_text(long)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => output::fail(&e),
+    })
+}
+
 /// Parses the command line as clap does (`--help`, `--version` and usage
 /// errors print and exit there), except that an `-o` the command cannot
 /// honour ends with cdnctl's own one-line usage error.
@@ -280,10 +340,21 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         context: cli.context.as_deref(),
         insecure: cli.insecure,
     };
+    let persist = cli
+        .persist
+        .filter(|d| !d.is_zero())
+        .map(|idle| context::Persist {
+            idle,
+            args: holder_args(&cli),
+        });
     if let Command::Context(cmd) = cli.command {
         return commands::context::run(cmd, sel);
     }
     let ctx = Context::resolve(sel, cli.request_timeout)?;
+    if let Command::HoldConnection(a) = cli.command {
+        return hold(ctx, a.idle).await;
+    }
+    let ctx = ctx.with_persist(persist);
     match cli.command {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
@@ -292,6 +363,57 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Audit(a) => commands::audit::run(&ctx, a).await,
         Command::Events(a) => commands::events::run(&ctx, a).await,
         Command::Masters(a) => commands::masters::run(&ctx, a).await,
-        Command::Completion { .. } | Command::Context(_) => Ok(ExitCode::SUCCESS),
+        Command::Completion { .. } | Command::Context(_) | Command::HoldConnection(_) => {
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The global flags that pick the master and credential, as given, for a
+/// connection holder to pick the same.
+fn holder_args(cli: &Cli) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(m) = &cli.master {
+        args.extend(["--master".into(), m.into()]);
+    }
+    if let Some(c) = &cli.context {
+        args.extend(["--context".into(), c.into()]);
+    }
+    if let Some(c) = &cli.credential {
+        let path = std::path::absolute(c).unwrap_or_else(|_| c.clone());
+        args.extend(["--credential".into(), path.into_os_string()]);
+    }
+    if cli.insecure {
+        args.push("--insecure".into());
+    }
+    args.extend([
+        "--request-timeout".into(),
+        cdn_common::duration::short(cli.request_timeout).into(),
+    ]);
+    args
+}
+
+/// `cdnctl hold-connection`: connects to the master and serves the
+/// connection on the holder's socket until idle.
+async fn hold(ctx: Context, idle: Duration) -> Result<ExitCode, CliError> {
+    let socket = ctx
+        .holder_socket()
+        .map_err(|e| CliError::Local(e.to_string()))?;
+    let channel = ctx.direct_channel().await?;
+    holder::hold(&socket, channel, idle)
+        .await
+        .map_err(|e| CliError::Local(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_early_version_is_what_clap_prints() {
+        let cmd = super::Cli::command();
+        assert_eq!(super::version_text(false), cmd.render_version());
+        assert_eq!(super::version_text(true), cmd.render_long_version());
     }
 }

@@ -72,7 +72,8 @@ fn render(cmd: &clap::Command, name: String, out: &mut Vec<(String, String)>) {
         ));
     }
     for sub in cmd.get_subcommands() {
-        if sub.get_name() == "help" {
+        // Hidden commands (cdnctl's own `hold-connection`) are not for people.
+        if sub.get_name() == "help" || sub.is_hide_set() {
             continue;
         }
         render(sub, format!("{name}-{}", sub.get_name()), out);

@@ -12,15 +12,15 @@ use cdn_proto::v1::{
 };
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::output::{self, Cell, Format, Row};
+use crate::stdio::{Output, Sink};
 use crate::{CliError, Context, exit};
 
-/// Bytes of local stdin sent per message.
-const STDIN_CHUNK_BYTES: usize = 32 * 1024;
+/// Bytes of local stdin sent per message: as much as a message may carry.
+const STDIN_CHUNK_BYTES: usize = cdn_proto::limits::EXEC_CHUNK_BYTES;
 /// Messages queued towards the master per session.
 const SEND_DEPTH: usize = 16;
 /// Longest unterminated line a fan-out holds before printing it anyway.
@@ -344,8 +344,7 @@ async fn single(
     let raw = tty && std::io::stdin().is_terminal();
     let (tx, mut stream) = open(ctx, start).await?;
     if forward_stdin {
-        let tx = tx.clone();
-        tokio::spawn(async move { pump_stdin(tx).await });
+        pump_stdin(tx.clone())?;
     }
     if tty {
         let tx = tx.clone();
@@ -353,10 +352,10 @@ async fn single(
     }
     let mut interrupts = 0u32;
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
-    // Async writes: a local reader that stops reading must not freeze the
-    // whole client (its timers included).
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
+    // Written by threads of their own: a local reader that stops reading
+    // must not freeze the whole client (its timers included).
+    let mut stdout = Sink::new(Output::Stdout);
+    let mut stderr = Sink::new(Output::Stderr);
     // With --timeout the agent kills the command at the deadline; should its
     // exit report be stuck behind output nobody reads, give up locally too.
     let local_deadline = async {
@@ -391,7 +390,7 @@ async fn single(
                     exec_response::Body::Started(s) => recorded_notice(&s, false, raw),
                     exec_response::Body::Stdout(b) => {
                         tokio::select! {
-                            w = write_flush(&mut stdout, &b) => if w.is_err() {
+                            w = stdout.write(b) => if w.is_err() {
                                 // Local reader went away: the remote side is killed.
                                 return Ok(ExitCode::SUCCESS);
                             },
@@ -402,9 +401,11 @@ async fn single(
                         }
                     }
                     exec_response::Body::Stderr(b) => {
-                        let _ = write_flush(&mut stderr, &b).await;
+                        let _ = stderr.write(b).await;
                     }
                     exec_response::Body::Exit(x) => {
+                        // All output is written before cdnctl exits.
+                        let (_, _) = tokio::join!(stdout.finish(), stderr.finish());
                         if x.timed_out {
                             output::print_diagnostic(&format!("cdnctl: {}", x.error));
                         }
@@ -414,15 +415,6 @@ async fn single(
             }
         }
     }
-}
-
-async fn write_flush(
-    w: &mut (impl tokio::io::AsyncWrite + Unpin),
-    b: &[u8],
-) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    w.write_all(b).await?;
-    w.flush().await
 }
 
 /// Sends the local window size to the node whenever it changes.
@@ -455,30 +447,17 @@ fn libc_sigkill() -> i32 {
     9
 }
 
-/// Forwards local stdin until EOF, then says so.
-async fn pump_stdin(tx: mpsc::Sender<ExecRequest>) {
-    let mut input = tokio::io::stdin();
-    let mut buf = vec![0u8; STDIN_CHUNK_BYTES];
-    loop {
-        match input.read(&mut buf).await {
-            Ok(0) | Err(_) => {
-                let _ = tx
-                    .send(ExecRequest {
-                        body: Some(exec_request::Body::StdinEof(true)),
-                    })
-                    .await;
-                return;
-            }
-            Ok(n) => {
-                let msg = ExecRequest {
-                    body: Some(exec_request::Body::Stdin(buf[..n].to_vec().into())),
-                };
-                if tx.send(msg).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
+/// Forwards local stdin until EOF, then says so (from a thread of its
+/// own, see [`crate::stdio`]).
+fn pump_stdin(tx: mpsc::Sender<ExecRequest>) -> Result<(), CliError> {
+    crate::stdio::read_stdin(STDIN_CHUNK_BYTES, move |chunk| {
+        let body = match chunk {
+            Some(b) => exec_request::Body::Stdin(b),
+            None => exec_request::Body::StdinEof(true),
+        };
+        tx.blocking_send(ExecRequest { body: Some(body) }).is_ok()
+    })
+    .map_err(|e| CliError::Local(format!("cannot read stdin: {e}")))
 }
 
 /// One node's outcome in a fan-out, a row of the summary on stderr.
