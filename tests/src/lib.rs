@@ -16,6 +16,7 @@
 
 mod etcd;
 mod prometheus;
+pub mod proxy;
 
 pub use etcd::{
     ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, EtcdTls,
