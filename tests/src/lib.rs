@@ -15,6 +15,7 @@
 //! ([`PrometheusServer`] scrapes a master).
 
 mod etcd;
+pub mod netns;
 mod prometheus;
 pub mod proxy;
 
