@@ -14,6 +14,7 @@
 //! `require_prometheus!()` give Prometheus' own tools
 //! ([`PrometheusServer`] scrapes a master).
 
+pub mod disk;
 mod etcd;
 pub mod netns;
 mod prometheus;
