@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS (default 10) from its seeds and the
+# corpus it grew so far; stops at the first crash (its input is kept in
+# fuzz/artifacts/<target>/). Needs the nightly toolchain and cargo-fuzz
+# (`cargo install cargo-fuzz`). Not in CI's critical path: run it by hand,
+# or longer runs as RELIABILITY.md lists them.
+#   fuzz/smoke.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")"
+secs=${1:-10}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  echo "== $t ($secs s)"
+  nice -n 19 cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+    -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 \
+    | grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|artifact_prefix|Test unit written)' || true
+  if compgen -G "artifacts/$t/*" >/dev/null; then
+    echo "!! $t: a crash or hang was written to fuzz/artifacts/$t/" >&2
+    exit 1
+  fi
+done
