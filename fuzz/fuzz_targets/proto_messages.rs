@@ -15,7 +15,11 @@ fn check<M: Message + Default>(bytes: &[u8]) {
     if let Ok(m) = M::decode(bytes) {
         let encoded = m.encode_to_vec();
         let again = M::decode(encoded.as_slice()).expect("re-encoded message decodes");
-        assert_eq!(again.encode_to_vec(), encoded, "round trip changed the message");
+        assert_eq!(
+            again.encode_to_vec(),
+            encoded,
+            "round trip changed the message"
+        );
     }
 }
 
