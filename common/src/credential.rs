@@ -41,9 +41,14 @@ impl Credential {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let cred: Credential = crate::yaml::from_str(&text)
-            .map_err(|e| file_err(format!("not a cdnctl credential: {e}")))?;
+        let cred = Self::parse(&text).map_err(file_err)?;
         Ok((cred, exposure_warning(path)))
+    }
+
+    /// Reads a credential from the text of its file; the error never
+    /// echoes the text (a wrong file may hold a secret).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        crate::yaml::from_str(text).map_err(|e| format!("not a cdnctl credential: {e}"))
     }
 
     /// Writes the credential with mode 0600.

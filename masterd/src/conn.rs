@@ -340,6 +340,22 @@ impl Frames {
     }
 }
 
+/// The frame headers (type, flags, stream id) the connection layer reads
+/// in a client's HTTP/2 byte stream (preface first) that arrives in
+/// `chunks`, and whether the stream ends between frames. The reader sees
+/// the bytes in reads of any size; this is its entry point for the fuzz
+/// target, which checks that any split reads the same frames.
+pub fn client_frame_heads<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> (Vec<(u8, u8, u32)>, bool) {
+    let mut frames = Frames::client();
+    let mut heads = Vec::new();
+    for chunk in chunks {
+        frames.feed(chunk, |h| heads.push((h.kind, h.flags, h.stream)));
+    }
+    (heads, frames.at_boundary())
+}
+
 /// The ping-strike count of one connection (grpc-go's rules): a PING
 /// sooner than the minimum interval after the previous one is a strike;
 /// the master sending headers or data clears the strikes (a client may

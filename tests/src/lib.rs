@@ -14,8 +14,11 @@
 //! `require_prometheus!()` give Prometheus' own tools
 //! ([`PrometheusServer`] scrapes a master).
 
+pub mod disk;
 mod etcd;
+pub mod netns;
 mod prometheus;
+pub mod proxy;
 
 pub use etcd::{
     ETCD_HEALTH_REQUEST_TIMEOUT, ETCD_MISSING, ETCD_READY_TIMEOUT, Etcd, EtcdCluster, EtcdTls,
@@ -377,6 +380,8 @@ pub struct Master {
     pub metrics_addr: Option<SocketAddr>,
     pub config: PathBuf,
     dir: PathBuf,
+    /// The address it binds (loopback unless [`Master::start_on`] chose one).
+    host: std::net::IpAddr,
     /// Config body without `grpc.addr` and `data_dir`.
     yaml: String,
     /// Extra command-line flags (`--insecure`).
@@ -400,14 +405,27 @@ impl Master {
 
     /// As [`Master::start`], with extra flags such as `--insecure`.
     pub fn start_with_flags(dir: &Path, yaml: &str, port: u16, flags: &[&str]) -> Self {
-        Self::start_with_env(dir, yaml, port, flags, &[])
+        Self::start_on(dir, yaml, std::net::Ipv4Addr::LOCALHOST.into(), port, flags)
     }
 
-    /// As [`Master::start_with_flags`], with extra environment variables
-    /// (test hooks such as `MASTERD_TEST_KILL_AFTER_VERSION_STORED`).
+    /// As [`Master::start_with_flags`], listening on `host` instead of
+    /// loopback (the host side of a veth pair, for a partition test).
+    pub fn start_on(
+        dir: &Path,
+        yaml: &str,
+        host: std::net::IpAddr,
+        port: u16,
+        flags: &[&str],
+    ) -> Self {
+        Self::start_with_env(dir, yaml, host, port, flags, &[])
+    }
+
+    /// As [`Master::start_on`], with extra environment variables (test
+    /// hooks such as `MASTERD_TEST_KILL_AFTER_VERSION_STORED`).
     fn start_with_env(
         dir: &Path,
         yaml: &str,
+        host: std::net::IpAddr,
         port: u16,
         flags: &[&str],
         env: &[(&str, &str)],
@@ -428,7 +446,8 @@ impl Master {
             to.push('\n');
         }
         let body = format!(
-            "grpc:\n  addr: 127.0.0.1:{port}\n{grpc}data_dir: {}\n{rest}",
+            "grpc:\n  addr: {}\n{grpc}data_dir: {}\n{rest}",
+            SocketAddr::new(host, port),
             dir.join("data").display()
         );
         std::fs::write(&config, body).expect("write master.yml");
@@ -467,6 +486,7 @@ impl Master {
             metrics_addr,
             config,
             dir: dir.to_path_buf(),
+            host,
             yaml: yaml.to_string(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
         }
@@ -551,6 +571,7 @@ impl Master {
         *self = Self::start_with_env(
             &self.dir.clone(),
             &self.yaml.clone(),
+            self.host,
             self.addr.port(),
             &flags,
             env,
@@ -623,12 +644,26 @@ impl Agent {
     /// Starts agentd with `yaml` as agent.yml, logging to `<dir>/<file>.log`
     /// (with `--insecure` when the master it names runs so).
     pub fn start(dir: &Path, file: &str, name: &str, yaml: &str) -> Self {
+        Self::start_wrapped(dir, file, name, yaml, &[])
+    }
+
+    /// As [`Agent::start`], run through `wrapper` (a command that execs
+    /// its arguments, such as `ip netns exec NAME`), so that the process
+    /// id is still agentd's.
+    pub fn start_wrapped(dir: &Path, file: &str, name: &str, yaml: &str, wrapper: &[&str]) -> Self {
         let config = dir.join(format!("{file}.yml"));
         std::fs::write(&config, yaml).expect("write agent.yml");
+        let mut cmd = match wrapper {
+            [] => Command::new(bin("agentd")),
+            [first, rest @ ..] => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("agentd"));
+                c
+            }
+        };
         let proc = Proc::spawn(
             &format!("agentd {name}"),
-            Command::new(bin("agentd"))
-                .arg("-c")
+            cmd.arg("-c")
                 .arg(&config)
                 .args(insecure_flag(yaml))
                 .env_remove("AGENTD_JOIN_TOKEN"),

@@ -1,0 +1,12 @@
+//! agent.yml: parse and validate any text; a bad file is an error naming
+//! the key, never a panic or a hang.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    let _ = cdn_common::config::parse_and_validate::<agentd::config::AgentConfig>(
+        std::path::Path::new("agent.yml"),
+        text,
+    );
+});
