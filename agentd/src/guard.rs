@@ -34,11 +34,20 @@ const EXIT_NOT_FOUND: u8 = 127;
 /// Exit code when the program cannot be run, as a shell.
 const EXIT_NOT_EXECUTABLE: u8 = 126;
 
+/// Whether this executable runs as a guard when asked: set by
+/// [`main_if_asked`], which agentd's and cdn-swarm's `main` call. A
+/// program embedding the library without it (unit tests) runs programs
+/// unguarded.
+static GUARD_AVAILABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A command that runs `program` (add its arguments, environment, working
 /// directory and stdio as usual) under a guard of this agent. Put it in
 /// its own process group (`process_group(0)`) or session (a terminal):
 /// the guard kills that group when the agent dies.
 pub fn command(program: impl AsRef<OsStr>) -> tokio::process::Command {
+    if !GUARD_AVAILABLE.load(std::sync::atomic::Ordering::Relaxed) {
+        return tokio::process::Command::new(program);
+    }
     let mut cmd = tokio::process::Command::new(SELF_EXE);
     cmd.arg(GUARD_ARG)
         .arg(std::process::id().to_string())
@@ -52,6 +61,7 @@ pub fn command(program: impl AsRef<OsStr>) -> tokio::process::Command {
 pub fn main_if_asked() -> Option<ExitCode> {
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() != Some(OsStr::new(GUARD_ARG)) {
+        GUARD_AVAILABLE.store(true, std::sync::atomic::Ordering::Relaxed);
         return None;
     }
     let parent = args

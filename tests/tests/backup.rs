@@ -180,14 +180,24 @@ fn a_restored_master_carries_on_with_the_same_agents_history_and_credentials() {
     );
     assert!(!dir.join("alice.cdnbak").exists());
     // The first backup and the forced one (each written once its stream
-    // ended); refusals are counted, not audited, as for every call.
+    // ended), and the operator's refusal, audited as every refusal is.
     let audited = wait_for("both backups in the audit log", || {
         let Value::Array(entries) = admin.json(&["audit", "--action", "backup", "-o", "json"])
         else {
             panic!("audit is not an array");
         };
-        (entries.len() >= 2).then_some(entries)
+        (entries.len() >= 3).then_some(entries)
     });
+    let (refused, audited): (Vec<Value>, Vec<Value>) =
+        audited.into_iter().partition(|e| e["user"] == "alice");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["result"], "failed");
+    assert!(
+        refused[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("this needs admin")),
+        "{refused:?}"
+    );
     let outcomes: Vec<(&str, &str, &str)> = audited
         .iter()
         .map(|e| {

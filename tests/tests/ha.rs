@@ -302,6 +302,18 @@ fn pushes_during_failover_never_reuse_a_version() {
         f.restart(leader);
         f.wait_online(2);
     }
+    // After the failovers a push goes through (and the kills above may
+    // all have come before anything was stored: each push writes its
+    // audit entry first).
+    let last = f.dir.path().join("round-last.yml");
+    std::fs::write(&last, "round: last\n").unwrap();
+    let out = f.push(&last);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "push after the failovers: {}",
+        out.stderr
+    );
     // Every version holds the content its push sent, numbers unique.
     let h = history(&f);
     let mut seen = std::collections::BTreeMap::new();

@@ -145,10 +145,13 @@ fn a_restarted_agent_stops_a_reload_an_earlier_run_left_running() {
     wait_for("the leftover command to be gone", || {
         (!processes(&argv).contains(&left)).then_some(())
     });
+    let marker = edge.parent().unwrap().join(".edge.yml.reload");
+    wait_for("the marker file to be removed", || {
+        (!marker.exists()).then_some(())
+    });
     let log = fleet.agent("agent-1").log_text();
     assert!(
         log.contains("a reload command of an earlier run still runs"),
         "{log}"
     );
-    assert!(!edge.parent().unwrap().join(".edge.yml.reload").exists());
 }
