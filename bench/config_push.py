@@ -31,15 +31,27 @@ from lifecycle import Fleet, TOP, pct, wait, write_report  # noqa: E402
 PEER_GEN = os.path.join(TOP, "..", "shared", "peers", "ssh", "gen_payload.py")
 
 
+def whole_records(text):
+    """text cut after its last whole `  - name:` record and padded with a
+    comment to the same size: the master refuses YAML that ends mid-record,
+    and the peer's payloads (like a plain cut) do."""
+    body = text[: text.rindex("\n  - name:") + 1]
+    pad = len(text) - len(body)
+    return body + ("#" + "x" * (pad - 2) + "\n" if pad >= 2 else "")
+
+
 def payloads(root):
     if os.path.exists(PEER_GEN):
         subprocess.run([sys.executable, PEER_GEN, root], check=True, capture_output=True)
         return {
-            "10 KiB": open(os.path.join(root, "cfg-10k.yaml")).read(),
-            "1 MiB": open(os.path.join(root, "cfg-1m.yaml")).read(),
+            "10 KiB": whole_records(open(os.path.join(root, "cfg-10k.yaml")).read()),
+            "1 MiB": whole_records(open(os.path.join(root, "cfg-1m.yaml")).read()),
         }
     rec = "".join(f"  - name: site-{i:06d}.example.net\n    ttl: {i % 7 * 60}\n" for i in range(40000))
-    return {"10 KiB": "sites:\n" + rec[:10200], "1 MiB": "sites:\n" + rec[: 1 << 20]}
+    return {
+        "10 KiB": whole_records("sites:\n" + rec[:10200]),
+        "1 MiB": whole_records("sites:\n" + rec[: 1 << 20]),
+    }
 
 
 def start_fleet(root, n, master_extra=""):

@@ -422,7 +422,7 @@ impl Master {
 
     /// As [`Master::start_on`], with extra environment variables (test
     /// hooks such as `MASTERD_TEST_KILL_AFTER_VERSION_STORED`).
-    fn start_with_env(
+    pub fn start_with_env(
         dir: &Path,
         yaml: &str,
         host: std::net::IpAddr,
@@ -942,4 +942,39 @@ impl Fleet {
             self.node(name).filter(|n| n["status"] == status)
         })
     }
+}
+
+/// Pids of the live processes whose command line is exactly `argv` (not a
+/// cdnctl or guard whose command line merely holds the same words; a
+/// zombie is dead already and does not count).
+pub fn processes(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let zombie = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+    };
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want) && !zombie(pid)
+        })
+        .collect()
+}
+
+/// Names of the files in `dir` that are an agent's temporary files
+/// (`.<name>.tmp-<pid>`); none when `dir` cannot be read.
+pub fn agent_temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
 }

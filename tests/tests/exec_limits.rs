@@ -3,21 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use cdn_tests::{Fleet, bin, ctl_command, wait_for};
-
-/// Pids of processes whose command line is exactly `argv`.
-fn processes(argv: &[&str]) -> Vec<u32> {
-    let want: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
-        .collect()
-}
+use cdn_tests::{Fleet, bin, ctl_command, processes, wait_for};
 
 #[test]
 fn sessions_past_the_masters_cap_are_refused_whatever_the_node() {

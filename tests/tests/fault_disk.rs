@@ -4,8 +4,6 @@
 //! with a clear error while the previous file stays whole and no temporary
 //! file is left; with room again, the next push applies.
 
-use std::path::Path;
-
 use cdn_tests::disk::SmallDisk;
 use cdn_tests::{CtlOutput, Fleet, agent_yml, edge_file, wait_for};
 use serde_json::Value;
@@ -32,17 +30,6 @@ fn result_of(out: &CtlOutput, node: &str) -> Value {
         .and_then(|r| r.iter().find(|r| r["node"] == node))
         .cloned()
         .unwrap_or_else(|| panic!("{node} not in {}", out.stdout))
-}
-
-fn temp_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(".tmp-"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
@@ -81,7 +68,7 @@ fn a_full_disk_on_an_agent_fails_its_apply_clearly_keeps_the_file_and_recovers()
         first,
         "the previous file stays whole"
     );
-    let left = temp_files(edge.parent().unwrap());
+    let left = cdn_tests::agent_temp_files(edge.parent().unwrap());
     assert!(left.is_empty(), "temporary files left: {left:?}");
     // The node stays online (a full disk is not a dead agent).
     assert_eq!(fleet.node("agent-2").unwrap()["status"], "online");

@@ -278,18 +278,6 @@ fn restart_storm_with_pushes_in_flight_loses_no_acknowledged_version() {
     );
 }
 
-/// Files in `dir` whose name says they are an agent's temporary file.
-fn temp_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(".tmp-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn agent_killed_during_apply_leaves_one_complete_version_and_no_temp_file() {
     const TRIALS: usize = 8;
@@ -351,8 +339,10 @@ fn agent_killed_during_apply_leaves_one_complete_version_and_no_temp_file() {
         // A temporary file of the running agent (keeping a copy of the
         // version it just applied) is work in progress, not a leak.
         let running = format!(".tmp-{}", fleet.agent("agent-1").pid());
-        let mut left = temp_files(&edge_dir);
-        left.extend(temp_files(&edge_dir.join(".edge.yml.versions")));
+        let mut left = cdn_tests::agent_temp_files(&edge_dir);
+        left.extend(cdn_tests::agent_temp_files(
+            &edge_dir.join(".edge.yml.versions"),
+        ));
         left.retain(|f| !f.ends_with(&running));
         assert!(
             left.is_empty(),

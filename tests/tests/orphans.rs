@@ -6,27 +6,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
-use cdn_tests::{Fleet, agent_yml, ctl_command, wait_for};
-
-/// Pids of processes whose command line is exactly `argv`.
-fn processes(argv: &[&str]) -> Vec<u32> {
-    let want: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
-                // A zombie is dead already; only its parent has not
-                // reaped it yet.
-                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
-        })
-        .collect()
-}
+use cdn_tests::{Fleet, agent_yml, ctl_command, processes, wait_for};
 
 #[test]
 fn an_exec_session_dies_with_a_killed_agent() {

@@ -142,6 +142,15 @@ impl StoreWriter {
     }
 }
 
+/// Test-only: when this environment variable names a path, every write
+/// fails as a full disk would for as long as that path exists. The
+/// integration tests use it to check what the master does when its store
+/// cannot write (`tests/tests/faults.rs`: nothing runs unrecorded) at a
+/// moment of their choosing, which a real full disk does not give: a
+/// copy-on-write store reuses the pages its last transactions freed, so a
+/// small write may still fit on a full disk. Never set it in production.
+pub const TEST_FAIL_WRITES_WHILE: &str = "MASTERD_TEST_FAIL_WRITES_WHILE";
+
 /// The writer: takes everything queued, commits it as one transaction,
 /// answers every request with the outcome.
 async fn run(
@@ -149,6 +158,7 @@ async fn run(
     mut rx: mpsc::Receiver<Request>,
     closing: CancellationToken,
 ) {
+    let fail_while = std::env::var_os(TEST_FAIL_WRITES_WHILE).map(std::path::PathBuf::from);
     loop {
         let first = tokio::select! {
             biased;
@@ -167,7 +177,14 @@ async fn run(
             }
         }
         let writes = last_of_each_key(batch.iter_mut().flat_map(|r| r.writes.drain(..)));
-        let result = backend.commit(writes).await;
+        let injected = fail_while.as_ref().is_some_and(|p| p.exists());
+        let result = if injected {
+            Err(StoreError::Io(format!(
+                "No space left on device (os error 28) [injected: {TEST_FAIL_WRITES_WHILE}]"
+            )))
+        } else {
+            backend.commit(writes).await
+        };
         if let Err(e) = &result {
             warn!(error = %e, requests = batch.len(), "store write failed");
         }
