@@ -578,6 +578,18 @@ impl Master {
         );
     }
 
+    /// The body of the master's `/metrics` (text format 0.0.4). Panics when
+    /// the master has no metrics endpoint or it does not answer 200.
+    pub fn metrics_text(&self) -> String {
+        let addr = self
+            .metrics_addr
+            .expect("metrics address: start the master with metrics.addr");
+        let answer = crate::prometheus::http_get_with(addr, "/metrics", &[])
+            .expect("the metrics endpoint answers");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body
+    }
+
     /// Waits (bounded) for masterd to exit by itself; its exit code (None
     /// when a signal ended it).
     pub fn wait_exit(&mut self) -> Option<i32> {

@@ -151,24 +151,11 @@ fn a_flood_of_refusals_is_audited_at_the_failure_rate_and_the_rest_counted() {
     }
     let got = refusals(&fleet);
     assert_eq!(got.len(), 2, "the first two are recorded: {got:?}");
-    let metrics = metrics_text(&fleet);
+    let metrics = fleet.master.metrics_text();
     assert!(
         metrics
             .lines()
             .any(|l| l == "cdn_audit_refusals_unrecorded_total 3"),
         "{metrics}"
     );
-}
-
-/// The master's metrics, text format.
-fn metrics_text(fleet: &Fleet) -> String {
-    use std::io::{Read, Write};
-    let addr = fleet.master.metrics_addr.expect("metrics address");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
 }

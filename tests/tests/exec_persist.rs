@@ -34,12 +34,7 @@ fn answers(path: &Path) -> bool {
 
 /// `grpc_connections_active` of the fleet's master: its open connections.
 fn connections(fleet: &Fleet) -> u64 {
-    use std::io::{Read, Write};
-    let addr = fleet.master.metrics_addr.expect("metrics address");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
+    let text = fleet.master.metrics_text();
     text.lines()
         .find_map(|l| l.strip_prefix("grpc_connections_active "))
         .and_then(|v| v.trim().parse::<f64>().ok())

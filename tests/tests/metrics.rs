@@ -7,17 +7,7 @@ use std::collections::HashMap;
 use cdn_tests::{Agent, Master, TEST_MASTER_YML, agent_yml, ctl_at, wait_for};
 
 fn scrape(master: &Master) -> (String, prometheus_parse::Scrape) {
-    use std::io::{Read, Write};
-    let addr = master.metrics_addr.expect("metrics address");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("")
-        .to_string();
+    let body = master.metrics_text();
     let lines = body.lines().map(|l| Ok(l.to_string()));
     let parsed = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
     (body, parsed)

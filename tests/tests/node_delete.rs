@@ -14,13 +14,9 @@ const WITH_METRICS: &str = "metrics:\n  addr: 127.0.0.1:0\n";
 /// `cdn_nodes{state="offline"}`) on the master's metrics endpoint; 0 when
 /// it is not exposed.
 fn sample(master: &Master, series: &str) -> f64 {
-    use std::io::{Read, Write};
-    let addr = master.metrics_addr.expect("metrics address");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.lines()
+    master
+        .metrics_text()
+        .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
 }

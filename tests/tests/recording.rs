@@ -435,7 +435,7 @@ fn past_max_bytes_the_operator_gets_everything_and_the_recording_says_it_stops()
     );
 
     // Counted: one recording, cut, its bytes.
-    let metrics = metrics_text(&fleet);
+    let metrics = fleet.master.metrics_text();
     for (name, at_least) in [
         ("cdn_exec_recordings_total", 1.0),
         ("cdn_exec_recordings_truncated_total", 1.0),
@@ -469,18 +469,6 @@ fn past_max_bytes_the_operator_gets_everything_and_the_recording_says_it_stops()
         "{}",
         check.stderr
     );
-}
-
-/// The master's metrics, text format.
-fn metrics_text(fleet: &Fleet) -> String {
-    let addr = fleet.master.metrics_addr.expect("metrics address");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
 }
 
 /// Lines `line N` of `text` from 0 on, without a gap.
