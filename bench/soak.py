@@ -128,24 +128,23 @@ class Swarm:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
-def nodes(fleet):
-    code, out, _, _ = ctl(fleet, "nodes", "list", "-o", "json", "--request-timeout", "10s", timeout=60)
+def ctl_json(fleet, *args):
+    """cdnctl ARGS -o json, parsed; None when it fails or prints no JSON."""
+    code, out, _, _ = ctl(fleet, *args, "-o", "json", "--request-timeout", "10s", timeout=60)
     if code != 0:
         return None
     try:
         return json.loads(out)
     except ValueError:
         return None
+
+
+def nodes(fleet):
+    return ctl_json(fleet, "nodes", "list")
 
 
 def status(fleet):
-    code, out, _, _ = ctl(fleet, "config", "status", "-o", "json", "--request-timeout", "10s", timeout=60)
-    if code != 0:
-        return None
-    try:
-        return json.loads(out)
-    except ValueError:
-        return None
+    return ctl_json(fleet, "config", "status")
 
 
 def stored_version(out, err):
