@@ -22,6 +22,10 @@ use cdn_proto::v1::{
     GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeInfo, Targets, exec_request,
 };
 use cdn_proto::v1::{
+    ControlRolloutRequest, GetRolloutRequest, ListRolloutsRequest, ListRolloutsResponse,
+    RolloutInfo,
+};
+use cdn_proto::v1::{
     GetRecordingRequest, ListRecordingsRequest, ListRecordingsResponse, RecordingChunk,
     RecordingInfo,
 };
@@ -816,6 +820,36 @@ impl AdminService for AdminApi {
                 .await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_rollouts(
+        &self,
+        _request: Request<ListRolloutsRequest>,
+    ) -> Result<Response<ListRolloutsResponse>, Status> {
+        Err(Status::unimplemented("staged rollouts are not built yet"))
+    }
+
+    async fn get_rollout(
+        &self,
+        _request: Request<GetRolloutRequest>,
+    ) -> Result<Response<RolloutInfo>, Status> {
+        Err(Status::unimplemented("staged rollouts are not built yet"))
+    }
+
+    type WatchRolloutStream = Pin<Box<dyn Stream<Item = Result<RolloutInfo, Status>> + Send>>;
+
+    async fn watch_rollout(
+        &self,
+        _request: Request<GetRolloutRequest>,
+    ) -> Result<Response<Self::WatchRolloutStream>, Status> {
+        Err(Status::unimplemented("staged rollouts are not built yet"))
+    }
+
+    async fn control_rollout(
+        &self,
+        _request: Request<ControlRolloutRequest>,
+    ) -> Result<Response<RolloutInfo>, Status> {
+        Err(Status::unimplemented("staged rollouts are not built yet"))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;

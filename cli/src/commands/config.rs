@@ -268,6 +268,7 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         } else {
             idempotency_key()
         },
+        strategy: None,
     };
     // The master answers within the wait plus the time to store.
     let limit = ctx.timeout + a.wait.timeout;
@@ -382,6 +383,7 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
         targets: Some(a.targets.to_proto()),
         author: ctx.author(),
         wait_ms: wait_ms(&a.wait),
+        strategy: None,
     };
     let limit = ctx.timeout + a.wait.timeout;
     let stream = ctx
@@ -569,7 +571,7 @@ async fn follow(
                 finished = true;
                 break;
             }
-            None => {}
+            Some(config_push_event::Event::Rollout(_)) | None => {}
         }
     }
     if let Some(b) = bar {
