@@ -675,6 +675,7 @@ impl Link {
                 reason,
                 config_disk_hash: self.applier.disk_hash(),
                 last_rtt_us: self.counters.last_rtt_us(),
+                health: None,
             };
             let started = Instant::now();
             match tokio::time::timeout(hb.timeout, client.heartbeat(request)).await {
@@ -888,6 +889,7 @@ impl Link {
                     success: o.result.is_ok(),
                     error: o.result.err().map(|e| e.to_string()).unwrap_or_default(),
                     apply_micros: o.elapsed.as_micros() as u64,
+                    health: None,
                 })),
             };
             if replies.send(ack).await.is_err() {
@@ -941,6 +943,7 @@ impl Link {
             reason: "agent shut down".into(),
             config_disk_hash: self.applier.disk_hash(),
             last_rtt_us: 0,
+            health: None,
         };
         match tokio::time::timeout(GOODBYE_TIMEOUT, client.heartbeat(request)).await {
             Ok(Ok(_)) => info!("told the master this node is going offline"),
