@@ -46,6 +46,7 @@ pub enum Verdict {
 /// One run of the health command (or none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthResult {
+    /// What the command said.
     pub verdict: Verdict,
     /// The config version applied when it ran.
     pub version: Option<Version>,

@@ -36,11 +36,17 @@ const VARIABLES: [&str; 3] = ["nodes", "wave", "version"];
 /// How a sample is compared with the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
 }
 
@@ -114,7 +120,9 @@ pub struct PromGate {
     pub text: String,
     /// The PromQL query, template variables not yet filled in.
     pub query: String,
+    /// How each sample is compared with `threshold`.
     pub op: Comparison,
+    /// The number after the comparison.
     pub threshold: f64,
 }
 
@@ -252,9 +260,11 @@ fn last_top_level_comparison(text: &str) -> Option<(usize, Comparison, usize)> {
 /// What a query's template variables stand for.
 #[derive(Debug, Clone, Copy)]
 pub struct GateContext<'a> {
-    /// The nodes the gate looks at (those updated so far).
+    /// The nodes the gate looks at (those updated so far): `{{nodes}}`.
     pub nodes: &'a [String],
+    /// The wave being read: `{{wave}}`.
     pub wave: u32,
+    /// The version rolled out: `{{version}}`.
     pub version: u64,
 }
 
@@ -318,6 +328,7 @@ impl PromGate {
 /// One reading of a gate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateOutcome {
+    /// Every sample satisfied the comparison.
     pub passed: bool,
     /// The deciding sample (the first that failed, else the closest to
     /// failing); None when there was none to read.
