@@ -7,12 +7,15 @@ version N times and records:
   * wall time of the whole `cdnctl config push` process (spawn to exit:
     connect, send, store, fan-out, every agent's fsynced apply and ack);
   * the master's own time from storing the version to the last ack;
-  * bytes of the file and bytes sent per agent on the wire (gzip).
+  * bytes of the file and bytes sent per agent on the wire (gzip);
+  * the master's CPU time (user + system, /proc/<pid>/stat) per push,
+    over the timed pushes (heartbeats of the agents included).
 
 TLS on (the default): agents enrolled with the master's join token, cdnctl
 with --credential (see Fleet in lifecycle.py).
 
 Usage: python3 bench/config_push.py [--pushes 20] [--agents 1,3,20] [--out FILE]
+       [--bin DIR]   (binaries to run instead of building target/release)
 """
 
 import argparse
@@ -26,6 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lifecycle  # noqa: E402
 from lifecycle import Fleet, TOP, pct, wait, write_report  # noqa: E402
 
 PEER_GEN = os.path.join(TOP, "..", "shared", "peers", "ssh", "gen_payload.py")
@@ -70,12 +74,23 @@ def start_fleet(root, n, master_extra=""):
     return fleet
 
 
+def cpu_ms(pid):
+    """User + system CPU time of process pid so far, in ms."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def push_series(fleet, root, text, pushes, n):
     """Pushes a fresh version of text pushes times (after 2 warm-up pushes),
     each applied by all n agents; returns the wall times and the master's
-    times (ms), the bytes on the wire and the file size of the last push."""
+    times (ms), the bytes on the wire, the file size of the last push and
+    the master's CPU ms per timed push."""
     wall, master, wire, size = [], [], 0, 0
+    cpu0 = None
     for k in range(pushes + 2):
+        if k == 2:
+            cpu0 = cpu_ms(fleet.master.pid)
         path = os.path.join(root, "push.yaml")
         with open(path, "w") as f:
             f.write(text.rstrip("\n")[: len(text) - 16] + f"\n# push {k:08d}\n")
@@ -94,7 +109,7 @@ def push_series(fleet, root, text, pushes, n):
         wall.append(dt)
         master.append(max(r["duration_ms"] for r in rep["results"]))
         wire, size = rep["wire_bytes"], rep["size"]
-    return wall, master, wire, size
+    return wall, master, wire, size, (cpu_ms(fleet.master.pid) - cpu0) / pushes
 
 
 def main():
@@ -102,8 +117,12 @@ def main():
     ap.add_argument("--pushes", type=int, default=20)
     ap.add_argument("--agents", default="1,3,20")
     ap.add_argument("--out", default=os.path.join(TOP, "bench", "results", "config_push.md"))
+    ap.add_argument("--bin", default=None)
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
+    if a.bin:
+        lifecycle.BIN = os.path.abspath(a.bin)
+    else:
+        subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
 
     rows = []
     for n in [int(x) for x in a.agents.split(",")]:
@@ -111,8 +130,8 @@ def main():
         fleet = start_fleet(root, n)
         try:
             for label, text in payloads(root).items():
-                wall, master, wire, size = push_series(fleet, root, text, a.pushes, n)
-                rows.append((n, label, wall, master, size, wire))
+                wall, master, wire, size, cpu = push_series(fleet, root, text, a.pushes, n)
+                rows.append((n, label, wall, master, size, wire, cpu))
         finally:
             fleet.stop()
             shutil.rmtree(root, ignore_errors=True)
@@ -127,14 +146,15 @@ def main():
         "TLS on (the default): agents on mutual TLS, cdnctl with `--credential` (the admin credential).",
         "Wall = spawn of `cdnctl config push` to its exit, every agent having written, fsynced and acknowledged.",
         "Master = the master's time from storing the version to the last acknowledgement.",
+        "Master CPU = the master's user + system time over the timed pushes, per push (heartbeats included).",
         "",
-        "| agents | file | wall median (ms) | wall p99 | master median (ms) | file bytes | bytes on the wire per agent |",
-        "|---|---|---|---|---|---|---|",
+        "| agents | file | wall median (ms) | wall p99 | master median (ms) | master CPU per push (ms) | file bytes | bytes on the wire per agent |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for n, label, wall, master, size, wire in rows:
+    for n, label, wall, master, size, wire, cpu in rows:
         lines.append(
             f"| {n} | {label} | {statistics.median(wall):.1f} | {pct(wall, .99):.1f} | "
-            f"{statistics.median(master):.1f} | {size} | {wire} ({100 * (1 - wire / size):.0f}% less) |"
+            f"{statistics.median(master):.1f} | {cpu:.1f} | {size} | {wire} ({100 * (1 - wire / size):.0f}% less) |"
         )
     write_report(a.out, lines)
 

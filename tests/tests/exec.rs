@@ -325,6 +325,108 @@ fn a_gigabyte_streams_through_and_a_stalled_reader_does_not_stall_the_node() {
     });
 }
 
+/// Resident memory of process `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Pids of processes whose whole command line is `command`.
+fn pids_of(command: &str) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-x", "-f", command])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// The master's RSS once it holds still: the same within 128 KiB over
+/// four readings half a second apart.
+fn settled_rss(pid: u32) -> u64 {
+    let mut last = rss_kib(pid);
+    let mut same = 0;
+    wait_for("the master's memory to settle", || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = rss_kib(pid);
+        same = if now.abs_diff(last) <= 128 {
+            same + 1
+        } else {
+            0
+        };
+        last = now;
+        (same >= 4).then_some(now)
+    })
+}
+
+/// What the README promises per stalled session (an operator whose cdnctl
+/// stops reading while the remote program keeps writing): about 2 MiB of
+/// the master's memory, at most 2.5 MiB, measured as RSS growth over ten
+/// such sessions once flow control has stopped every remote program in its
+/// write (a relay queue of 8 messages cost 3.5–4 MiB).
+#[test]
+fn a_stalled_reader_costs_the_master_at_most_two_and_a_half_mib() {
+    const SESSIONS: usize = 10;
+    let fleet = Fleet::start(1);
+    let master = fleet.master.pid();
+    // One stalled session first: the runtime's threads, the recorder and
+    // the allocator's first pages are not a session's cost.
+    let spawn_stalled = || {
+        exec_cmd(&fleet, &["agent-1", "--", "cat", "/dev/zero"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped()) // held, never read
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let stalled_writers = |n: usize| {
+        wait_for(
+            &format!("{n} remote programs stopped in their write"),
+            || {
+                let pids = pids_of("cat /dev/zero");
+                let blocked = pids
+                    .iter()
+                    .filter(|p| {
+                        std::fs::read_to_string(format!("/proc/{p}/wchan"))
+                            .is_ok_and(|w| w.contains("pipe"))
+                    })
+                    .count();
+                (pids.len() == n && blocked == n).then_some(())
+            },
+        )
+    };
+    let mut readers = vec![spawn_stalled()];
+    stalled_writers(1);
+    let before = settled_rss(master);
+    readers.extend((0..SESSIONS).map(|_| spawn_stalled()));
+    stalled_writers(SESSIONS + 1);
+    let after = settled_rss(master);
+    let per_session = after.saturating_sub(before) / SESSIONS as u64;
+    assert!(
+        per_session <= 2560,
+        "{SESSIONS} stalled readers took the master from {before} KiB to {after} KiB: \
+         {per_session} KiB each, more than 2.5 MiB"
+    );
+    // The node is not stalled with them.
+    assert_eq!(
+        fleet.ctl(["exec", "agent-1", "--", "echo", "alive"]).stdout,
+        "alive\n"
+    );
+    for mut r in readers {
+        r.kill().unwrap();
+        r.wait().unwrap();
+    }
+    wait_for("the stalled programs to end", || {
+        pids_of("cat /dev/zero").is_empty().then_some(())
+    });
+}
+
 #[test]
 fn policy_and_unknown_or_offline_nodes_give_clear_errors() {
     let mut fleet = Fleet::start(1);
