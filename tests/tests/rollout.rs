@@ -1,0 +1,476 @@
+//! Staged config rollouts, end to end against the real binaries: a canary
+//! and cumulative waves, halts and rollbacks, a master killed mid-rollout,
+//! operators' pause/resume/abort/undo, and the refusals (bad strategies,
+//! a second rollout on the same nodes, a viewer's controls).
+//!
+//! Timings are short (bakes of a second or two) and nothing is asserted on
+//! time: every wait is for a state to be reached.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cdn_common::credential::Credential;
+use cdn_common::tls::{client_tls, connect};
+use cdn_proto::v1::admin_service_client::AdminServiceClient;
+use cdn_proto::v1::{
+    ConfigPushEvent, ConfigPushRequest, ControlRolloutRequest, GetRolloutRequest, RolloutAction,
+    RolloutInfo, RolloutNodeState, RolloutState, RolloutStrategy, RolloutWaveState, Targets,
+    config_push_event,
+};
+use cdn_tests::{Fleet, Master, edge_file, wait_for};
+use serde_json::Value;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// master.yml addition: the metrics endpoint on.
+const METRICS: &str = "metrics:\n  addr: 127.0.0.1:0\n";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// An admin client of `master` with its admin credential (or `cred`).
+async fn admin_as(master: &Master, cred: &Path) -> AdminServiceClient<Channel> {
+    let c = Credential::load(cred).unwrap().0;
+    let ch = connect(
+        &master.admin_addr.to_string(),
+        Some(client_tls(&c.ca, Some((&c.cert, &c.key)), "127.0.0.1")),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    AdminServiceClient::new(ch)
+}
+
+async fn admin(master: &Master) -> AdminServiceClient<Channel> {
+    admin_as(master, &master.credential()).await
+}
+
+fn strategy(canary: u32, waves: &[&str], pause_ms: u64, bake_ms: u64) -> RolloutStrategy {
+    RolloutStrategy {
+        canary,
+        waves: waves.iter().map(|w| w.to_string()).collect(),
+        pause_ms,
+        bake_ms,
+        apply_timeout_ms: 20_000,
+        ..Default::default()
+    }
+}
+
+/// Pushes `content` with `strategy` to `nodes` (empty: the fleet) and
+/// follows it to the end (or, with `detach`, returns after the first
+/// rollout event): every event, or the refusal.
+async fn push(
+    c: &mut AdminServiceClient<Channel>,
+    content: &str,
+    nodes: &[&str],
+    strategy: RolloutStrategy,
+    detach: bool,
+) -> Result<Vec<config_push_event::Event>, tonic::Status> {
+    let mut stream = c
+        .push_config(ConfigPushRequest {
+            content: content.as_bytes().to_vec().into(),
+            targets: Some(Targets {
+                nodes: nodes.iter().map(|n| n.to_string()).collect(),
+                ..Default::default()
+            }),
+            wait_ms: if detach { 0 } else { 1 },
+            strategy: Some(strategy),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(ev) = stream.message().await? {
+        if let ConfigPushEvent { event: Some(e) } = ev {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+fn rollouts(events: &[config_push_event::Event]) -> Vec<&RolloutInfo> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            config_push_event::Event::Rollout(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn get(c: &mut AdminServiceClient<Channel>, id: u64) -> RolloutInfo {
+    c.get_rollout(GetRolloutRequest { id })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Waits until rollout `id` satisfies `done`.
+async fn wait_rollout(
+    c: &mut AdminServiceClient<Channel>,
+    id: u64,
+    what: &str,
+    done: impl Fn(&RolloutInfo) -> bool,
+) -> RolloutInfo {
+    for _ in 0..1200 {
+        let r = get(c, id).await;
+        if done(&r) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("rollout {id} never {what}: {:#?}", get(c, id).await);
+}
+
+fn state(r: &RolloutInfo) -> RolloutState {
+    RolloutState::try_from(r.state).unwrap()
+}
+
+fn names(fleet_size: usize) -> Vec<String> {
+    (1..=fleet_size).map(|i| format!("agent-{i}")).collect()
+}
+
+fn file_of(fleet: &Fleet, node: &str) -> Option<String> {
+    std::fs::read_to_string(edge_file(fleet.dir.path(), node)).ok()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Pushes `text` to every node at once with cdnctl (the previous version
+/// a rollout goes back to).
+fn plain_push(fleet: &Fleet, text: &str) {
+    let file = write(fleet.dir.path(), "plain.yml", text);
+    let out = fleet.ctl(["config", "push", &file]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+}
+
+fn config_status(fleet: &Fleet) -> Vec<Value> {
+    let out = fleet.ctl(["config", "status", "-o", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn events_json(fleet: &Fleet) -> Vec<Value> {
+    let out = fleet.ctl(["events", "-o", "json", "--limit", "1000"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // One JSON document per line.
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn ten_agents_canary_then_half_then_all() {
+    let fleet = Fleet::start_with(METRICS, 10);
+    plain_push(&fleet, "cache: 1g\n");
+    runtime().block_on(async {
+        let mut c = admin(&fleet.master).await;
+        let events = push(
+            &mut c,
+            "cache: 2g\n",
+            &[],
+            strategy(1, &["50%", "100%"], 500, 500),
+            false,
+        )
+        .await
+        .unwrap();
+        // Stored first, then the rollout at each change, then done.
+        let stored = match &events[0] {
+            config_push_event::Event::Stored(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(stored.version, 2);
+        assert_eq!(stored.targets.len(), 10);
+        let seen = rollouts(&events);
+        let last = seen.last().unwrap();
+        assert_eq!(state(last), RolloutState::Succeeded, "{last:#?}");
+        match events.last() {
+            Some(config_push_event::Event::Done(d)) => {
+                assert_eq!((d.applied, d.failed, d.pending), (10, 0, 0))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Waves: agent-1 alone, then agent-10 and agent-2..4 (by name),
+        // then the rest; each started after the one before finished, with
+        // the pause between them visible while it lasted.
+        let r = get(&mut c, last.id).await;
+        let waves: Vec<Vec<&str>> = r
+            .waves
+            .iter()
+            .map(|w| w.nodes.iter().map(|n| n.node.as_str()).collect())
+            .collect();
+        assert_eq!(
+            waves,
+            [
+                vec!["agent-1"],
+                vec!["agent-10", "agent-2", "agent-3", "agent-4"],
+                vec!["agent-5", "agent-6", "agent-7", "agent-8", "agent-9"],
+            ]
+        );
+        for w in &r.waves {
+            assert_eq!(w.state, RolloutWaveState::Passed as i32);
+            assert!(w.started_ms > 0 && w.finished_ms >= w.started_ms);
+            for n in &w.nodes {
+                assert_eq!(n.state, RolloutNodeState::Applied as i32, "{n:?}");
+                assert_eq!(n.previous_version, 1);
+            }
+        }
+        for pair in r.waves.windows(2) {
+            assert!(pair[1].started_ms >= pair[0].finished_ms, "{pair:?}");
+        }
+        assert!(
+            seen.iter()
+                .any(|s| s.next_wave_ms > 0 && s.current_wave == 0),
+            "the pause before wave 2 was never shown"
+        );
+        // While wave 1 ran, nodes of later waves were still waiting.
+        assert!(seen.iter().any(|s| {
+            s.current_wave == 0
+                && s.waves[1]
+                    .nodes
+                    .iter()
+                    .all(|n| n.state == RolloutNodeState::Waiting as i32)
+        }));
+    });
+    for n in names(10) {
+        assert_eq!(file_of(&fleet, &n).as_deref(), Some("cache: 2g\n"), "{n}");
+    }
+    for n in config_status(&fleet) {
+        assert_eq!(n["applied_version"], 2, "{n}");
+        assert_eq!(n["in_sync"], true, "{n}");
+    }
+    // The decisions are events, in order.
+    let kinds: Vec<String> = events_json(&fleet)
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+        .filter(|k| k.starts_with("rollout."))
+        .collect();
+    let waves_started = kinds.iter().filter(|k| *k == "rollout.wave").count();
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("rollout.start"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("rollout.done"),
+        "{kinds:?}"
+    );
+    assert_eq!(waves_started, 6, "3 started + 3 passed: {kinds:?}");
+    // No rollout runs now; none halted.
+    let metrics = fleet.master.metrics_text();
+    assert!(metrics.contains("\ncdn_rollout_wave -1\n"), "{metrics}");
+    assert!(
+        metrics.contains("cdn_rollout_halts_total{reason=\"apply\"} 0"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bad_strategies_and_overlapping_rollouts_are_refused() {
+    let fleet = Fleet::start(3);
+    runtime().block_on(async {
+        let mut c = admin(&fleet.master).await;
+        for (s, want) in [
+            (strategy(0, &["0%"], 0, 0), "\"0%\" is out of range"),
+            (strategy(0, &["150%"], 0, 0), "\"150%\" is out of range"),
+            (strategy(0, &["50%", "20%"], 0, 0), "waves must grow"),
+            (
+                RolloutStrategy {
+                    by: "rack".into(),
+                    ..Default::default()
+                },
+                "no target node has the label `rack`",
+            ),
+            (
+                RolloutStrategy {
+                    gates: vec!["up < 1".into()],
+                    ..Default::default()
+                },
+                "rollout.prometheus.url",
+            ),
+        ] {
+            let e = push(&mut c, "x: 1\n", &[], s, false).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+            assert!(e.message().contains(want), "{want}: {e}");
+        }
+        // Nothing was stored by a refused push.
+        let out = fleet.ctl(["config", "history", "-o", "json"]);
+        assert_eq!(out.stdout.trim(), "[]", "{}", out.stdout);
+
+        // A rollout that waits, paused, on agent-1 and agent-2.
+        let mut held = strategy(0, &[], 0, 0);
+        held.start_paused = true;
+        let ev = push(&mut c, "x: 2\n", &["agent-1", "agent-2"], held, true)
+            .await
+            .unwrap();
+        let id = rollouts(&ev)[0].id;
+        assert_eq!(state(rollouts(&ev)[0]), RolloutState::Paused);
+        // A second staged push, a plain push and a rollback on any of
+        // those nodes are refused with its id; other nodes are free.
+        let e = push(
+            &mut c,
+            "x: 3\n",
+            &["agent-2", "agent-3"],
+            strategy(0, &[], 0, 0),
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        assert!(
+            e.message()
+                .contains(&format!("rollout {id} is paused on these nodes (agent-2)"))
+                && e.message().contains(&format!("cdnctl rollout abort {id}")),
+            "{e}"
+        );
+        let file = write(fleet.dir.path(), "plain.yml", "x: 4\n");
+        let out = fleet.ctl(["config", "push", &file]);
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("rollout {id} is paused")),
+            "{}",
+            out.stderr
+        );
+        let out = fleet.ctl(["config", "push", &file, "--node", "agent-3"]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        // The paused rollout's version reached nobody.
+        for n in ["agent-1", "agent-2"] {
+            assert_eq!(file_of(&fleet, n), None, "{n}");
+        }
+        // Aborted, it frees its nodes.
+        let r = c
+            .control_rollout(ControlRolloutRequest {
+                id,
+                action: RolloutAction::Abort as i32,
+                reason: "wrong file".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(state(&r), RolloutState::Aborted);
+        assert!(r.reason.contains("wrong file"), "{}", r.reason);
+        let out = fleet.ctl(["config", "push", &file]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        // Controls of an ended rollout say so.
+        let e = c
+            .control_rollout(ControlRolloutRequest {
+                id,
+                action: RolloutAction::Resume as i32,
+                reason: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        assert!(e.message().contains("has ended (aborted)"), "{e}");
+        let e = c
+            .get_rollout(GetRolloutRequest { id: 99 })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{e}");
+    });
+}
+
+#[test]
+fn pause_resume_abort_and_undo_from_a_second_client_and_not_by_a_viewer() {
+    let fleet = Fleet::start(4);
+    plain_push(&fleet, "v: 1\n");
+    let viewer = fleet.master.add_user("vera", "viewer");
+    runtime().block_on(async {
+        let mut c = admin(&fleet.master).await;
+        let mut second = admin(&fleet.master).await;
+        let mut v = admin_as(&fleet.master, &viewer).await;
+        // One node per wave, a long pause between waves.
+        let s = strategy(1, &["2", "3", "4"], 60_000, 0);
+        let ev = push(&mut c, "v: 2\n", &[], s, true).await.unwrap();
+        let id = rollouts(&ev)[0].id;
+        let r = wait_rollout(&mut second, id, "waited before wave 2", |r| {
+            r.next_wave_ms > 0 && r.waves[0].state == RolloutWaveState::Passed as i32
+        })
+        .await;
+        assert_eq!(r.current_wave, 0);
+        let control = |action: RolloutAction, reason: &str| ControlRolloutRequest {
+            id,
+            action: action as i32,
+            reason: reason.into(),
+        };
+        // A viewer may look but not act.
+        for a in [
+            RolloutAction::Pause,
+            RolloutAction::Resume,
+            RolloutAction::Abort,
+            RolloutAction::Undo,
+        ] {
+            let e = v.control_rollout(control(a, "")).await.unwrap_err();
+            assert_eq!(e.code(), Code::PermissionDenied, "{a:?}: {e}");
+        }
+        assert_eq!(get(&mut v, id).await.id, id);
+        let r = second
+            .control_rollout(control(RolloutAction::Pause, "looking at graphs"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(state(&r), RolloutState::Paused);
+        assert!(
+            r.reason.contains("by admin: looking at graphs"),
+            "{}",
+            r.reason
+        );
+        // Resume ends the wait at once? No: the pause between waves is the
+        // strategy's; resuming a paused rollout goes on with it. Undo puts
+        // the canary back and ends it.
+        let r = second
+            .control_rollout(control(RolloutAction::Resume, ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(state(&r), RolloutState::Running);
+        let r = second
+            .control_rollout(control(RolloutAction::Undo, "not today"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(state(&r), RolloutState::RollingBack);
+        let r = wait_rollout(&mut c, id, "undone", |r| state(r) == RolloutState::Undone).await;
+        assert_eq!(r.waves[0].state, RolloutWaveState::RolledBack as i32);
+        assert_eq!(r.waves[1].state, RolloutWaveState::Pending as i32);
+        assert_eq!(
+            r.waves[0].nodes[0].state,
+            RolloutNodeState::RolledBack as i32
+        );
+    });
+    wait_for("agent-1 back on version 1", || {
+        (file_of(&fleet, "agent-1").as_deref() == Some("v: 1\n")).then_some(())
+    });
+    for n in ["agent-2", "agent-3", "agent-4"] {
+        assert_eq!(file_of(&fleet, n).as_deref(), Some("v: 1\n"), "{n}");
+    }
+    // Every control is in the audit log with who and why.
+    let out = fleet.ctl(["audit", "-o", "json", "--limit", "200"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let audit: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let find = |action: &str, user: &str| {
+        audit
+            .iter()
+            .find(|e| e["action"] == action && e["user"] == user)
+            .unwrap_or_else(|| panic!("no {action} by {user}: {audit:#?}"))
+            .clone()
+    };
+    assert!(
+        find("rollout.pause", "admin")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("looking at graphs")
+    );
+    find("rollout.undo", "admin");
+    assert_eq!(find("rollout.abort", "vera")["result"], "failed");
+}
