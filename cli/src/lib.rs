@@ -46,6 +46,7 @@ Fleet:
 
 Configuration:
   config      Push, roll back and inspect versioned configuration
+  rollout     Follow, pause, resume, abort or undo staged rollouts
 
 Access:
   context     Named masters and credentials (like kubectl config contexts)
@@ -110,6 +111,12 @@ pub enum Command {
     /// Push, roll back and inspect versioned configuration.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Follow, pause, resume, abort or undo staged config rollouts
+    /// (`config push --canary 1 --waves 50%,100%`).
+    ///
+    /// Example: `cdnctl rollout status --watch`
+    #[command(subcommand)]
+    Rollout(commands::rollout::RolloutCommand),
     /// Run a command on one node (like ssh) or many (prefixed output).
     Exec(commands::exec::ExecArgs),
     /// Named masters and credentials (like kubectl config contexts).
@@ -358,6 +365,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Nodes(cmd) => commands::nodes::run(&ctx, cmd).await,
         Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
+        Command::Rollout(cmd) => commands::rollout::run(&ctx, cmd).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
         Command::Whoami(a) => commands::context::whoami(&ctx, a).await,
         Command::Audit(a) => commands::audit::run(&ctx, a).await,

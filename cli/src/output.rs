@@ -429,6 +429,11 @@ impl Cell {
             tone: w.tone(),
         }
     }
+
+    /// This cell, coloured as `tone` says.
+    pub fn tone(self, tone: Tone) -> Self {
+        Self { tone, ..self }
+    }
 }
 
 impl From<String> for Cell {
@@ -827,7 +832,13 @@ pub fn print<L: Listing>(listing: &L, format: Format) -> Result<(), CliError> {
 /// Prints `rows` as a table to stderr: a summary that is not data (the
 /// exec fan-out's, after the nodes' own output).
 pub fn summary<R: Row>(rows: &[R]) {
-    print_diagnostic(&table_text(&Table::of(rows, false).layout(true, &[])));
+    print_diagnostic(&table_string(rows, false));
+}
+
+/// `rows` laid out as a table with its header (unless `--no-headers`),
+/// for a listing whose human form holds more than one table.
+pub fn table_string<R: Row>(rows: &[R], wide: bool) -> String {
+    table_text(&Table::of(rows, wide).layout(true, &[]))
 }
 
 /// `texts` padded to `widths` with two spaces between, the last as it is,

@@ -612,3 +612,74 @@ fn a_file_without_yaml_content_is_not_pushed_without_allow_empty() {
     assert_ne!(code, Some(0), "{err}");
     assert!(!err.contains("has no YAML content"), "{err}");
 }
+
+#[test]
+fn a_bad_strategy_is_refused_before_the_master_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = dir.path().join("edge.yml");
+    std::fs::write(&edge, "cache: {size: 1g}\n").unwrap();
+    let strategy = dir.path().join("canary.yml");
+    std::fs::write(&strategy, "rollout:\n  canary: 1\n  bake: soon\n").unwrap();
+    let edge = edge.to_str().unwrap();
+    let strategy_arg = strategy.to_str().unwrap();
+    // Nothing listens on port 1: each refusal comes before any call.
+    let base = [
+        "--insecure",
+        "--master",
+        "127.0.0.1:1",
+        "config",
+        "push",
+        edge,
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        cdnctl(&args)
+    };
+    let (code, out, err) = run(&["--strategy", strategy_arg]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("canary.yml:3") && err.contains("bake"),
+        "the file, line and key: {err}"
+    );
+    assert!(!err.contains("cannot reach"), "{err}");
+    std::fs::write(&strategy, "canary: 1\n").unwrap();
+    let (code, _, err) = run(&["--strategy", strategy_arg]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("`rollout:`") || err.contains("canary"),
+        "{err}"
+    );
+    for (flags, says) in [
+        (&["--on-failure", "panic"][..], "panic"),
+        (&["--bake", "0s"], "--bake"),
+        (&["--canary", "some"], "--canary"),
+        (&["--waves", "10%,,100%"], "empty size"),
+    ] {
+        let (code, _, err) = run(flags);
+        assert_eq!(code, Some(2), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+}
+
+#[test]
+fn rollout_verbs_against_a_dead_master_say_so_in_one_line() {
+    for verb in [
+        &["rollout", "list"][..],
+        &["rollout", "status", "3"],
+        &["rollout", "status", "--watch"],
+        &["rollout", "pause"],
+        &["rollout", "undo", "3", "--reason", "bad cache"],
+    ] {
+        let mut args = vec!["--insecure", "--master", "127.0.0.1:1"];
+        args.extend_from_slice(verb);
+        let (code, out, err) = cdnctl(&args);
+        assert_eq!(code, Some(1), "{verb:?}: {err}");
+        assert!(out.is_empty(), "{verb:?}: {out}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{verb:?}: {err}");
+        assert!(err.contains("cannot reach master at 127.0.0.1:1"), "{err}");
+    }
+    let (code, _, err) = cdnctl(&["rollout", "status", "three"]);
+    assert_eq!(code, Some(2), "{err}");
+}

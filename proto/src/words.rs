@@ -2,7 +2,10 @@
 //! `applied`, …): one spelling shared by cdnctl's output and flags and the
 //! master's messages.
 
-use crate::v1::{ApplyResult, NodeStatus, OfflineReason};
+use crate::v1::{
+    ApplyResult, NodeStatus, OfflineReason, RolloutAction, RolloutNodeState, RolloutOnFailure,
+    RolloutState, RolloutWaveState,
+};
 
 impl NodeStatus {
     /// `online`, `degraded`, `offline` (`unknown` if unspecified).
@@ -50,6 +53,92 @@ impl OfflineReason {
     }
 }
 
+impl RolloutState {
+    /// `running`, `paused`, `rolling_back`, `rolled_back`, `halted`,
+    /// `aborted`, `succeeded`, `undone` (`unknown` if unspecified).
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::RollingBack => "rolling_back",
+            Self::RolledBack => "rolled_back",
+            Self::Halted => "halted",
+            Self::Aborted => "aborted",
+            Self::Succeeded => "succeeded",
+            Self::Undone => "undone",
+        }
+    }
+
+    /// Whether the rollout is over: nothing more will change in it (an
+    /// undo of a succeeded rollout starts from an ended one).
+    pub fn ended(self) -> bool {
+        matches!(
+            self,
+            Self::RolledBack | Self::Halted | Self::Aborted | Self::Succeeded | Self::Undone
+        )
+    }
+}
+
+impl RolloutWaveState {
+    /// `pending`, `applying`, `baking`, `passed`, `failed`, `rolled_back`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::Pending => "pending",
+            Self::Applying => "applying",
+            Self::Baking => "baking",
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+}
+
+impl RolloutNodeState {
+    /// `waiting`, `applying`, `applied`, `failed`, `rolled_back`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::Waiting => "waiting",
+            Self::Applying => "applying",
+            Self::Applied => "applied",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+}
+
+impl RolloutOnFailure {
+    /// `rollback` (also for unspecified) or `halt`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Unspecified | Self::Rollback => "rollback",
+            Self::Halt => "halt",
+        }
+    }
+
+    /// Parses [`RolloutOnFailure::word`]'s spelling.
+    pub fn from_word(s: &str) -> Option<Self> {
+        [Self::Rollback, Self::Halt]
+            .into_iter()
+            .find(|x| x.word() == s)
+    }
+}
+
+impl RolloutAction {
+    /// `pause`, `resume`, `abort`, `undo` (`unknown` if unspecified).
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Abort => "abort",
+            Self::Undo => "undo",
+        }
+    }
+}
+
 /// How the master's refusal of an action whose audit entry could not be
 /// written begins (gRPC UNAVAILABLE): clients tell it apart from a master
 /// they cannot reach by it.
@@ -70,5 +159,9 @@ mod tests {
         }
         assert_eq!(NodeStatus::from_word("unknown"), None);
         assert_eq!(ApplyResult::Pending.word(), "pending");
+        for f in [RolloutOnFailure::Rollback, RolloutOnFailure::Halt] {
+            assert_eq!(RolloutOnFailure::from_word(f.word()), Some(f));
+        }
+        assert!(RolloutState::Succeeded.ended() && !RolloutState::Paused.ended());
     }
 }

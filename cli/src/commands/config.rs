@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use tonic::codec::CompressionEncoding;
 
+use crate::commands::rollout::{Progress, RolloutView, Sink, StrategyArgs};
 use crate::output::{self, Cell, Format, Human, Listing, Row};
 use crate::{CliError, Context};
 
@@ -77,13 +78,15 @@ impl TargetArgs {
 /// How a push or rollback reports.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    /// Return once the master stored the version; do not wait for nodes.
-    #[arg(long, overrides_with = "wait")]
+    /// Return once the master stored the version; do not wait for nodes
+    /// (a staged rollout goes on on the master: `cdnctl rollout status`).
+    #[arg(long, alias = "detach", overrides_with = "wait")]
     pub no_wait: bool,
     /// Wait until every online target answered (default; bounded by --timeout).
     #[arg(long, overrides_with = "no_wait")]
     pub wait: bool,
     /// How long to wait for the nodes' answers; later ones are `pending`.
+    /// A staged rollout is followed until it ends, whatever this says.
     #[arg(long, default_value = "30s", value_parser = cdn_common::duration::parse_flag, value_name = "DURATION")]
     pub timeout: std::time::Duration,
     /// Output format of the final report.
@@ -111,6 +114,8 @@ pub struct PushArgs {
     pub allow_empty: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
 }
 
 /// Arguments of `config rollback`.
@@ -122,6 +127,8 @@ pub struct RollbackArgs {
     pub targets: TargetArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
 }
 
 /// Arguments of `config status`.
@@ -224,6 +231,12 @@ fn check_yaml(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {
     })
 }
 
+/// How long a push or rollback may take: the wait plus the time to store;
+/// none for a staged rollout that is followed to its end.
+fn deadline(ctx: &Context, w: &WaitArgs, staged: bool) -> Option<std::time::Duration> {
+    (!staged || w.no_wait).then(|| ctx.timeout + w.timeout)
+}
+
 fn wait_ms(w: &WaitArgs) -> u64 {
     if w.no_wait {
         0
@@ -233,6 +246,7 @@ fn wait_ms(w: &WaitArgs) -> u64 {
 }
 
 async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
+    let strategy = a.strategy.to_proto()?;
     let content = bytes::Bytes::from(read_file(&a.file)?);
     if !a.allow_empty && no_yaml_content(&content) {
         return Err(CliError::Local(format!(
@@ -268,14 +282,16 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
         } else {
             idempotency_key()
         },
-        strategy: None,
+        strategy,
     };
-    // The master answers within the wait plus the time to store.
-    let limit = ctx.timeout + a.wait.timeout;
+    let request_staged = request.strategy.is_some();
+    let limit = deadline(ctx, &a.wait, request_staged);
     let send = |request: ConfigPushRequest| {
         ctx.call(request, move |c, r| async move {
             let mut req = tonic::Request::new(r);
-            req.set_timeout(limit);
+            if let Some(limit) = limit {
+                req.set_timeout(limit);
+            }
             c.send_compressed(CompressionEncoding::Zstd)
                 .push_config(req)
                 .await
@@ -303,6 +319,7 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
             Change::Push,
             Attempt::First,
             &mut None,
+            request_staged,
         )
         .await
         .map_err(refused);
@@ -318,7 +335,17 @@ async fn push(ctx: &Context, a: PushArgs) -> Result<ExitCode, CliError> {
     loop {
         let lost = match send(request.clone()).await {
             Ok(stream) => {
-                match follow(ctx, stream, &a.wait, Change::Push, attempt, &mut stored).await {
+                match follow(
+                    ctx,
+                    stream,
+                    &a.wait,
+                    Change::Push,
+                    attempt,
+                    &mut stored,
+                    request_staged,
+                )
+                .await
+                {
                     Err(CliError::ConnectionLost(why)) => why,
                     done => return done.map_err(refused),
                 }
@@ -383,13 +410,16 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
         targets: Some(a.targets.to_proto()),
         author: ctx.author(),
         wait_ms: wait_ms(&a.wait),
-        strategy: None,
+        strategy: a.strategy.to_proto()?,
     };
-    let limit = ctx.timeout + a.wait.timeout;
+    let staged = request.strategy.is_some();
+    let limit = deadline(ctx, &a.wait, staged);
     let stream = ctx
-        .call(request, |mut c, r| async move {
+        .call(request, move |mut c, r| async move {
             let mut req = tonic::Request::new(r);
-            req.set_timeout(limit);
+            if let Some(limit) = limit {
+                req.set_timeout(limit);
+            }
             c.rollback_config(req).await
         })
         .await
@@ -406,6 +436,7 @@ async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<ExitCode, CliError> 
         Change::Rollback,
         Attempt::First,
         &mut None,
+        staged,
     )
     .await
 }
@@ -460,6 +491,9 @@ struct PushReport {
     /// `--no-wait`: the master stored the version; nodes were not awaited.
     #[serde(skip)]
     no_wait: bool,
+    /// A staged rollout's last state (its final one unless `--no-wait`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout: Option<RolloutView>,
 }
 
 /// One target's outcome in a push or rollback report.
@@ -496,7 +530,9 @@ async fn follow(
     change: Change,
     attempt: Attempt,
     stored_seen: &mut Option<u64>,
+    staged: bool,
 ) -> Result<ExitCode, CliError> {
+    let mut progress = staged.then(|| Progress::new(Sink::Stderr));
     let mut report = PushReport {
         no_wait: w.no_wait,
         resent: attempt == Attempt::Resent,
@@ -539,11 +575,12 @@ async fn follow(
                 if stored.is_some() {
                     *stored_seen = stored;
                 }
-                if w.no_wait {
+                // A staged rollout's id comes with its first state.
+                if w.no_wait && !(staged && stored.is_some()) {
                     finished = true;
                     break;
                 }
-                if !unchanged && !dry_run && std::io::stderr().is_terminal() {
+                if !staged && !unchanged && !dry_run && std::io::stderr().is_terminal() {
                     bar = Some(progress_bar(report.targets.len() as u64));
                 }
             }
@@ -571,7 +608,20 @@ async fn follow(
                 finished = true;
                 break;
             }
-            Some(config_push_event::Event::Rollout(_)) | None => {}
+            Some(config_push_event::Event::Rollout(info)) => {
+                let view = RolloutView::from(info);
+                if let Some(p) = &mut progress
+                    && !w.no_wait
+                {
+                    p.update(&view);
+                }
+                report.rollout = Some(view);
+                if w.no_wait {
+                    finished = true;
+                    break;
+                }
+            }
+            None => {}
         }
     }
     if let Some(b) = bar {
@@ -585,10 +635,15 @@ async fn follow(
     }
     report.results.sort_by(|a, b| a.node.cmp(&b.node));
     output::print(&report, w.output.clone())?;
-    let ok = report.unchanged
-        || report.dry_run
-        || w.no_wait
-        || (report.failed == 0 && report.pending == 0);
+    let ok = match &report.rollout {
+        Some(r) if !w.no_wait => r.state == cdn_proto::v1::RolloutState::Succeeded,
+        _ => {
+            report.unchanged
+                || report.dry_run
+                || w.no_wait
+                || (report.failed == 0 && report.pending == 0)
+        }
+    };
     Ok(crate::exit::all_ok(ok))
 }
 
@@ -650,6 +705,37 @@ impl PushReport {
     /// answered.
     fn headline(&self, n: usize) -> String {
         let r = self;
+        if let Some(ro) = &r.rollout {
+            return if r.no_wait {
+                format!(
+                    "stored version {} ({}, {} bytes) for {n} target(s); rollout {} is {} in {} wave(s) — follow it with `cdnctl rollout status {} --watch`",
+                    r.version,
+                    short_hash(&r.hash),
+                    r.size,
+                    ro.id,
+                    ro.state.word(),
+                    ro.waves.len(),
+                    ro.id
+                )
+            } else {
+                let mut line = format!(
+                    "version {} ({}): rollout {} {} after wave {} of {}: {} applied, {} failed, {} pending of {n}",
+                    r.version,
+                    short_hash(&r.hash),
+                    ro.id,
+                    ro.state.word(),
+                    (ro.current_wave + 1).min(ro.waves.len() as u32),
+                    ro.waves.len(),
+                    r.applied,
+                    r.failed,
+                    r.pending
+                );
+                if !ro.reason.is_empty() {
+                    line.push_str(&format!("\nreason: {}", ro.reason));
+                }
+                line
+            };
+        }
         if r.unchanged {
             format!(
                 "unchanged: version {} ({}) is already desired by all {n} target(s); nothing stored",

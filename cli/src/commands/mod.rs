@@ -7,3 +7,4 @@ pub mod events;
 pub mod exec;
 pub mod masters;
 pub mod nodes;
+pub mod rollout;
