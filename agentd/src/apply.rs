@@ -19,13 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ManagedConfig;
+use crate::health::{HealthChecker, HealthResult};
+use crate::hook::HookError;
 
 /// Largest decompressed config accepted, bytes.
 pub const MAX_CONFIG_BYTES: u64 = cdn_proto::limits::MAX_CONFIG_BYTES as u64;
-/// How long the stderr of a failed reload command is still read after it exits.
-const STDERR_GRACE: Duration = Duration::from_millis(200);
-/// Bytes of the reload command's stderr kept for the error report.
-const STDERR_TAIL_BYTES: usize = 512;
 /// Depth of the queue of versions waiting to be applied.
 const QUEUE_DEPTH: usize = 16;
 /// A version that failed is answered with the same failure, without a second
@@ -149,6 +147,9 @@ pub struct Outcome {
     pub hash: String,
     pub result: Result<(), ApplyError>,
     pub elapsed: Duration,
+    /// On success, the health command's result after the reload (None
+    /// when this applier has no health checker).
+    pub health: Option<HealthResult>,
 }
 
 /// Where the managed file and its bookkeeping live.
@@ -253,12 +254,44 @@ pub struct Applier {
     applied: Arc<Mutex<Applied>>,
     disk: Arc<Mutex<DiskHash>>,
     queue: mpsc::Sender<(Request, mpsc::Sender<Outcome>)>,
+    /// Runs the health command after each successful apply.
+    health: Option<HealthChecker>,
 }
 
 impl Applier {
     /// Starts the owner task; reads the applied version from the state file.
+    /// No health command runs (see [`Applier::start_with_health`]).
     pub fn start(
         cfg: ManagedConfig,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        Self::start_inner(cfg, None, shutdown, tasks)
+    }
+
+    /// As [`Applier::start`], and starts the health checker following
+    /// `live` (`config.health_*`): it runs after every successful apply,
+    /// before the outcome is handed back, and every interval besides.
+    pub fn start_with_health(
+        live: crate::config::LiveConfig,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        let cfg = live.borrow().config.clone();
+        Self::start_inner(cfg, Some(live), shutdown, tasks)
+    }
+
+    /// The latest health result; always "no check" without a checker.
+    pub fn health(&self) -> tokio::sync::watch::Receiver<HealthResult> {
+        match &self.health {
+            Some(h) => h.watch(),
+            None => crate::health::no_checker(),
+        }
+    }
+
+    fn start_inner(
+        cfg: ManagedConfig,
+        live: Option<crate::config::LiveConfig>,
         shutdown: CancellationToken,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
@@ -271,7 +304,17 @@ impl Applier {
             .and_then(|b| serde_json::from_slice::<Applied>(&b).ok())
             .unwrap_or_default();
         let (queue, mut rx) = mpsc::channel::<(Request, mpsc::Sender<Outcome>)>(QUEUE_DEPTH);
+        let health = live.map(|live| {
+            HealthChecker::start(
+                live,
+                paths.file.clone(),
+                applied.version,
+                shutdown.clone(),
+                tasks,
+            )
+        });
         let me = Self {
+            health,
             cfg: Arc::new(RwLock::new(Arc::new(cfg))),
             paths: Arc::new(paths),
             applied: Arc::new(Mutex::new(applied)),
@@ -297,7 +340,13 @@ impl Applier {
                     let _ = reply.send(failed.clone()).await;
                     continue;
                 }
-                let (outcome, keep) = worker.apply(req).await;
+                let (mut outcome, keep) = worker.apply(req).await;
+                // Before the master hears of the apply: it gates on this.
+                if let Some(checker) = &worker.health
+                    && outcome.result.is_ok()
+                {
+                    outcome.health = Some(checker.check_after_apply(outcome.version).await);
+                }
                 last_failure = outcome
                     .result
                     .is_err()
@@ -394,6 +443,7 @@ impl Applier {
             hash,
             result,
             elapsed: started.elapsed(),
+            health: None,
         };
         (outcome, keep)
     }
@@ -466,97 +516,36 @@ impl Applier {
         Ok(Some(content))
     }
 
-    /// Runs the reload command in its own process group. Its exit decides,
-    /// not the closing of its stderr (a daemon it restarts may keep that
-    /// open); past the timeout the whole group is killed.
+    /// Runs the reload command (see [`crate::hook`]); only its stderr is
+    /// kept for the report.
     async fn reload(
         &self,
         cmd: &str,
         after: Duration,
         version: Version,
     ) -> Result<(), ReloadError> {
-        use tokio::io::AsyncReadExt;
-        // Under a guard: the command dies with the agent, even a killed one.
-        let mut child = crate::guard::command("sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("CDN_CONFIG_PATH", &self.paths.file)
-            .env("CDN_CONFIG_VERSION", version.to_string())
-            // systemd's socket is agentd's, not the edge software's.
-            .env_remove("NOTIFY_SOCKET")
-            .process_group(0)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| ReloadError::Spawn(e.to_string()))?;
-        let group = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
-        let _marker = crate::guard::Marker::write(&self.paths.reload_marker, child.id());
-        let mut stderr = child.stderr.take();
-        let mut tail: Vec<u8> = Vec::new();
-        let mut buf = [0u8; 4096];
-        let deadline = tokio::time::Instant::now() + after;
-        let status = loop {
-            tokio::select! {
-                s = child.wait() => break s.map_err(|e| ReloadError::Spawn(e.to_string()))?,
-                n = read_some(&mut stderr, &mut buf) => match n {
-                    Some(n) => {
-                        tail.extend_from_slice(&buf[..n]);
-                        let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
-                        tail.drain(..excess);
-                    }
-                    None => stderr = None,
-                },
-                _ = tokio::time::sleep_until(deadline) => {
-                    if let Some(g) = group {
-                        let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
-                    }
-                    return Err(ReloadError::Timeout { after });
-                }
-            }
+        let hook = crate::hook::Hook {
+            command: cmd,
+            env: vec![
+                ("CDN_CONFIG_PATH", self.paths.file.clone().into_os_string()),
+                ("CDN_CONFIG_VERSION", version.to_string().into()),
+            ],
+            timeout: after,
+            capture_stdout: false,
+            marker: Some(&self.paths.reload_marker),
         };
-        if status.success() {
-            return Ok(());
-        }
-        // What the command wrote just before exiting may still be in the pipe.
-        if let Some(mut err) = stderr {
-            let grace = tokio::time::sleep(STDERR_GRACE);
-            tokio::pin!(grace);
-            loop {
-                tokio::select! {
-                    _ = &mut grace => break,
-                    n = err.read(&mut buf) => match n {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => tail.extend_from_slice(&buf[..n]),
-                    },
-                }
-            }
-        }
-        let err = &tail[tail.len().saturating_sub(STDERR_TAIL_BYTES)..];
-        let stderr = String::from_utf8_lossy(err).into_owned();
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Err(ReloadError::Failed { code, stderr }),
-            (None, Some(signal)) => Err(ReloadError::Killed { signal, stderr }),
-            _ => Err(ReloadError::Failed { code: -1, stderr }),
-        }
-    }
-}
-
-/// One read from `pipe`; None at EOF, on error, or when there is no pipe
-/// (then it never resolves).
-async fn read_some(
-    pipe: &mut Option<tokio::process::ChildStderr>,
-    buf: &mut [u8],
-) -> Option<usize> {
-    use tokio::io::AsyncReadExt;
-    match pipe {
-        Some(p) => match p.read(buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => Some(n),
-        },
-        None => std::future::pending().await,
+        crate::hook::run(hook).await.map_err(|e| match e {
+            HookError::Failed { code, output } => ReloadError::Failed {
+                code,
+                stderr: output,
+            },
+            HookError::Killed { signal, output } => ReloadError::Killed {
+                signal,
+                stderr: output,
+            },
+            HookError::Timeout { after } => ReloadError::Timeout { after },
+            HookError::Spawn(e) => ReloadError::Spawn(e),
+        })
     }
 }
 

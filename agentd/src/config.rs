@@ -124,6 +124,25 @@ pub struct ManagedConfig {
     /// against a master that lets bad YAML through; it costs about 20 ms of
     /// CPU per MiB on every node.
     pub check_yaml: bool,
+    /// Run with `sh -c` after every successful apply and reload (before
+    /// the master is told) and every `health_interval`: exit 0 means the
+    /// edge software is healthy. Unset or empty: no check.
+    pub health_command: Option<String>,
+    /// Time between two runs of the health command.
+    #[serde(with = "cdn_common::duration")]
+    pub health_interval: Duration,
+    /// A health command still running after this fails ("timed out").
+    #[serde(with = "cdn_common::duration")]
+    pub health_timeout: Duration,
+}
+
+impl ManagedConfig {
+    /// The health command in force, None when unset or blank.
+    pub fn health_command(&self) -> Option<&str> {
+        self.health_command
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+    }
 }
 
 /// Default free space kept on the config file's file system.
@@ -138,6 +157,9 @@ impl Default for ManagedConfig {
             reload_timeout: Duration::from_secs(20),
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             check_yaml: false,
+            health_command: None,
+            health_interval: Duration::from_secs(5),
+            health_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -405,6 +427,18 @@ impl Validate for AgentConfig {
                 Duration::ZERO,
                 LONGEST_INTERVAL,
             ),
+            (
+                "config.health_interval",
+                self.config.health_interval,
+                SHORTEST_HEALTH_INTERVAL,
+                LONGEST_INTERVAL,
+            ),
+            (
+                "config.health_timeout",
+                self.config.health_timeout,
+                SHORTEST_INTERVAL,
+                LONGEST_INTERVAL,
+            ),
         ] {
             within(key, d, min, max)?;
         }
@@ -455,6 +489,8 @@ impl Validate for AgentConfig {
 /// Heartbeats and status reports no more often than this: a 1 ms
 /// heartbeat is a typo that would load the master.
 const SHORTEST_INTERVAL: Duration = Duration::from_millis(100);
+/// The health command no more often than this: each run starts a shell.
+const SHORTEST_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// Intervals and timeouts of the agent no longer than this: a heartbeat
 /// an hour apart already means the node shows offline for most of it.
 const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
@@ -512,5 +548,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("a.yml:2:3: key `node.id`"), "{e}");
+    }
+
+    #[test]
+    fn health_keys_have_defaults_and_bounds() {
+        let cfg: AgentConfig =
+            cdn_common::config::parse_and_validate(Path::new("a.yml"), "{}\n").unwrap();
+        assert_eq!(cfg.config.health_command(), None);
+        assert_eq!(cfg.config.health_interval, Duration::from_secs(5));
+        assert_eq!(cfg.config.health_timeout, Duration::from_secs(10));
+        let blank = "config:\n  health_command: \"  \"\n";
+        let cfg: AgentConfig =
+            cdn_common::config::parse_and_validate(Path::new("a.yml"), blank).unwrap();
+        assert_eq!(cfg.config.health_command(), None, "blank is no check");
+        for (text, key, says) in [
+            (
+                "config:\n  health_interval: 0s\n",
+                "config.health_interval",
+                "0s",
+            ),
+            (
+                "config:\n  health_interval: 2h\n",
+                "config.health_interval",
+                "longer",
+            ),
+            (
+                "config:\n  health_timeout: 50ms\n",
+                "config.health_timeout",
+                "shorter",
+            ),
+            (
+                "config:\n  health_timeout: 5x\n",
+                "config.health_timeout",
+                "",
+            ),
+        ] {
+            let e = cdn_common::config::parse_and_validate::<AgentConfig>(Path::new("a.yml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("a.yml:2:")
+                    && e.contains(&format!("key `{key}`"))
+                    && e.contains(says),
+                "{e}"
+            );
+        }
     }
 }

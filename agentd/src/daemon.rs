@@ -153,7 +153,7 @@ pub async fn run(
     let status = status::spawn_collector_following(live.clone(), stop.clone(), &tasks);
     let masters: Vec<String> = config.master.addr.0.iter().map(|a| a.to_string()).collect();
     info!(node = %node_id, masters = ?masters, "agentd starting");
-    let applier = Applier::start(config.config.clone(), stop.clone(), &tasks);
+    let applier = Applier::start_with_health(live.clone(), stop.clone(), &tasks);
     let executor = Executor::new(config.exec.clone());
     let reloader = Reloader::new(source, live_tx, applier.clone(), executor.clone());
     let link = Link::new(

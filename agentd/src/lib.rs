@@ -11,6 +11,8 @@ pub mod daemon;
 pub mod dialer;
 pub mod exec;
 pub mod guard;
+pub mod health;
+pub mod hook;
 pub mod identity;
 pub mod link;
 pub mod pace;

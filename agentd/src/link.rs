@@ -40,6 +40,7 @@ use crate::chunks::Piece;
 use crate::config::{AgentConfig, LiveConfig};
 use crate::dialer::{Dialer, Failure};
 use crate::exec::Executor;
+use crate::health::HealthResult;
 use crate::pace::Pace;
 use crate::status::Snapshot;
 use cdn_proto::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
@@ -658,11 +659,21 @@ impl Link {
         behind: &watch::Sender<Option<Version>>,
     ) -> LinkError {
         let mut pace = Pace::new(self.live.clone(), |c| c.heartbeat.interval);
+        let mut health = self.applier.health();
+        let mut sent = health.borrow_and_update().clone();
         loop {
-            pace.tick().await;
+            // A health result that changes state is told at once.
+            tokio::select! {
+                _ = pace.tick() => {}
+                _ = health_turned(&mut health, &sent) => {}
+            }
+            sent = health.borrow_and_update().clone();
             let config = self.config();
             let hb = &config.heartbeat;
-            let (status, reason) = match self.status.borrow().degraded_reason(&config.status) {
+            let degraded = sent
+                .degraded_reason()
+                .or_else(|| self.status.borrow().degraded_reason(&config.status));
+            let (status, reason) = match degraded {
                 Some(why) => ("degraded", why),
                 None => ("online", String::new()),
             };
@@ -675,6 +686,7 @@ impl Link {
                 reason,
                 config_disk_hash: self.applier.disk_hash(),
                 last_rtt_us: self.counters.last_rtt_us(),
+                health: Some(sent.wire()),
             };
             let started = Instant::now();
             match tokio::time::timeout(hb.timeout, client.heartbeat(request)).await {
@@ -888,6 +900,7 @@ impl Link {
                     success: o.result.is_ok(),
                     error: o.result.err().map(|e| e.to_string()).unwrap_or_default(),
                     apply_micros: o.elapsed.as_micros() as u64,
+                    health: o.health.as_ref().map(HealthResult::wire),
                 })),
             };
             if replies.send(ack).await.is_err() {
@@ -941,11 +954,20 @@ impl Link {
             reason: "agent shut down".into(),
             config_disk_hash: self.applier.disk_hash(),
             last_rtt_us: 0,
+            health: None,
         };
         match tokio::time::timeout(GOODBYE_TIMEOUT, client.heartbeat(request)).await {
             Ok(Ok(_)) => info!("told the master this node is going offline"),
             _ => debug!("master not told of the shutdown"),
         }
+    }
+}
+
+/// Resolves when the latest health result on `health` is in another state
+/// than `sent` (ok, failing, no check); never if the checker is gone.
+async fn health_turned(health: &mut watch::Receiver<HealthResult>, sent: &HealthResult) {
+    if health.wait_for(|now| !now.same_state(sent)).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

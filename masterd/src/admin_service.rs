@@ -386,6 +386,7 @@ fn node_info(v: NodeView, applied: Option<Version>) -> NodeInfo {
         stream_open: v.stream_open,
         clock_skew_ms: v.clock_skew_ms,
         link: v.link,
+        health: v.health.as_ref().map(|h| h.wire()),
     }
 }
 

@@ -33,7 +33,7 @@ use crate::error::MasterError;
 use crate::events::Events;
 use crate::exec::ExecHub;
 use crate::metrics::{Metrics, ReasonLabel};
-use crate::registry::{Registration, Registry, Reported};
+use crate::registry::{HealthReport, Registration, Registry, Reported};
 use crate::validate;
 use cdn_proto::Version;
 use cdn_proto::limits::{
@@ -230,6 +230,15 @@ impl AgentService for AgentApi {
                     .get_or_create(&ReasonLabel { reason: "refused" })
                     .inc();
             })?;
+        if !going_offline {
+            record_health(
+                &self.registry,
+                &self.events,
+                &req.node_id,
+                req.session_id,
+                req.health.as_ref(),
+            );
+        }
         self.configs
             .observed(&req.node_id, applied, Some(&req.config_disk_hash))
             .await;
@@ -339,13 +348,14 @@ impl AgentService for AgentApi {
         }
         let registry = Arc::clone(&self.registry);
         let configs = self.configs.clone();
+        let events = Arc::clone(&self.events);
         let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     msg = inbound.next() => match msg {
-                        Some(Ok(m)) => handle_agent_message(&registry, &configs, &node_id, session_id, m).await,
+                        Some(Ok(m)) => handle_agent_message(&registry, &configs, &events, &node_id, session_id, m).await,
                         Some(Err(e)) => {
                             debug!(node = %node_id, error = %e, "command stream failed");
                             break;
@@ -441,6 +451,7 @@ impl AgentService for AgentApi {
 async fn handle_agent_message(
     registry: &Registry,
     configs: &Configs,
+    events: &Events,
     node_id: &str,
     session_id: u64,
     msg: CommandRequest,
@@ -458,6 +469,9 @@ async fn handle_agent_message(
             }
             let outcome = if ack.success {
                 debug!(node = %node_id, %version, apply_us = ack.apply_micros, "config applied");
+                // Before the config owner hears of it: whoever sees the
+                // node applied sees the health it had after the reload.
+                record_health(registry, events, node_id, session_id, ack.health.as_ref());
                 ApplyOutcome::Applied { hash: ack.hash }
             } else {
                 warn!(node = %node_id, %version, error = %ack.error, "config apply failed");
@@ -478,5 +492,31 @@ async fn handle_agent_message(
             debug!(node = %node_id, "repeated hello ignored");
         }
         None => debug!(node = %node_id, "empty command-stream message ignored"),
+    }
+}
+
+/// Records the health an agent reported (`health` absent or unspecified:
+/// no check configured) and publishes `node.health` when it changed.
+fn record_health(
+    registry: &Registry,
+    events: &Events,
+    node_id: &str,
+    session_id: u64,
+    health: Option<&cdn_proto::v1::HealthCheck>,
+) {
+    let report = HealthReport::from_wire(health);
+    match registry.record_health(node_id, session_id, report) {
+        Ok(Some(change)) => {
+            let detail = change.describe();
+            let failing = change.now.as_ref().is_some_and(|h| !h.ok);
+            if failing {
+                warn!(node = %node_id, health = %detail, "node health check failing");
+            } else {
+                info!(node = %node_id, health = %detail, "node health changed");
+            }
+            events.publish("node.health", node_id, "", detail, !failing);
+        }
+        Ok(None) => {}
+        Err(e) => debug!(node = %node_id, error = %e, "health report of an ended session ignored"),
     }
 }

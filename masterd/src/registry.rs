@@ -156,6 +156,93 @@ pub enum Reported {
     Degraded(String),
 }
 
+/// The last result of a node's health command (agent.yml
+/// `config.health_command`), as the agent reported it in a heartbeat or
+/// with a config acknowledgement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReport {
+    /// The command exited 0.
+    pub ok: bool,
+    /// Why it fails ("exit 1: ...", "timed out after 10s"); empty when ok.
+    pub detail: String,
+    /// The config version applied on the node when the check ran.
+    pub version: Option<cdn_proto::Version>,
+    /// Agent wall clock, unix milliseconds, when the check finished.
+    pub checked_ms: i64,
+}
+
+/// Longest health detail kept from an agent, bytes: the agent sends about
+/// 512; more is cut, so a hostile agent cannot bloat the registry.
+pub const MAX_HEALTH_DETAIL_BYTES: usize = 1024;
+
+impl HealthReport {
+    /// From what an agent sent: None for no check configured (state
+    /// unspecified, or an agent that does not report health).
+    pub fn from_wire(h: Option<&cdn_proto::v1::HealthCheck>) -> Option<Self> {
+        use cdn_proto::v1::HealthState;
+        let h = h?;
+        let ok = match HealthState::try_from(h.state) {
+            Ok(HealthState::Ok) => true,
+            Ok(HealthState::Failing) => false,
+            // Unspecified, or a state this master does not know.
+            _ => return None,
+        };
+        let mut detail = h.detail.clone();
+        if detail.len() > MAX_HEALTH_DETAIL_BYTES {
+            let mut cut = MAX_HEALTH_DETAIL_BYTES;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+        }
+        if !ok && detail.is_empty() {
+            detail = "failing (the agent gave no detail)".into();
+        }
+        Some(Self {
+            ok,
+            detail,
+            version: cdn_proto::Version::new(h.config_version),
+            checked_ms: h.checked_ms,
+        })
+    }
+
+    /// The operator API's form.
+    pub fn wire(&self) -> cdn_proto::v1::HealthCheck {
+        use cdn_proto::v1::HealthState;
+        cdn_proto::v1::HealthCheck {
+            state: if self.ok {
+                HealthState::Ok
+            } else {
+                HealthState::Failing
+            }
+            .into(),
+            detail: self.detail.clone(),
+            config_version: cdn_proto::Version::to_u64(self.version),
+            checked_ms: self.checked_ms,
+        }
+    }
+}
+
+/// A change of a node's health, for the `node.health` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthChange {
+    /// What it was; None: no check.
+    pub before: Option<bool>,
+    /// What it is now.
+    pub now: Option<HealthReport>,
+}
+
+impl HealthChange {
+    /// The event's detail: "ok", "failing: ...", "no health check".
+    pub fn describe(&self) -> String {
+        match &self.now {
+            Some(h) if h.ok => "ok".into(),
+            Some(h) => format!("failing: {}", h.detail),
+            None => "no health check".into(),
+        }
+    }
+}
+
 /// The live connection of a node.
 #[derive(Debug)]
 struct Session {
@@ -188,6 +275,9 @@ struct Node {
     link: Option<LinkStats>,
     /// Why the node last went offline (shown while it has no session).
     offline: Offline,
+    /// The last health report; kept across sessions (the agent sends a
+    /// fresh one with its first heartbeat).
+    health: Option<HealthReport>,
     /// The record changed since the last flush (a `last_seen_ms` alone
     /// marks it only every [`LAST_SEEN_FLUSH_MS`]).
     dirty: bool,
@@ -209,6 +299,8 @@ pub struct NodeView {
     pub system: Option<SystemStatus>,
     pub link: Option<LinkStats>,
     pub clock_skew_ms: i64,
+    /// The last health report, None when no check is configured.
+    pub health: Option<HealthReport>,
 }
 
 /// What `Register` asks for.
@@ -251,10 +343,15 @@ pub const STREAM_LOSS_GRACE: Duration = Duration::from_secs(1);
 /// was last seen may be this much older than it was.
 pub const LAST_SEEN_FLUSH_MS: i64 = 60_000;
 
+/// How the reason of a node degraded by its health command starts.
+pub const HEALTH_REASON_PREFIX: &str = "health check failed: ";
+
 /// Why a node is in its state.
 enum Why<'a> {
     Offline(&'a Offline),
     Degraded(&'a str),
+    /// Its health command fails, with this detail: degraded.
+    Health(&'a str),
     /// No heartbeat for this long: offline.
     Silent(Duration),
     /// Heartbeat late by this much: degraded.
@@ -278,6 +375,7 @@ impl Registry {
                     system: None,
                     link: None,
                     offline: Offline::MasterRestarted,
+                    health: None,
                     dirty: false,
                     flushed_seen_ms: seen,
                 },
@@ -346,6 +444,7 @@ impl Registry {
                     system: None,
                     link: None,
                     offline: Offline::MasterRestarted,
+                    health: None,
                     dirty: false,
                     flushed_seen_ms: 0,
                 });
@@ -469,6 +568,33 @@ impl Registry {
                 }
             }
         })
+    }
+
+    /// Records the health an agent reported on its session (None: no
+    /// check configured). Returns the change when the node went from ok to
+    /// failing or back, or a check appeared or went away, for the
+    /// `node.health` event; None when only the detail or time changed.
+    pub fn record_health(
+        &self,
+        node_id: &str,
+        session_id: u64,
+        report: Option<HealthReport>,
+    ) -> Result<Option<HealthChange>, MasterError> {
+        self.with_session(node_id, session_id, |node, _| {
+            let before = node.health.as_ref().map(|h| h.ok);
+            let after = report.as_ref().map(|h| h.ok);
+            node.health = report;
+            (before != after).then(|| HealthChange {
+                before,
+                now: node.health.clone(),
+            })
+        })
+    }
+
+    /// The node's last health report; None when it has no health check
+    /// configured, has never reported one, or is not known.
+    pub fn health(&self, node: &str) -> Option<HealthReport> {
+        self.nodes.get(node).and_then(|n| n.health.clone())
     }
 
     /// Fails unless `session_id` is the node's live session.
@@ -595,7 +721,11 @@ impl Registry {
                 let silent = now.duration_since(s.last_heartbeat);
                 if silent > self.liveness.offline_after {
                     (NodeState::Offline, Why::Silent(silent))
-                } else if let Reported::Degraded(why) = &s.reported {
+                } else if let Some(h) = node.health.as_ref().filter(|h| !h.ok) {
+                    (NodeState::Degraded, Why::Health(&h.detail))
+                } else if let Reported::Degraded(why) = &s.reported
+                    && !why.starts_with(HEALTH_REASON_PREFIX)
+                {
                     (NodeState::Degraded, Why::Degraded(why))
                 } else if silent > self.liveness.degraded_after {
                     (NodeState::Degraded, Why::Late(silent))
@@ -634,6 +764,7 @@ impl Registry {
                 (Some(o), text)
             }
             Why::Degraded(t) => (None, t.to_string()),
+            Why::Health(detail) => (None, format!("{HEALTH_REASON_PREFIX}{detail}")),
             Why::Late(d) => (None, format!("heartbeat late by {}", fmt_secs(d))),
             Why::None => (None, String::new()),
         };
@@ -650,6 +781,7 @@ impl Registry {
             system: node.system,
             link: node.link,
             clock_skew_ms: session.map_or(0, |s| s.clock_skew_ms),
+            health: node.health.clone(),
         }
     }
 
@@ -1092,5 +1224,57 @@ mod tests {
         assert_eq!(r.count_states(), [0, 1, 0]);
         r.register(reg("n2", "B")).await.unwrap();
         assert_eq!(r.count_states(), [1, 1, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_health_check_degrades_the_node_until_it_passes() {
+        use cdn_proto::v1::{HealthCheck, HealthState};
+        let dir = tempfile::tempdir().unwrap();
+        let (r, _w) = registry(dir.path(), 10_000).await;
+        let s = r.register(reg("n1", "A")).await.unwrap();
+        assert_eq!(r.health("n1"), None);
+        let wire = |state: HealthState, detail: &str| HealthCheck {
+            state: state.into(),
+            detail: detail.into(),
+            config_version: 3,
+            checked_ms: 7,
+        };
+        // No check configured: nothing recorded, no change.
+        let none = HealthReport::from_wire(Some(&wire(HealthState::Unspecified, "")));
+        assert_eq!(r.record_health("n1", s, none).unwrap(), None);
+        let ok = HealthReport::from_wire(Some(&wire(HealthState::Ok, "")));
+        let change = r.record_health("n1", s, ok).unwrap().unwrap();
+        assert_eq!((change.before, change.describe().as_str()), (None, "ok"));
+        assert_eq!(r.get("n1").unwrap().state, NodeState::Online);
+        let failing = HealthReport::from_wire(Some(&wire(HealthState::Failing, "exit 1: no")));
+        let change = r.record_health("n1", s, failing).unwrap().unwrap();
+        assert_eq!(change.describe(), "failing: exit 1: no");
+        let v = r.get("n1").unwrap();
+        assert_eq!(v.state, NodeState::Degraded);
+        assert_eq!(v.reason, "health check failed: exit 1: no");
+        let h = r.health("n1").unwrap();
+        assert!(!h.ok);
+        assert_eq!(h.version, cdn_proto::Version::new(3));
+        assert_eq!(h.checked_ms, 7);
+        // Another detail alone is no change.
+        let again = HealthReport::from_wire(Some(&wire(HealthState::Failing, "exit 2: no")));
+        assert_eq!(r.record_health("n1", s, again).unwrap(), None);
+        // The agent's own heartbeat saying so changes nothing once it passes.
+        r.heartbeat(
+            "n1",
+            s,
+            Some(Reported::Degraded("health check failed: exit 2: no".into())),
+            0,
+        )
+        .unwrap();
+        let ok = HealthReport::from_wire(Some(&wire(HealthState::Ok, "")));
+        assert!(r.record_health("n1", s, ok).unwrap().is_some());
+        assert_eq!(r.get("n1").unwrap().state, NodeState::Online);
+        // A health report of an ended session is refused.
+        assert!(r.record_health("n1", s + 100, None).is_err());
+        // A huge detail is cut.
+        let long = "x".repeat(10 * MAX_HEALTH_DETAIL_BYTES);
+        let cut = HealthReport::from_wire(Some(&wire(HealthState::Failing, &long))).unwrap();
+        assert_eq!(cut.detail.len(), MAX_HEALTH_DETAIL_BYTES);
     }
 }

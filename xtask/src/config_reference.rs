@@ -636,6 +636,21 @@ pub const AGENT_YML: &[Row] = &[
         effect: r#"parse the content as YAML again before writing it. Off by default: the master refuses invalid YAML before storing a version and the agent checks the content's sha256, so the master's check is trusted; turn it on for defence in depth (about 20 ms of CPU per MiB on every node)"#,
     },
     Row {
+        keys: r#"`config.health_command`"#,
+        default: r#"unset"#,
+        effect: r#"run with `sh -c` after every successful apply and reload (before the master is told: the result travels in the acknowledgement) and every `config.health_interval` (env `CDN_CONFIG_PATH`, `CDN_CONFIG_VERSION`); exit 0 is healthy, anything else shows the node `degraded` with reason `health check failed: exit N: <last lines of its output>` and fails a staged rollout's wave. Unset or empty: no check"#,
+    },
+    Row {
+        keys: r#"`config.health_interval`"#,
+        default: r#"`5s`"#,
+        effect: r#"time between two runs of the health command (1s to 1h); a change of its result is told to the master at once"#,
+    },
+    Row {
+        keys: r#"`config.health_timeout`"#,
+        default: r#"`10s`"#,
+        effect: r#"a health command still running after this (100ms to 1h) is killed with its process group and fails as `timed out after 10s`"#,
+    },
+    Row {
         keys: r#"`exec.enabled`"#,
         default: r#"`true`"#,
         effect: r#"whether `cdnctl exec` may run commands on this node"#,

@@ -20,6 +20,7 @@ pub enum NodesCommand {
     #[command(visible_alias = "ls")]
     List(ListArgs),
     /// Show everything the master knows about one node.
+    #[command(visible_alias = "get")]
     Show(ShowArgs),
     /// Forget nodes that are gone for good (admin).
     ///
@@ -141,8 +142,40 @@ pub struct NodeRow {
     pub heartbeat_rtt_p50_us: Option<u64>,
     pub heartbeat_rtt_p99_us: Option<u64>,
     pub reconnects: Option<u64>,
+    /// The node's health command: null when it has none.
+    pub health: Option<HealthRow>,
     #[serde(skip)]
     last_seen_ms: i64,
+}
+
+/// The last result of a node's health command.
+#[derive(Debug, Serialize)]
+pub struct HealthRow {
+    /// `ok` or `failing`.
+    pub state: &'static str,
+    /// Why it fails; empty when ok.
+    pub detail: String,
+    /// The config version applied when it ran ("" for none).
+    pub config_version: String,
+    /// RFC 3339, the agent's clock.
+    pub checked: Option<String>,
+}
+
+impl HealthRow {
+    fn from_wire(h: cdn_proto::v1::HealthCheck) -> Option<Self> {
+        use cdn_proto::v1::HealthState;
+        let state = match h.state() {
+            HealthState::Ok => "ok",
+            HealthState::Failing => "failing",
+            HealthState::Unspecified => return None,
+        };
+        Some(Self {
+            state,
+            detail: h.detail,
+            config_version: cdn_proto::Version::to_wire(cdn_proto::Version::new(h.config_version)),
+            checked: output::rfc3339(h.checked_ms),
+        })
+    }
 }
 
 impl From<NodeInfo> for NodeRow {
@@ -177,6 +210,7 @@ impl From<NodeInfo> for NodeRow {
             heartbeat_rtt_p50_us: link.map(|l| l.heartbeat_rtt_p50_us),
             heartbeat_rtt_p99_us: link.map(|l| l.heartbeat_rtt_p99_us),
             reconnects: link.map(|l| l.reconnects),
+            health: n.health.and_then(HealthRow::from_wire),
             status,
             name: n.name,
             status_reason: n.status_reason,
@@ -232,6 +266,28 @@ impl NodeRow {
         })
     }
 
+    /// `ok`, `failing`, or `-` without a health command.
+    fn health_word(&self) -> &'static str {
+        self.health.as_ref().map_or("-", |h| h.state)
+    }
+
+    /// `ok`, `failing: DETAIL`, or `none`, with the version it ran on.
+    fn health_text(&self) -> String {
+        let Some(h) = &self.health else {
+            return "none (no config.health_command)".into();
+        };
+        let what = if h.detail.is_empty() {
+            h.state.to_string()
+        } else {
+            format!("{}: {}", h.state, h.detail)
+        };
+        match (h.config_version.as_str(), &h.checked) {
+            ("", Some(at)) => format!("{what} (checked {at})"),
+            (v, Some(at)) => format!("{what} (config {v}, checked {at})"),
+            _ => what,
+        }
+    }
+
     fn rtt_text(&self) -> String {
         match (self.heartbeat_rtt_p50_us, self.heartbeat_rtt_p99_us) {
             (Some(a), Some(b)) if b > 0 => format!("{:.1}/{:.1}ms", a as f64 / 1e3, b as f64 / 1e3),
@@ -266,6 +322,7 @@ impl Row for NodeRow {
                 "SESSION",
                 "STREAM",
                 "HB RTT p50/p99",
+                "HEALTH",
                 "REASON",
             ]);
         }
@@ -292,6 +349,7 @@ impl Row for NodeRow {
                 Cell::new(self.session_id),
                 Cell::new(if self.stream_open { "open" } else { "-" }),
                 self.rtt_text().into(),
+                Cell::new(self.health_word()),
                 Cell::or_dash(&self.status_reason),
             ]);
         }
@@ -433,6 +491,7 @@ fn describe(r: &NodeRow) -> String {
     if !r.status_reason.is_empty() {
         lines.push(("Reason", r.status_reason.clone()));
     }
+    lines.push(("Health", r.health_text()));
     lines.extend([
         ("Addresses", output::dash(&r.addresses.join(", ")).into()),
         ("Hostname", output::dash(&r.hostname).into()),

@@ -1,0 +1,304 @@
+//! The agent's health command (agent.yml `config.health_command`): run
+//! after every apply and reload and every `config.health_interval`; its
+//! result reaches the master with the ack and in heartbeats, a failing
+//! check shows the node degraded with the check's output, `nodes get`
+//! and the wide listing show it, and every change is a `node.health`
+//! event.
+
+use std::process::Command;
+
+use cdn_tests::{Fleet, agent_yml, bin, wait_for};
+use serde_json::Value;
+
+/// The standard test agent.yml of `name` with `extra` lines in its
+/// `config:` section.
+fn agent_with(fleet: &Fleet, name: &str, extra: &str) -> String {
+    agent_yml(fleet.dir.path(), name, &fleet.master_addr()).replace(
+        "  min_free_bytes: 0\n",
+        &format!("  min_free_bytes: 0\n{extra}"),
+    )
+}
+
+/// `health_command: COMMAND` as a YAML single-quoted line.
+fn health_line(command: &str) -> String {
+    format!("  health_command: '{}'\n", command.replace('\'', "''"))
+}
+
+fn write(fleet: &Fleet, file: &str, text: &str) -> String {
+    let path = fleet.dir.path().join(file);
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+/// `nodes get NAME` as the operator reads it.
+fn get(fleet: &Fleet, name: &str) -> String {
+    let out = fleet.ctl(["nodes", "get", name]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout
+}
+
+/// The `Health:` line of `nodes get NAME`.
+fn health_line_of(fleet: &Fleet, name: &str) -> String {
+    let page = get(fleet, name);
+    page.lines()
+        .find(|l| l.starts_with("Health:"))
+        .unwrap_or_else(|| panic!("no Health line:\n{page}"))
+        .to_string()
+}
+
+/// Kinds and details of `node`'s events, oldest first.
+fn events_of(fleet: &Fleet, node: &str) -> Vec<(String, String)> {
+    let out = fleet.ctl(["events", "-o", "json", "--limit", "1000"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // One object per line, oldest first.
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("an event per line"))
+        .filter(|e| e["target"] == node)
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_string(),
+                e["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_check_that_fails_after_a_push_degrades_the_node_until_a_good_version_fixes_it() {
+    let mut fleet = Fleet::start(0);
+    // Healthy while there is no file yet, or when the file has the marker.
+    let check = r#"test ! -e "$CDN_CONFIG_PATH" || grep -q healthy "$CDN_CONFIG_PATH" || { echo "checking v$CDN_CONFIG_VERSION" >&2; echo "marker missing" >&2; exit 3; }"#;
+    let yaml = agent_with(
+        &fleet,
+        "agent-1",
+        &format!("{}  health_interval: 1s\n", health_line(check)),
+    );
+    fleet.add_agent_with("agent-1", "agent-1", &yaml);
+    let node = wait_for("agent-1 online with a passing check", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["status"] == "online" && n["health"]["state"] == "ok")
+    });
+    assert_eq!(node["health"]["detail"], "");
+    assert!(
+        health_line_of(&fleet, "agent-1").starts_with("Health:          ok"),
+        "{}",
+        get(&fleet, "agent-1")
+    );
+
+    // A good version: applied, still healthy, the check ran on it.
+    let good = write(&fleet, "good.yml", "status: healthy\n");
+    let out = fleet.ctl(["config", "push", &good]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let node = fleet.node("agent-1").expect("agent-1 listed");
+    assert_eq!(node["health"]["state"], "ok", "{node}");
+    assert_eq!(node["health"]["config_version"], "1", "{node}");
+
+    // A version the check does not like: it applies (the file is
+    // written and reloaded), and the ack already carries the failure, so
+    // the node is degraded as soon as the push says applied.
+    let bad = write(&fleet, "bad.yml", "status: broken\n");
+    let out = fleet.ctl(["config", "push", &bad]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let node = fleet.node("agent-1").expect("agent-1 listed");
+    assert_eq!(node["status"], "degraded", "{node}");
+    assert_eq!(
+        node["status_reason"], "health check failed: exit 3: checking v2 | marker missing",
+        "{node}"
+    );
+    assert_eq!(node["health"]["state"], "failing");
+    assert_eq!(node["health"]["config_version"], "2");
+    let line = health_line_of(&fleet, "agent-1");
+    assert!(
+        line.contains("failing: exit 3: checking v2 | marker missing"),
+        "{line}"
+    );
+    let wide = fleet.ctl(["nodes", "list", "-o", "wide"]);
+    assert_eq!(wide.code, Some(0), "{}", wide.stderr);
+    let header = wide.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(header.contains("HEALTH"), "{header}");
+    let row = wide
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("agent-1"))
+        .unwrap_or_else(|| panic!("agent-1 not listed:\n{}", wide.stdout));
+    assert!(row.contains("failing"), "{row}");
+    // It stays so at the next periodic check.
+    let checked = node["health"]["checked"].clone();
+    let node = wait_for("a periodic check after the push", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["health"]["checked"] != checked)
+    });
+    assert_eq!(node["status"], "degraded", "{node}");
+    assert_eq!(node["health"]["state"], "failing", "{node}");
+    let events = events_of(&fleet, "agent-1");
+    assert!(
+        events
+            .iter()
+            .any(|(k, d)| k == "node.health" && d.contains("failing: exit 3")),
+        "{events:?}"
+    );
+
+    // Fixed by a good version: online again, and said so.
+    let fixed = write(&fleet, "fixed.yml", "status: healthy again\n");
+    let out = fleet.ctl(["config", "push", &fixed]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let node = fleet.node("agent-1").expect("listed");
+    assert_eq!(node["status"], "online", "{node}");
+    assert_eq!(node["status_reason"], "", "{node}");
+    assert_eq!(node["health"]["state"], "ok");
+    assert_eq!(node["health"]["config_version"], "3");
+    let events = events_of(&fleet, "agent-1");
+    let health: Vec<&str> = events
+        .iter()
+        .filter(|(k, _)| k == "node.health")
+        .map(|(_, d)| d.as_str())
+        .collect();
+    assert_eq!(health.first(), Some(&"ok"), "{events:?}");
+    assert_eq!(health.last(), Some(&"ok"), "{events:?}");
+    assert_eq!(health.len(), 3, "ok, failing, ok: {events:?}");
+}
+
+#[test]
+fn a_hanging_check_fails_as_timed_out_and_a_node_without_a_check_shows_none() {
+    let mut fleet = Fleet::start(1);
+    let yaml = agent_with(
+        &fleet,
+        "agent-2",
+        &format!(
+            "{}  health_interval: 1s\n  health_timeout: 1s\n",
+            health_line("sleep 30")
+        ),
+    );
+    fleet.add_agent_with("agent-2", "agent-2", &yaml);
+    let node = wait_for("agent-2 degraded by its hanging check", || {
+        fleet
+            .node("agent-2")
+            .filter(|n| n["status"] == "degraded" && n["health"]["state"] == "failing")
+    });
+    assert_eq!(
+        node["status_reason"], "health check failed: timed out after 1s",
+        "{node}"
+    );
+    let line = health_line_of(&fleet, "agent-2");
+    assert!(line.contains("failing: timed out after 1s"), "{line}");
+    // The agent without a check: no health, online.
+    let plain = fleet.node("agent-1").expect("agent-1 listed");
+    assert_eq!(plain["status"], "online");
+    assert_eq!(plain["health"], Value::Null, "{plain}");
+    assert!(
+        health_line_of(&fleet, "agent-1").contains("none"),
+        "{}",
+        get(&fleet, "agent-1")
+    );
+    let wide = fleet.ctl(["nodes", "list", "-o", "wide"]);
+    let row = wide
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("agent-2"))
+        .unwrap_or_else(|| panic!("agent-2 not listed:\n{}", wide.stdout));
+    assert!(row.contains("failing"), "{row}");
+}
+
+#[test]
+fn sighup_puts_a_new_health_command_in_force() {
+    let mut fleet = Fleet::start(0);
+    let failing = agent_with(
+        &fleet,
+        "agent-1",
+        &format!(
+            "{}  health_interval: 1h\n",
+            health_line("echo upstream down; exit 1")
+        ),
+    );
+    fleet.add_agent_with("agent-1", "agent-1", &failing);
+    let node = wait_for("agent-1 degraded by its check", || {
+        fleet.node("agent-1").filter(|n| n["status"] == "degraded")
+    });
+    assert_eq!(
+        node["status_reason"], "health check failed: exit 1: upstream down",
+        "{node}"
+    );
+    // A passing command: the check runs again at once (not an hour later).
+    let passing = agent_with(
+        &fleet,
+        "agent-1",
+        &format!("{}  health_interval: 1h\n", health_line("true")),
+    );
+    let agent = fleet.agent("agent-1");
+    std::fs::write(&agent.config, passing).expect("rewrite agent.yml");
+    agent.signal("HUP");
+    let node = wait_for("agent-1 online after the reload", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["status"] == "online" && n["health"]["state"] == "ok")
+    });
+    assert_eq!(node["status_reason"], "");
+    // No command at all: no health.
+    let none = agent_with(&fleet, "agent-1", "");
+    let agent = fleet.agent("agent-1");
+    std::fs::write(&agent.config, none).expect("rewrite agent.yml");
+    agent.signal("HUP");
+    wait_for("agent-1 without a health check", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["status"] == "online" && n["health"].is_null())
+    });
+    let kinds: Vec<String> = events_of(&fleet, "agent-1")
+        .into_iter()
+        .filter(|(k, _)| k == "node.health")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["failing: exit 1: upstream down", "ok", "no health check"],
+        "oldest first"
+    );
+}
+
+#[test]
+fn bad_health_settings_are_refused_at_start_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (extra, key, says) in [
+        ("  health_interval: 0s\n", "config.health_interval", "0s"),
+        (
+            "  health_interval: 30d\n",
+            "config.health_interval",
+            "longer",
+        ),
+        (
+            "  health_timeout: 10ms\n",
+            "config.health_timeout",
+            "shorter",
+        ),
+        ("  health_timeout: soon\n", "config.health_timeout", "soon"),
+    ] {
+        let yaml = agent_yml(dir.path(), "agent-1", "127.0.0.1:1").replace(
+            "  min_free_bytes: 0\n",
+            &format!("  min_free_bytes: 0\n{extra}"),
+        );
+        let file = dir.path().join("agent.yml");
+        std::fs::write(&file, &yaml).expect("write agent.yml");
+        let out = Command::new(bin("agentd"))
+            .arg("-c")
+            .arg(&file)
+            .arg("--insecure")
+            .output()
+            .expect("run agentd");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{extra}: {stderr}");
+        let line = yaml
+            .lines()
+            .position(|l| l == extra.trim_end())
+            .expect("the line is in the file")
+            + 1;
+        assert!(
+            stderr.contains(&format!("agent.yml:{line}:"))
+                && stderr.contains(&format!("`{key}`"))
+                && stderr.contains(says),
+            "{extra}: {stderr}"
+        );
+    }
+}
