@@ -474,3 +474,168 @@ fn pause_resume_abort_and_undo_from_a_second_client_and_not_by_a_viewer() {
     find("rollout.undo", "admin");
     assert_eq!(find("rollout.abort", "vera")["result"], "failed");
 }
+
+/// `cdnctl rollout status [ID] -o json`, parsed.
+fn status_json(fleet: &Fleet, id: Option<u64>) -> Value {
+    let id = id.map(|i| i.to_string());
+    let mut args = vec!["rollout", "status"];
+    if let Some(i) = &id {
+        args.push(i);
+    }
+    args.extend(["-o", "json"]);
+    let out = fleet.ctl(&args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+/// The standard test agent.yml of `name` with `extra` lines in its
+/// `config:` section.
+fn agent_with(fleet: &Fleet, name: &str, extra: &str) -> String {
+    cdn_tests::agent_yml(fleet.dir.path(), name, &fleet.master_addr()).replace(
+        "  min_free_bytes: 0\n",
+        &format!("  min_free_bytes: 0\n{extra}"),
+    )
+}
+
+#[test]
+fn a_health_check_failing_on_the_canary_halts_and_puts_it_back() {
+    let mut fleet = Fleet::start_with(METRICS, 0);
+    // Healthy while there is no file yet, or when the file says so.
+    let check = r#"test ! -e "$CDN_CONFIG_PATH" || grep -q healthy "$CDN_CONFIG_PATH" || { echo "no healthy marker in v$CDN_CONFIG_VERSION" >&2; exit 3; }"#;
+    for n in names(5) {
+        let yaml = agent_with(
+            &fleet,
+            &n,
+            &format!(
+                "  health_command: '{}'\n  health_interval: 1s\n",
+                check.replace('\'', "''")
+            ),
+        );
+        fleet.add_agent_with(&n, &n, &yaml);
+    }
+    for n in names(5) {
+        fleet.wait_status(&n, "online");
+    }
+    plain_push(&fleet, "healthy: 1\n");
+    let bad = write(fleet.dir.path(), "bad.yml", "broken: 1\n");
+    let out = fleet.ctl([
+        "config", "push", &bad, "--canary", "1", "--waves", "100%", "--bake", "2s",
+    ]);
+    // The push follows the rollout to its end and fails with its reason.
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("health check failed") && out.stderr.contains("agent-1"),
+        "{}",
+        out.stderr
+    );
+    let r = status_json(&fleet, None);
+    assert_eq!(r["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["version"], 2);
+    assert_eq!(r["waves"][0]["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["waves"][0]["nodes"][0]["node"], "agent-1");
+    assert_eq!(r["waves"][0]["nodes"][0]["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["waves"][0]["nodes"][0]["previous_version"], 1);
+    assert_eq!(r["waves"][1]["state"], "pending", "{r:#}");
+    for n in r["waves"][1]["nodes"].as_array().unwrap() {
+        assert_eq!(n["state"], "waiting", "{n}");
+    }
+    let health = r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "health")
+        .unwrap_or_else(|| panic!("no health reading: {r:#}"));
+    assert_eq!(health["passed"], false);
+    assert!(
+        health["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no healthy marker in v2"),
+        "{health}"
+    );
+    // The canary is back on version 1, file and all; no other node ever
+    // had version 2 desired or on disk.
+    wait_for("agent-1 back on version 1", || {
+        (file_of(&fleet, "agent-1").as_deref() == Some("healthy: 1\n")).then_some(())
+    });
+    wait_for("every node in sync on version 1", || {
+        let s = config_status(&fleet);
+        s.iter()
+            .all(|n| n["desired_version"] == 1 && n["applied_version"] == 1)
+            .then_some(())
+    });
+    for n in names(5).iter().skip(1) {
+        assert_eq!(file_of(&fleet, n).as_deref(), Some("healthy: 1\n"), "{n}");
+        let log = std::fs::read_to_string(fleet.dir.path().join(format!("{n}.log"))).unwrap();
+        assert!(!log.contains("version=2"), "{n} saw version 2:\n{log}");
+    }
+    let metrics = fleet.master.metrics_text();
+    assert!(
+        metrics.contains("cdn_rollout_halts_total{reason=\"health\"} 1"),
+        "{metrics}"
+    );
+    let halts: Vec<Value> = events_json(&fleet)
+        .into_iter()
+        .filter(|e| e["kind"] == "rollout.halt")
+        .collect();
+    assert_eq!(halts.len(), 1, "{halts:#?}");
+    assert!(
+        halts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("agent-1: health check failed"),
+        "{halts:#?}"
+    );
+}
+
+#[test]
+fn a_master_killed_mid_rollout_resumes_it_from_its_wave() {
+    let mut fleet = Fleet::start(6);
+    plain_push(&fleet, "v: 1\n");
+    let file = write(fleet.dir.path(), "v2.yml", "v: 2\n");
+    let out = fleet.ctl([
+        "config", "push", &file, "--canary", "1", "--waves", "50%,100%", "--bake", "2s", "--detach",
+    ]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    // Killed while the second wave bakes: the canary has passed.
+    let before = wait_for("wave 2 baking", || {
+        let r = status_json(&fleet, None);
+        (r["waves"][1]["state"] == "baking").then_some(r)
+    });
+    assert_eq!(before["waves"][0]["state"], "passed");
+    let id = before["id"].as_u64().unwrap();
+    fleet.master.kill();
+    fleet.master.restart();
+    let after = wait_for("the rollout to succeed after the restart", || {
+        let r = status_json(&fleet, Some(id));
+        (r["state"] == "succeeded").then_some(r)
+    });
+    for w in after["waves"].as_array().unwrap() {
+        assert_eq!(w["state"], "passed", "{after:#}");
+        for n in w["nodes"].as_array().unwrap() {
+            assert_eq!(n["state"], "applied", "{n}");
+        }
+    }
+    for n in names(6) {
+        assert_eq!(file_of(&fleet, &n).as_deref(), Some("v: 2\n"), "{n}");
+    }
+    // Nodes of the waves that had applied before the kill were not sent
+    // the version again.
+    for w in &before["waves"].as_array().unwrap()[..2] {
+        for n in w["nodes"].as_array().unwrap() {
+            let name = n["node"].as_str().unwrap();
+            let log =
+                std::fs::read_to_string(fleet.dir.path().join(format!("{name}.log"))).unwrap();
+            assert_eq!(
+                log.matches("config applied version=2").count(),
+                1,
+                "{name}:\n{log}"
+            );
+        }
+    }
+    // The fleet's version moved at the end: a new node gets version 2.
+    fleet.add_agent("agent-7");
+    wait_for("agent-7 on version 2", || {
+        (file_of(&fleet, "agent-7").as_deref() == Some("v: 2\n")).then_some(())
+    });
+}

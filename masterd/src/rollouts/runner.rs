@@ -590,6 +590,55 @@ impl Runner {
         // restarted) is given the liveness window to come back.
         let grace = self.started.elapsed() < registry.liveness().offline_after;
         self.undecided = false;
+        // Health: a node's check of this version must pass (the agent runs
+        // it after the reload and on its interval).
+        let version = self.rec.version;
+        let mut sick = Vec::new();
+        let mut checked = 0usize;
+        for wave in &mut self.rec.waves[..=w] {
+            for n in &mut wave.nodes {
+                if n.state != NodePhase::Applied {
+                    continue;
+                }
+                let Some(h) = registry.health(&n.node) else {
+                    continue;
+                };
+                if h.version != Some(version) {
+                    continue;
+                }
+                checked += 1;
+                if !h.ok {
+                    n.state = NodePhase::Failed;
+                    n.reason = format!("health check failed: {}", h.detail);
+                    sick.push(format!("{}: {}", n.node, h.detail));
+                }
+            }
+        }
+        if checked > 0 {
+            self.reading(GateRecord {
+                gate: "health".into(),
+                wave: w as u32,
+                passed: sick.is_empty(),
+                value: None,
+                detail: if sick.is_empty() {
+                    format!("{checked} node(s) pass their health check")
+                } else {
+                    sick.join("; ")
+                },
+                time_ms: now_ms,
+            });
+        }
+        if !sick.is_empty() {
+            self.decide(
+                "rollout.gate",
+                format!("wave {}: health failed: {}", w + 1, sick.join("; ")),
+                false,
+            )
+            .await;
+            if let Some(why) = self.too_many_failed() {
+                return Some(("health", why));
+            }
+        }
         // Node state: every node updated so far must stay online.
         let mut bad = Vec::new();
         for wave in &mut self.rec.waves[..=w] {
