@@ -340,12 +340,17 @@ impl Applier {
                     let _ = reply.send(failed.clone()).await;
                     continue;
                 }
+                if let Some(checker) = &worker.health {
+                    checker.hold().await;
+                }
                 let (mut outcome, keep) = worker.apply(req).await;
                 // Before the master hears of the apply: it gates on this.
-                if let Some(checker) = &worker.health
-                    && outcome.result.is_ok()
-                {
-                    outcome.health = Some(checker.check_after_apply(outcome.version).await);
+                if let Some(checker) = &worker.health {
+                    if outcome.result.is_ok() {
+                        outcome.health = Some(checker.check_after_apply(outcome.version).await);
+                    } else {
+                        checker.release().await;
+                    }
                 }
                 last_failure = outcome
                     .result
@@ -1087,5 +1092,41 @@ mod tests {
         r.hash = "0".repeat(64);
         let e = run(&a, r).await.result.unwrap_err().to_string();
         assert!(e.contains("does not match its hash"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_outcome_of_a_successful_apply_carries_the_health_after_the_reload() {
+        use crate::health::Verdict;
+        let dir = tempfile::tempdir().unwrap();
+        let mut agent = crate::config::AgentConfig {
+            config: cfg(dir.path()),
+            ..Default::default()
+        };
+        agent.config.reload_command =
+            Some("grep -q fails \"$CDN_CONFIG_PATH\" && exit 5; true".into());
+        agent.config.health_command =
+            Some("grep -q healthy \"$CDN_CONFIG_PATH\" || { echo sick >&2; exit 2; }".into());
+        agent.config.health_interval = Duration::from_secs(3600);
+        let (_tx, live) = tokio::sync::watch::channel(Arc::new(agent));
+        let a = Applier::start_with_health(
+            live,
+            CancellationToken::new(),
+            &tokio_util::task::TaskTracker::new(),
+        );
+        let ok = run(&a, req(1, "healthy: yes\n")).await;
+        let h = ok.health.expect("health with the ack");
+        assert_eq!((h.verdict, h.version), (Verdict::Ok, Version::new(1)));
+        let sick = run(&a, req(2, "status: broken\n")).await;
+        sick.result.unwrap();
+        let h = sick.health.expect("health with the ack");
+        assert_eq!(h.verdict, Verdict::Failing("exit 2: sick".into()));
+        assert_eq!(h.version, Version::new(2));
+        // A failed apply carries none: the node did not change.
+        let failed = run(&a, req(3, "fails: yes\n")).await;
+        assert!(failed.result.is_err() && failed.health.is_none());
+        assert_eq!(
+            a.health().borrow().verdict,
+            Verdict::Failing("exit 2: sick".into())
+        );
     }
 }

@@ -113,10 +113,22 @@ pub fn describe(e: &HookError) -> String {
     }
 }
 
+/// What the applier asks of the owner task.
+enum Request {
+    /// An apply starts: no periodic check until it is over (a check
+    /// running now finishes first, then the reply goes), so no check sees
+    /// a file half reloaded.
+    Hold(oneshot::Sender<()>),
+    /// The apply failed (the previous file is back): periodic checks go on.
+    Release,
+    /// The apply of this version succeeded: check now, then go on.
+    Check(Version, oneshot::Sender<HealthResult>),
+}
+
 /// Asks the owner task for checks; cheap to clone.
 #[derive(Clone)]
 pub struct HealthChecker {
-    requests: mpsc::Sender<(Option<Version>, oneshot::Sender<HealthResult>)>,
+    requests: mpsc::Sender<Request>,
     latest: watch::Receiver<HealthResult>,
 }
 
@@ -144,11 +156,31 @@ impl HealthChecker {
         Self { requests, latest }
     }
 
+    /// An apply starts: returns once no check runs, and none starts until
+    /// [`HealthChecker::check_after_apply`] or [`HealthChecker::release`].
+    pub async fn hold(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::Hold(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The apply failed: periodic checks go on.
+    pub async fn release(&self) {
+        let _ = self.requests.send(Request::Release).await;
+    }
+
     /// Runs the check now for `version`, just applied, and returns its
-    /// result (also published). A stopped checker says there is no check.
+    /// result (also published); periodic checks go on after it. A stopped
+    /// checker says there is no check.
     pub async fn check_after_apply(&self, version: Version) -> HealthResult {
         let (tx, rx) = oneshot::channel();
-        if self.requests.send((Some(version), tx)).await.is_err() {
+        if self
+            .requests
+            .send(Request::Check(version, tx))
+            .await
+            .is_err()
+        {
             return HealthResult::none();
         }
         rx.await.unwrap_or_else(|_| HealthResult::none())
@@ -187,28 +219,32 @@ impl Settings {
 }
 
 impl Owner {
-    async fn run(
-        mut self,
-        mut requests: mpsc::Receiver<(Option<Version>, oneshot::Sender<HealthResult>)>,
-        stop: CancellationToken,
-    ) {
+    async fn run(mut self, mut requests: mpsc::Receiver<Request>, stop: CancellationToken) {
         let mut settings = Settings::of(&self.live.borrow_and_update().config);
         let mut live_open = true;
+        // An apply is under way: no periodic check.
+        let mut held = false;
         // The first check at once.
         let mut next = Instant::now();
         loop {
-            let periodic = settings.command.is_some();
+            let periodic = settings.command.is_some() && !held;
             tokio::select! {
                 _ = stop.cancelled() => return,
-                req = requests.recv() => {
-                    let Some((version, reply)) = req else { return };
-                    if version.is_some() {
-                        self.version = version;
+                req = requests.recv() => match req {
+                    None => return,
+                    Some(Request::Hold(reply)) => {
+                        held = true;
+                        let _ = reply.send(());
                     }
-                    let Some(result) = self.check(&settings, &stop).await else { return };
-                    let _ = reply.send(result);
-                    next = Instant::now() + settings.interval;
-                }
+                    Some(Request::Release) => held = false,
+                    Some(Request::Check(version, reply)) => {
+                        held = false;
+                        self.version = Some(version);
+                        let Some(result) = self.check(&settings, &stop).await else { return };
+                        let _ = reply.send(result);
+                        next = Instant::now() + settings.interval;
+                    }
+                },
                 _ = tokio::time::sleep_until(next), if periodic => {
                     if self.check(&settings, &stop).await.is_none() {
                         return;

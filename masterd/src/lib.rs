@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod offers;
 pub mod offline;
 pub mod pki;
+pub mod promgate;
 pub mod recording;
 pub mod reflection;
 pub mod registry;

@@ -25,8 +25,9 @@ pub use etcd::{
     etcd_binary, etcd_store_yml, http_get, http_post,
 };
 pub use prometheus::{
-    HttpAnswer, PROMETHEUS_MISSING, PROMTOOL_MISSING, PrometheusServer, ToolOutput,
+    HttpAnswer, PROMETHEUS_MISSING, PROMTOOL_MISSING, PrometheusServer, TextExporter, ToolOutput,
     deploy_prometheus_dir, http_get_with, prometheus_or_skip, promtool, promtool_or_skip,
+    scrape_config,
 };
 
 use std::collections::{BTreeSet, HashMap};

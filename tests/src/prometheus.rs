@@ -257,4 +257,100 @@ impl PrometheusServer {
     pub fn log_text(&self) -> String {
         self.proc.log_text()
     }
+
+    /// Kills it (SIGKILL) and waits until it is gone: its port refuses
+    /// connections from now on.
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+}
+
+/// A tiny HTTP/1.1 server on a free loopback port serving `/metrics` with
+/// the text a test sets ([`TextExporter::set`]): an exporter whose values
+/// the test controls, for a real Prometheus to scrape. Other paths answer
+/// 404. Its thread ends with the process.
+pub struct TextExporter {
+    addr: SocketAddr,
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl TextExporter {
+    /// Starts serving an empty exposition.
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the exporter");
+        let addr = listener.local_addr().expect("exporter address");
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let served = std::sync::Arc::clone(&text);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let served = std::sync::Arc::clone(&served);
+                std::thread::spawn(move || serve_exposition(conn, &served));
+            }
+        });
+        Self { addr, text }
+    }
+
+    /// What `/metrics` answers from now on (Prometheus text format 0.0.4).
+    pub fn set(&self, text: &str) {
+        *self.text.lock().unwrap_or_else(|p| p.into_inner()) = text.to_string();
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Answers the requests of one connection (keep-alive, as Prometheus
+/// scrapes) until the peer closes it.
+fn serve_exposition(conn: TcpStream, text: &std::sync::Mutex<String>) {
+    use std::io::BufRead;
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+    let Ok(mut writer) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = std::io::BufReader::new(conn);
+    loop {
+        let mut request_line = String::new();
+        match reader.read_line(&mut request_line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        // Headers, up to the blank line.
+        loop {
+            let mut header = String::new();
+            match reader.read_line(&mut header) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if header == "\r\n" || header == "\n" => break,
+                Ok(_) => {}
+            }
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or("");
+        let (status, body) = if path == "/metrics" || path.starts_with("/metrics?") {
+            (
+                "200 OK",
+                text.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            )
+        } else {
+            ("404 Not Found", "not found\n".to_string())
+        };
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A prometheus.yml scraping `targets` every `interval` (`"1s"`) under the
+/// job name `edge`, for [`PrometheusServer::start`].
+pub fn scrape_config(targets: &[SocketAddr], interval: &str) -> String {
+    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n  - job_name: edge\n    scrape_interval: {interval}\n    scrape_timeout: {interval}\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    )
 }

@@ -302,3 +302,154 @@ fn bad_health_settings_are_refused_at_start_naming_file_line_and_key() {
         );
     }
 }
+
+/// The Prometheus gate client against a real Prometheus scraping an
+/// exporter the test controls.
+mod prometheus_gate {
+    use std::time::Duration;
+
+    use cdn_tests::{PrometheusServer, TextExporter, require_prometheus, scrape_config, wait_for};
+    use masterd::promgate::{GateContext, GateOutcome, PromClient, PromGate};
+
+    const GATE: &str = r#"edge_error_ratio{job="edge", node=~"{{nodes}}"} < 0.5"#;
+
+    fn read(
+        rt: &tokio::runtime::Runtime,
+        client: &PromClient,
+        gate: &PromGate,
+        nodes: &[&str],
+    ) -> GateOutcome {
+        let nodes: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        rt.block_on(client.read(
+            gate,
+            &GateContext {
+                nodes: &nodes,
+                wave: 1,
+                version: 7,
+            },
+        ))
+    }
+
+    #[test]
+    fn a_gate_passes_fails_with_the_value_and_fails_closed_when_prometheus_is_gone() {
+        let bin = require_prometheus!();
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let exporter = TextExporter::start();
+        exporter.set(
+            "# TYPE edge_error_ratio gauge\n\
+             edge_error_ratio{node=\"agent-1\"} 0.01\n\
+             edge_error_ratio{node=\"agent-2\"} 0.02\n\
+             edge_error_ratio{node=\"agent-3\"} 0.9\n",
+        );
+        let mut prometheus =
+            PrometheusServer::start(&bin, &scrape_config(&[exporter.addr()], "1s"));
+        let client = PromClient::new(
+            &format!("http://{}", prometheus.addr),
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let gate: PromGate = GATE.parse().expect("gate");
+
+        // The first two nodes are fine; {{nodes}} leaves agent-3 out.
+        let first = wait_for("the first scrape", || {
+            let o = read(&rt, &client, &gate, &["agent-1", "agent-2"]);
+            (!o.detail.starts_with("no data")).then_some(o)
+        });
+        assert!(first.passed, "{first:?}\n{}", prometheus.log_text());
+        assert_eq!(first.value, Some(0.02));
+        assert!(
+            first.detail.contains("node=\"agent-2\""),
+            "{}",
+            first.detail
+        );
+        assert!(
+            first.detail.contains("worst of 2 series"),
+            "{}",
+            first.detail
+        );
+
+        // With agent-3 in the wave its series fails the gate.
+        let all = read(&rt, &client, &gate, &["agent-1", "agent-2", "agent-3"]);
+        assert!(!all.passed, "{all:?}");
+        assert_eq!(all.value, Some(0.9));
+        assert!(
+            all.detail.contains("0.9") && all.detail.contains("agent-3"),
+            "{}",
+            all.detail
+        );
+
+        // The exporter's value goes up: the gate fails, with the value.
+        exporter.set(
+            "edge_error_ratio{node=\"agent-1\"} 0.01\n\
+             edge_error_ratio{node=\"agent-2\"} 0.75\n\
+             edge_error_ratio{node=\"agent-3\"} 0.9\n",
+        );
+        let failed = wait_for("the new value scraped", || {
+            let o = read(&rt, &client, &gate, &["agent-1", "agent-2"]);
+            (!o.passed).then_some(o)
+        });
+        assert_eq!(failed.value, Some(0.75), "{failed:?}");
+        assert!(
+            failed.detail.starts_with("0.75 on {") && failed.detail.contains("is not < 0.5"),
+            "{}",
+            failed.detail
+        );
+
+        // A node with no series: no data fails the gate.
+        let none = read(&rt, &client, &gate, &["agent-9"]);
+        assert!(!none.passed && none.value.is_none(), "{none:?}");
+        assert!(
+            none.detail.starts_with("no data for `edge_error_ratio{"),
+            "{}",
+            none.detail
+        );
+
+        // A query Prometheus refuses fails with its reason.
+        let bad: PromGate = "no_such_function(edge_error_ratio) < 1"
+            .parse()
+            .expect("gate");
+        let refused = read(&rt, &client, &bad, &[]);
+        assert!(!refused.passed, "{refused:?}");
+        assert!(
+            refused.detail.contains("refused the query") && refused.detail.contains("bad_data"),
+            "{}",
+            refused.detail
+        );
+
+        // Prometheus gone: the gate fails closed, saying so.
+        prometheus.kill();
+        let gone = read(&rt, &client, &gate, &["agent-1"]);
+        assert!(!gone.passed && gone.value.is_none(), "{gone:?}");
+        assert!(
+            gone.detail.contains("unreachable") && gone.detail.contains("refused"),
+            "{}",
+            gone.detail
+        );
+    }
+
+    #[test]
+    fn a_prometheus_that_never_answers_fails_the_gate_at_the_timeout() {
+        // Accepts connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let held = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            for c in listener.incoming().take(1) {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_secs(10));
+            drop(conns);
+        });
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let client =
+            PromClient::new(&format!("http://{addr}"), Duration::from_millis(500)).expect("client");
+        let gate: PromGate = GATE.parse().expect("gate");
+        let o = read(&rt, &client, &gate, &["agent-1"]);
+        assert!(!o.passed && o.value.is_none(), "{o:?}");
+        assert_eq!(
+            o.detail,
+            format!("Prometheus at http://{addr} did not answer within 500ms")
+        );
+        drop(held);
+    }
+}
