@@ -639,3 +639,93 @@ fn a_master_killed_mid_rollout_resumes_it_from_its_wave() {
         (file_of(&fleet, "agent-7").as_deref() == Some("v: 2\n")).then_some(())
     });
 }
+
+#[test]
+fn a_prometheus_gate_failing_in_wave_two_rolls_back_waves_one_and_two_only() {
+    let prometheus = cdn_tests::require_prometheus!();
+    let exporter = cdn_tests::TextExporter::start();
+    // agent-2 (in wave 2) serves errors; everyone else none.
+    let mut text = String::from("# HELP edge_errors Errors.\n# TYPE edge_errors gauge\n");
+    for n in names(6) {
+        let v = if n == "agent-2" { 5 } else { 0 };
+        text.push_str(&format!("edge_errors{{node=\"{n}\"}} {v}\n"));
+    }
+    exporter.set(&text);
+    let server = cdn_tests::PrometheusServer::start(
+        &prometheus,
+        &cdn_tests::scrape_config(&[exporter.addr()], "1s"),
+    );
+    wait_for("Prometheus to have scraped the exporter", || {
+        server
+            .query("edge_errors")
+            .filter(|r| r.len() == 6)
+            .map(|_| ())
+    });
+    let fleet = Fleet::start_with(
+        &format!(
+            "{METRICS}rollout:\n  prometheus:\n    url: http://{}\n  gate_interval: 200ms\n",
+            server.addr
+        ),
+        6,
+    );
+    plain_push(&fleet, "v: 1\n");
+    let file = write(fleet.dir.path(), "v2.yml", "v: 2\n");
+    let gate = r#"edge_errors{node=~"{{nodes}}"} < 1"#;
+    let out = fleet.ctl([
+        "config", "push", &file, "--canary", "1", "--waves", "50%,100%", "--bake", "1s", "--gate",
+        gate,
+    ]);
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("edge_errors"), "{}", out.stderr);
+    let r = status_json(&fleet, None);
+    assert_eq!(r["state"], "rolled_back", "{r:#}");
+    let wave_nodes = |i: usize| -> Vec<String> {
+        r["waves"][i]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(wave_nodes(0), ["agent-1"]);
+    assert_eq!(wave_nodes(1), ["agent-2", "agent-3"]);
+    assert_eq!(wave_nodes(2), ["agent-4", "agent-5", "agent-6"]);
+    assert_eq!(r["waves"][0]["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["waves"][1]["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["waves"][2]["state"], "pending", "{r:#}");
+    // The gate passed for the canary and failed with agent-2's value.
+    let readings: Vec<&Value> = r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["gate"] == gate)
+        .collect();
+    let of_wave = |w: u64| {
+        readings
+            .iter()
+            .find(|g| g["wave"] == w)
+            .unwrap_or_else(|| panic!("no reading of wave {w}: {r:#}"))
+    };
+    assert_eq!(of_wave(0)["passed"], true, "{r:#}");
+    assert_eq!(of_wave(1)["passed"], false, "{r:#}");
+    assert_eq!(of_wave(1)["value"], 5.0, "{r:#}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("wave 2 failed"),
+        "{r:#}"
+    );
+    for n in ["agent-1", "agent-2", "agent-3"] {
+        wait_for(&format!("{n} back on version 1"), || {
+            (file_of(&fleet, n).as_deref() == Some("v: 1\n")).then_some(())
+        });
+    }
+    for n in ["agent-4", "agent-5", "agent-6"] {
+        assert_eq!(file_of(&fleet, n).as_deref(), Some("v: 1\n"), "{n}");
+        let log = std::fs::read_to_string(fleet.dir.path().join(format!("{n}.log"))).unwrap();
+        assert!(!log.contains("version=2"), "{n} saw version 2:\n{log}");
+    }
+    let metrics = fleet.master.metrics_text();
+    assert!(
+        metrics.contains("cdn_rollout_halts_total{reason=\"prometheus\"} 1"),
+        "{metrics}"
+    );
+}

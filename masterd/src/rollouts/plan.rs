@@ -94,18 +94,9 @@ impl Size {
 
 /// Checks `gate` reads as "QUERY OP NUMBER".
 pub fn check_gate(gate: &str) -> Result<(), BadStrategy> {
-    let mut words = gate.trim().rsplitn(3, char::is_whitespace);
-    let (number, op, query) = (words.next(), words.next(), words.next());
-    let ok = number.is_some_and(|n| n.parse::<f64>().is_ok_and(|n| !n.is_nan()))
-        && op.is_some_and(|o| ["<", "<=", ">", ">=", "==", "!="].contains(&o))
-        && query.is_some_and(|q| !q.trim().is_empty());
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "gate {gate:?} is not \"QUERY OP NUMBER\" (OP one of < <= > >= == !=)"
-        )))
-    }
+    gate.parse::<crate::promgate::PromGate>()
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// The stored strategy and the waves of rolling `strategy` out to
@@ -362,6 +353,16 @@ mod tests {
             ..Default::default()
         };
         assert!(e(gated).contains("set rollout.prometheus.url"));
+        let with_prometheus = Settings {
+            prometheus: true,
+            ..SETTINGS
+        };
+        let bad_gate = RolloutStrategy {
+            gates: vec!["rate(errors[1m])".into()],
+            ..Default::default()
+        };
+        let e = plan(&bad_gate, targets(2), &with_prometheus).unwrap_err();
+        assert!(e.to_string().contains("no comparison"), "{e}");
         assert_eq!(
             plan(&strategy(1, &[]), Vec::new(), &SETTINGS)
                 .unwrap_err()

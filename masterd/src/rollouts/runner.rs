@@ -692,6 +692,56 @@ impl Runner {
         if let Some(why) = self.too_many_failed() {
             return Some(("node_state", why));
         }
+        // Prometheus: every gate over the nodes updated so far.
+        if self.rec.strategy.gates.is_empty() {
+            return None;
+        }
+        let settings = self.rollouts.settings();
+        let client = match crate::promgate::PromClient::new(
+            &settings.prometheus.url,
+            settings.prometheus.timeout,
+        ) {
+            Ok(c) => c,
+            Err(e) => return Some(("prometheus", format!("cannot read the gates: {e}"))),
+        };
+        let updated: Vec<String> = self.rec.waves[..=w]
+            .iter()
+            .flat_map(|w| w.nodes.iter())
+            .filter(|n| n.state == NodePhase::Applied)
+            .map(|n| n.node.clone())
+            .collect();
+        let ctx = crate::promgate::GateContext {
+            nodes: &updated,
+            wave: w as u32,
+            version: version.get(),
+        };
+        let mut failed = None;
+        for text in self.rec.strategy.gates.clone() {
+            let outcome = match text.parse::<crate::promgate::PromGate>() {
+                Ok(gate) => client.read(&gate, &ctx).await,
+                Err(e) => crate::promgate::GateOutcome {
+                    passed: false,
+                    value: None,
+                    detail: e.to_string(),
+                },
+            };
+            self.reading(GateRecord {
+                gate: text.clone(),
+                wave: w as u32,
+                passed: outcome.passed,
+                value: outcome.value,
+                detail: outcome.detail.clone(),
+                time_ms: cdn_common::unix_millis_now(),
+            });
+            if !outcome.passed && failed.is_none() {
+                failed = Some(format!("gate `{text}` failed: {}", outcome.detail));
+            }
+        }
+        if let Some(why) = failed {
+            self.decide("rollout.gate", format!("wave {}: {why}", w + 1), false)
+                .await;
+            return Some(("prometheus", why));
+        }
         None
     }
 
