@@ -796,8 +796,9 @@ impl Runner {
         }
         self.rec.state = RolloutPhase::Succeeded;
         self.rec.reason = String::new();
-        self.save().await;
         let n = self.rec.nodes().count();
+        // Decided before it is published: the push that follows it ends
+        // (and is audited) once it sees the end.
         self.decide(
             "rollout.done",
             format!(
@@ -808,6 +809,7 @@ impl Runner {
             true,
         )
         .await;
+        self.save().await;
     }
 
     /// Puts every node this rollout updated (or tried to) back on the
@@ -922,7 +924,6 @@ impl Runner {
         } else {
             RolloutPhase::RolledBack
         };
-        self.save().await;
         self.decide(
             "rollout.rollback",
             format!(
@@ -933,5 +934,6 @@ impl Runner {
             failed.is_empty(),
         )
         .await;
+        self.save().await;
     }
 }
