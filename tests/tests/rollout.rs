@@ -109,23 +109,6 @@ async fn get(c: &mut AdminServiceClient<Channel>, id: u64) -> RolloutInfo {
         .into_inner()
 }
 
-/// Waits until rollout `id` satisfies `done`.
-async fn wait_rollout(
-    c: &mut AdminServiceClient<Channel>,
-    id: u64,
-    what: &str,
-    done: impl Fn(&RolloutInfo) -> bool,
-) -> RolloutInfo {
-    for _ in 0..1200 {
-        let r = get(c, id).await;
-        if done(&r) {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("rollout {id} never {what}: {:#?}", get(c, id).await);
-}
-
 fn state(r: &RolloutInfo) -> RolloutState {
     RolloutState::try_from(r.state).unwrap()
 }
@@ -381,98 +364,118 @@ fn bad_strategies_and_overlapping_rollouts_are_refused() {
 }
 
 #[test]
-fn pause_resume_abort_and_undo_from_a_second_client_and_not_by_a_viewer() {
+fn pause_resume_abort_and_undo_from_a_second_cdnctl_and_not_by_a_viewer() {
     let fleet = Fleet::start(4);
     plain_push(&fleet, "v: 1\n");
     let viewer = fleet.master.add_user("vera", "viewer");
-    runtime().block_on(async {
-        let mut c = admin(&fleet.master).await;
-        let mut second = admin(&fleet.master).await;
-        let mut v = admin_as(&fleet.master, &viewer).await;
-        // One node per wave, a long pause between waves.
-        let s = strategy(1, &["2", "3", "4"], 60_000, 0);
-        let ev = push(&mut c, "v: 2\n", &[], s, true).await.unwrap();
-        let id = rollouts(&ev)[0].id;
-        let r = wait_rollout(&mut second, id, "waited before wave 2", |r| {
-            r.next_wave_ms > 0 && r.waves[0].state == RolloutWaveState::Passed as i32
-        })
-        .await;
-        assert_eq!(r.current_wave, 0);
-        let control = |action: RolloutAction, reason: &str| ControlRolloutRequest {
-            id,
-            action: action as i32,
-            reason: reason.into(),
-        };
-        // A viewer may look but not act.
-        for a in [
-            RolloutAction::Pause,
-            RolloutAction::Resume,
-            RolloutAction::Abort,
-            RolloutAction::Undo,
-        ] {
-            let e = v.control_rollout(control(a, "")).await.unwrap_err();
-            assert_eq!(e.code(), Code::PermissionDenied, "{a:?}: {e}");
-        }
-        assert_eq!(get(&mut v, id).await.id, id);
-        let r = second
-            .control_rollout(control(RolloutAction::Pause, "looking at graphs"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(state(&r), RolloutState::Paused);
-        assert!(
-            r.reason.contains("by admin: looking at graphs"),
-            "{}",
-            r.reason
-        );
-        // Resume ends the wait at once? No: the pause between waves is the
-        // strategy's; resuming a paused rollout goes on with it. Undo puts
-        // the canary back and ends it.
-        let r = second
-            .control_rollout(control(RolloutAction::Resume, ""))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(state(&r), RolloutState::Running);
-        let r = second
-            .control_rollout(control(RolloutAction::Undo, "not today"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(state(&r), RolloutState::RollingBack);
-        let r = wait_rollout(&mut c, id, "undone", |r| state(r) == RolloutState::Undone).await;
-        assert_eq!(r.waves[0].state, RolloutWaveState::RolledBack as i32);
-        assert_eq!(r.waves[1].state, RolloutWaveState::Pending as i32);
-        assert_eq!(
-            r.waves[0].nodes[0].state,
-            RolloutNodeState::RolledBack as i32
-        );
+    let as_viewer = |args: &[&str]| {
+        let mut all = vec![
+            "--master".to_string(),
+            fleet.master.admin_addr.to_string(),
+            "--credential".to_string(),
+            viewer.display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        cdn_tests::ctl_bare(all)
+    };
+    // One node per wave, a long pause between waves; the push is left
+    // running in the background as an operator would.
+    let file = write(fleet.dir.path(), "v2.yml", "v: 2\n");
+    let out = fleet.ctl([
+        "config", "push", &file, "--canary", "1", "--waves", "2,3,4", "--pause", "60s", "--detach",
+    ]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let r = wait_for("the pause before wave 2", || {
+        let r = status_json(&fleet, None);
+        (r["next_wave_ms"].as_i64().unwrap_or(0) > 0 && r["waves"][0]["state"] == "passed")
+            .then_some(r)
     });
+    let id = r["id"].as_u64().unwrap().to_string();
+    assert_eq!(r["current_wave"], 0);
+    // A viewer may look but not act.
+    for verb in ["pause", "resume", "abort", "undo"] {
+        let out = as_viewer(&["rollout", verb, &id]);
+        assert_eq!(out.code, Some(1), "{verb}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("permission denied"),
+            "{verb}: {}",
+            out.stderr
+        );
+    }
+    let out = as_viewer(&["rollout", "status", &id, "-o", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // A second cdnctl pauses it, resumes it, then undoes it.
+    let out = fleet.ctl(["rollout", "pause", &id, "--reason", "looking at graphs"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = status_json(&fleet, Some(id.parse().unwrap()));
+    assert_eq!(r["state"], "paused", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("by admin: looking at graphs"),
+        "{r:#}"
+    );
+    // Pausing twice is no error; resuming goes on with the strategy.
+    assert_eq!(fleet.ctl(["rollout", "pause", &id]).code, Some(0));
+    let out = fleet.ctl(["rollout", "resume", &id]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(status_json(&fleet, None)["state"], "running");
+    let out = fleet.ctl(["rollout", "undo", &id, "--reason", "not today"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = wait_for("the rollout undone", || {
+        let r = status_json(&fleet, None);
+        (r["state"] == "undone").then_some(r)
+    });
+    assert_eq!(r["waves"][0]["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["waves"][0]["nodes"][0]["state"], "rolled_back", "{r:#}");
+    assert_eq!(r["waves"][1]["state"], "pending", "{r:#}");
     wait_for("agent-1 back on version 1", || {
         (file_of(&fleet, "agent-1").as_deref() == Some("v: 1\n")).then_some(())
     });
     for n in ["agent-2", "agent-3", "agent-4"] {
         assert_eq!(file_of(&fleet, n).as_deref(), Some("v: 1\n"), "{n}");
     }
+    // An ended rollout has nothing left to abort.
+    let out = fleet.ctl(["rollout", "abort", &id]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("has ended (undone)"), "{}", out.stderr);
+
+    // A succeeded rollout can be undone too: every node goes back.
+    let out = fleet.ctl(["config", "push", &file, "--canary", "1", "--waves", "100%"]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let done = status_json(&fleet, None);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let out = fleet.ctl(["rollout", "undo"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    wait_for("the succeeded rollout undone", || {
+        (status_json(&fleet, None)["state"] == "undone").then_some(())
+    });
+    for n in names(4) {
+        wait_for(&format!("{n} back on version 1"), || {
+            (file_of(&fleet, &n).as_deref() == Some("v: 1\n")).then_some(())
+        });
+    }
+
     // Every control is in the audit log with who and why.
-    let out = fleet.ctl(["audit", "-o", "json", "--limit", "200"]);
+    let out = fleet.ctl(["audit", "-o", "json", "--limit", "500"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let audit: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
-    let find = |action: &str, user: &str| {
+    let find = |action: &str, user: &str, words: &str| {
         audit
             .iter()
-            .find(|e| e["action"] == action && e["user"] == user)
-            .unwrap_or_else(|| panic!("no {action} by {user}: {audit:#?}"))
+            .find(|e| {
+                e["action"] == action
+                    && e["user"] == user
+                    && e["detail"].as_str().unwrap_or_default().contains(words)
+            })
+            .unwrap_or_else(|| panic!("no {action} by {user} with {words:?}: {audit:#?}"))
             .clone()
     };
-    assert!(
-        find("rollout.pause", "admin")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("looking at graphs")
-    );
-    find("rollout.undo", "admin");
-    assert_eq!(find("rollout.abort", "vera")["result"], "failed");
+    find("rollout.pause", "admin", "looking at graphs");
+    find("rollout.undo", "admin", "not today");
+    find("rollout.resume", "admin", "now running");
+    assert_eq!(find("rollout.abort", "vera", "")["result"], "failed");
 }
 
 /// `cdnctl rollout status [ID] -o json`, parsed.
