@@ -589,6 +589,42 @@ fn a_health_check_failing_on_the_canary_halts_and_puts_it_back() {
             .contains("agent-1: health check failed"),
         "{halts:#?}"
     );
+
+    // With --on-failure halt the canary is left on the bad version for a
+    // human, who undoes it.
+    let out = fleet.ctl([
+        "config",
+        "push",
+        &bad,
+        "--canary",
+        "1",
+        "--bake",
+        "1s",
+        "--on-failure",
+        "halt",
+    ]);
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    let r = status_json(&fleet, None);
+    assert_eq!(r["state"], "halted", "{r:#}");
+    assert_eq!(r["waves"][0]["state"], "failed", "{r:#}");
+    assert_eq!(r["waves"][0]["nodes"][0]["state"], "failed", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("nodes left as they are"),
+        "{r:#}"
+    );
+    assert_eq!(file_of(&fleet, "agent-1").as_deref(), Some("broken: 1\n"));
+    let out = fleet.ctl(["rollout", "undo", "--reason", "bad canary"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    wait_for("agent-1 back on version 1 after the undo", || {
+        (file_of(&fleet, "agent-1").as_deref() == Some("healthy: 1\n")).then_some(())
+    });
+    assert_eq!(status_json(&fleet, None)["state"], "undone");
+    for n in names(5).iter().skip(1) {
+        assert_eq!(file_of(&fleet, n).as_deref(), Some("healthy: 1\n"), "{n}");
+    }
 }
 
 #[test]
