@@ -33,6 +33,10 @@ const REQUEST_QUEUE_DEPTH: usize = 4;
 pub enum Verdict {
     /// No health command configured.
     NoCheck,
+    /// A command is configured and has not finished its first run (the
+    /// agent just started): nothing is reported, so the master keeps what
+    /// it knew rather than hearing "no check".
+    Pending,
     /// It exited 0.
     Ok,
     /// It failed; why ("exit 1: ...", "timed out after 10s").
@@ -42,6 +46,7 @@ pub enum Verdict {
 /// One run of the health command (or none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthResult {
+    /// What the command said.
     pub verdict: Verdict,
     /// The config version applied when it ran.
     pub version: Option<Version>,
@@ -59,19 +64,20 @@ impl HealthResult {
         }
     }
 
-    /// The wire form for heartbeats and acks.
-    pub fn wire(&self) -> HealthCheck {
+    /// The wire form for heartbeats and acks; None while pending.
+    pub fn wire(&self) -> Option<HealthCheck> {
         let (state, detail) = match &self.verdict {
             Verdict::NoCheck => (HealthState::Unspecified, String::new()),
+            Verdict::Pending => return None,
             Verdict::Ok => (HealthState::Ok, String::new()),
             Verdict::Failing(d) => (HealthState::Failing, d.clone()),
         };
-        HealthCheck {
+        Some(HealthCheck {
             state: state.into(),
             detail,
             config_version: Version::to_u64(self.version),
             checked_ms: self.checked_ms,
-        }
+        })
     }
 
     /// Why the node is degraded by its health command, if it is.
@@ -145,7 +151,16 @@ impl HealthChecker {
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE_DEPTH);
-        let (publish, latest) = watch::channel(HealthResult::none());
+        let first = if live.borrow().config.health_command().is_some() {
+            HealthResult {
+                verdict: Verdict::Pending,
+                version: applied,
+                checked_ms: 0,
+            }
+        } else {
+            HealthResult::none()
+        };
+        let (publish, latest) = watch::channel(first);
         let owner = Owner {
             live,
             config_path,
@@ -375,6 +390,7 @@ mod tests {
         let tasks = tokio_util::task::TaskTracker::new();
         let stop = CancellationToken::new();
         let checker = HealthChecker::start(live, marker.clone(), None, stop.clone(), &tasks);
+        assert_eq!(checker.watch().borrow().wire(), None, "pending at first");
         std::fs::write(&marker, "good\n").unwrap();
         let v1 = Version::new(1).unwrap();
         let r = checker.check_after_apply(v1).await;
@@ -394,7 +410,7 @@ mod tests {
             .await
             .unwrap()
             .clone();
-        assert_eq!(none.wire().state, HealthState::Unspecified as i32);
+        assert_eq!(none.wire().unwrap().state, HealthState::Unspecified as i32);
         assert_eq!(
             checker.check_after_apply(Version::new(3).unwrap()).await,
             HealthResult::none()

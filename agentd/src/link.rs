@@ -686,7 +686,7 @@ impl Link {
                 reason,
                 config_disk_hash: self.applier.disk_hash(),
                 last_rtt_us: self.counters.last_rtt_us(),
-                health: Some(sent.wire()),
+                health: sent.wire(),
             };
             let started = Instant::now();
             match tokio::time::timeout(hb.timeout, client.heartbeat(request)).await {
@@ -900,7 +900,7 @@ impl Link {
                     success: o.result.is_ok(),
                     error: o.result.err().map(|e| e.to_string()).unwrap_or_default(),
                     apply_micros: o.elapsed.as_micros() as u64,
-                    health: o.health.as_ref().map(HealthResult::wire),
+                    health: o.health.as_ref().and_then(HealthResult::wire),
                 })),
             };
             if replies.send(ack).await.is_err() {

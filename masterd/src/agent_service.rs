@@ -495,8 +495,10 @@ async fn handle_agent_message(
     }
 }
 
-/// Records the health an agent reported (`health` absent or unspecified:
-/// no check configured) and publishes `node.health` when it changed.
+/// Records the health an agent reported (state unspecified: no check
+/// configured) and publishes `node.health` when it changed. An absent
+/// `health` changes nothing: an agent whose first check has not finished
+/// yet, or one that does not report health.
 fn record_health(
     registry: &Registry,
     events: &Events,
@@ -504,6 +506,9 @@ fn record_health(
     session_id: u64,
     health: Option<&cdn_proto::v1::HealthCheck>,
 ) {
+    if health.is_none() {
+        return;
+    }
     let report = HealthReport::from_wire(health);
     match registry.record_health(node_id, session_id, report) {
         Ok(Some(change)) => {

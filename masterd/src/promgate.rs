@@ -36,11 +36,17 @@ const VARIABLES: [&str; 3] = ["nodes", "wave", "version"];
 /// How a sample is compared with the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
 }
 
@@ -114,7 +120,9 @@ pub struct PromGate {
     pub text: String,
     /// The PromQL query, template variables not yet filled in.
     pub query: String,
+    /// How each sample is compared with `threshold`.
     pub op: Comparison,
+    /// The number after the comparison.
     pub threshold: f64,
 }
 
@@ -252,9 +260,11 @@ fn last_top_level_comparison(text: &str) -> Option<(usize, Comparison, usize)> {
 /// What a query's template variables stand for.
 #[derive(Debug, Clone, Copy)]
 pub struct GateContext<'a> {
-    /// The nodes the gate looks at (those updated so far).
+    /// The nodes the gate looks at (those updated so far): `{{nodes}}`.
     pub nodes: &'a [String],
+    /// The wave being read: `{{wave}}`.
     pub wave: u32,
+    /// The version rolled out: `{{version}}`.
     pub version: u64,
 }
 
@@ -318,6 +328,7 @@ impl PromGate {
 /// One reading of a gate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateOutcome {
+    /// Every sample satisfied the comparison.
     pub passed: bool,
     /// The deciding sample (the first that failed, else the closest to
     /// failing); None when there was none to read.
@@ -944,5 +955,58 @@ mod tests {
             .await;
         assert!(!o.passed && o.value.is_none());
         assert!(o.detail.contains("unreachable"), "{}", o.detail);
+    }
+
+    #[tokio::test]
+    async fn https_checks_the_servers_certificate_against_the_system_roots() {
+        let t = Duration::from_secs(5);
+        if let Err(e) = system_tls() {
+            // No CA bundle on this system: https is refused up front.
+            let refused = PromClient::new("https://localhost:1", t).err().unwrap();
+            assert_eq!(refused.to_string(), e.to_string());
+            assert!(e.to_string().contains("CA bundle"), "{e}");
+            return;
+        }
+        // A server with a self-signed certificate no system trusts.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            if let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        let c = PromClient::new(&format!("https://127.0.0.1:{port}"), t).unwrap();
+        let o = c
+            .read(
+                &gate("up < 1"),
+                &GateContext {
+                    nodes: &[],
+                    wave: 0,
+                    version: 1,
+                },
+            )
+            .await;
+        assert!(!o.passed && o.value.is_none(), "{o:?}");
+        assert!(
+            o.detail.contains("TLS") && o.detail.contains("certificate"),
+            "{}",
+            o.detail
+        );
+        server.abort();
     }
 }

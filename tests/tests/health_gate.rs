@@ -259,6 +259,45 @@ fn sighup_puts_a_new_health_command_in_force() {
 }
 
 #[test]
+fn a_restarted_agent_keeps_its_failing_health_without_a_flap() {
+    let mut fleet = Fleet::start(0);
+    let yaml = agent_with(
+        &fleet,
+        "agent-1",
+        &format!(
+            "{}  health_interval: 1s\n",
+            health_line("echo cache cold >&2; exit 4")
+        ),
+    );
+    fleet.add_agent_with("agent-1", "agent-1", &yaml);
+    wait_for("agent-1 degraded by its check", || {
+        fleet.node("agent-1").filter(|n| n["status"] == "degraded")
+    });
+    // Stopped cleanly and started again: while its first check runs, the
+    // master keeps what it knew, so no "no health check" event comes.
+    let status = fleet.agents.remove(0).terminate();
+    assert!(status.success(), "{status:?}");
+    fleet.wait_status("agent-1", "offline");
+    let session = fleet.node("agent-1").expect("listed")["session_id"].clone();
+    fleet.add_agent_with("agent-1-again", "agent-1", &yaml);
+    let back = wait_for("agent-1 back, with a fresh check", || {
+        fleet
+            .node("agent-1")
+            .filter(|n| n["session_id"] != session && n["status"] == "degraded")
+    });
+    assert_eq!(
+        back["status_reason"], "health check failed: exit 4: cache cold",
+        "{back}"
+    );
+    let health: Vec<String> = events_of(&fleet, "agent-1")
+        .into_iter()
+        .filter(|(k, _)| k == "node.health")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(health, ["failing: exit 4: cache cold"]);
+}
+
+#[test]
 fn bad_health_settings_are_refused_at_start_naming_file_line_and_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (extra, key, says) in [
