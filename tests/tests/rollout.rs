@@ -643,6 +643,10 @@ fn a_master_killed_mid_rollout_resumes_it_from_its_wave() {
     });
     assert_eq!(before["waves"][0]["state"], "passed");
     let id = before["id"].as_u64().unwrap();
+    // A node that registers meanwhile is outside the rollout's waves: it
+    // gets the fleet's version, and this one once the rollout succeeded.
+    fleet.add_agent("agent-7");
+    fleet.wait_status("agent-7", "online");
     fleet.master.kill();
     fleet.master.restart();
     let after = wait_for("the rollout to succeed after the restart", || {
@@ -672,11 +676,20 @@ fn a_master_killed_mid_rollout_resumes_it_from_its_wave() {
             );
         }
     }
-    // The fleet's version moved at the end: a new node gets version 2.
-    fleet.add_agent("agent-7");
-    wait_for("agent-7 on version 2", || {
-        (file_of(&fleet, "agent-7").as_deref() == Some("v: 2\n")).then_some(())
-    });
+    // The fleet's version moved at the end: the node that joined during
+    // the rollout and a node that joins now get version 2.
+    fleet.add_agent("agent-8");
+    for n in ["agent-7", "agent-8"] {
+        wait_for(&format!("{n} on version 2"), || {
+            (file_of(&fleet, n).as_deref() == Some("v: 2\n")).then_some(())
+        });
+    }
+    assert!(
+        !status_json(&fleet, Some(id))["waves"]
+            .to_string()
+            .contains("agent-7"),
+        "agent-7 is not in the rollout's waves"
+    );
 }
 
 #[test]

@@ -794,6 +794,9 @@ impl Runner {
             tokio::time::sleep(Duration::from_secs(1)).await;
             return;
         }
+        if self.rec.fleet_wide {
+            self.catch_up_late_nodes();
+        }
         self.rec.state = RolloutPhase::Succeeded;
         self.rec.reason = String::new();
         let n = self.rec.nodes().count();
@@ -810,6 +813,51 @@ impl Runner {
         )
         .await;
         self.save().await;
+    }
+
+    /// Nodes that registered while a fleet-wide rollout ran were given
+    /// the fleet's version of then; now that the rollout's version is the
+    /// fleet's, those still on that older version get it too (as a
+    /// plain push would have given it to them, without waves).
+    fn catch_up_late_nodes(&self) {
+        let inner = &self.rollouts.inner;
+        let ours: HashSet<&str> = self.rec.nodes().map(|n| n.node.as_str()).collect();
+        let Ok(known) = inner
+            .registry
+            .resolve_targets(&[], &crate::selector::Selector::default())
+        else {
+            return;
+        };
+        let late: Vec<String> = known
+            .into_iter()
+            .filter(|n| !ours.contains(n.as_str()))
+            .filter(|n| inner.configs.desired(n) == self.rec.previous_fleet)
+            .collect();
+        if late.is_empty() {
+            return;
+        }
+        info!(
+            rollout = self.rec.id,
+            nodes = late.len(),
+            "nodes that registered during the rollout get its version"
+        );
+        let (configs, version) = (inner.configs.clone(), self.rec.version);
+        let timeout = Duration::from_millis(self.rec.strategy.apply_timeout_ms.max(1));
+        let (tx, mut rx) = mpsc::channel(late.len() * 2 + 16);
+        let plan = PushPlan {
+            targets: late,
+            fleet_wide: false,
+            wait: Some(timeout),
+            staged: false,
+        };
+        inner.tasks.spawn(async move {
+            let push = configs.rollback(version, plan, tx);
+            let drain = async { while rx.recv().await.is_some() {} };
+            let (result, ()) = tokio::join!(push, drain);
+            if let Err(e) = result {
+                warn!(%version, error = %e, "cannot send the fleet's version to late nodes");
+            }
+        });
     }
 
     /// Puts every node this rollout updated (or tried to) back on the
