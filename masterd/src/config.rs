@@ -866,6 +866,37 @@ mod tests {
     }
 
     #[test]
+    fn bad_rollout_settings_are_refused_by_key() {
+        for (text, want) in [
+            (
+                "rollout:\n  prometheus:\n    url: 127.0.0.1:9090\n",
+                "m.yml:3:5: key `rollout.prometheus.url`",
+            ),
+            (
+                "rollout:\n  gate_interval: 0s\n",
+                "m.yml:2:18: key `rollout.gate_interval`",
+            ),
+            (
+                "rollout:\n  prometheus:\n    timeout: 1h\n",
+                "m.yml:3:5: key `rollout.prometheus.timeout`",
+            ),
+        ] {
+            let e =
+                cdn_common::config::parse_and_validate::<MasterConfig>(Path::new("m.yml"), text)
+                    .unwrap_err()
+                    .to_string();
+            assert!(e.starts_with(want), "{want}: {e}");
+        }
+        let ok: MasterConfig = cdn_common::config::parse_and_validate(
+            Path::new("m.yml"),
+            "rollout:\n  prometheus:\n    url: http://127.0.0.1:9090\n",
+        )
+        .unwrap();
+        assert_eq!(ok.rollout.gate_interval, Duration::from_secs(5));
+        assert_eq!(ok.rollout.default_apply_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
     fn base_above_max_is_refused() {
         let text = "reconnect:\n  base_delay: 1m\n  max_delay: 1s\n";
         let e = cdn_common::config::parse_and_validate::<MasterConfig>(Path::new("m.yml"), text)
