@@ -214,6 +214,8 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<ConfigPushEvent, Status>> + 
 struct PushSummary {
     stored: Option<cdn_proto::v1::PushStored>,
     done: Option<cdn_proto::v1::PushDone>,
+    /// A staged push: its rollout as last reported.
+    rollout: Option<RolloutInfo>,
 }
 
 impl PushSummary {
@@ -222,6 +224,7 @@ impl PushSummary {
         match &event.event {
             Some(PushEvent::Stored(s)) => self.stored = Some(s.clone()),
             Some(PushEvent::Done(d)) => self.done = Some(*d),
+            Some(PushEvent::Rollout(r)) => self.rollout = Some(r.clone()),
             _ => {}
         }
     }
@@ -239,6 +242,9 @@ impl PushSummary {
             ),
             None => String::new(),
         };
+        if let Some(r) = &self.rollout {
+            out.push_str(&format!(", staged: rollout {}", r.id));
+        }
         if let Some(d) = &self.done {
             out.push_str(&format!(
                 ": {} applied, {} failed, {} pending",
@@ -249,6 +255,13 @@ impl PushSummary {
     }
 
     fn result(&self) -> Result<(), String> {
+        if let (Some(r), Some(_)) = (&self.rollout, &self.done) {
+            let state = cdn_proto::v1::RolloutState::try_from(r.state)
+                .unwrap_or(cdn_proto::v1::RolloutState::Unspecified);
+            if state != cdn_proto::v1::RolloutState::Succeeded {
+                return Err(format!("rollout {} {}: {}", r.id, state.word(), r.reason));
+            }
+        }
         match &self.done {
             Some(d) if d.failed > 0 => Err(format!("{} node(s) failed to apply", d.failed)),
             _ => Ok(()),

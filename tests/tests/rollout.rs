@@ -590,6 +590,22 @@ fn a_health_check_failing_on_the_canary_halts_and_puts_it_back() {
         "{halts:#?}"
     );
 
+    // The push itself is audited as failed, with the rollout's reason.
+    let out = fleet.ctl(["audit", "-o", "json", "--action", "push"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let audit: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let push = audit
+        .iter()
+        .find(|e| e["action"] == "push" && e["result"] == "failed")
+        .unwrap_or_else(|| panic!("no failed push: {audit:#?}"));
+    assert!(
+        push["error"]
+            .as_str()
+            .unwrap()
+            .contains("rolled_back: wave 1 failed"),
+        "{push:#}"
+    );
+
     // With --on-failure halt the canary is left on the bad version for a
     // human, who undoes it.
     let out = fleet.ctl([
