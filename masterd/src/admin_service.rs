@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use cdn_proto::v1::admin_service_server::AdminService;
+use cdn_proto::v1::config_push_event::Event as PushEvent;
 use cdn_proto::v1::{
     AddUserRequest, AddUserResponse, AllowNodeRequest, AllowNodeResponse, AuditEntry,
     CreateTokenRequest, CreateTokenResponse, DeleteNodeRequest, DeleteNodeResponse, Event,
@@ -64,6 +65,8 @@ const MAX_PUSH_WAIT: Duration = Duration::from_secs(3600);
 pub struct AdminApi {
     pub registry: Arc<Registry>,
     pub configs: Configs,
+    /// Staged rollouts.
+    pub rollouts: crate::rollouts::Rollouts,
     pub execs: Arc<ExecHub>,
     pub authn: Arc<Authenticator>,
     pub credentials: Arc<Credentials>,
@@ -199,6 +202,7 @@ impl AdminApi {
             targets,
             fleet_wide,
             wait: (wait_ms > 0).then(|| Duration::from_millis(wait_ms).min(MAX_PUSH_WAIT)),
+            staged: false,
         })
     }
 }
@@ -210,14 +214,17 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<ConfigPushEvent, Status>> + 
 struct PushSummary {
     stored: Option<cdn_proto::v1::PushStored>,
     done: Option<cdn_proto::v1::PushDone>,
+    /// A staged push: its rollout as last reported.
+    rollout: Option<RolloutInfo>,
 }
 
 impl PushSummary {
     fn see(&mut self, event: &ConfigPushEvent) {
-        use cdn_proto::v1::config_push_event::Event;
+        use cdn_proto::v1::config_push_event::Event as PushEvent;
         match &event.event {
-            Some(Event::Stored(s)) => self.stored = Some(s.clone()),
-            Some(Event::Done(d)) => self.done = Some(*d),
+            Some(PushEvent::Stored(s)) => self.stored = Some(s.clone()),
+            Some(PushEvent::Done(d)) => self.done = Some(*d),
+            Some(PushEvent::Rollout(r)) => self.rollout = Some(r.clone()),
             _ => {}
         }
     }
@@ -235,6 +242,9 @@ impl PushSummary {
             ),
             None => String::new(),
         };
+        if let Some(r) = &self.rollout {
+            out.push_str(&format!(", staged: rollout {}", r.id));
+        }
         if let Some(d) = &self.done {
             out.push_str(&format!(
                 ": {} applied, {} failed, {} pending",
@@ -245,6 +255,13 @@ impl PushSummary {
     }
 
     fn result(&self) -> Result<(), String> {
+        if let (Some(r), Some(_)) = (&self.rollout, &self.done) {
+            let state = cdn_proto::v1::RolloutState::try_from(r.state)
+                .unwrap_or(cdn_proto::v1::RolloutState::Unspecified);
+            if state != cdn_proto::v1::RolloutState::Succeeded {
+                return Err(format!("rollout {} {}: {}", r.id, state.word(), r.reason));
+            }
+        }
         match &self.done {
             Some(d) if d.failed > 0 => Err(format!("{} node(s) failed to apply", d.failed)),
             _ => Ok(()),
@@ -295,6 +312,52 @@ where
             .await;
     });
     Box::pin(ReceiverStream::new(rx))
+}
+
+/// What a stream of a rollout says when the master stops under it.
+const STOPPING: &str =
+    "the master is shutting down; the rollout resumes from its wave when a master serves again";
+
+async fn send_event(tx: &mpsc::Sender<Result<ConfigPushEvent, Status>>, e: PushEvent) {
+    // A client that stopped listening (--detach) is not an error.
+    let _ = tx.send(Ok(ConfigPushEvent { event: Some(e) })).await;
+}
+
+/// Reports rollout `id` on a push stream: its state now, then (unless
+/// `detach`) at every change until it ends, then the `done` counts.
+async fn follow(
+    rollouts: &crate::rollouts::Rollouts,
+    id: u64,
+    detach: bool,
+    tx: &mpsc::Sender<Result<ConfigPushEvent, Status>>,
+) -> Result<(), MasterError> {
+    let mut changes = rollouts.watch(id)?;
+    loop {
+        let now = changes.borrow_and_update().clone();
+        send_event(tx, PushEvent::Rollout(crate::rollouts::info(&now))).await;
+        if detach {
+            return Ok(());
+        }
+        if now.state.ended() {
+            let (applied, failed, pending) = crate::rollouts::counts(&now);
+            send_event(
+                tx,
+                PushEvent::Done(cdn_proto::v1::PushDone {
+                    applied,
+                    failed,
+                    pending,
+                }),
+            )
+            .await;
+            return Ok(());
+        }
+        tokio::select! {
+            c = changes.changed() => if c.is_err() {
+                return Err(MasterError::Unavailable(STOPPING.into()));
+            },
+            _ = rollouts.closed() => return Err(MasterError::Unavailable(STOPPING.into())),
+        }
+    }
 }
 
 /// How targets read in the audit log: names, then the selector.
@@ -403,15 +466,82 @@ impl AdminService for AdminApi {
             .into());
         }
         let action = if dry_run { "push.dry_run" } else { "push" };
+        let strategy = req.strategy;
+        // A push sent again with its key follows the rollout it started.
+        let replay = self.configs.version_of_key(&idempotency_key).is_some();
+        match &strategy {
+            Some(s) if !replay => self.rollouts.check(s, &plan.targets)?,
+            Some(_) => {}
+            None if !dry_run => self.rollouts.check_free(&plan.targets)?,
+            None => {}
+        }
         if !dry_run {
             self.audit
                 .intent(caller.entry(
                     "push.request",
                     &target,
-                    format!("{} bytes", content.len()),
+                    format!(
+                        "{} bytes{}",
+                        content.len(),
+                        if strategy.is_some() { ", staged" } else { "" }
+                    ),
                     Ok(()),
                 ))
                 .await?;
+        }
+        if let Some(strategy) = strategy {
+            let rollouts = self.rollouts.clone();
+            let detach = req.wait_ms == 0;
+            return Ok(Response::new(event_stream(
+                &self.tasks,
+                (Arc::clone(&self.audit), caller, action, target),
+                move |tx| async move {
+                    let prepared = crate::wire::prepare(content, &configs.compression()).await?;
+                    let new = crate::configs::NewVersion {
+                        prepared,
+                        author: author.clone(),
+                        message,
+                        idempotency_key,
+                        dry_run,
+                    };
+                    let fleet_wide = plan.fleet_wide;
+                    let staged = configs.store_staged(new, plan).await?;
+                    let ntargets = staged.targets.len() as u32;
+                    let replayed = staged.stored.replayed;
+                    send_event(&tx, PushEvent::Stored(staged.stored)).await;
+                    if dry_run {
+                        send_event(
+                            &tx,
+                            PushEvent::Done(cdn_proto::v1::PushDone {
+                                applied: 0,
+                                failed: 0,
+                                pending: ntargets,
+                            }),
+                        )
+                        .await;
+                        return Ok(());
+                    }
+                    let existing = replayed
+                        .then(|| rollouts.of_version(staged.version))
+                        .flatten();
+                    let record = match existing {
+                        Some(r) => r,
+                        None => {
+                            rollouts
+                                .start(crate::rollouts::Start {
+                                    version: staged.version,
+                                    targets: staged.targets,
+                                    strategy,
+                                    author,
+                                    fleet_wide,
+                                    rollback: false,
+                                })
+                                .await?
+                        }
+                    };
+                    follow(&rollouts, record.id, detach, &tx).await
+                },
+            )));
         }
         Ok(Response::new(event_stream(
             &self.tasks,
@@ -444,14 +574,52 @@ impl AdminService for AdminApi {
         let target = describe_targets(&req.targets);
         let plan = self.plan(req.targets, req.wait_ms)?;
         let configs = self.configs.clone();
+        match &req.strategy {
+            Some(s) => self.rollouts.check(s, &plan.targets)?,
+            None => self.rollouts.check_free(&plan.targets)?,
+        }
         self.audit
             .intent(caller.entry(
                 "rollback.request",
                 &target,
-                format!("to version {version}"),
+                format!(
+                    "to version {version}{}",
+                    if req.strategy.is_some() {
+                        ", staged"
+                    } else {
+                        ""
+                    }
+                ),
                 Ok(()),
             ))
             .await?;
+        if let Some(strategy) = req.strategy {
+            let rollouts = self.rollouts.clone();
+            let detach = req.wait_ms == 0;
+            let author = self.author(&caller, &req.author);
+            return Ok(Response::new(event_stream(
+                &self.tasks,
+                (Arc::clone(&self.audit), caller, "rollback", target),
+                move |tx| async move {
+                    send_event(
+                        &tx,
+                        PushEvent::Stored(configs.stored_event(version, &plan.targets)),
+                    )
+                    .await;
+                    let record = rollouts
+                        .start(crate::rollouts::Start {
+                            version,
+                            targets: plan.targets,
+                            strategy,
+                            author,
+                            fleet_wide: plan.fleet_wide,
+                            rollback: true,
+                        })
+                        .await?;
+                    follow(&rollouts, record.id, detach, &tx).await
+                },
+            )));
+        }
         Ok(Response::new(event_stream(
             &self.tasks,
             (Arc::clone(&self.audit), caller, "rollback", target),
@@ -825,32 +993,120 @@ impl AdminService for AdminApi {
 
     async fn list_rollouts(
         &self,
-        _request: Request<ListRolloutsRequest>,
+        request: Request<ListRolloutsRequest>,
     ) -> Result<Response<ListRolloutsResponse>, Status> {
-        Err(Status::unimplemented("staged rollouts are not built yet"))
+        self.caller(&request, Role::Viewer, "rollout.list").await?;
+        let req = request.into_inner();
+        let rollouts = self
+            .rollouts
+            .list(req.limit as usize, req.active)
+            .iter()
+            .map(crate::rollouts::info)
+            .collect();
+        Ok(Response::new(ListRolloutsResponse { rollouts }))
     }
 
     async fn get_rollout(
         &self,
-        _request: Request<GetRolloutRequest>,
+        request: Request<GetRolloutRequest>,
     ) -> Result<Response<RolloutInfo>, Status> {
-        Err(Status::unimplemented("staged rollouts are not built yet"))
+        self.caller(&request, Role::Viewer, "rollout.get").await?;
+        let r = self.rollouts.get(request.into_inner().id)?;
+        Ok(Response::new(crate::rollouts::info(&r)))
     }
 
     type WatchRolloutStream = Pin<Box<dyn Stream<Item = Result<RolloutInfo, Status>> + Send>>;
 
     async fn watch_rollout(
         &self,
-        _request: Request<GetRolloutRequest>,
+        request: Request<GetRolloutRequest>,
     ) -> Result<Response<Self::WatchRolloutStream>, Status> {
-        Err(Status::unimplemented("staged rollouts are not built yet"))
+        let caller = self.caller(&request, Role::Viewer, "rollout.watch").await?;
+        let mut changes = self.rollouts.watch(request.into_inner().id)?;
+        let rollouts = self.rollouts.clone();
+        let (tx, rx) = mpsc::channel(PUSH_EVENT_DEPTH);
+        self.tasks.spawn(async move {
+            loop {
+                let now = changes.borrow_and_update().clone();
+                let ended = now.state.ended();
+                if tx.send(Ok(crate::rollouts::info(&now))).await.is_err() || ended {
+                    return;
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = caller.revoked.cancelled() => {
+                        let _ = tx
+                            .send(Err(Status::unauthenticated(
+                                "your credential was revoked; stream closed",
+                            )))
+                            .await;
+                        return;
+                    }
+                    _ = rollouts.closed() => {
+                        let _ = tx.send(Err(Status::unavailable(STOPPING))).await;
+                        return;
+                    }
+                    c = changes.changed() => if c.is_err() { return },
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn control_rollout(
         &self,
-        _request: Request<ControlRolloutRequest>,
+        request: Request<ControlRolloutRequest>,
     ) -> Result<Response<RolloutInfo>, Status> {
-        Err(Status::unimplemented("staged rollouts are not built yet"))
+        use crate::rollouts::Action;
+        use cdn_proto::v1::RolloutAction;
+        let req = request.get_ref().clone();
+        let action = match RolloutAction::try_from(req.action) {
+            Ok(RolloutAction::Pause) => Action::Pause,
+            Ok(RolloutAction::Resume) => Action::Resume,
+            Ok(RolloutAction::Abort) => Action::Abort,
+            Ok(RolloutAction::Undo) => Action::Undo,
+            _ => {
+                return Err(MasterError::Invalid(format!(
+                    "unknown rollout action {} (expected pause, resume, abort or undo)",
+                    req.action
+                ))
+                .into());
+            }
+        };
+        let audit_action = match action {
+            Action::Pause => "rollout.pause",
+            Action::Resume => "rollout.resume",
+            Action::Abort => "rollout.abort",
+            Action::Undo => "rollout.undo",
+        };
+        let caller = self.caller(&request, Role::Operator, audit_action).await?;
+        let id = self.rollouts.get(req.id)?.id;
+        let target = format!("rollout {id}");
+        self.audit
+            .intent(caller.entry(
+                &format!("{audit_action}.request"),
+                &target,
+                req.reason.clone(),
+                Ok(()),
+            ))
+            .await?;
+        let result = self
+            .rollouts
+            .control(id, action, &caller.name, &req.reason)
+            .await;
+        let detail = match (&result, req.reason.is_empty()) {
+            (Ok(r), true) => format!("now {}", crate::rollouts::phase_word(r.state)),
+            (Ok(r), false) => format!(
+                "now {}: {}",
+                crate::rollouts::phase_word(r.state),
+                req.reason
+            ),
+            (Err(_), _) => req.reason.clone(),
+        };
+        self.audit
+            .record(caller.entry(audit_action, &target, detail, err_text(&result)))
+            .await;
+        Ok(Response::new(crate::rollouts::info(&result?)))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;

@@ -30,6 +30,8 @@ pub struct MasterConfig {
     pub store: StoreConfig,
     /// Scheduled backups of the whole store, written by the leader.
     pub backup: BackupConfig,
+    /// Staged rollouts: the Prometheus their gates read, default timings.
+    pub rollout: RolloutConfig,
     /// Where the node registry, the CA and the credentials are stored.
     pub data_dir: PathBuf,
 }
@@ -363,7 +365,53 @@ impl Default for MasterConfig {
             exec: ExecConfig::default(),
             store: StoreConfig::default(),
             backup: BackupConfig::default(),
+            rollout: RolloutConfig::default(),
             data_dir: default_data_dir(),
+        }
+    }
+}
+
+/// `rollout:` — staged rollouts (`cdnctl config push --canary …`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutConfig {
+    /// The Prometheus that `--gate` queries are read from.
+    pub prometheus: PrometheusConfig,
+    /// Time a wave's nodes have to apply when the strategy names none.
+    #[serde(with = "cdn_common::duration")]
+    pub default_apply_timeout: Duration,
+    /// How often gates are read while a wave bakes.
+    #[serde(with = "cdn_common::duration")]
+    pub gate_interval: Duration,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        Self {
+            prometheus: PrometheusConfig::default(),
+            default_apply_timeout: Duration::from_secs(60),
+            gate_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `rollout.prometheus:` — where Prometheus gates are read.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Base URL of the Prometheus HTTP API (`http://127.0.0.1:9090`);
+    /// empty: rollouts with Prometheus gates are refused.
+    pub url: String,
+    /// Time one query may take; a query that takes longer fails its gate.
+    #[serde(with = "cdn_common::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout: Duration::from_secs(5),
         }
     }
 }
@@ -587,6 +635,28 @@ impl MasterConfig {
             "1m",
             "3650d",
             true,
+        )?;
+        let r = &self.rollout;
+        within(
+            "rollout.prometheus.timeout",
+            r.prometheus.timeout,
+            "100ms",
+            "5m",
+            false,
+        )?;
+        within(
+            "rollout.default_apply_timeout",
+            r.default_apply_timeout,
+            "1s",
+            "1d",
+            false,
+        )?;
+        within(
+            "rollout.gate_interval",
+            r.gate_interval,
+            "100ms",
+            "1h",
+            false,
         )
     }
 }
@@ -618,6 +688,13 @@ impl Validate for MasterConfig {
                     "{} is less than exec.recording.max_bytes ({}): one session would not fit",
                     rec.retention.max_bytes, rec.max_bytes
                 ),
+            ));
+        }
+        let url = &self.rollout.prometheus.url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Invalid::new(
+                "rollout.prometheus.url",
+                format!("{url:?} is not an http:// or https:// URL"),
             ));
         }
         if self.grpc.max_concurrent_streams == 0 {
@@ -786,6 +863,37 @@ mod tests {
         assert_eq!(cfg.grpc.addr.port, 50051);
         assert_eq!(cfg.heartbeat.offline_after(), Duration::from_secs(30));
         assert_eq!(cfg.reconnect.jitter, Fraction(0.3));
+    }
+
+    #[test]
+    fn bad_rollout_settings_are_refused_by_key() {
+        for (text, want) in [
+            (
+                "rollout:\n  prometheus:\n    url: 127.0.0.1:9090\n",
+                "m.yml:3:5: key `rollout.prometheus.url`",
+            ),
+            (
+                "rollout:\n  gate_interval: 0s\n",
+                "m.yml:2:18: key `rollout.gate_interval`",
+            ),
+            (
+                "rollout:\n  prometheus:\n    timeout: 1h\n",
+                "m.yml:3:5: key `rollout.prometheus.timeout`",
+            ),
+        ] {
+            let e =
+                cdn_common::config::parse_and_validate::<MasterConfig>(Path::new("m.yml"), text)
+                    .unwrap_err()
+                    .to_string();
+            assert!(e.starts_with(want), "{want}: {e}");
+        }
+        let ok: MasterConfig = cdn_common::config::parse_and_validate(
+            Path::new("m.yml"),
+            "rollout:\n  prometheus:\n    url: http://127.0.0.1:9090\n",
+        )
+        .unwrap();
+        assert_eq!(ok.rollout.gate_interval, Duration::from_secs(5));
+        assert_eq!(ok.rollout.default_apply_timeout, Duration::from_secs(60));
     }
 
     #[test]

@@ -83,6 +83,20 @@ pub struct PushPlan {
     pub fleet_wide: bool,
     /// None: nobody waits for the answers (`--no-wait`).
     pub wait: Option<Duration>,
+    /// A staged rollout's push: the version is stored but made desired by
+    /// no node (the rollout's waves do that, node by node), and the
+    /// fleet's desired version does not move.
+    pub staged: bool,
+}
+
+/// A version stored for a staged rollout.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub version: Version,
+    /// The rollout's targets (every known node when fleet-wide).
+    pub targets: Vec<String>,
+    /// The first event of the push.
+    pub stored: PushStored,
 }
 
 /// What a push asks to store: the prepared content and what goes with it.
@@ -154,6 +168,11 @@ enum Command {
         disk_hash: Option<String>,
     },
     Answered(Answer),
+    /// The version nodes registering for the first time are given.
+    FleetDesired {
+        version: Option<Version>,
+        reply: oneshot::Sender<Result<(), MasterError>>,
+    },
     /// A node was deleted: its config state goes, from memory and store.
     Forget {
         node: String,
@@ -278,6 +297,30 @@ impl Configs {
     /// The version `node` last applied.
     pub fn applied(&self, node: &str) -> Option<Version> {
         self.state.nodes.get(node).and_then(|n| n.applied)
+    }
+
+    /// The version a push with idempotency `key` stored, if any.
+    pub fn version_of_key(&self, key: &str) -> Option<Version> {
+        if key.is_empty() {
+            return None;
+        }
+        let versions = self.state.versions.read().ok()?;
+        versions
+            .values()
+            .rev()
+            .find(|m| m.idempotency_key == key)
+            .map(|m| m.version)
+    }
+
+    /// Why `node` could not apply version `v`, if that was its last
+    /// failure.
+    pub fn failure(&self, node: &str, v: Version) -> Option<String> {
+        self.state
+            .nodes
+            .get(node)
+            .and_then(|n| n.last_error.clone())
+            .filter(|e| e.version == v)
+            .map(|e| e.reason)
     }
 
     /// Metadata of the newest `limit` versions, newest first (0 = all).
@@ -641,6 +684,77 @@ impl Configs {
         Ok(())
     }
 
+    /// Stores `new` for a staged rollout: desired by no node yet (see
+    /// [`PushPlan::staged`]). What was stored, or the version a push sent
+    /// again with the same idempotency key stored earlier.
+    pub async fn store_staged(
+        &self,
+        new: NewVersion,
+        mut plan: PushPlan,
+    ) -> Result<Staged, MasterError> {
+        plan.staged = true;
+        let (hash, size) = (new.prepared.hash.clone(), new.prepared.content.len());
+        let wire_bytes = new.prepared.wire.1.len() as u64;
+        let decision = self
+            .ask(|reply| Command::Push { new, plan, reply })
+            .await??;
+        let (version, targets, replayed, dry_run) = match decision {
+            Decision::Stored { payload, targets } => (payload.version, targets, false, false),
+            Decision::Replayed { version, targets } => (version, targets, true, false),
+            Decision::DryRun { version, targets } => (version, targets, false, true),
+            Decision::Unchanged {
+                version, targets, ..
+            } => (version, targets, false, false),
+        };
+        let mut stored = PushStored {
+            version: version.get(),
+            hash,
+            size: size as u64,
+            targets: targets.clone(),
+            unchanged: false,
+            dry_run,
+            wire_bytes,
+            replayed,
+        };
+        if replayed && let Some(v) = self.version(version) {
+            stored.hash = v.hash;
+            stored.size = v.size;
+        }
+        if !dry_run {
+            info!(%version, targets = targets.len(), replayed, "config version stored for a staged rollout");
+        }
+        Ok(Staged {
+            version,
+            targets,
+            stored,
+        })
+    }
+
+    /// The event that reports stored version `v` to `targets` (a staged
+    /// rollback's first event).
+    pub fn stored_event(&self, v: Version, targets: &[String]) -> PushStored {
+        let meta = self.version(v);
+        PushStored {
+            version: v.get(),
+            hash: meta.as_ref().map(|m| m.hash.clone()).unwrap_or_default(),
+            size: meta.as_ref().map_or(0, |m| m.size),
+            targets: targets.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// Makes `v` the version nodes registering for the first time get
+    /// (None: none).
+    pub async fn set_fleet_desired(&self, v: Option<Version>) -> Result<(), MasterError> {
+        self.ask(|reply| Command::FleetDesired { version: v, reply })
+            .await?
+    }
+
+    /// The version nodes registering for the first time get.
+    pub fn fleet_desired(&self) -> Option<Version> {
+        self.state.fleet_desired.read().ok().and_then(|f| *f)
+    }
+
     /// Makes stored version `v` desired again for the plan's targets, sends
     /// it and reports as a push does.
     pub async fn rollback(
@@ -898,6 +1012,20 @@ impl RolloutOwner {
                 applied,
                 disk_hash,
             } => self.observe(&node, applied, disk_hash),
+            Command::FleetDesired { version, reply } => {
+                let written = self
+                    .state
+                    .store
+                    .write(vec![Write::FleetDesired(version)])
+                    .await
+                    .map_err(MasterError::from);
+                if written.is_ok()
+                    && let Ok(mut f) = self.state.fleet_desired.write()
+                {
+                    *f = version;
+                }
+                let _ = reply.send(written);
+            }
             Command::Forget { node, reply } => {
                 self.state.nodes.remove(&node);
                 self.dirty.remove(&node);
@@ -1037,10 +1165,12 @@ impl RolloutOwner {
                 });
             }
         }
-        let fleet_wide = plan.fleet_wide;
+        let (fleet_wide, staged) = (plan.fleet_wide, plan.staged);
         let targets = self.targets(plan.clone())?;
+        // A staged push always stores (its rollout decides who gets it).
+        let targets_now = if staged { Vec::new() } else { targets.clone() };
         // Unchanged: every target already desires a version with this content.
-        let desired: Vec<Option<Version>> = targets
+        let desired: Vec<Option<Version>> = targets_now
             .iter()
             .map(|n| self.state.nodes.get(n).and_then(|x| x.desired))
             .collect();
@@ -1104,17 +1234,19 @@ impl RolloutOwner {
             idempotency_key,
         };
         let payload = WirePayload::new(&meta, p.wire);
-        let targets = self
+        let desired_by = self
             .make_desired(
                 next,
                 PushPlan {
-                    targets,
-                    fleet_wide,
+                    targets: if staged { Vec::new() } else { targets.clone() },
+                    fleet_wide: fleet_wide && !staged,
                     wait: plan.wait,
+                    staged,
                 },
                 Some((meta, p.content)),
             )
             .await?;
+        let targets = if staged { targets } else { desired_by };
         self.state
             .wire
             .remember(self.state.wire.settings().algorithm, payload.clone());
@@ -1344,6 +1476,7 @@ mod tests {
             targets: targets.iter().map(|t| t.to_string()).collect(),
             fleet_wide,
             wait: Some(Duration::from_secs(10)),
+            staged: false,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod recording;
 pub mod reflection;
 pub mod registry;
 pub mod role;
+pub mod rollouts;
 pub mod selector;
 pub mod server;
 pub mod standby;

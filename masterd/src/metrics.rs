@@ -140,6 +140,12 @@ pub struct Metrics {
     /// they are on), else 0: alerts look only at masters that should be
     /// writing them.
     pub backup_interval: Gauge,
+    /// Current wave (0-based) of the newest staged rollout that has not
+    /// ended; -1 when none runs.
+    pub rollout_wave: Gauge,
+    /// Staged rollouts halted, by why: apply, health, node_state,
+    /// prometheus, operator (aborted or undone while running).
+    pub rollout_halts: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -285,6 +291,22 @@ impl Default for Metrics {
             "backup.interval while this master schedules backups, else 0",
             backup_interval.clone(),
         );
+        let rollout_wave = Gauge::default();
+        rollout_wave.set(-1);
+        registry.register(
+            "cdn_rollout_wave",
+            "Current wave (0-based) of the newest staged rollout that has not ended; -1 when none runs",
+            rollout_wave.clone(),
+        );
+        let rollout_halts = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "cdn_rollout_halts",
+            "Staged rollouts halted, by reason: apply, health, node_state, prometheus, operator",
+            rollout_halts.clone(),
+        );
+        for reason in crate::rollouts::HALT_REASONS {
+            let _ = rollout_halts.get_or_create(&ReasonLabel { reason });
+        }
         // Every label set exists from the start: a scrape shows each series
         // at 0 rather than not at all.
         for reason in ["refused", "missed"] {
@@ -339,6 +361,8 @@ impl Default for Metrics {
             backup_last_success,
             backups,
             backup_interval,
+            rollout_wave,
+            rollout_halts,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::exec::ExecHub;
 use crate::health::{Health, Phase};
 use crate::metrics::Metrics;
 use crate::registry::{Liveness, Offline, Registry};
+use crate::rollouts::Rollouts;
 use crate::store::{EmbeddedStore, Store, StoreWriter};
 use cdn_proto::limits::{
     CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, MAX_MESSAGE_TO_AGENT_BYTES, STREAM_WINDOW_BYTES,
@@ -273,7 +274,8 @@ pub struct Master {
     writer: StoreWriter,
     registry: Arc<Registry>,
     configs: Configs,
-    rollouts: RolloutOwner,
+    config_owner: RolloutOwner,
+    staged: Rollouts,
     execs: Arc<ExecHub>,
     credentials: Arc<Credentials>,
     authn: Arc<Authenticator>,
@@ -299,6 +301,7 @@ pub struct Reloader {
     authn: Arc<Authenticator>,
     execs: Arc<ExecHub>,
     configs: Configs,
+    staged: Rollouts,
 }
 
 /// The nodes of a running master by state, for the status line the
@@ -351,6 +354,10 @@ impl Reloader {
         if changed("compression") {
             self.configs.set_compression(new.compression.clone());
             out.applied.push("compression");
+        }
+        if changed("rollout") {
+            self.staged.set_settings(new.rollout.clone());
+            out.applied.push("rollout");
         }
         if changed("reconnect") {
             out.applied.push("reconnect");
@@ -513,12 +520,21 @@ impl Master {
             Arc::clone(&credentials),
             Arc::clone(&audit),
         ));
-        let (configs, rollouts) = Configs::load(
+        let (configs, config_owner) = Configs::load(
             &mut loaded,
             Arc::clone(&registry),
             store.clone(),
             Arc::clone(&metrics),
             config.compression.clone(),
+        );
+        let staged = Rollouts::load(
+            &mut loaded,
+            configs.clone(),
+            Arc::clone(&registry),
+            store.clone(),
+            Arc::clone(&audit),
+            Arc::clone(&metrics),
+            config.rollout.clone(),
         );
         let execs = Arc::new(ExecHub::new(
             Arc::clone(&registry),
@@ -561,7 +577,8 @@ impl Master {
             writer,
             registry,
             configs,
-            rollouts,
+            config_owner,
+            staged,
             execs,
             credentials,
             authn,
@@ -586,6 +603,7 @@ impl Master {
             authn: Arc::clone(&self.authn),
             execs: Arc::clone(&self.execs),
             configs: self.configs.clone(),
+            staged: self.staged.clone(),
         }
     }
 
@@ -657,7 +675,8 @@ impl Master {
             writer,
             registry,
             configs,
-            rollouts,
+            config_owner,
+            staged,
             execs,
             credentials,
             authn,
@@ -674,7 +693,9 @@ impl Master {
         } = self;
         // Owned here and closed after everything that sends it commands.
         let rollouts_closing = CancellationToken::new();
-        let rollouts_task = tokio::spawn(rollouts.run(rollouts_closing.clone()));
+        let rollouts_task = tokio::spawn(config_owner.run(rollouts_closing.clone()));
+        // Staged rollouts that had not ended go on from their wave.
+        staged.resume_all();
         let tasks = TaskTracker::new();
         tasks.spawn(crate::recording::retain(
             Arc::clone(execs.recordings()),
@@ -697,6 +718,7 @@ impl Master {
         let admin_api = AdminServiceServer::new(AdminApi {
             registry: Arc::clone(&registry),
             configs: configs.clone(),
+            rollouts: staged.clone(),
             execs,
             authn: Arc::clone(&authn),
             credentials,
@@ -786,11 +808,14 @@ impl Master {
             let configs = configs.clone();
             let shutdown = shutdown.clone();
             let health = Arc::clone(&health);
+            let staged = staged.clone();
             async move {
                 shutdown.cancelled().await;
                 // Health checks say so before anything stops.
                 health.set_phase(Phase::Stopping);
                 health_closing.cancel();
+                // Rollouts stop where they are before nodes drop off.
+                staged.stopping();
                 info!("shutting down: waiting pushes report, agent command streams close");
                 configs.stop();
                 registry.close_all_streams("master shutting down");
@@ -821,6 +846,7 @@ impl Master {
         }
         let _ = sweeper.await;
         metrics.count_nodes_with(None);
+        staged.stop().await;
         // Last flush so `last_seen` of every node is on disk.
         if let Err(e) = registry.final_flush().await {
             error!(error = %e, "final flush of the node registry failed");

@@ -256,6 +256,62 @@ fn killing_the_leader_moves_agents_and_operators_to_the_standby() {
     });
 }
 
+/// `cdnctl rollout status [ID] -o json` through any master, once one
+/// answers.
+fn rollout_status(f: &HaFleet, id: Option<&str>) -> Option<Value> {
+    let mut args = vec!["rollout", "status"];
+    args.extend(id);
+    args.extend(["-o", "json"]);
+    let out = f.ctl(&args);
+    (out.code == Some(0))
+        .then(|| serde_json::from_str(&out.stdout).ok())
+        .flatten()
+}
+
+#[test]
+fn a_staged_rollout_goes_on_on_the_standby_that_takes_over() {
+    let etcd = require_etcd!();
+    let mut f = HaFleet::start(&etcd, 4);
+    let edge = f.dir.path().join("edge.yml");
+    std::fs::write(&edge, "v: 1\n").unwrap();
+    assert_eq!(f.push(&edge).code, Some(0));
+    std::fs::write(&edge, "v: 2\n").unwrap();
+    let out = f.ctl(&[
+        "config",
+        "push",
+        &edge.to_string_lossy(),
+        "--canary",
+        "1",
+        "--waves",
+        "2,3,4",
+        "--bake",
+        "2s",
+        "--detach",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // The leader dies once the canary passed.
+    let before = wait_for("the canary passed", || {
+        rollout_status(&f, None).filter(|r| r["waves"][0]["state"] == "passed")
+    });
+    let id = before["id"].as_u64().unwrap().to_string();
+    f.kill(0);
+    let after = wait_for("the rollout to succeed on m2", || {
+        rollout_status(&f, Some(&id)).filter(|r| r["state"] == "succeeded")
+    });
+    assert_eq!(f.leader().as_deref(), Some("m2"));
+    for w in after["waves"].as_array().unwrap() {
+        assert_eq!(w["state"], "passed", "{after:#}");
+    }
+    for i in 1..=4 {
+        let file = cdn_tests::edge_file(f.dir.path(), &format!("agent-{i}"));
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "v: 2\n",
+            "agent-{i}"
+        );
+    }
+}
+
 #[test]
 fn pushes_during_failover_never_reuse_a_version() {
     let etcd = require_etcd!();

@@ -78,7 +78,7 @@ pub const MASTER: ConfigFile = ConfigFile {
     daemon: "masterd",
     summary: "configuration file of masterd, the CDN control daemon",
     installed: "/etc/cdn/master.yml",
-    reload: "SIGHUP (`systemctl reload masterd`) reads the file again: `limits`, `pool`, `exec`, `compression`, `reconnect` and `grpc.keepalive.permit_without_stream` take effect at once (new values reach agents at their next registration); other changed sections are logged as needing a restart; a file with an error is refused and the running configuration stays.",
+    reload: "SIGHUP (`systemctl reload masterd`) reads the file again: `limits`, `pool`, `exec`, `compression`, `rollout`, `reconnect` and `grpc.keepalive.permit_without_stream` take effect at once (new values reach agents at their next registration); other changed sections are logged as needing a restart; a file with an error is refused and the running configuration stays.",
     notes: &[],
     example: include_str!("../../examples/master.yml"),
     rows: MASTER_YML,
@@ -480,6 +480,26 @@ pub const MASTER_YML: &[Row] = &[
         keys: r#"`backup.keep`"#,
         default: r#"`7`"#,
         effect: r#"newest scheduled backups kept; older ones are deleted"#,
+    },
+    Row {
+        keys: r#"`rollout.prometheus.url`"#,
+        default: r#"empty (off)"#,
+        effect: r#"base URL of the Prometheus that staged rollouts' `--gate` queries are read from (`http://127.0.0.1:9090`); empty: a rollout with a gate is refused (see [Staged rollouts](#staged-rollouts))"#,
+    },
+    Row {
+        keys: r#"`rollout.prometheus.timeout`"#,
+        default: r#"`5s`"#,
+        effect: r#"time one gate query may take; a query that takes longer fails its gate"#,
+    },
+    Row {
+        keys: r#"`rollout.default_apply_timeout`"#,
+        default: r#"`60s`"#,
+        effect: r#"time a wave's nodes have to apply when the strategy names no `--apply-timeout`; a node still pending after it counts as failed"#,
+    },
+    Row {
+        keys: r#"`rollout.gate_interval`"#,
+        default: r#"`5s`"#,
+        effect: r#"how often a baking wave's gates (node state, health checks, Prometheus queries) are read"#,
     },
     Row {
         keys: r#"`data_dir`"#,

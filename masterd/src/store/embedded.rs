@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AuditQuery, AuditRecord, Backend, CertRecord, Entry, ExecRecord, Loaded, NodeConfigRecord,
-    NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, decode, encode, number_key,
+    NodeRecord, RolloutRecord, StoreError, Table, TokenRecord, VersionRecord, Write, decode,
+    encode, number_key,
 };
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -26,6 +27,7 @@ const EXECS: TableDefinition<u64, &[u8]> = TableDefinition::new("exec_sessions")
 const CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("join_tokens");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const ROLLOUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("rollouts");
 const FLEET_DESIRED: &str = "fleet_desired_version";
 
 /// File name of the database inside the data directory.
@@ -84,6 +86,7 @@ fn layout(table: Table) -> Layout {
         Table::Content => Layout::Numbered(CONTENT),
         Table::Execs => Layout::Numbered(EXECS),
         Table::Audit => Layout::Numbered(AUDIT),
+        Table::Rollouts => Layout::Numbered(ROLLOUTS),
         Table::Meta => Layout::Meta,
         Table::Pki => Layout::Files,
     }
@@ -153,6 +156,7 @@ impl EmbeddedStore {
                 && r.open_table(CERTS).is_ok()
                 && r.open_table(TOKENS).is_ok()
                 && r.open_table(AUDIT).is_ok()
+                && r.open_table(ROLLOUTS).is_ok()
         });
         if complete {
             return Ok(db);
@@ -167,6 +171,7 @@ impl EmbeddedStore {
         txn.open_table(CERTS).map_err(io)?;
         txn.open_table(TOKENS).map_err(io)?;
         txn.open_table(AUDIT).map_err(io)?;
+        txn.open_table(ROLLOUTS).map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(db)
     }
@@ -430,6 +435,18 @@ impl EmbeddedStore {
                 )?);
             }
         }
+        let mut rollouts = Vec::new();
+        {
+            let t = txn.open_table(ROLLOUTS).map_err(io)?;
+            for row in t.iter().map_err(io)? {
+                let (k, v) = row.map_err(io)?;
+                rollouts.push(decode::<RolloutRecord>(
+                    "rollout",
+                    &k.value().to_string(),
+                    v.value(),
+                )?);
+            }
+        }
         let fleet_desired = txn
             .open_table(META)
             .map_err(io)?
@@ -449,13 +466,14 @@ impl EmbeddedStore {
             tokens,
             last_exec_id: last_key(EXECS)?,
             last_audit_id: last_key(AUDIT)?,
+            rollouts,
         })
     }
 
     fn commit_now(db: &Database, writes: Vec<Write>) -> Result<(), StoreError> {
         // Tables are opened only when the batch writes to them: a batch of
         // registrations touches one table, not nine.
-        let mut by_table: [Vec<Write>; 8] = Default::default();
+        let mut by_table: [Vec<Write>; 9] = Default::default();
         for w in writes {
             let slot = match &w {
                 Write::Node(_) | Write::ForgetNode(_) => 0,
@@ -466,6 +484,7 @@ impl EmbeddedStore {
                 Write::Cert(_) => 5,
                 Write::Audit(_) => 6,
                 Write::Exec(_) => 7,
+                Write::Rollout(_) => 8,
             };
             by_table[slot].push(w);
         }
@@ -509,16 +528,17 @@ impl EmbeddedStore {
                     t.insert(key, value.as_slice()).map_err(io)?;
                 }
             }
-            Some(Write::Audit(_)) | Some(Write::Exec(_)) => {
-                let mut t = numbered(if matches!(writes[0], Write::Audit(_)) {
-                    AUDIT
-                } else {
-                    EXECS
+            Some(Write::Audit(_)) | Some(Write::Exec(_)) | Some(Write::Rollout(_)) => {
+                let mut t = numbered(match writes[0] {
+                    Write::Audit(_) => AUDIT,
+                    Write::Exec(_) => EXECS,
+                    _ => ROLLOUTS,
                 })?;
                 for w in writes {
                     let (key, value) = match &w {
                         Write::Audit(r) => (r.id, encode(r)?),
                         Write::Exec(r) => (r.exec_id, encode(r)?),
+                        Write::Rollout(r) => (r.id, encode(r)?),
                         _ => continue,
                     };
                     t.insert(key, value.as_slice()).map_err(io)?;

@@ -41,7 +41,8 @@ use tracing::{info, warn};
 
 use super::{
     AuditQuery, AuditRecord, Backend, CertRecord, Entry, ExecRecord, Loaded, NodeConfigRecord,
-    NodeRecord, StoreError, Table, TokenRecord, VersionRecord, Write, decode, number_key,
+    NodeRecord, RolloutRecord, StoreError, Table, TokenRecord, VersionRecord, Write, decode,
+    number_key,
 };
 use crate::etcd::{EtcdClient, created_at, delete_op, prefix_end, put_op};
 
@@ -130,6 +131,7 @@ fn mirrored(t: Table) -> bool {
             | Table::Certs
             | Table::Tokens
             | Table::Pki
+            | Table::Rollouts
     )
 }
 
@@ -163,6 +165,7 @@ pub fn entries_of(w: Write) -> Result<Vec<Entry>, StoreError> {
         Write::Cert(r) => one(Table::Certs, r.fingerprint.clone(), encode(&r)?),
         Write::Audit(r) => one(Table::Audit, number_key(r.id), encode(&r)?),
         Write::Exec(r) => one(Table::Execs, number_key(r.exec_id), encode(&r)?),
+        Write::Rollout(r) => one(Table::Rollouts, number_key(r.id), encode(&r)?),
         Write::FleetDesired(v) => one(
             Table::Meta,
             FLEET_DESIRED.into(),
@@ -383,6 +386,9 @@ impl EtcdStore {
                     .push(decode::<VersionRecord>(what, key, value)?),
                 Table::Certs => out.certs.push(decode::<CertRecord>(what, key, value)?),
                 Table::Tokens => out.tokens.push(decode::<TokenRecord>(what, key, value)?),
+                Table::Rollouts => out
+                    .rollouts
+                    .push(decode::<RolloutRecord>(what, key, value)?),
                 Table::Meta if key == FLEET_DESIRED => {
                     let n: u64 = std::str::from_utf8(value)
                         .ok()

@@ -25,8 +25,9 @@ mod writer;
 pub use embedded::{DB_FILE, EmbeddedStore};
 pub use etcd::{EtcdStore, Fence};
 pub use records::{
-    AuditRecord, CertKind, CertRecord, ExecRecord, FailedApply, NodeConfigRecord, NodeRecord,
-    TokenRecord, VersionRecord,
+    AuditRecord, CertKind, CertRecord, ExecRecord, FailedApply, GateRecord, NodeConfigRecord,
+    NodePhase, NodeRecord, RolloutNodeRecord, RolloutPhase, RolloutRecord, RolloutWaveRecord,
+    StrategyRecord, TokenRecord, VersionRecord, WavePhase,
 };
 pub use writer::{Pending, Reserved, Store, StoreWriter, WRITE_QUEUE_DEPTH};
 
@@ -91,10 +92,12 @@ pub enum Table {
     /// The CA certificate and key (`ca.crt`, `ca.key`): in `<data_dir>/pki`
     /// on the embedded store, in the store itself on etcd.
     Pki,
+    /// Staged rollouts, by id (the rollouts' owner).
+    Rollouts,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Nodes,
         Table::NodeConfig,
         Table::Versions,
@@ -105,6 +108,7 @@ impl Table {
         Table::Tokens,
         Table::Audit,
         Table::Pki,
+        Table::Rollouts,
     ];
 
     /// The table's name (redb table, etcd key segment, backup field).
@@ -120,6 +124,7 @@ impl Table {
             Table::Tokens => "join_tokens",
             Table::Audit => "audit",
             Table::Pki => "pki",
+            Table::Rollouts => "rollouts",
         }
     }
 
@@ -131,7 +136,7 @@ impl Table {
     pub fn numbered(self) -> bool {
         matches!(
             self,
-            Table::Versions | Table::Content | Table::Execs | Table::Audit
+            Table::Versions | Table::Content | Table::Execs | Table::Audit | Table::Rollouts
         )
     }
 }
@@ -176,6 +181,8 @@ pub enum Write {
     Audit(AuditRecord),
     /// One finished exec session.
     Exec(ExecRecord),
+    /// A staged rollout as it is now (written at each change of state).
+    Rollout(Box<RolloutRecord>),
 }
 
 /// Everything the owners of state load when the master starts.
@@ -192,6 +199,8 @@ pub struct Loaded {
     pub last_exec_id: u64,
     /// Highest audit id recorded (0 if none).
     pub last_audit_id: u64,
+    /// Every staged rollout, oldest first.
+    pub rollouts: Vec<RolloutRecord>,
 }
 
 /// Which audit entries a reader wants, newest first.

@@ -230,6 +230,163 @@ pub struct ExecRecord {
     pub recording_error: String,
 }
 
+/// Where a staged rollout is: the states of `cdn.v1.RolloutState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutPhase {
+    #[default]
+    Running,
+    Paused,
+    RollingBack,
+    RolledBack,
+    Halted,
+    Aborted,
+    Succeeded,
+    Undone,
+}
+
+impl RolloutPhase {
+    /// Whether the rollout has ended (nothing more happens unless undone).
+    pub fn ended(self) -> bool {
+        !matches!(
+            self,
+            RolloutPhase::Running | RolloutPhase::Paused | RolloutPhase::RollingBack
+        )
+    }
+}
+
+/// Where one wave is: the states of `cdn.v1.RolloutWaveState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WavePhase {
+    #[default]
+    Pending,
+    Applying,
+    Baking,
+    Passed,
+    Failed,
+    RolledBack,
+}
+
+/// Where one node of a rollout is: the states of `cdn.v1.RolloutNodeState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodePhase {
+    #[default]
+    Waiting,
+    Applying,
+    Applied,
+    Failed,
+    RolledBack,
+}
+
+/// A rollout strategy as stored (`cdn.v1.RolloutStrategy`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StrategyRecord {
+    #[serde(default)]
+    pub canary: u32,
+    #[serde(default)]
+    pub waves: Vec<String>,
+    #[serde(default)]
+    pub pause_ms: u64,
+    #[serde(default)]
+    pub bake_ms: u64,
+    #[serde(default)]
+    pub max_failed: u32,
+    #[serde(default)]
+    pub by: String,
+    #[serde(default)]
+    pub gates: Vec<String>,
+    /// Halt and leave the updated nodes (true), or put them back (false).
+    #[serde(default)]
+    pub halt_only: bool,
+    /// The apply timeout in force (the master's default filled in).
+    #[serde(default)]
+    pub apply_timeout_ms: u64,
+    #[serde(default)]
+    pub start_paused: bool,
+}
+
+/// One node of a rollout.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutNodeRecord {
+    pub node: String,
+    pub state: NodePhase,
+    /// The version it desired before the rollout; None = none.
+    #[serde(default, with = "cdn_proto::version::or_zero")]
+    pub previous: Option<Version>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One wave of a rollout.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutWaveRecord {
+    pub state: WavePhase,
+    #[serde(default)]
+    pub label_value: String,
+    pub nodes: Vec<RolloutNodeRecord>,
+    #[serde(default)]
+    pub started_ms: i64,
+    #[serde(default)]
+    pub finished_ms: i64,
+}
+
+/// The latest reading of one gate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub gate: String,
+    pub wave: u32,
+    pub passed: bool,
+    #[serde(default)]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub detail: String,
+    pub time_ms: i64,
+}
+
+/// A staged rollout: its plan and how far it got, written at every change
+/// so that a restarted (or newly elected) master resumes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    pub id: u64,
+    pub version: Version,
+    pub state: RolloutPhase,
+    pub strategy: StrategyRecord,
+    #[serde(default)]
+    pub current_wave: u32,
+    pub waves: Vec<RolloutWaveRecord>,
+    pub author: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub gates: Vec<GateRecord>,
+    /// Started by a rollback.
+    #[serde(default)]
+    pub rollback: bool,
+    #[serde(default)]
+    pub next_wave_ms: i64,
+    /// For the whole fleet: on success the fleet's desired version becomes
+    /// this rollout's, and an undo puts back `previous_fleet`.
+    #[serde(default)]
+    pub fleet_wide: bool,
+    #[serde(default, with = "cdn_proto::version::or_zero")]
+    pub previous_fleet: Option<Version>,
+    /// Rolling back because an operator undid it (ends `undone`, not
+    /// `rolled_back`).
+    #[serde(default)]
+    pub undo: bool,
+}
+
+impl RolloutRecord {
+    /// Every node of the rollout, wave by wave.
+    pub fn nodes(&self) -> impl Iterator<Item = &RolloutNodeRecord> {
+        self.waves.iter().flat_map(|w| w.nodes.iter())
+    }
+}
+
 /// A role stored as its word, empty for none (the form stores have always
 /// used).
 mod role_or_empty {

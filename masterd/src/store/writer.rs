@@ -224,6 +224,7 @@ fn key_of(w: &Write) -> (u8, String) {
         Write::Cert(r) => (5, r.fingerprint.clone()),
         Write::Audit(r) => (6, r.id.to_string()),
         Write::Exec(r) => (7, r.exec_id.to_string()),
+        Write::Rollout(r) => (8, r.id.to_string()),
     }
 }
 
