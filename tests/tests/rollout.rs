@@ -637,7 +637,11 @@ fn a_health_check_failing_on_the_canary_halts_and_puts_it_back() {
     wait_for("agent-1 back on version 1 after the undo", || {
         (file_of(&fleet, "agent-1").as_deref() == Some("healthy: 1\n")).then_some(())
     });
-    assert_eq!(status_json(&fleet, None)["state"], "undone");
+    // The file is back when the node applied; the rollout says `undone`
+    // once the master heard the answer.
+    wait_for("the rollout undone", || {
+        (status_json(&fleet, None)["state"] == "undone").then_some(())
+    });
     for n in names(5).iter().skip(1) {
         assert_eq!(file_of(&fleet, n).as_deref(), Some("healthy: 1\n"), "{n}");
     }
