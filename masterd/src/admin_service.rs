@@ -1034,14 +1034,7 @@ impl AdminService for AdminApi {
                 }
                 tokio::select! {
                     _ = tx.closed() => return,
-                    _ = caller.revoked.cancelled() => {
-                        let _ = tx
-                            .send(Err(Status::unauthenticated(
-                                "your credential was revoked; stream closed",
-                            )))
-                            .await;
-                        return;
-                    }
+                    _ = caller.revoked.cancelled() => return say_revoked(&tx).await,
                     _ = rollouts.closed() => {
                         let _ = tx.send(Err(Status::unavailable(STOPPING))).await;
                         return;
@@ -1140,14 +1133,7 @@ impl AdminService for AdminApi {
             loop {
                 let next = tokio::select! {
                     _ = tx.closed() => return,
-                    _ = caller.revoked.cancelled() => {
-                        let _ = tx
-                            .send(Err(Status::unauthenticated(
-                                "your credential was revoked; stream closed",
-                            )))
-                            .await;
-                        return;
-                    }
+                    _ = caller.revoked.cancelled() => return say_revoked(&tx).await,
                     n = live.recv() => n,
                 };
                 let event = match next {
@@ -1592,4 +1578,14 @@ fn user_info(c: CertRecord) -> UserInfo {
         expires_ms: c.not_after_ms,
         fingerprint: c.fingerprint,
     }
+}
+
+/// Ends a follower's stream whose caller's credential was revoked, saying
+/// so.
+async fn say_revoked<T>(tx: &mpsc::Sender<Result<T, Status>>) {
+    let _ = tx
+        .send(Err(Status::unauthenticated(
+            "your credential was revoked; stream closed",
+        )))
+        .await;
 }

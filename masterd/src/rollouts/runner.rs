@@ -615,29 +615,13 @@ impl Runner {
             }
         }
         if checked > 0 {
-            self.reading(GateRecord {
-                gate: "health".into(),
-                wave: w as u32,
-                passed: sick.is_empty(),
-                value: None,
-                detail: if sick.is_empty() {
-                    format!("{checked} node(s) pass their health check")
-                } else {
-                    sick.join("; ")
-                },
-                time_ms: now_ms,
-            });
+            let passed = format!("{checked} node(s) pass their health check");
+            self.node_gate("health", w, &sick, passed, now_ms).await;
         }
-        if !sick.is_empty() {
-            self.decide(
-                "rollout.gate",
-                format!("wave {}: health failed: {}", w + 1, sick.join("; ")),
-                false,
-            )
-            .await;
-            if let Some(why) = self.too_many_failed() {
-                return Some(("health", why));
-            }
+        if !sick.is_empty()
+            && let Some(why) = self.too_many_failed()
+        {
+            return Some(("health", why));
         }
         // Node state: every node updated so far must stay online.
         let mut bad = Vec::new();
@@ -669,26 +653,8 @@ impl Runner {
                 bad.push(format!("{}: {why}", n.node));
             }
         }
-        self.reading(GateRecord {
-            gate: "node-state".into(),
-            wave: w as u32,
-            passed: bad.is_empty(),
-            value: None,
-            detail: if bad.is_empty() {
-                "every updated node online".into()
-            } else {
-                bad.join("; ")
-            },
-            time_ms: now_ms,
-        });
-        if !bad.is_empty() {
-            self.decide(
-                "rollout.gate",
-                format!("wave {}: node-state failed: {}", w + 1, bad.join("; ")),
-                false,
-            )
-            .await;
-        }
+        let passed = "every updated node online".to_string();
+        self.node_gate("node-state", w, &bad, passed, now_ms).await;
         if let Some(why) = self.too_many_failed() {
             return Some(("node_state", why));
         }
@@ -746,6 +712,36 @@ impl Runner {
     }
 
     /// Keeps the latest reading of each gate for each wave.
+    /// Records the reading of a per-node gate of wave `w` (`failures`, one
+    /// per failed node; none: it passed, as `passed` says) and, when it
+    /// failed, decides so in an event and the audit log.
+    async fn node_gate(
+        &mut self,
+        gate: &str,
+        w: usize,
+        failures: &[String],
+        passed: String,
+        now_ms: i64,
+    ) {
+        let failed = failures.join("; ");
+        self.reading(GateRecord {
+            gate: gate.into(),
+            wave: w as u32,
+            passed: failures.is_empty(),
+            value: None,
+            detail: if failures.is_empty() {
+                passed
+            } else {
+                failed.clone()
+            },
+            time_ms: now_ms,
+        });
+        if !failures.is_empty() {
+            let detail = format!("wave {}: {gate} failed: {failed}", w + 1);
+            self.decide("rollout.gate", detail, false).await;
+        }
+    }
+
     fn reading(&mut self, g: GateRecord) {
         match self
             .rec
