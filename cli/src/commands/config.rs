@@ -719,16 +719,14 @@ impl PushReport {
                 )
             } else {
                 let mut line = format!(
-                    "version {} ({}): rollout {} {} after wave {} of {}: {} applied, {} failed, {} pending of {n}",
+                    "version {} ({}): rollout {} {} after wave {} of {}: {} of {n}",
                     r.version,
                     short_hash(&r.hash),
                     ro.id,
                     ro.state.word(),
                     (ro.current_wave + 1).min(ro.waves.len() as u32),
                     ro.waves.len(),
-                    r.applied,
-                    r.failed,
-                    r.pending
+                    ro.node_counts()
                 );
                 if !ro.reason.is_empty() {
                     line.push_str(&format!("\nreason: {}", ro.reason));

@@ -573,6 +573,32 @@ impl WaveView {
     }
 }
 
+impl RolloutView {
+    /// How its nodes ended up: `3 applied, 1 rolled back, 6 not reached`
+    /// (only the states some node is in).
+    pub fn node_counts(&self) -> String {
+        let nodes = || self.waves.iter().flat_map(|w| &w.nodes);
+        let count = |s: RolloutNodeState| nodes().filter(|n| n.state == s).count();
+        let parts = [
+            (count(RolloutNodeState::Applied), "applied"),
+            (count(RolloutNodeState::Applying), "applying"),
+            (count(RolloutNodeState::Failed), "failed"),
+            (count(RolloutNodeState::RolledBack), "rolled back"),
+            (count(RolloutNodeState::Waiting), "not reached"),
+        ];
+        let said: Vec<String> = parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if said.is_empty() {
+            "no nodes".into()
+        } else {
+            said.join(", ")
+        }
+    }
+}
+
 impl StrategyView {
     /// `canary 1, waves 50%,100%, bake 2s, …`: what was asked, for people.
     fn summary(&self) -> String {
@@ -949,7 +975,10 @@ impl Progress {
         if before.as_ref().map(|b| b.state) != Some(now.state) && now.state != RolloutState::Running
         {
             let mut line = format!("rollout {}: {}", now.id, now.state.word());
-            if !now.reason.is_empty() {
+            // The reason once, when it is new (rolling back, then rolled
+            // back, share theirs).
+            let said = before.as_ref().is_some_and(|b| b.reason == now.reason);
+            if !now.reason.is_empty() && !said {
                 line.push_str(&format!(": {}", now.reason));
             }
             self.say(&line);
@@ -1139,5 +1168,9 @@ mod tests {
         assert!(text.contains("b=applied,c=failed"), "{text}");
         assert!(text.contains("errors < 1"), "{text}");
         assert!(text.lines().all(|l| l == l.trim_end()), "{text:?}");
+        assert_eq!(
+            RolloutView::from(info()).node_counts(),
+            "2 applied, 1 failed"
+        );
     }
 }
