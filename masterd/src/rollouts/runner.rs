@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::{Action, Control, Rollouts, phase_word};
 use crate::configs::PushPlan;
 use crate::error::MasterError;
-use crate::registry::NodeState;
+use crate::registry::{NodeState, Registry};
 use crate::store::{GateRecord, NodePhase, RolloutPhase, RolloutRecord, WavePhase, Write};
 
 /// The kinds of halt counted in `cdn_rollout_halts_total{reason}`.
@@ -590,8 +590,30 @@ impl Runner {
         // restarted) is given the liveness window to come back.
         let grace = self.started.elapsed() < registry.liveness().offline_after;
         self.undecided = false;
-        // Health: a node's check of this version must pass (the agent runs
-        // it after the reload and on its interval).
+        let (sick, checked) = self.unhealthy(w, &registry);
+        if checked > 0 {
+            let passed = format!("{checked} node(s) pass their health check");
+            self.node_gate("health", w, &sick, passed, now_ms).await;
+        }
+        if !sick.is_empty()
+            && let Some(why) = self.too_many_failed()
+        {
+            return Some(("health", why));
+        }
+        let bad = self.not_online(w, &registry, grace);
+        let passed = "every updated node online".to_string();
+        self.node_gate("node-state", w, &bad, passed, now_ms).await;
+        if let Some(why) = self.too_many_failed() {
+            return Some(("node_state", why));
+        }
+        self.read_prometheus(w).await.map(|why| ("prometheus", why))
+    }
+
+    /// Health: a node updated so far whose check of this version fails
+    /// (the agent runs it after the reload and on its interval) is marked
+    /// failed. Returns one line per such node, and how many nodes had a
+    /// check of this version.
+    fn unhealthy(&mut self, w: usize, registry: &Registry) -> (Vec<String>, usize) {
         let version = self.rec.version;
         let mut sick = Vec::new();
         let mut checked = 0usize;
@@ -614,16 +636,13 @@ impl Runner {
                 }
             }
         }
-        if checked > 0 {
-            let passed = format!("{checked} node(s) pass their health check");
-            self.node_gate("health", w, &sick, passed, now_ms).await;
-        }
-        if !sick.is_empty()
-            && let Some(why) = self.too_many_failed()
-        {
-            return Some(("health", why));
-        }
-        // Node state: every node updated so far must stay online.
+        (sick, checked)
+    }
+
+    /// Node state: a node updated so far that is not online (past the
+    /// `grace` a restarted master gives nodes it has not seen yet) is
+    /// marked failed. Returns one line per such node.
+    fn not_online(&mut self, w: usize, registry: &Registry, grace: bool) -> Vec<String> {
         let mut bad = Vec::new();
         for wave in &mut self.rec.waves[..=w] {
             for n in &mut wave.nodes {
@@ -653,12 +672,12 @@ impl Runner {
                 bad.push(format!("{}: {why}", n.node));
             }
         }
-        let passed = "every updated node online".to_string();
-        self.node_gate("node-state", w, &bad, passed, now_ms).await;
-        if let Some(why) = self.too_many_failed() {
-            return Some(("node_state", why));
-        }
-        // Prometheus: every gate over the nodes updated so far.
+        bad
+    }
+
+    /// Prometheus: every gate over the nodes updated so far; the first
+    /// that failed, if one did.
+    async fn read_prometheus(&mut self, w: usize) -> Option<String> {
         if self.rec.strategy.gates.is_empty() {
             return None;
         }
@@ -668,7 +687,7 @@ impl Runner {
             settings.prometheus.timeout,
         ) {
             Ok(c) => c,
-            Err(e) => return Some(("prometheus", format!("cannot read the gates: {e}"))),
+            Err(e) => return Some(format!("cannot read the gates: {e}")),
         };
         let updated: Vec<String> = self.rec.waves[..=w]
             .iter()
@@ -679,7 +698,7 @@ impl Runner {
         let ctx = crate::promgate::GateContext {
             nodes: &updated,
             wave: w as u32,
-            version: version.get(),
+            version: self.rec.version.get(),
         };
         let mut failed = None;
         for text in self.rec.strategy.gates.clone() {
@@ -703,12 +722,11 @@ impl Runner {
                 failed = Some(format!("gate `{text}` failed: {}", outcome.detail));
             }
         }
-        if let Some(why) = failed {
+        if let Some(why) = &failed {
             self.decide("rollout.gate", format!("wave {}: {why}", w + 1), false)
                 .await;
-            return Some(("prometheus", why));
         }
-        None
+        failed
     }
 
     /// Keeps the latest reading of each gate for each wave.
