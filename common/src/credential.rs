@@ -48,7 +48,8 @@ impl Credential {
     /// Reads a credential from the text of its file; the error never
     /// echoes the text (a wrong file may hold a secret).
     pub fn parse(text: &str) -> Result<Self, String> {
-        crate::yaml::from_str(text).map_err(|e| format!("not a cdnctl credential: {e}"))
+        crate::yaml::from_str(text)
+            .map_err(|e| format!("not a cdnctl credential: {}", unquoted(&e.to_string())))
     }
 
     /// Writes the credential with mode 0600.
@@ -84,6 +85,31 @@ pub fn masters(field: &str) -> Vec<String> {
         .collect()
 }
 
+/// `message` without what it quotes from the file (between backticks or
+/// double quotes, as the YAML reader's messages quote a key or a value):
+/// a wrong file may hold a secret. `unknown field `…`, expected one of …`.
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    out.push('…');
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +129,23 @@ mod tests {
             key: String::new(),
         };
         assert_eq!(cred.server_name(), "m1.example");
+    }
+
+    #[test]
+    fn an_error_never_echoes_what_the_file_holds() {
+        // Found by fuzzing: a one-line file (a join token given as a
+        // credential) came back inside `invalid type: string "…"`.
+        for text in [
+            "cdn0.aabcbababababababa\tuser: ?\ta",
+            "cdn0.s3cr3t-t0ken-value-1234567890",
+            "user: [\"s3cr3t-t0ken-value-1234567890\"]",
+            "- s3cr3t-t0ken-value-1234567890",
+        ] {
+            let e = Credential::parse(text).unwrap_err();
+            for secret in text.split_whitespace().filter(|w| w.len() >= 16) {
+                assert!(!e.contains(secret), "{text:?}: {e}");
+            }
+            assert!(e.starts_with("not a cdnctl credential: "), "{e}");
+        }
     }
 }
