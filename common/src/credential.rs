@@ -85,29 +85,21 @@ pub fn masters(field: &str) -> Vec<String> {
         .collect()
 }
 
-/// `message` without what it quotes from the file (between backticks or
-/// double quotes, as the YAML reader's messages quote a key or a value):
-/// a wrong file may hold a secret. `unknown field `…`, expected one of …`.
+/// `message` without what it quotes from the file: everything from its
+/// first quote (backtick or double quote) to the last of the same kind, as
+/// the YAML reader's messages quote one key or value and their own wording
+/// has no quotes (`unknown field `…`, expected one of user, …`). A quote
+/// inside the key cannot end the cut early. A wrong file may hold a
+/// secret.
 fn unquoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut open: Option<char> = None;
-    for c in message.chars() {
-        match open {
-            Some(q) if c == q => {
-                out.push(c);
-                open = None;
-            }
-            Some(_) => {}
-            None => {
-                out.push(c);
-                if c == '`' || c == '"' {
-                    out.push('…');
-                    open = Some(c);
-                }
-            }
-        }
+    let Some(first) = message.find(['`', '"']) else {
+        return message.to_string();
+    };
+    let q = &message[first..first + 1];
+    match message.rfind(q) {
+        Some(last) if last > first => format!("{}{q}…{}", &message[..first], &message[last..]),
+        _ => format!("{}{q}…{q}", &message[..first]),
     }
-    out
 }
 
 #[cfg(test)]
@@ -140,6 +132,9 @@ mod tests {
             "cdn0.s3cr3t-t0ken-value-1234567890",
             "user: [\"s3cr3t-t0ken-value-1234567890\"]",
             "- s3cr3t-t0ken-value-1234567890",
+            "cdn1aa\tbaba!babab.bab`abababababAbabbaba!bababnbab\tbbakm: x",
+            "cdn1aa\tbaba!babab.bab`abababababAbabbaba!bababnbababababababababababababaa\tbbakmbabaabaa\tbaba!babaababababaa\tbaba!baBakbababa!babbakmbabaabaab`abababababAbabbaba\tbaba!burabakbababmabaa\tba====ba!babakbababmbab.a:\n",
+            "\"s3cr3t`t0ken\\\"value-1234567890\": 1",
         ] {
             let e = Credential::parse(text).unwrap_err();
             for secret in text.split_whitespace().filter(|w| w.len() >= 16) {
