@@ -327,17 +327,8 @@ impl Runner {
             }
             let left = Duration::from_millis((self.rec.next_wave_ms - now_ms).max(0) as u64);
             let deadline = Instant::now() + left;
-            loop {
-                match self.next_input(Some(deadline), None).await {
-                    Input::Timer => break,
-                    Input::Closing => return,
-                    Input::Control(c) => {
-                        if self.on_control(c).await == Flow::Stop {
-                            return;
-                        }
-                    }
-                    Input::Event(_) | Input::EventsDone => {}
-                }
+            if self.wait_until(deadline).await == Flow::Stop {
+                return;
             }
             // Paused meanwhile: the pause is over, the wave waits.
             if self.rec.state != RolloutPhase::Running {
@@ -549,17 +540,8 @@ impl Runner {
             } else {
                 (now + settings.gate_interval).min(end)
             };
-            loop {
-                match self.next_input(Some(next), None).await {
-                    Input::Timer => break,
-                    Input::Closing => return,
-                    Input::Control(c) => {
-                        if self.on_control(c).await == Flow::Stop {
-                            return;
-                        }
-                    }
-                    Input::Event(_) | Input::EventsDone => {}
-                }
+            if self.wait_until(next).await == Flow::Stop {
+                return;
             }
         }
         let wave = &mut self.rec.waves[w];
@@ -727,6 +709,23 @@ impl Runner {
                 .await;
         }
         failed
+    }
+
+    /// Waits until `deadline`, taking operators' controls meanwhile; Stop
+    /// when the master closes or a control ends the rollout.
+    async fn wait_until(&mut self, deadline: Instant) -> Flow {
+        loop {
+            match self.next_input(Some(deadline), None).await {
+                Input::Timer => return Flow::Continue,
+                Input::Closing => return Flow::Stop,
+                Input::Control(c) => {
+                    if self.on_control(c).await == Flow::Stop {
+                        return Flow::Stop;
+                    }
+                }
+                Input::Event(_) | Input::EventsDone => {}
+            }
+        }
     }
 
     /// Keeps the latest reading of each gate for each wave.
