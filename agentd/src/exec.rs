@@ -115,15 +115,28 @@ pub struct Executor {
     /// The policy in force; replaced whole by [`Executor::set_policy`].
     policy: Arc<RwLock<Arc<ExecPolicy>>>,
     running: Arc<AtomicUsize>,
+    /// The guard kept ready for the next session on pipes; None: every
+    /// session starts its own.
+    warm: Option<Arc<Warm>>,
 }
 
 impl Executor {
-    /// An executor applying `policy`.
+    /// An executor applying `policy`; after its first session on pipes it
+    /// keeps one guard ready for the next (one idle process).
     pub fn new(policy: ExecPolicy) -> Self {
         Self {
             policy: Arc::new(RwLock::new(Arc::new(policy))),
             running: Arc::new(AtomicUsize::new(0)),
+            warm: Some(Arc::default()),
         }
+    }
+
+    /// The same without a guard kept ready: for thousands of agents in one
+    /// process (the hollow swarm), where a ready guard each would be
+    /// thousands of idle processes.
+    pub fn without_warm_guard(mut self) -> Self {
+        self.warm = None;
+        self
     }
 
     /// The policy in force.
@@ -213,7 +226,7 @@ impl Executor {
             inbound.drain().await;
             return;
         }
-        let exit = run(&policy, start, &mut inbound, &out_tx).await;
+        let exit = run(&policy, self.warm.as_ref(), start, &mut inbound, &out_tx).await;
         drop(admitted);
         info!(exec = exec_id, code = exit.code, "exec finished");
         let _ = out_tx
@@ -221,6 +234,12 @@ impl Executor {
                 body: Some(exec_from_agent::Body::Exit(exit)),
             })
             .await;
+        if let Some(w) = &self.warm {
+            // The next session's guard starts once this one's exit is on
+            // its way, not while its program starts.
+            let w = Arc::clone(w);
+            tokio::task::spawn_blocking(move || w.refill());
+        }
         // Dropping the response stream would reset the HTTP/2 stream and
         // could discard the exit report: end our side, then wait for the
         // master to end its side.
@@ -311,42 +330,111 @@ struct Spawned {
     pty: Option<pty_process::OwnedWritePty>,
 }
 
-/// The command as the policy and the request shape it, not yet started.
-fn command(policy: &ExecPolicy, start: &StartExec) -> Result<tokio::process::Command, String> {
-    // Under a guard: the program dies with the agent, even a killed one.
-    let mut cmd = crate::guard::command(&start.argv[0]);
-    cmd.args(&start.argv[1..])
-        // systemd's socket is agentd's: a remote command must not speak
-        // for the agent's unit (unless the operator passes it on purpose).
-        .env_remove("NOTIFY_SOCKET")
-        .envs(&start.env)
-        .kill_on_drop(true);
-    if !start.cwd.is_empty() {
-        cmd.current_dir(&start.cwd);
-    }
+/// The program as the policy and the request shape it.
+fn program(policy: &ExecPolicy, start: &StartExec) -> Result<crate::guard::Program, String> {
+    let mut p = crate::guard::Program {
+        argv: start.argv.clone(),
+        env: start
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        cwd: start.cwd.clone(),
+        stdin: start.stdin,
+        user: None,
+    };
     if let Some(name) = &policy.user
         && nix::unistd::geteuid().is_root()
     {
         match nix::unistd::User::from_name(name) {
             Ok(Some(u)) => {
-                cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
-                cmd.env("HOME", &u.dir)
-                    .env("USER", name)
-                    .env("LOGNAME", name);
+                p.user = Some((u.uid.as_raw(), u.gid.as_raw()));
+                let dir = u.dir.to_string_lossy().into_owned();
+                p.env.extend([
+                    ("HOME".into(), dir),
+                    ("USER".into(), name.clone()),
+                    ("LOGNAME".into(), name.clone()),
+                ]);
             }
             _ => return Err(format!("exec.user `{name}` does not exist on this node")),
         }
     }
-    Ok(cmd)
+    Ok(p)
 }
 
-/// Starts the program on pipes, in its own process group.
-fn spawn_pipes(mut cmd: tokio::process::Command, stdin: bool) -> std::io::Result<Spawned> {
-    cmd.process_group(0)
-        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
+/// `program` under a guard of its own (the program dies with the agent,
+/// even a killed one), not yet started.
+fn command(program: &crate::guard::Program) -> tokio::process::Command {
+    let mut cmd = crate::guard::command(&program.argv[0]);
+    cmd.args(&program.argv[1..])
+        // systemd's socket is agentd's: a remote command must not speak
+        // for the agent's unit (unless the operator passes it on purpose).
+        .env_remove("NOTIFY_SOCKET")
+        .envs(program.env.iter().map(|(k, v)| (k, v)))
+        .kill_on_drop(true);
+    if !program.cwd.is_empty() {
+        cmd.current_dir(&program.cwd);
+    }
+    if let Some((uid, gid)) = program.user {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd
+}
+
+/// One warm guard kept ready for the next session on pipes (see
+/// [`crate::guard::warm_command`]): a session that finds it skips the
+/// guard's start-up, about a millisecond of the exec's start.
+#[derive(Default)]
+struct Warm(std::sync::Mutex<Option<tokio::process::Child>>);
+
+impl Warm {
+    /// The ready guard, if it is still alive.
+    fn take(&self) -> Option<tokio::process::Child> {
+        let mut child = self.0.lock().ok()?.take()?;
+        matches!(child.try_wait(), Ok(None)).then_some(child)
+    }
+
+    /// Starts a guard for the next session unless one is ready.
+    fn refill(&self) {
+        let Ok(mut slot) = self.0.lock() else { return };
+        if slot.is_some() {
+            return;
+        }
+        let Some(mut cmd) = crate::guard::warm_command() else {
+            return;
+        };
+        match cmd.env_remove("NOTIFY_SOCKET").spawn() {
+            Ok(child) => {
+                set_pipe_sizes(&child);
+                *slot = Some(child);
+            }
+            Err(e) => debug!(error = %e, "cannot start a warm guard"),
+        }
+    }
+}
+
+/// Starts `program` through the warm guard `child`: the program goes on
+/// the guard's stdin.
+async fn spawn_warm(
+    mut child: tokio::process::Child,
+    program: &crate::guard::Program,
+) -> std::io::Result<Spawned> {
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("the warm guard has no stdin"))?;
+    stdin.write_all(&program.encode()).await?;
+    Ok(Spawned {
+        stdin: program.stdin.then(|| Box::new(stdin) as _),
+        stdout: child.stdout.take().map(|r| Box::new(r) as _),
+        stderr: child.stderr.take().map(|r| Box::new(r) as _),
+        child,
+        pty: None,
+    })
+}
+
+/// Larger pipes for the program's output: fewer, larger chunks.
+fn set_pipe_sizes(child: &tokio::process::Child) {
     for fd in [
         child.stdout.as_ref().map(|p| p.as_raw_fd()),
         child.stderr.as_ref().map(|p| p.as_raw_fd()),
@@ -357,6 +445,16 @@ fn spawn_pipes(mut cmd: tokio::process::Command, stdin: bool) -> std::io::Result
         // Best effort: a smaller pipe only means smaller chunks.
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
     }
+}
+
+/// Starts the program on pipes, in its own process group.
+fn spawn_pipes(mut cmd: tokio::process::Command, stdin: bool) -> std::io::Result<Spawned> {
+    cmd.process_group(0)
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    set_pipe_sizes(&child);
     Ok(Spawned {
         stdin: child.stdin.take().map(|w| Box::new(w) as _),
         stdout: child.stdout.take().map(|r| Box::new(r) as _),
@@ -401,20 +499,28 @@ fn spawn_pty(mut cmd: tokio::process::Command, start: &StartExec) -> std::io::Re
 /// Spawns and supervises one program; returns its exit report.
 async fn run(
     policy: &ExecPolicy,
+    warm: Option<&Arc<Warm>>,
     start: StartExec,
     inbound: &mut Inbound,
     out: &mpsc::Sender<ExecFromAgent>,
 ) -> ExecExit {
-    let program = start.argv[0].clone();
-    let cmd = match command(policy, &start) {
-        Ok(c) => c,
+    let shaped = match program(policy, &start) {
+        Ok(p) => p,
         Err(e) => return exit_with(EXIT_NOT_EXECUTABLE, e),
     };
     let spawned = if start.tty {
-        spawn_pty(cmd, &start)
+        spawn_pty(command(&shaped), &start)
     } else {
-        spawn_pipes(cmd, start.stdin)
+        let warm = match warm.and_then(|w| w.take()) {
+            Some(guard) => spawn_warm(guard, &shaped).await.ok(),
+            None => None,
+        };
+        match warm {
+            Some(s) => Ok(s),
+            None => spawn_pipes(command(&shaped), start.stdin),
+        }
     };
+    let program = &start.argv[0];
     let Spawned {
         mut child,
         mut stdin,

@@ -119,7 +119,7 @@ async fn run_agent(
         }
     };
     let applier = Applier::start(config.config.clone(), shutdown.clone(), &shared.tasks);
-    let executor = Executor::new(config.exec.clone());
+    let executor = Executor::new(config.exec.clone()).without_warm_guard();
     let name = node_id.clone();
     let link = Link::new(
         config,

@@ -8,9 +8,28 @@ use std::process::Stdio;
 
 use cdn_tests::{Fleet, agent_yml, ctl_command, processes, wait_for};
 
+/// The command line of agent `pid`'s warm guard, the one it keeps ready
+/// for its next session.
+fn warm_guard(pid: u32) -> Vec<u32> {
+    processes(&[
+        "/proc/self/exe",
+        "__cdn-guard",
+        &pid.to_string(),
+        "--from-stdin",
+    ])
+}
+
 #[test]
 fn an_exec_session_dies_with_a_killed_agent() {
     let mut fleet = Fleet::start(1);
+    // After a first session the agent keeps a guard ready; the session
+    // below runs through it.
+    let first = fleet.ctl(["exec", "agent-1", "--", "true"]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let agent_pid = fleet.agent("agent-1").pid();
+    wait_for("a warm guard ready", || {
+        Some(warm_guard(agent_pid)).filter(|p| p.len() == 1)
+    });
     // A duration no other test uses, to find exactly this process.
     let argv = ["sleep", "300.7311"];
     let mut cdnctl = ctl_command(&fleet.master_addr())
@@ -44,6 +63,88 @@ fn an_exec_session_dies_with_a_killed_agent() {
     let out = fleet.ctl(["exec", "agent-1", "--", "echo", "back"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("back"), "{}", out.stdout);
+}
+
+#[test]
+fn a_warm_guard_runs_sessions_like_a_cold_one_and_dies_with_a_killed_agent() {
+    let mut fleet = Fleet::start(1);
+    let agent_pid = fleet.agent("agent-1").pid();
+    assert!(
+        warm_guard(agent_pid).is_empty(),
+        "no guard before a session"
+    );
+    let first = fleet.ctl(["exec", "agent-1", "--", "true"]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let ready = wait_for("a warm guard ready", || {
+        Some(warm_guard(agent_pid)).filter(|p| p.len() == 1)
+    });
+    // Through the warm guard: arguments, environment, directory, input,
+    // exit code and a missing program as a cold guard gives them.
+    let out = ctl_command(&fleet.master_addr())
+        .args([
+            "exec",
+            "-w",
+            "/",
+            "-e",
+            "GREETING=hé llo",
+            "agent-1",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|' \"$GREETING\" \"$(pwd)\"; wc -c; exit 7",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"twelve bytes")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let (code, stdout, stderr) = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(code, Some(7), "{stderr}");
+    assert_eq!(stdout.trim(), "hé llo|/|12", "{stderr}");
+    // The session took the ready guard, and a new one replaced it.
+    let next = wait_for("a warm guard ready again", || {
+        Some(warm_guard(agent_pid)).filter(|p| p.len() == 1 && p != &ready)
+    });
+    assert!(
+        !processes_alive(ready[0]),
+        "the used guard ended with its program"
+    );
+    assert_ne!(next, ready);
+    let missing = fleet.ctl(["exec", "agent-1", "--", "no-such-program-5521"]);
+    assert_eq!(missing.code, Some(127), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("no-such-program-5521: command not found"),
+        "{}",
+        missing.stderr
+    );
+    // An idle guard goes with its agent.
+    let idle = wait_for("a warm guard ready", || {
+        Some(warm_guard(agent_pid)).filter(|p| p.len() == 1)
+    });
+    fleet.agent("agent-1").kill();
+    wait_for("the idle guard to die with the agent", || {
+        warm_guard(agent_pid).is_empty().then_some(())
+    });
+    assert!(!processes_alive(idle[0]));
+}
+
+/// Whether process `pid` is alive (a zombie is not).
+fn processes_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z'))
+    })
 }
 
 #[test]
