@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Where one exec and one 1 MiB push spend their time: wall time and the
+CPU each process spends per operation (cdnctl, its connection holder, the
+master, the agent with its guard and the remote program), one agent on
+mutual TLS over loopback, release binaries. With --perf, also a
+`perf record` of the master and the agent over the runs (reports in the
+run's directory, printed at the end).
+
+Usage: python3 bench/breakdown.py [--runs 100] [--persist 60s] [--perf] [--no-build | --bin DIR]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lifecycle  # noqa: E402
+from lifecycle import Fleet, TOP, wait  # noqa: E402
+from peers import PEER, SP, holders, payload, proc_cpu  # noqa: E402
+
+
+def cpu_of(pids):
+    return proc_cpu(pids)
+
+
+def measure(label, cmds, servers, root, runs):
+    """Runs each command of cmds (a function of the run index) runs times;
+    prints wall median and CPU per run of the client (with children) and
+    of each serving process."""
+    walls, client = [], []
+    hold = holders(root)
+    names = {**servers, **{f"holder {p}": p for p in hold}}
+    before = {n: cpu_of([p]) for n, p in names.items()}
+    for i in range(runs):
+        cmd = cmds(i)
+        t0 = time.perf_counter()
+        r0 = os.times()
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        r1 = os.times()
+        walls.append(time.perf_counter() - t0)
+        client.append((r1.children_user - r0.children_user) + (r1.children_system - r0.children_system))
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.decode(errors='replace')}")
+    after = {n: cpu_of([p]) for n, p in names.items()}
+    print(f"\n{label}: {runs} runs, wall median {statistics.median(walls) * 1e3:.2f} ms "
+          f"(p10 {sorted(walls)[runs // 10] * 1e3:.2f}, p90 {sorted(walls)[runs * 9 // 10] * 1e3:.2f})")
+    print(f"  cdnctl (with children): {sum(client) / runs * 1e3:.2f} ms CPU per run")
+    for n in names:
+        print(f"  {n}: {(after[n] - before[n]) / runs * 1e3:.2f} ms CPU per run")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--push-runs", type=int, default=30)
+    ap.add_argument("--persist", default="60s", help="cdnctl --persist DURATION; 0 for none")
+    ap.add_argument("--perf", action="store_true", help="perf record the master and the agent")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--bin", help="take masterd, agentd and cdnctl from this directory (implies --no-build)")
+    a = ap.parse_args()
+    if a.bin:
+        lifecycle.BIN = os.path.abspath(a.bin)
+    elif not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
+    root = tempfile.mkdtemp(prefix="cdn-breakdown-")
+    fleet = Fleet(root, "1s")
+    perfs = []
+    try:
+        fleet.start_master()
+        extra = f"config:\n  path: {root}/agent-1/edge.yml\n  min_free_bytes: 0\n"
+        fleet.agents["agent-1"], _, _ = fleet.start_agent("agent-1", extra=extra)
+        wait(lambda: len(fleet.ctl_json("nodes", "list", "--status", "online") or []) == 1,
+             "agent online", timeout=60)
+        ctl = fleet.ctl()
+        if a.persist != "0":
+            os.environ["XDG_RUNTIME_DIR"] = os.path.join(root, "run")
+            os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+            ctl = [*ctl, "--persist", a.persist]
+        subprocess.run([*ctl, "exec", "agent-1", "--", "true"], check=True)
+        servers = {"masterd": fleet.master.pid, "agentd (with guard and program)": fleet.agents["agent-1"].pid}
+        if a.perf:
+            for name, pid in (("masterd", fleet.master.pid), ("agentd", fleet.agents["agent-1"].pid)):
+                out = os.path.join(root, f"perf-{name}.data")
+                perfs.append((out, subprocess.Popen(
+                    ["perf", "record", "-g", "-o", out, "-p", str(pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+            time.sleep(0.5)
+        measure("exec agent-1 -- true", lambda i: [*ctl, "exec", "agent-1", "--", "true"],
+                servers, root, a.runs)
+        src = os.path.join(SP, "payload", "cfg-1m.yaml")
+        if not os.path.exists(src):
+            print(f"\n(no 1 MiB payload at {src}: run {PEER}/setup.sh for it)")
+        else:
+            push_file = os.path.join(root, "push.yaml")
+
+            def push(i):
+                with open(push_file, "w") as f:
+                    f.write(payload(src, i + 1))
+                return [*ctl, "config", "push", push_file, "-o", "json"]
+            measure("config push 1 MiB -> 1 node", push, servers, root, a.push_runs)
+    finally:
+        for _, p in perfs:
+            p.send_signal(2)
+            p.wait()
+        fleet.stop()
+    for out, _ in perfs:
+        print(f"\nperf report -i {out} --no-children --sort symbol")
+
+
+if __name__ == "__main__":
+    main()
