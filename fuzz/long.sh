@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every fuzz target at the same time for SECONDS of wall time each
+# (default 3600), `nice -n 19`, from its seeds and grown corpus; each
+# target's libFuzzer log and its CPU time go to fuzz/logs/<target>.log.
+# Unlike smoke.sh it does not stop at a crash: every target runs its time,
+# and a crash or hang ends only that target (its input in
+# fuzz/artifacts/<target>/). Pause all with `kill -STOP -- -PGID` while
+# something must be measured, `kill -CONT -- -PGID` after.
+#   fuzz/long.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")"
+secs=${1:-3600}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+nice -n 19 cargo +nightly fuzz build -O
+bin="target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+mkdir -p logs
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t" "artifacts/$t"
+  nice -n 19 /usr/bin/time -f "cpu_user_s=%U cpu_sys_s=%S wall_s=%e max_rss_kb=%M" \
+    "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$secs" \
+    -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 "corpus/$t" "seeds/$t" \
+    >"logs/$t.log" 2>&1 &
+done
+wait
+for t in "${targets[@]}"; do
+  echo "== $t"
+  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|cpu_user_s|#[0-9]+.*DONE)' "logs/$t.log" || true
+  compgen -G "artifacts/$t/*" >/dev/null && echo "!! $t: a crash or hang is in fuzz/artifacts/$t/"
+done
