@@ -5,7 +5,9 @@
 # Unlike smoke.sh it does not stop at a crash: every target runs its time,
 # and a crash or hang ends only that target (its input in
 # fuzz/artifacts/<target>/). Pause all with `kill -STOP -- -PGID` while
-# something must be measured, `kill -CONT -- -PGID` after.
+# something must be measured, `kill -CONT -- -PGID` after: libFuzzer
+# counts the pause in its wall time, so the input that ran across it is
+# kept as a `slow-unit-*` (run it again to see it is not slow).
 #   fuzz/long.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,5 +31,10 @@ wait
 for t in "${targets[@]}"; do
   echo "== $t"
   grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|cpu_user_s|#[0-9]+.*DONE)' "logs/$t.log" || true
-  compgen -G "artifacts/$t/*" >/dev/null && echo "!! $t: a crash or hang is in fuzz/artifacts/$t/"
+  if compgen -G "artifacts/$t/[!s]*" >/dev/null; then
+    echo "!! $t: a crash, hang or leak is in fuzz/artifacts/$t/"
+  fi
+  if compgen -G "artifacts/$t/slow-unit-*" >/dev/null; then
+    echo "   $t: slow units kept in fuzz/artifacts/$t/ (after a pause? run each again)"
+  fi
 done

@@ -451,6 +451,13 @@ fn policy_and_unknown_or_offline_nodes_give_clear_errors() {
         fleet.ctl(["exec", "agent-2", "--", "echo", "ok"]).stdout,
         "ok\n"
     );
+    // The refused session (the first, id 1) leaves no recording; the one
+    // that ran (id 2) has its own.
+    let recordings = fleet.master.data_dir().join("recordings");
+    assert!(recordings.join("2").join("agent-2.rec").exists());
+    cdn_tests::wait_for("the refused session's recording to be gone", || {
+        (!recordings.join("1").exists()).then_some(())
+    });
 
     let unknown = fleet.ctl(["exec", "agent-9", "--", "true"]);
     assert_eq!(unknown.code, Some(255));
