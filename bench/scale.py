@@ -325,12 +325,19 @@ def exec_single(fleet, node, runs):
             "failed": bad, "samples_ms": [round(t, 3) for t in times]}
 
 
-def exec_fanout(fleet, n):
+def exec_fanout(fleet, n, swarm):
+    """`exec --all -- true`: time to the last exit code, and the CPU the
+    master and the swarm spent on it (the swarm's includes each node's guard
+    and `true`)."""
+    m0 = cpu_seconds(fleet.master.pid)
+    s0 = sum(cpu_seconds(p) for p in swarm.pids())
     t0 = time.perf_counter()
     r = subprocess.run([*fleet.ctl(), "exec", "--all", "--parallel", "256", "--", "true"],
                        capture_output=True, text=True)
     wall = (time.perf_counter() - t0) * 1000
     return {"wall_ms": round(wall, 1), "exit": r.returncode, "nodes": n,
+            "master_cpu_s": round(cpu_seconds(fleet.master.pid) - m0, 2),
+            "swarm_cpu_s": round(sum(cpu_seconds(p) for p in swarm.pids()) - s0, 2),
             "stderr_tail": r.stderr.strip().splitlines()[-3:]}
 
 
@@ -430,7 +437,7 @@ def run_size(n, args, texts):
 
         log(f"{n}: exec")
         res["exec_single"] = exec_single(fleet, "hollow-00001", args.exec_runs)
-        res["exec_fanout"] = exec_fanout(fleet, n)
+        res["exec_fanout"] = exec_fanout(fleet, n, swarm)
 
         log(f"{n}: connection drop")
         res["drop"] = drop_one(fleet, swarm)
@@ -682,6 +689,7 @@ def targets(results, ssh):
             f"{pu['swarm_cpu_s']} s (every hollow agent's real apply: decode, hash, temporary file, rename,"
             " state file, ack) in {:.1f} s.".format(pu["wall_ms"] / 1000)
         )
+    notes.extend(per_unit(big))
     return [
         "",
         *(["## Where the time goes", "", *[f"- {x}" for x in notes]] if notes else []),
@@ -704,6 +712,30 @@ def targets(results, ssh):
         row("exec at least 2× faster than ssh with ControlMaster",
             ratio(ssh_ex, ex) if ssh_ex else "–", None if not ssh_ex or not ex else ssh_ex / ex >= 2),
     ]
+
+
+def per_unit(r):
+    """The master's own CPU per registration, per heartbeat, per pushed node
+    and per node of a fan-out exec, from fleet result r: what separates the
+    master from the swarm sharing its cores."""
+    n = r["agents"]
+    out = []
+    st, hb = r.get("storm") or {}, r.get("steady_10s") or {}
+    pu, fo = r.get("push_10k") or {}, r.get("exec_fanout") or {}
+    if st.get("master_cpu_s") is not None:
+        out.append(f"master CPU per registration (storm, TLS handshake included): "
+                   f"{st['master_cpu_s'] / n * 1e3:.3f} ms")
+    if hb.get("master_cpu_pct") is not None and hb.get("heartbeats") and hb.get("window_s"):
+        per_hb = hb["master_cpu_pct"] / 100 * hb["window_s"] / hb["heartbeats"]
+        out.append(f"master CPU per heartbeat (10 s interval, idle work of the window included): "
+                   f"{per_hb * 1e6:.0f} µs")
+    if pu.get("master_cpu_s") is not None:
+        out.append(f"master CPU per pushed node (10 KiB): {pu['master_cpu_s'] / n * 1e6:.0f} µs")
+    if fo.get("master_cpu_s") is not None:
+        out.append(f"fan-out `true` to {n:,}: master CPU {fo['master_cpu_s'] / n * 1e6:.0f} µs per node, "
+                   f"swarm {fo['swarm_cpu_s'] / n * 1e3:.2f} ms per node (the node's guard and `true`), "
+                   f"{fo['wall_ms'] / n * 1e3:.0f} µs of wall time per node")
+    return [f"At {n:,} agents, {x}." for x in out]
 
 
 def ratio(theirs, ours):
