@@ -115,11 +115,16 @@ fn two_masters_start_with_the_etcd_store_section_of_a_three_member_cluster() {
     let config = std::fs::read_to_string(&m1.config).expect("read master.yml");
     assert!(config.contains("backend: etcd"), "{config}");
     assert!(config.contains(&cluster.prefix), "{config}");
-    // The leader serves; a standby sends cdnctl on to it.
-    let served = [&m1, &m2].iter().any(|m| {
-        ctl_at(&m.admin_addr.to_string(), ["nodes", "list", "-o", "json"]).code == Some(0)
+    // Once one of them is elected (both start as standbys: "standby until
+    // elected"), the leader serves and a standby sends cdnctl on to it.
+    cdn_tests::wait_for("one master to answer `nodes list`", || {
+        [&m1, &m2]
+            .iter()
+            .any(|m| {
+                ctl_at(&m.admin_addr.to_string(), ["nodes", "list", "-o", "json"]).code == Some(0)
+            })
+            .then_some(())
     });
-    assert!(served, "neither master answers `nodes list`");
 }
 
 #[test]
