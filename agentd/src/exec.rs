@@ -319,7 +319,6 @@ fn exit_with(code: i32, error: String) -> ExecExit {
     }
 }
 
-/// Spawns and supervises one program; returns its exit report.
 /// A started program and its I/O ends.
 struct Spawned {
     child: tokio::process::Child,
@@ -496,6 +495,24 @@ fn spawn_pty(mut cmd: tokio::process::Command, start: &StartExec) -> std::io::Re
     })
 }
 
+/// Starts the session's program: on a terminal, or on pipes through the
+/// warm guard when one is ready (else under a guard of its own).
+async fn spawn(
+    start: &StartExec,
+    program: &crate::guard::Program,
+    warm: Option<&Arc<Warm>>,
+) -> std::io::Result<Spawned> {
+    if start.tty {
+        return spawn_pty(command(program), start);
+    }
+    if let Some(guard) = warm.and_then(|w| w.take())
+        && let Ok(s) = spawn_warm(guard, program).await
+    {
+        return Ok(s);
+    }
+    spawn_pipes(command(program), start.stdin)
+}
+
 /// Spawns and supervises one program; returns its exit report.
 async fn run(
     policy: &ExecPolicy,
@@ -508,18 +525,7 @@ async fn run(
         Ok(p) => p,
         Err(e) => return exit_with(EXIT_NOT_EXECUTABLE, e),
     };
-    let spawned = if start.tty {
-        spawn_pty(command(&shaped), &start)
-    } else {
-        let warm = match warm.and_then(|w| w.take()) {
-            Some(guard) => spawn_warm(guard, &shaped).await.ok(),
-            None => None,
-        };
-        match warm {
-            Some(s) => Ok(s),
-            None => spawn_pipes(command(&shaped), start.stdin),
-        }
-    };
+    let spawned = spawn(&start, &shaped, warm).await;
     let program = &start.argv[0];
     let Spawned {
         mut child,
