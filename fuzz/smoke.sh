@@ -5,20 +5,10 @@
 # cargo-fuzz (`cargo install cargo-fuzz`). Not in CI's critical path: run
 # it by hand, or longer, as RELIABILITY.md lists.
 #   fuzz/smoke.sh [SECONDS] [TARGET...]
-# It builds once and runs the instrumented binaries directly: `cargo fuzz
-# run` would invoke cargo per target, and in a git worktree common/build.rs
-# reruns on every invocation (its ../.git/HEAD is absent there), which
-# rebuilds masterd and agentd each time.
 set -euo pipefail
 cd "$(dirname "$0")"
-secs=${1:-10}
-shift || true
-targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cargo +nightly fuzz list)
-fi
-nice -n 19 cargo +nightly fuzz build -O
-bin="target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+. ./prelude.sh
+fuzz_prelude 10 "$@"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "== $t ($secs s)"
