@@ -745,7 +745,8 @@ def per_unit(r):
         children = (f", the nodes' guards and `true` {fo['swarm_children_cpu_s'] / n * 1e3:.2f} ms"
                     if fo.get("swarm_children_cpu_s") is not None
                     else " (the nodes' guards and `true` not counted: about 2 ms more each)")
-        out.append(f"fan-out `true` to {n:,}: master CPU {fo['master_cpu_s'] / n * 1e6:.0f} µs per node, "
+        out.append(f"fan-out `true` to {n:,}: master CPU {fo['master_cpu_s'] / n * 1e6:.0f} µs per node "
+                   "(the fleet's heartbeats during the fan-out included), "
                    f"swarm {fo['swarm_cpu_s'] / n * 1e3:.2f} ms per node{children}, "
                    f"{fo['wall_ms'] / n * 1e3:.0f} µs of wall time per node")
     return [f"At {n:,} agents, {x}." for x in out]
