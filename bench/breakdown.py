@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lifecycle  # noqa: E402
-from lifecycle import Fleet, TOP, wait  # noqa: E402
+from lifecycle import Fleet, wait  # noqa: E402
 from peers import PEER, SP, holders, payload, proc_cpu  # noqa: E402
 
 
@@ -59,13 +59,9 @@ def main():
     ap.add_argument("--push-runs", type=int, default=30)
     ap.add_argument("--persist", default="60s", help="cdnctl --persist DURATION; 0 for none")
     ap.add_argument("--perf", action="store_true", help="perf record the master and the agent")
-    ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--bin", help="take masterd, agentd and cdnctl from this directory (implies --no-build)")
+    lifecycle.add_binary_args(ap)
     a = ap.parse_args()
-    if a.bin:
-        lifecycle.BIN = os.path.abspath(a.bin)
-    elif not a.no_build:
-        subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
+    lifecycle.use_binaries(a)
     root = tempfile.mkdtemp(prefix="cdn-breakdown-")
     fleet = Fleet(root, "1s")
     perfs = []

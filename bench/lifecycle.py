@@ -79,6 +79,21 @@ def write_report(path, lines):
     print(report)
 
 
+def add_binary_args(ap):
+    """--no-build and --bin DIR, as the benchmarks that start a fleet take them."""
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--bin", help="take masterd, agentd and cdnctl from this directory (implies --no-build)")
+
+
+def use_binaries(a):
+    """The binaries --bin names, else a release build (unless --no-build)."""
+    global BIN
+    if a.bin:
+        BIN = os.path.abspath(a.bin)
+    elif not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
+
+
 def machine():
     """(cores, CPU model, kernel release, RAM in GiB) of this machine."""
     model = "unknown CPU"

@@ -217,16 +217,12 @@ def main():
     ap.add_argument("--push-runs", type=int, default=5)
     ap.add_argument("--stream-runs", type=int, default=2)
     ap.add_argument("--fan-runs", type=int, default=5)
-    ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--bin", help="take masterd, agentd and cdnctl from this directory (implies --no-build)")
+    lifecycle.add_binary_args(ap)
     ap.add_argument("--out", default=None)
     ap.add_argument("--persist", metavar="DURATION",
                     help="run cdnctl with --persist DURATION (a local connection holder, as ssh's ControlPersist)")
     a = ap.parse_args()
-    if a.bin:
-        lifecycle.BIN = os.path.abspath(a.bin)
-    elif not a.no_build:
-        subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=TOP, check=True)
+    lifecycle.use_binaries(a)
     root = tempfile.mkdtemp(prefix="cdn-peers-")
     fleet = Fleet(root, "1s")
     peer = None
