@@ -13,14 +13,8 @@
 #   fuzz/long.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")"
-secs=${1:-3600}
-shift || true
-targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cargo +nightly fuzz list)
-fi
-nice -n 19 cargo +nightly fuzz build -O
-bin="target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+. ./prelude.sh
+fuzz_prelude 3600 "$@"
 logs="logs/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$logs"
 for t in "${targets[@]}"; do
