@@ -50,7 +50,7 @@ def main():
         fleet = start_fleet(root, 1, master_extra=extra)
         try:
             for name, text in payloads(root).items():
-                wall, master, wire, size = push_series(fleet, root, text, a.pushes, 1)
+                wall, master, wire, size, _ = push_series(fleet, root, text, a.pushes, 1)
                 rows.append((label, name, size, wire, statistics.median(wall), statistics.median(master)))
         finally:
             fleet.stop()

@@ -120,7 +120,7 @@ def push(root, text, pushes):
     os.makedirs(root)
     fleet = start_fleet(root, 1)
     try:
-        wall, master, _, _ = push_series(fleet, root, text, pushes, 1)
+        wall, master, _, _, _ = push_series(fleet, root, text, pushes, 1)
         return wall, master
     finally:
         fleet.stop()
@@ -135,7 +135,7 @@ def wire(root, text, pushes):
         port = free_port()
         fleet = start_fleet(sub, 1, master_extra=section + f"metrics:\n  addr: 127.0.0.1:{port}\n")
         try:
-            wall, _, wire_bytes, size = push_series(fleet, sub, text, pushes, 1)
+            wall, _, wire_bytes, size, _ = push_series(fleet, sub, text, pushes, 1)
             m = config_bytes(port)
             rows.append((label, size, wire_bytes, 100 * m["wire"] / m["raw"], statistics.median(wall)))
         finally:
