@@ -732,6 +732,17 @@ mod tests {
         text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
     }
 
+    /// `c`'s reading of `up < 1` for no nodes, where only the way to
+    /// Prometheus matters.
+    async fn read_up(c: &PromClient) -> GateOutcome {
+        let ctx = GateContext {
+            nodes: &[],
+            wave: 0,
+            version: 1,
+        };
+        c.read(&gate("up < 1"), &ctx).await
+    }
+
     fn error(text: &str) -> String {
         text.parse::<PromGate>().unwrap_err().to_string()
     }
@@ -943,16 +954,7 @@ mod tests {
             .port();
         let c =
             PromClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
-        let o = c
-            .read(
-                &gate("up < 1"),
-                &GateContext {
-                    nodes: &[],
-                    wave: 0,
-                    version: 1,
-                },
-            )
-            .await;
+        let o = read_up(&c).await;
         assert!(!o.passed && o.value.is_none());
         assert!(o.detail.contains("unreachable"), "{}", o.detail);
     }
@@ -991,16 +993,7 @@ mod tests {
             }
         });
         let c = PromClient::new(&format!("https://127.0.0.1:{port}"), t).unwrap();
-        let o = c
-            .read(
-                &gate("up < 1"),
-                &GateContext {
-                    nodes: &[],
-                    wave: 0,
-                    version: 1,
-                },
-            )
-            .await;
+        let o = read_up(&c).await;
         assert!(!o.passed && o.value.is_none(), "{o:?}");
         assert!(
             o.detail.contains("TLS") && o.detail.contains("certificate"),
