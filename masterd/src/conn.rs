@@ -164,7 +164,7 @@ pub fn tls_acceptor(
 /// of the master's CPU in a 15,000-agent connect storm, and every byte an
 /// exec session relays is decrypted and encrypted again here. AES-128-GCM
 /// is TLS 1.3's mandatory suite; the others stay allowed, after it.
-pub fn provider() -> rustls::crypto::CryptoProvider {
+fn provider() -> rustls::crypto::CryptoProvider {
     let mut p = rustls::crypto::ring::default_provider();
     p.cipher_suites.sort_by_key(|s| {
         !matches!(
