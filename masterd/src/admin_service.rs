@@ -475,14 +475,16 @@ impl AdminService for AdminApi {
             None if !dry_run => self.rollouts.check_free(&plan.targets)?,
             None => {}
         }
+        // The check, hash and compression run while the intent is written.
+        let size = content.len();
+        let preparing = crate::wire::Preparing::start(content, &configs.compression());
         if !dry_run {
             self.audit
                 .intent(caller.entry(
                     "push.request",
                     &target,
                     format!(
-                        "{} bytes{}",
-                        content.len(),
+                        "{size} bytes{}",
                         if strategy.is_some() { ", staged" } else { "" }
                     ),
                     Ok(()),
@@ -496,7 +498,7 @@ impl AdminService for AdminApi {
                 &self.tasks,
                 (Arc::clone(&self.audit), caller, action, target),
                 move |tx| async move {
-                    let prepared = crate::wire::prepare(content, &configs.compression()).await?;
+                    let prepared = preparing.done().await?;
                     let new = crate::configs::NewVersion {
                         prepared,
                         author: author.clone(),
@@ -547,7 +549,7 @@ impl AdminService for AdminApi {
             &self.tasks,
             (Arc::clone(&self.audit), caller, action, target),
             move |tx| async move {
-                let prepared = crate::wire::prepare(content, &configs.compression()).await?;
+                let prepared = preparing.done().await?;
                 let new = crate::configs::NewVersion {
                     prepared,
                     author,

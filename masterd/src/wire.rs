@@ -139,29 +139,54 @@ pub struct Prepared {
 /// Validates, hashes and compresses `content` off the async workers, the
 /// YAML check and the hash + compression in parallel.
 pub async fn prepare(content: Bytes, c: &CompressionConfig) -> Result<Prepared, MasterError> {
-    let c = c.clone();
-    let check = {
-        let content = content.clone();
-        tokio::task::spawn_blocking(move || validate_yaml(&content))
-    };
-    let digest = {
-        let content = content.clone();
-        tokio::task::spawn_blocking(move || {
-            (
-                cdn_common::tls::sha256_hex(&content),
-                compress(&content, &c, c.algorithm),
-            )
+    Preparing::start(content, c).done().await
+}
+
+/// A [`prepare`] under way: the check and the hash + compression run on
+/// blocking threads from [`Preparing::start`] on, so a push can write its
+/// audit intent while they run. Dropped, it lets them finish unread.
+pub struct Preparing {
+    content: Bytes,
+    check: tokio::task::JoinHandle<Result<(), MasterError>>,
+    digest: tokio::task::JoinHandle<(String, (&'static str, Bytes))>,
+}
+
+impl Preparing {
+    /// Starts the check and the hash + compression of `content`.
+    pub fn start(content: Bytes, c: &CompressionConfig) -> Self {
+        let c = c.clone();
+        let check = {
+            let content = content.clone();
+            tokio::task::spawn_blocking(move || validate_yaml(&content))
+        };
+        let digest = {
+            let content = content.clone();
+            tokio::task::spawn_blocking(move || {
+                (
+                    cdn_common::tls::sha256_hex(&content),
+                    compress(&content, &c, c.algorithm),
+                )
+            })
+        };
+        Self {
+            content,
+            check,
+            digest,
+        }
+    }
+
+    /// The prepared content, or why it cannot be pushed.
+    pub async fn done(self) -> Result<Prepared, MasterError> {
+        let joined =
+            |e: tokio::task::JoinError| MasterError::Internal(format!("push task failed: {e}"));
+        self.check.await.map_err(joined)??;
+        let (hash, wire) = self.digest.await.map_err(joined)?;
+        Ok(Prepared {
+            content: self.content,
+            hash,
+            wire,
         })
-    };
-    let joined =
-        |e: tokio::task::JoinError| MasterError::Internal(format!("push task failed: {e}"));
-    check.await.map_err(joined)??;
-    let (hash, wire) = digest.await.map_err(joined)?;
-    Ok(Prepared {
-        content,
-        hash,
-        wire,
-    })
+    }
 }
 
 /// The compression settings in force and the encoded versions.
