@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Where one exec and one 1 MiB push spend their time: wall time and the
+"""Where one exec, one 1 MiB push and one 200 MB stream spend their time: wall time and the
 CPU each process spends per operation (cdnctl, its connection holder, the
 master, the agent with its guard and the remote program), one agent on
 mutual TLS over loopback, release binaries. With --perf, also a
 `perf record` of the master and the agent over the runs (reports in the
 run's directory, printed at the end).
 
-Usage: python3 bench/breakdown.py [--runs 100] [--persist 60s] [--perf] [--no-build | --bin DIR]
+Usage: python3 bench/breakdown.py [--runs 100] [--stream-runs 3] [--persist 60s] [--perf] [--no-build | --bin DIR]
 """
 
 import argparse
@@ -57,6 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--push-runs", type=int, default=30)
+    ap.add_argument("--stream-runs", type=int, default=3, help="runs of 200 MB out of the node and into it")
     ap.add_argument("--persist", default="60s", help="cdnctl --persist DURATION; 0 for none")
     ap.add_argument("--perf", action="store_true", help="perf record the master and the agent")
     lifecycle.add_binary_args(ap)
@@ -98,6 +99,10 @@ def main():
                     f.write(payload(src, i + 1))
                 return [*ctl, "config", "push", push_file, "-o", "json"]
             measure("config push 1 MiB -> 1 node", push, servers, root, a.push_runs)
+        if a.stream_runs:
+            measure("stream out: exec agent-1 -- head -c 200000000 /dev/zero",
+                    lambda i: [*ctl, "exec", "agent-1", "--", "head", "-c", "200000000", "/dev/zero"],
+                    servers, root, a.stream_runs)
     finally:
         for _, p in perfs:
             p.send_signal(2)
