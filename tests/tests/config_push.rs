@@ -70,6 +70,32 @@ fn push_reaches_every_agent_and_status_shows_them_in_sync() {
 }
 
 #[test]
+fn small_files_go_up_as_they_are_and_large_ones_compressed_and_both_arrive_whole() {
+    let fleet = Fleet::start(1);
+    // cdnctl compresses uploads from 64 KiB on: one file each side of it.
+    for lines in [10, 20_000] {
+        let text: String = (0..lines)
+            .map(|i| {
+                format!(
+                    "route_{i}: {{ upstream: \"10.0.{}.{}:8080\", ttl: {i} }}\n",
+                    i % 250,
+                    i % 200
+                )
+            })
+            .collect();
+        let file = write(fleet.dir.path(), "edge.yml", &text);
+        let out = fleet.ctl(["config", "push", &file]);
+        assert_eq!(out.code, Some(0), "{} bytes: {}", text.len(), out.stderr);
+        assert_eq!(
+            file_of(&fleet, "agent-1").as_deref(),
+            Some(text.as_str()),
+            "{} bytes",
+            text.len()
+        );
+    }
+}
+
+#[test]
 fn offline_target_is_pending_then_converges_when_it_returns() {
     let mut fleet = Fleet::start(3);
     fleet.agent("agent-3").kill();
