@@ -83,6 +83,25 @@ pub fn connection_lost(s: &tonic::Status) -> bool {
         || TRANSPORT_WORDS.iter().any(|w| message.contains(w))
 }
 
+/// What a transport failure `s` says of itself, for a person: the
+/// innermost error under it, else its message, else its code.
+pub fn status_cause(s: &tonic::Status) -> String {
+    let cause = match std::error::Error::source(s) {
+        Some(inner) => cdn_common::tls::root_cause(inner),
+        None => first_line(s.message()),
+    };
+    // rustls appends a link to its manual ("…close_notify: https://…").
+    let cause = match cause.find(": https://") {
+        Some(i) => cause[..i].to_string(),
+        None => cause,
+    };
+    if cause.trim().is_empty() {
+        format!("{:?}", s.code())
+    } else {
+        cause
+    }
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
@@ -115,5 +134,30 @@ mod tests {
         ] {
             assert!(!connection_lost(&answer), "{answer:?}");
         }
+    }
+
+    #[test]
+    fn a_lost_stream_says_what_was_seen() {
+        use tonic::Status;
+        assert_eq!(
+            status_cause(&Status::unavailable("connection closed\nmore")),
+            "connection closed"
+        );
+        let eof = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed the connection",
+        )));
+        assert!(
+            status_cause(&eof).contains("peer closed the connection"),
+            "{}",
+            status_cause(&eof)
+        );
+        assert_eq!(
+            status_cause(&Status::unavailable(
+                "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/x"
+            )),
+            "peer closed connection without sending TLS close_notify"
+        );
+        assert_eq!(status_cause(&Status::unknown("")), "Unknown");
     }
 }

@@ -175,9 +175,44 @@ fn an_exec_whose_master_is_killed_ends_255_with_one_clear_line() {
     // After the recording notice that opens every recorded session.
     let (notice, stderr) = stderr.split_once('\n').unwrap_or_default();
     assert!(notice.contains("this session is recorded"), "{notice}");
-    assert_eq!(
-        stderr.trim_end(),
-        "cdnctl: lost the connection to the master during the session (master stopped or failed over); the command's outcome on the node is unknown"
+    // One line: what happened, then what was seen of it.
+    let stderr = stderr.trim_end();
+    assert!(
+        stderr.starts_with("cdnctl: lost the connection to the master during the session (master stopped or failed over); the command's outcome on the node is unknown: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_fan_out_whose_master_is_killed_says_how_many_sessions_were_lost_and_why() {
+    let mut fleet = Fleet::start(2);
+    let run = Background::start(ctl_command(&fleet.master.admin_addr.to_string()).args([
+        "exec",
+        "--all",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 30",
+    ]));
+    run.wait_line("agent-1 | started");
+    run.wait_line("agent-2 | started");
+    fleet.master.kill();
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(255), "{stderr}");
+    // Each node's row says what was seen; the last line how many were lost.
+    for node in ["agent-1", "agent-2"] {
+        let row = stderr
+            .lines()
+            .find(|l| l.starts_with(node))
+            .unwrap_or_else(|| panic!("no row of {node}: {stderr}"));
+        assert!(row.contains("lost the connection to the master"), "{row}");
+    }
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("the command's outcome on the node is unknown (2 of 2 sessions)"),
+        "{stderr}"
     );
 }
 

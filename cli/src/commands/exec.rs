@@ -305,7 +305,7 @@ async fn open(
 /// the master, or the master's own answer.
 fn session_error(ctx: &Context, s: &tonic::Status) -> CliError {
     if crate::error::connection_lost(s) {
-        return CliError::Exec(SESSION_LOST.into());
+        return session_lost(&crate::error::status_cause(s));
     }
     match ctx.call_error(s) {
         CliError::Master(m) => CliError::Exec(m),
@@ -316,6 +316,15 @@ fn session_error(ctx: &Context, s: &tonic::Status) -> CliError {
 /// Said when the stream of a running session breaks (exit 255): whether
 /// the command ran, and how, only the node knows.
 pub const SESSION_LOST: &str = "lost the connection to the master during the session (master stopped or failed over); the command's outcome on the node is unknown";
+
+/// [`SESSION_LOST`] with what was seen of it (the transport's error, or a
+/// stream that ended without an exit status).
+fn session_lost(cause: &str) -> CliError {
+    CliError::Exec(format!("{SESSION_LOST}: {cause}"))
+}
+
+/// The cause when the master's stream ends with no exit status.
+const NO_EXIT_STATUS: &str = "the stream ended without an exit status";
 
 /// The local terminal in raw mode while this lives.
 struct RawMode;
@@ -382,7 +391,7 @@ async fn single(
                 let Some(ExecResponse { body: Some(body) }) = msg else {
                     if msg.is_none() {
                         // Ended without an exit status: as good as lost.
-                        return Err(CliError::Exec(SESSION_LOST.into()));
+                        return Err(session_lost(NO_EXIT_STATUS));
                     }
                     continue;
                 };
@@ -551,9 +560,17 @@ async fn fan_out_run(ctx: &Context, a: ExecArgs) -> Result<ExitCode, CliError> {
     }
     rows.sort_by(|x, y| x.node.cmp(&y.node));
     output::summary(&rows);
-    if rows.iter().any(|r| r.error == SESSION_LOST) {
+    // Each such row says what was seen; the summary names how many.
+    let lost = rows
+        .iter()
+        .filter(|r| r.error.starts_with(SESSION_LOST))
+        .count();
+    if lost > 0 {
         // Said once, after the table, and exit 255 as for one node.
-        return Err(CliError::Exec(SESSION_LOST.into()));
+        return Err(CliError::Exec(format!(
+            "{SESSION_LOST} ({lost} of {} sessions)",
+            rows.len()
+        )));
     }
     Ok(exit::all_ok(rows.iter().all(|r| r.exit_code == Some(0))))
 }
@@ -573,7 +590,7 @@ async fn one_of_many(
         let msg = stream.message().await.map_err(|s| session_error(ctx, &s))?;
         let Some(ExecResponse { body: Some(body) }) = msg else {
             if msg.is_none() {
-                return Err(CliError::Exec(SESSION_LOST.into()));
+                return Err(session_lost(NO_EXIT_STATUS));
             }
             continue;
         };
