@@ -57,6 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--push-runs", type=int, default=30)
+    ap.add_argument("--payload", default="cfg-1m.yaml", help="the peer scripts' payload to push (cfg-10k.yaml, cfg-1m.yaml)")
     ap.add_argument("--stream-runs", type=int, default=3, help="runs of 200 MB out of the node and into it")
     ap.add_argument("--persist", default="60s", help="cdnctl --persist DURATION; 0 for none")
     ap.add_argument("--perf", action="store_true", help="perf record the master and the agent")
@@ -88,9 +89,9 @@ def main():
             time.sleep(0.5)
         measure("exec agent-1 -- true", lambda i: [*ctl, "exec", "agent-1", "--", "true"],
                 servers, root, a.runs)
-        src = os.path.join(SP, "payload", "cfg-1m.yaml")
+        src = os.path.join(SP, "payload", a.payload)
         if not os.path.exists(src):
-            print(f"\n(no 1 MiB payload at {src}: run {PEER}/setup.sh for it)")
+            print(f"\n(no payload at {src}: run {PEER}/setup.sh for it)")
         else:
             push_file = os.path.join(root, "push.yaml")
 
@@ -98,7 +99,7 @@ def main():
                 with open(push_file, "w") as f:
                     f.write(payload(src, i + 1))
                 return [*ctl, "config", "push", push_file, "-o", "json"]
-            measure("config push 1 MiB -> 1 node", push, servers, root, a.push_runs)
+            measure(f"config push {a.payload} -> 1 node", push, servers, root, a.push_runs)
         if a.stream_runs:
             measure("stream out: exec agent-1 -- head -c 200000000 /dev/zero",
                     lambda i: [*ctl, "exec", "agent-1", "--", "head", "-c", "200000000", "/dev/zero"],
