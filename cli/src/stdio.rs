@@ -112,6 +112,23 @@ impl Sink {
 /// One read of local stdin: a chunk, or the end (EOF or an error).
 pub type Input = Option<Bytes>;
 
+/// Whether local stdin is `/dev/null` (`< /dev/null`, `nohup`, cron, most
+/// scripts): then it ends at once, and no thread need wait on it.
+pub fn stdin_is_dev_null() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match (
+        std::fs::File::from(fd).metadata(),
+        std::fs::metadata("/dev/null"),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino() && a.rdev() == b.rdev(),
+        _ => false,
+    }
+}
+
 /// Reads local stdin on a thread of its own in chunks of at most
 /// `chunk_bytes`, each handed to `send`; after EOF (or a read error)
 /// `send(None)` is called once. Stops when `send` returns false. The

@@ -143,6 +143,27 @@ fn output_arrives_live_and_stdin_is_forwarded() {
         })
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+
+    // /dev/null ends at once (cdnctl starts no reader for it); a regular
+    // file is read through.
+    let eof_then = |stdin: Stdio| {
+        let out = exec_cmd(&fleet, &["agent-1", "--", "sh", "-c", "wc -c; echo end"])
+            .stdin(stdin)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(eof_then(Stdio::null()), "0 end");
+    let file = fleet.dir.path().join("input.txt");
+    std::fs::write(&file, "x".repeat(300_000)).unwrap();
+    assert_eq!(
+        eof_then(Stdio::from(std::fs::File::open(&file).unwrap())),
+        "300000 end"
+    );
 }
 
 #[test]

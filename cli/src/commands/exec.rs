@@ -457,8 +457,15 @@ fn libc_sigkill() -> i32 {
 }
 
 /// Forwards local stdin until EOF, then says so (from a thread of its
-/// own, see [`crate::stdio`]).
+/// own, see [`crate::stdio`]; `/dev/null` is the end at once, no thread).
 fn pump_stdin(tx: mpsc::Sender<ExecRequest>) -> Result<(), CliError> {
+    if crate::stdio::stdin_is_dev_null() {
+        tokio::spawn(async move {
+            let eof = exec_request::Body::StdinEof(true);
+            let _ = tx.send(ExecRequest { body: Some(eof) }).await;
+        });
+        return Ok(());
+    }
     crate::stdio::read_stdin(STDIN_CHUNK_BYTES, move |chunk| {
         let body = match chunk {
             Some(b) => exec_request::Body::Stdin(b),
