@@ -44,7 +44,8 @@ Exit code: the remote command's (128 + N when killed by signal N, 124 after
 could not be run (unknown or offline node, refused by the agent's policy)
 or the connection to the master was lost during the session (then the
 command's outcome on the node is unknown).
-A fan-out exits 0 only if every node's command exited 0, else 1.
+A fan-out exits 0 only if every node's command exited 0, else 1 (255 when
+the connection to the master was lost: each lost node's row says so).
 Ctrl-C sends SIGINT to the remote process group; a second Ctrl-C sends SIGKILL.";
 
 /// Arguments of `cdnctl exec`.
