@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Where one exec, one 1 MiB push and one 200 MB stream spend their time: wall time and the
-CPU each process spends per operation (cdnctl, its connection holder, the
+"""Where one exec, one 1 MiB push and 200 MB streamed out and in spend
+their time: wall time and the CPU each process spends per operation (cdnctl, its connection holder, the
 master, the agent with its guard and the remote program), one agent on
 mutual TLS over loopback, release binaries. With --perf, also a
 `perf record` of the master and the agent over the runs (reports in the
@@ -27,10 +27,10 @@ def cpu_of(pids):
     return proc_cpu(pids)
 
 
-def measure(label, cmds, servers, root, runs):
-    """Runs each command of cmds (a function of the run index) runs times;
-    prints wall median and CPU per run of the client (with children) and
-    of each serving process."""
+def measure(label, cmds, servers, root, runs, stdin=None):
+    """Runs each command of cmds (a function of the run index) runs times,
+    its stdin the file stdin (else /dev/null); prints wall median and CPU
+    per run of the client (with children) and of each serving process."""
     walls, client = [], []
     hold = holders(root)
     names = {**servers, **{f"holder {p}": p for p in hold}}
@@ -39,7 +39,8 @@ def measure(label, cmds, servers, root, runs):
         cmd = cmds(i)
         t0 = time.perf_counter()
         r0 = os.times()
-        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with open(stdin or os.devnull, "rb") as given:
+            p = subprocess.run(cmd, stdin=given, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         r1 = os.times()
         walls.append(time.perf_counter() - t0)
         client.append((r1.children_user - r0.children_user) + (r1.children_system - r0.children_system))
@@ -58,7 +59,7 @@ def main():
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--push-runs", type=int, default=30)
     ap.add_argument("--payload", default="cfg-1m.yaml", help="the peer scripts' payload to push (cfg-10k.yaml, cfg-1m.yaml)")
-    ap.add_argument("--stream-runs", type=int, default=3, help="runs of 200 MB out of the node and into it")
+    ap.add_argument("--stream-runs", type=int, default=3, help="runs of 200 MB out of the node, and of 200 MB into it")
     ap.add_argument("--persist", default="60s", help="cdnctl --persist DURATION; 0 for none")
     ap.add_argument("--perf", action="store_true", help="perf record the master and the agent")
     lifecycle.add_binary_args(ap)
@@ -104,6 +105,12 @@ def main():
             measure("stream out: exec agent-1 -- head -c 200000000 /dev/zero",
                     lambda i: [*ctl, "exec", "agent-1", "--", "head", "-c", "200000000", "/dev/zero"],
                     servers, root, a.stream_runs)
+            zeros = os.path.join(root, "zeros-200m")
+            with open(zeros, "wb") as f:
+                f.truncate(200_000_000)
+            measure("stream in: 200 MB file | exec agent-1 -- wc -c",
+                    lambda i: [*ctl, "exec", "agent-1", "--", "wc", "-c"],
+                    servers, root, a.stream_runs, stdin=zeros)
     finally:
         for _, p in perfs:
             p.send_signal(2)

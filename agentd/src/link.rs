@@ -463,6 +463,7 @@ impl Link {
             })?;
         }
         Ok(endpoint
+            .max_frame_size(cdn_proto::limits::CLIENT_FRAME_BYTES)
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .connect_timeout(config.master.dial_timeout)

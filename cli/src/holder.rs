@@ -135,6 +135,7 @@ impl Socket {
         Endpoint::from_static("http://cdnctl-holder")
             .connect_timeout(timeout)
             .timeout(timeout)
+            .max_frame_size(cdn_proto::limits::CLIENT_FRAME_BYTES)
             .connect_with_connector(connector)
             .await
             .ok()
@@ -188,6 +189,7 @@ pub async fn hold(socket: &Socket, channel: Channel, idle: Duration) -> Result<(
         )
     };
     let result = tonic::transport::Server::builder()
+        .max_frame_size(cdn_proto::limits::CLIENT_FRAME_BYTES)
         .add_service(Forward { channel })
         .serve_with_incoming_shutdown(incoming, live.idle_for(idle))
         .await;

@@ -304,7 +304,8 @@ pub async fn connect_with(
         .map_err(|e| format!("address `{addr}` is invalid: {e}"))?
         .connect_timeout(timeout)
         .timeout(timeout)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .max_frame_size(cdn_proto::limits::CLIENT_FRAME_BYTES);
     if let Some(ka) = keepalive {
         endpoint = endpoint
             .http2_keep_alive_interval(ka.interval)
