@@ -226,6 +226,13 @@ impl ExecHub {
             record.error = e.to_string();
             let _ = out.send(Err(e.into())).await;
         }
+        // The stream ends now, with the exit status, not after the record
+        // below is durable: a client that stops reading at the exit resets
+        // the stream, and an HTTP/2 client that gets the end of a stream it
+        // reset more than a second before counts a protocol error; a
+        // thousand of those (a fan-out to 15,000 nodes under load) and it
+        // drops the connection with every session on it.
+        drop(out);
         record.duration_ms = t0.elapsed().as_millis() as u64;
         info!(
             exec = record.exec_id,
