@@ -33,11 +33,18 @@ impl Background {
 
     /// Waits (bounded) for a line of stdout that contains `text`.
     fn wait_line(&self, text: &str) {
-        wait_for(&format!("cdnctl to print {text:?}"), || {
-            self.stdout
-                .try_recv()
-                .ok()
-                .filter(|line| line.contains(text))
+        self.wait_lines(&[text]);
+    }
+
+    /// Waits (bounded) until each of `texts` was in a line of stdout, in
+    /// any order (the nodes of a fan-out print as they go).
+    fn wait_lines(&self, texts: &[&str]) {
+        let mut missing: Vec<&str> = texts.to_vec();
+        wait_for(&format!("cdnctl to print {texts:?}"), || {
+            while let Ok(line) = self.stdout.try_recv() {
+                missing.retain(|t| !line.contains(t));
+            }
+            missing.is_empty().then_some(())
         });
     }
 
@@ -195,8 +202,7 @@ fn a_fan_out_whose_master_is_killed_says_how_many_sessions_were_lost_and_why() {
         "-c",
         "echo started; sleep 30",
     ]));
-    run.wait_line("agent-1 | started");
-    run.wait_line("agent-2 | started");
+    run.wait_lines(&["agent-1 | started", "agent-2 | started"]);
     fleet.master.kill();
     let (code, stderr) = run.finish();
     assert_eq!(code, Some(255), "{stderr}");
