@@ -67,6 +67,16 @@ impl Drop for Background {
 }
 
 /// `127.0.0.1:PORT` where nothing listens.
+/// `cdnctl exec TARGET -- sh -c "echo started; sleep SECONDS"` against the
+/// fleet's master, in the background (each node prints `started` first).
+fn exec_sleeping(fleet: &Fleet, target: &str, seconds: u32) -> Background {
+    let script = format!("echo started; sleep {seconds}");
+    Background::start(
+        ctl_command(&fleet.master.admin_addr.to_string())
+            .args(["exec", target, "--", "sh", "-c", &script]),
+    )
+}
+
 fn dead_addr() -> String {
     format!("127.0.0.1:{}", free_port())
 }
@@ -167,14 +177,7 @@ fn a_dead_first_master_is_passed_over_for_the_next_one() {
 #[test]
 fn an_exec_whose_master_is_killed_ends_255_with_one_clear_line() {
     let mut fleet = Fleet::start(1);
-    let run = Background::start(ctl_command(&fleet.master.admin_addr.to_string()).args([
-        "exec",
-        "agent-1",
-        "--",
-        "sh",
-        "-c",
-        "echo started; sleep 30",
-    ]));
+    let run = exec_sleeping(&fleet, "agent-1", 30);
     run.wait_line("started");
     fleet.master.kill();
     let (code, stderr) = run.finish();
@@ -194,14 +197,7 @@ fn an_exec_whose_master_is_killed_ends_255_with_one_clear_line() {
 #[test]
 fn a_fan_out_whose_master_is_killed_says_how_many_sessions_were_lost_and_why() {
     let mut fleet = Fleet::start(2);
-    let run = Background::start(ctl_command(&fleet.master.admin_addr.to_string()).args([
-        "exec",
-        "--all",
-        "--",
-        "sh",
-        "-c",
-        "echo started; sleep 30",
-    ]));
+    let run = exec_sleeping(&fleet, "--all", 30);
     run.wait_lines(&["agent-1 | started", "agent-2 | started"]);
     fleet.master.kill();
     let (code, stderr) = run.finish();
@@ -225,14 +221,7 @@ fn a_fan_out_whose_master_is_killed_says_how_many_sessions_were_lost_and_why() {
 #[test]
 fn an_exec_whose_master_freezes_is_ended_by_keepalive() {
     let fleet = Fleet::start(1);
-    let run = Background::start(ctl_command(&fleet.master.admin_addr.to_string()).args([
-        "exec",
-        "agent-1",
-        "--",
-        "sh",
-        "-c",
-        "echo started; sleep 120",
-    ]));
+    let run = exec_sleeping(&fleet, "agent-1", 120);
     run.wait_line("started");
     // The master's process stops: its connections stay open, but nothing
     // answers on them any more, PINGs included.
